@@ -1,0 +1,23 @@
+//! Records the source revision for `sockdiag_build_info{revision}`: SOCKDIAG_REVISION
+//! when set (container builds without .git), else `git rev-parse`, else "unknown".
+use std::process::Command;
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=SOCKDIAG_REVISION");
+    println!("cargo:rerun-if-changed=.git/HEAD");
+    println!("cargo:rerun-if-changed=.git/refs/heads");
+    let revision = std::env::var("SOCKDIAG_REVISION")
+        .ok()
+        .filter(|r| !r.is_empty())
+        .or_else(|| {
+            Command::new("git")
+                .args(["rev-parse", "--short=12", "HEAD"])
+                .output()
+                .ok()
+                .filter(|out| out.status.success())
+                .and_then(|out| String::from_utf8(out.stdout).ok())
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".to_string());
+    println!("cargo:rustc-env=SOCKDIAG_REVISION={revision}");
+}

@@ -1,0 +1,141 @@
+//! The `sockdiag_exporter` binary: flags and configuration, logging, the poller, the HTTP
+//! servers, and signal handling. Errors end here, as messages and exit codes: 78 for
+//! configuration errors, 1 for anything else that stops the start.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use prometheus_client::registry::Registry;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+
+use sockdiag_exporter::config::{Config, Flags, LogFormat, EXIT_CONFIG};
+use sockdiag_exporter::{http, metrics, poller};
+
+fn main() -> ExitCode {
+    let flags = Flags::parse();
+    let config = match Config::load(&flags) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("sockdiag_exporter: {errors}");
+            return ExitCode::from(EXIT_CONFIG as u8);
+        }
+    };
+    init_logging(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("sockdiag_exporter: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(code) => code,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "exporter stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::new(format!(
+        "{},sockdiag_exporter={}",
+        // Dependencies log at warn at most unless the level is stricter.
+        if config.log.level.as_str() == "error" {
+            "error"
+        } else {
+            "warn"
+        },
+        config.log.level.as_str()
+    ));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn run(config: Config) -> anyhow::Result<ExitCode> {
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+
+    let listeners = http::bind(&config.web.listen_addresses).await?;
+    let (publish, published) = poller::channel();
+    let mut registry = Registry::default();
+    metrics::SnapshotCollector::register(&mut registry, published.clone());
+    let router = http::router(
+        Arc::new(registry),
+        published,
+        &config.web.telemetry_path,
+        config.web.max_requests,
+    );
+
+    let (stop, stopping) = watch::channel(false);
+    let mut servers = tokio::task::JoinSet::new();
+    for listener in listeners {
+        let address = listener
+            .local_addr()
+            .context("listener without an address")?;
+        tracing::info!(%address, path = %config.web.telemetry_path, "listening");
+        servers.spawn(http::serve(listener, router.clone(), stopping.clone()));
+    }
+    let poll = tokio::spawn(poller::run(config.poll_interval, publish, stopping.clone()));
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        poll_interval = %humantime::format_duration(config.poll_interval),
+        "started"
+    );
+
+    tokio::select! {
+        _ = terminate.recv() => tracing::info!(signal = "SIGTERM", "shutting down"),
+        _ = interrupt.recv() => tracing::info!(signal = "SIGINT", "shutting down"),
+        Some(result) = servers.join_next() => {
+            // A server ending on its own is a failure: stop the rest and report it.
+            let _ = stop.send(true);
+            result.context("server task failed")??;
+            anyhow::bail!("a server stopped unexpectedly");
+        }
+    }
+    let _ = stop.send(true);
+
+    let drain = async {
+        while let Some(result) = servers.join_next().await {
+            match result {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "server ended with an error while draining")
+                }
+                Err(error) => tracing::warn!(%error, "server task failed while draining"),
+            }
+        }
+        let _ = poll.await;
+    };
+    tokio::select! {
+        _ = drain => {
+            tracing::info!("stopped");
+            Ok(ExitCode::SUCCESS)
+        }
+        _ = tokio::time::sleep(config.web.shutdown_timeout) => {
+            tracing::warn!(deadline = %humantime::format_duration(config.web.shutdown_timeout), "drain deadline passed, exiting with requests in flight");
+            Ok(ExitCode::SUCCESS)
+        }
+        _ = terminate.recv() => {
+            tracing::warn!(signal = "SIGTERM", "second signal, exiting without draining");
+            Ok(ExitCode::from(143))
+        }
+        _ = interrupt.recv() => {
+            tracing::warn!(signal = "SIGINT", "second signal, exiting without draining");
+            Ok(ExitCode::from(130))
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! Prometheus metric families, encoded from the current [`Published`] snapshot at scrape
+//! time through a prometheus-client [`Collector`].
+//!
+//! A custom collector, not long-lived `Family` metrics: a family that is `clear()`ed and
+//! refilled each poll races with scrapes (a scrape between the two sees nothing) and keeps
+//! series that vanished. Here every scrape reads one immutable snapshot.
+//!
+//! prometheus-client writes OpenMetrics text; [`to_text_004`] turns that into the
+//! Prometheus text format 0.0.4 for clients that do not ask for OpenMetrics (curl,
+//! promtool). HELP strings state the semantics traps; names carry their unit.
+
+use std::fmt::{self, Write};
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+use tokio::sync::watch;
+
+use crate::snapshot::{Published, Stage};
+use crate::sock_diag::{Family, TcpState};
+
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Exposition formats served on the telemetry path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    OpenMetrics,
+    Text004,
+}
+
+impl Format {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => OPENMETRICS_CONTENT_TYPE,
+            Format::Text004 => TEXT_CONTENT_TYPE,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct FamilyState {
+    family: &'static str,
+    state: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct StageLabel {
+    stage: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+    revision: &'static str,
+}
+
+/// Encodes the snapshot currently published by the poller.
+#[derive(Debug)]
+pub struct SnapshotCollector {
+    published: watch::Receiver<Arc<Published>>,
+}
+
+impl SnapshotCollector {
+    /// Registers the collector of every `sockdiag_*` family.
+    pub fn register(registry: &mut Registry, published: watch::Receiver<Arc<Published>>) {
+        registry.register_collector(Box::new(SnapshotCollector { published }));
+    }
+}
+
+impl Collector for SnapshotCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        // Clone the Arc and release the watch lock at once: encoding must not block the
+        // poller's next publication.
+        let published = Arc::clone(&self.published.borrow());
+        encode_published(&published, &mut encoder)
+    }
+}
+
+fn gauge<L: EncodeLabelSet, N: prometheus_client::encoding::EncodeGaugeValue + fmt::Debug>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    series: impl IntoIterator<Item = (L, N)>,
+) -> fmt::Result {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, value) in series {
+        ConstGauge::new(value).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+fn gauge_value<N: prometheus_client::encoding::EncodeGaugeValue + fmt::Debug>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: N,
+) -> fmt::Result {
+    let family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    ConstGauge::new(value).encode(family)
+}
+
+fn encode_published(published: &Published, encoder: &mut DescriptorEncoder) -> fmt::Result {
+    gauge(
+        encoder,
+        "sockdiag_build_info",
+        "Build of this exporter; value is always 1.",
+        [(
+            BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+                revision: env!("SOCKDIAG_REVISION"),
+            },
+            1u64,
+        )],
+    )?;
+    {
+        let mut family = encoder.encode_descriptor(
+            "sockdiag_poll_errors",
+            "Polls that failed since start, by the stage that failed. A failed poll keeps the previous snapshot; see sockdiag_last_poll_success_timestamp_seconds for staleness.",
+            None,
+            MetricType::Counter,
+        )?;
+        for stage in Stage::ALL {
+            let labels = StageLabel {
+                stage: stage.label(),
+            };
+            ConstCounter::new(published.errors_total[stage.index()])
+                .encode(family.encode_family(&labels)?)?;
+        }
+    }
+    let Some(snapshot) = &published.latest else {
+        return Ok(());
+    };
+    gauge_value(
+        encoder,
+        "sockdiag_last_poll_success_timestamp_seconds",
+        "Unix time when the last successful poll finished; every other family describes that poll.",
+        snapshot
+            .completed_at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0),
+    )?;
+    gauge_value(
+        encoder,
+        "sockdiag_poll_duration_seconds",
+        "Wall time of the last successful poll: netlink dumps and aggregation.",
+        snapshot.poll_duration.as_secs_f64(),
+    )?;
+    gauge_value(
+        encoder,
+        "sockdiag_sockets_scanned",
+        "Socket records read from the kernel in the last successful poll.",
+        snapshot.sockets_scanned,
+    )?;
+    gauge(
+        encoder,
+        "sockdiag_tcp_sockets",
+        "TCP sockets of the network namespace by address family and state (every state always present). syn_recv includes request sockets; unknown counts states this exporter does not know.",
+        Family::ALL.into_iter().flat_map(|family| {
+            TcpState::ALL.into_iter().map(move |state| {
+                (
+                    FamilyState {
+                        family: family.label(),
+                        state: state.label(),
+                    },
+                    snapshot.tcp_sockets.get(family, state),
+                )
+            })
+        }),
+    )?;
+    Ok(())
+}
+
+/// Encodes the registry in `format`.
+pub fn encode(registry: &Registry, format: Format) -> Result<String, fmt::Error> {
+    let mut out = String::with_capacity(16 * 1024);
+    match format {
+        Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut out, registry)?,
+        Format::Text004 => {
+            prometheus_client::encoding::text::encode_registry(&mut out, registry)?;
+            out = to_text_004(&out);
+        }
+    }
+    Ok(out)
+}
+
+/// Rewrites OpenMetrics text (as prometheus-client writes it, without `# EOF`) into text
+/// format 0.0.4: a counter family's HELP and TYPE name its `_total` sample, and `# UNIT`
+/// and `# EOF` lines, unknown to 0.0.4 parsers, are dropped.
+pub fn to_text_004(openmetrics: &str) -> String {
+    let mut out = String::with_capacity(openmetrics.len() + 256);
+    let mut pending_help: Option<&str> = None;
+    for line in openmetrics.lines() {
+        if line.starts_with("# HELP ") {
+            if let Some(help) = pending_help.replace(line) {
+                let _ = writeln!(out, "{help}");
+            }
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.rsplit_once(' ').unwrap_or((rest, ""));
+            let help = pending_help.take();
+            if kind == "counter" {
+                if let Some(help) = help {
+                    let text = help
+                        .strip_prefix("# HELP ")
+                        .and_then(|h| h.strip_prefix(name))
+                        .unwrap_or("");
+                    let _ = writeln!(out, "# HELP {name}_total{text}");
+                }
+                let _ = writeln!(out, "# TYPE {name}_total counter");
+            } else {
+                if let Some(help) = help {
+                    let _ = writeln!(out, "{help}");
+                }
+                let _ = writeln!(out, "{line}");
+            }
+            continue;
+        }
+        if let Some(help) = pending_help.take() {
+            let _ = writeln!(out, "{help}");
+        }
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        let _ = writeln!(out, "{line}");
+    }
+    if let Some(help) = pending_help {
+        let _ = writeln!(out, "{help}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counter_families_are_renamed_for_text_004() {
+        let om = "# HELP sockdiag_poll_errors Polls that failed.\n# TYPE sockdiag_poll_errors counter\nsockdiag_poll_errors_total{stage=\"dump\"} 2\n# HELP g A gauge.\n# TYPE g gauge\n# UNIT g seconds\ng 1.5\n# EOF\n";
+        assert_eq!(
+            to_text_004(om),
+            "# HELP sockdiag_poll_errors_total Polls that failed.\n# TYPE sockdiag_poll_errors_total counter\nsockdiag_poll_errors_total{stage=\"dump\"} 2\n# HELP g A gauge.\n# TYPE g gauge\ng 1.5\n"
+        );
+    }
+}

@@ -1,0 +1,461 @@
+//! Pure decoder for one datagram of a NETLINK_SOCK_DIAG / inet_diag dump reply.
+//!
+//! A datagram holds one or more netlink messages (struct nlmsghdr, include/uapi/linux/
+//! netlink.h), each SOCK_DIAG_BY_FAMILY with a struct inet_diag_msg payload
+//! (include/uapi/linux/inet_diag.h), until NLMSG_DONE ends the dump or NLMSG_ERROR aborts
+//! it. Records are decoded in place from the receive buffer and handed to a visitor one by
+//! one: nothing per socket is allocated or kept.
+//!
+//! Only the fixed inet_diag_msg header is parsed (through netlink-packet-sock-diag's
+//! `InetResponseHeader`); the request asks for no attributes, and any that arrive are
+//! skipped by length. See docs/architecture.md for why attribute parsing is left out.
+
+use std::net::{IpAddr, SocketAddr};
+
+use netlink_packet_core::{
+    DoneBuffer, ErrorBuffer, NetlinkBuffer, Parseable, NLMSG_ALIGNTO, NLMSG_DONE, NLMSG_ERROR,
+    NLMSG_NOOP, NLMSG_OVERRUN, NLM_F_DUMP_INTR,
+};
+use netlink_packet_sock_diag::constants::SOCK_DIAG_BY_FAMILY;
+use netlink_packet_sock_diag::inet::{InetResponseBuffer, InetResponseHeader};
+
+use super::state::{Family, TcpState};
+
+/// Size of struct nlmsghdr.
+pub const NLMSG_HEADER_LEN: usize = 16;
+/// Size of struct inet_diag_msg.
+pub const INET_DIAG_MSG_LEN: usize = std::mem::size_of::<InetResponseBuffer>();
+
+/// One socket as inet_diag reports it. Borrowed by the visitor for the duration of a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record {
+    pub family: Family,
+    pub state: TcpState,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// LISTEN: connections waiting in the accept queue. Others: unread bytes.
+    pub recv_queue: u32,
+    /// LISTEN: the backlog. Others: unsent bytes.
+    pub send_queue: u32,
+    pub uid: u32,
+    /// 0 when no file owns the socket: TIME_WAIT, orphaned, or still in an accept queue.
+    pub inode: u32,
+    /// The kernel's unique socket cookie (sock_gen_cookie), stable for the socket's life.
+    pub cookie: u64,
+}
+
+/// What the decoder learned from one datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// More datagrams follow.
+    More,
+    /// NLMSG_DONE was seen: the dump is complete.
+    Done,
+}
+
+/// Why a datagram could not be decoded. Every variant fails the dump: a partial count
+/// would be a silently wrong number.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("truncated netlink message at offset {offset}: {have} bytes left, header says {need}")]
+    Truncated {
+        offset: usize,
+        need: usize,
+        have: usize,
+    },
+    #[error("inet_diag reply at offset {offset} is {have} bytes, shorter than inet_diag_msg ({need} bytes)")]
+    ShortReply {
+        offset: usize,
+        need: usize,
+        have: usize,
+    },
+    #[error("kernel answered the dump with error {errno} ({})", std::io::Error::from_raw_os_error(*errno))]
+    Kernel { errno: i32 },
+    #[error("netlink message at offset {offset} has sequence {got}, expected {expected}")]
+    Sequence {
+        offset: usize,
+        expected: u32,
+        got: u32,
+    },
+    #[error("unexpected netlink message type {message_type} at offset {offset}")]
+    MessageType { offset: usize, message_type: u16 },
+    #[error("the kernel reported a receive buffer overrun: messages were lost")]
+    Overrun,
+    #[error("the dump was interrupted (NLM_F_DUMP_INTR): the socket tables changed under it")]
+    Interrupted,
+    #[error("malformed inet_diag_msg at offset {offset}: {reason}")]
+    Malformed { offset: usize, reason: String },
+}
+
+/// Decodes one received datagram, calling `visit` for each socket record.
+pub fn decode_datagram(
+    datagram: &[u8],
+    expected_seq: u32,
+    visit: &mut impl FnMut(&Record),
+) -> Result<Progress, DecodeError> {
+    let mut offset = 0;
+    while offset < datagram.len() {
+        let rest = &datagram[offset..];
+        if rest.len() < NLMSG_HEADER_LEN {
+            return Err(DecodeError::Truncated {
+                offset,
+                need: NLMSG_HEADER_LEN,
+                have: rest.len(),
+            });
+        }
+        let message = NetlinkBuffer::new(rest);
+        let length = message.length() as usize;
+        if length < NLMSG_HEADER_LEN || length > rest.len() {
+            return Err(DecodeError::Truncated {
+                offset,
+                need: length.max(NLMSG_HEADER_LEN),
+                have: rest.len(),
+            });
+        }
+        if message.sequence_number() != expected_seq {
+            return Err(DecodeError::Sequence {
+                offset,
+                expected: expected_seq,
+                got: message.sequence_number(),
+            });
+        }
+        if message.flags() & NLM_F_DUMP_INTR != 0 {
+            return Err(DecodeError::Interrupted);
+        }
+        let payload = &rest[NLMSG_HEADER_LEN..length];
+        match message.message_type() {
+            SOCK_DIAG_BY_FAMILY => visit(&decode_inet_diag_msg(payload, offset)?),
+            NLMSG_DONE => {
+                // A dump that failed after it started ends in DONE with a negative errno.
+                let code = DoneBuffer::new_checked(payload)
+                    .map(|done| done.code())
+                    .unwrap_or(0);
+                if code < 0 {
+                    return Err(DecodeError::Kernel { errno: -code });
+                }
+                return Ok(Progress::Done);
+            }
+            NLMSG_ERROR => {
+                let error =
+                    ErrorBuffer::new_checked(payload).map_err(|source| DecodeError::Malformed {
+                        offset,
+                        reason: source.to_string(),
+                    })?;
+                // An ACK (code 0) is not expected without NLM_F_ACK; tolerate it.
+                if let Some(code) = error.code() {
+                    return Err(DecodeError::Kernel { errno: -code.get() });
+                }
+            }
+            NLMSG_NOOP => {}
+            NLMSG_OVERRUN => return Err(DecodeError::Overrun),
+            message_type => {
+                return Err(DecodeError::MessageType {
+                    offset,
+                    message_type,
+                })
+            }
+        }
+        offset += align(length);
+    }
+    Ok(Progress::More)
+}
+
+fn align(length: usize) -> usize {
+    let to = usize::from(NLMSG_ALIGNTO);
+    (length + to - 1) & !(to - 1)
+}
+
+fn decode_inet_diag_msg(payload: &[u8], offset: usize) -> Result<Record, DecodeError> {
+    if payload.len() < INET_DIAG_MSG_LEN {
+        return Err(DecodeError::ShortReply {
+            offset,
+            need: INET_DIAG_MSG_LEN,
+            have: payload.len(),
+        });
+    }
+    let header = InetResponseHeader::parse(payload).map_err(|source| DecodeError::Malformed {
+        offset,
+        reason: source.to_string(),
+    })?;
+    let family = match header.socket_id.source_address {
+        IpAddr::V4(_) => Family::Ipv4,
+        IpAddr::V6(_) => Family::Ipv6,
+    };
+    let id = &header.socket_id;
+    // idiag_cookie is two host-endian u32 words, low word first (as ss prints it).
+    let low = u32::from_ne_bytes([id.cookie[0], id.cookie[1], id.cookie[2], id.cookie[3]]);
+    let high = u32::from_ne_bytes([id.cookie[4], id.cookie[5], id.cookie[6], id.cookie[7]]);
+    Ok(Record {
+        family,
+        state: TcpState::from_kernel(header.state),
+        local: SocketAddr::new(id.source_address, id.source_port),
+        remote: SocketAddr::new(id.destination_address, id.destination_port),
+        recv_queue: header.recv_queue,
+        send_queue: header.send_queue,
+        uid: header.uid,
+        inode: header.inode,
+        cookie: (u64::from(high) << 32) | u64::from(low),
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Builds a netlink message: nlmsghdr (len, type, flags, seq, pid) + payload, padded.
+    pub(crate) fn nlmsg(message_type: u16, flags: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
+        let len = (NLMSG_HEADER_LEN + payload.len()) as u32;
+        let mut out = Vec::new();
+        out.extend_from_slice(&len.to_ne_bytes());
+        out.extend_from_slice(&message_type.to_ne_bytes());
+        out.extend_from_slice(&flags.to_ne_bytes());
+        out.extend_from_slice(&seq.to_ne_bytes());
+        out.extend_from_slice(&4242u32.to_ne_bytes()); // nlmsg_pid
+        out.extend_from_slice(payload);
+        while out.len() % 4 != 0 {
+            out.push(0);
+        }
+        out
+    }
+
+    /// An inet_diag_msg for 10.1.2.3:8080 <- 10.9.8.7:51000, ESTABLISHED, as the kernel
+    /// lays it out (ports and addresses big-endian, everything else host-endian).
+    pub(crate) fn ipv4_established() -> Vec<u8> {
+        let mut m = vec![
+            2, // idiag_family = AF_INET
+            1, // idiag_state = TCP_ESTABLISHED
+            2, // idiag_timer = keepalive
+            0, // idiag_retrans
+            0x1f, 0x90, // id.idiag_sport = 8080 (be16)
+            0xc7, 0x38, // id.idiag_dport = 51000 (be16)
+        ];
+        m.extend_from_slice(&[10, 1, 2, 3]); // id.idiag_src[0]
+        m.extend_from_slice(&[0; 12]); // id.idiag_src[1..4]
+        m.extend_from_slice(&[10, 9, 8, 7]); // id.idiag_dst[0]
+        m.extend_from_slice(&[0; 12]); // id.idiag_dst[1..4]
+        m.extend_from_slice(&0u32.to_ne_bytes()); // id.idiag_if
+        m.extend_from_slice(&0x0000_1234u32.to_ne_bytes()); // id.idiag_cookie[0]
+        m.extend_from_slice(&0x0000_0001u32.to_ne_bytes()); // id.idiag_cookie[1]
+        m.extend_from_slice(&7200_000u32.to_ne_bytes()); // idiag_expires (ms)
+        m.extend_from_slice(&46u32.to_ne_bytes()); // idiag_rqueue
+        m.extend_from_slice(&3u32.to_ne_bytes()); // idiag_wqueue
+        m.extend_from_slice(&1000u32.to_ne_bytes()); // idiag_uid
+        m.extend_from_slice(&987_654u32.to_ne_bytes()); // idiag_inode
+        assert_eq!(m.len(), INET_DIAG_MSG_LEN);
+        m
+    }
+
+    /// An inet_diag_msg for [2001:db8::1]:443 <- [2001:db8::2]:40000, CLOSE_WAIT.
+    fn ipv6_close_wait() -> Vec<u8> {
+        let mut m = vec![10, 8, 0, 0, 0x01, 0xbb, 0x9c, 0x40]; // AF_INET6, CLOSE_WAIT, 443, 40000
+        m.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        m.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        m.extend_from_slice(&0u32.to_ne_bytes()); // idiag_if
+        m.extend_from_slice(&[0xff; 8]); // cookie
+        m.extend_from_slice(&0u32.to_ne_bytes()); // expires
+        m.extend_from_slice(&1u32.to_ne_bytes()); // rqueue: the FIN counts
+        m.extend_from_slice(&0u32.to_ne_bytes()); // wqueue
+        m.extend_from_slice(&33u32.to_ne_bytes()); // uid
+        m.extend_from_slice(&5555u32.to_ne_bytes()); // inode
+        m
+    }
+
+    /// TIME_WAIT as inet_twsk_diag_fill writes it: timer 3, no queues, uid 0, inode 0.
+    fn ipv4_time_wait() -> Vec<u8> {
+        let mut m = vec![2, 6, 3, 0, 0x9c, 0x40, 0x0c, 0xea]; // AF_INET, TIME_WAIT, 40000 -> 3306
+        m.extend_from_slice(&[127, 0, 0, 1]);
+        m.extend_from_slice(&[0; 12]);
+        m.extend_from_slice(&[127, 0, 0, 2]);
+        m.extend_from_slice(&[0; 12]);
+        m.extend_from_slice(&[0; 4 + 8]); // if, cookie
+        m.extend_from_slice(&59_000u32.to_ne_bytes()); // time left
+        m.extend_from_slice(&[0; 16]); // rqueue, wqueue, uid, inode
+        m
+    }
+
+    fn collect(datagram: &[u8], seq: u32) -> (Result<Progress, DecodeError>, Vec<Record>) {
+        let mut records = Vec::new();
+        let result = decode_datagram(datagram, seq, &mut |r: &Record| records.push(*r));
+        (result, records)
+    }
+
+    #[test]
+    fn decodes_ipv4_inet_diag_msg() {
+        let datagram = nlmsg(SOCK_DIAG_BY_FAMILY, 2, 7, &ipv4_established());
+        let (result, records) = collect(&datagram, 7);
+        assert_eq!(result, Ok(Progress::More));
+        assert_eq!(
+            records,
+            vec![Record {
+                family: Family::Ipv4,
+                state: TcpState::Established,
+                local: "10.1.2.3:8080".parse().unwrap(),
+                remote: "10.9.8.7:51000".parse().unwrap(),
+                recv_queue: 46,
+                send_queue: 3,
+                uid: 1000,
+                inode: 987_654,
+                cookie: 0x1_0000_1234,
+            }]
+        );
+    }
+
+    #[test]
+    fn decodes_ipv6_inet_diag_msg() {
+        let datagram = nlmsg(SOCK_DIAG_BY_FAMILY, 2, 1, &ipv6_close_wait());
+        let (result, records) = collect(&datagram, 1);
+        assert_eq!(result, Ok(Progress::More));
+        assert_eq!(records.len(), 1);
+        let r = records[0];
+        assert_eq!(r.family, Family::Ipv6);
+        assert_eq!(r.state, TcpState::CloseWait);
+        assert_eq!(r.local, "[2001:db8::1]:443".parse().unwrap());
+        assert_eq!(r.remote, "[2001:db8::2]:40000".parse().unwrap());
+        assert_eq!(
+            (r.recv_queue, r.send_queue, r.uid, r.inode),
+            (1, 0, 33, 5555)
+        );
+        assert_eq!(r.cookie, u64::MAX);
+    }
+
+    #[test]
+    fn decodes_time_wait_reply_without_owner() {
+        let datagram = nlmsg(SOCK_DIAG_BY_FAMILY, 2, 1, &ipv4_time_wait());
+        let (_, records) = collect(&datagram, 1);
+        assert_eq!(records[0].state, TcpState::TimeWait);
+        assert_eq!(records[0].inode, 0);
+        assert_eq!(records[0].remote, "127.0.0.2:3306".parse().unwrap());
+    }
+
+    #[test]
+    fn several_messages_then_done() {
+        let mut datagram = nlmsg(SOCK_DIAG_BY_FAMILY, 2, 3, &ipv4_established());
+        datagram.extend(nlmsg(SOCK_DIAG_BY_FAMILY, 2, 3, &ipv4_time_wait()));
+        datagram.extend(nlmsg(NLMSG_DONE, 2, 3, &0i32.to_ne_bytes()));
+        let (result, records) = collect(&datagram, 3);
+        assert_eq!(result, Ok(Progress::Done));
+        assert_eq!(records.len(), 2);
+    }
+
+    #[test]
+    fn attributes_after_the_header_are_skipped() {
+        let mut payload = ipv4_established();
+        payload.extend_from_slice(&[8, 0, 8, 0, 1, 0, 0, 0]); // one NLA (INET_DIAG_SHUTDOWN)
+        let mut datagram = nlmsg(SOCK_DIAG_BY_FAMILY, 2, 3, &payload);
+        datagram.extend(nlmsg(NLMSG_DONE, 2, 3, &0i32.to_ne_bytes()));
+        let (result, records) = collect(&datagram, 3);
+        assert_eq!(result, Ok(Progress::Done));
+        assert_eq!(records.len(), 1);
+    }
+
+    #[test]
+    fn nlmsg_error_carries_errno() {
+        // struct nlmsgerr: int error; struct nlmsghdr msg (the request that failed).
+        let mut payload = (-16i32).to_ne_bytes().to_vec(); // -EBUSY
+        payload.extend_from_slice(&[0; NLMSG_HEADER_LEN]);
+        let datagram = nlmsg(NLMSG_ERROR, 0, 9, &payload);
+        let (result, _) = collect(&datagram, 9);
+        let error = result.unwrap_err();
+        assert_eq!(error, DecodeError::Kernel { errno: 16 });
+        assert_eq!(
+            error.to_string(),
+            "kernel answered the dump with error 16 (Device or resource busy (os error 16))"
+        );
+    }
+
+    #[test]
+    fn done_with_negative_code_is_an_error() {
+        let datagram = nlmsg(NLMSG_DONE, 2, 1, &(-12i32).to_ne_bytes()); // -ENOMEM
+        let (result, _) = collect(&datagram, 1);
+        assert_eq!(result, Err(DecodeError::Kernel { errno: 12 }));
+    }
+
+    #[test]
+    fn truncated_message_is_an_error_not_a_skip() {
+        let datagram = nlmsg(SOCK_DIAG_BY_FAMILY, 2, 1, &ipv4_established());
+        let cut = &datagram[..datagram.len() - 10];
+        let (result, records) = collect(cut, 1);
+        assert!(records.is_empty());
+        assert_eq!(
+            result.unwrap_err().to_string(),
+            "truncated netlink message at offset 0: 78 bytes left, header says 88"
+        );
+    }
+
+    #[test]
+    fn partial_header_is_an_error() {
+        let mut datagram = nlmsg(SOCK_DIAG_BY_FAMILY, 2, 1, &ipv4_established());
+        datagram.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
+        let (result, records) = collect(&datagram, 1);
+        assert_eq!(
+            records.len(),
+            1,
+            "the complete message before it was decoded"
+        );
+        assert_eq!(
+            result,
+            Err(DecodeError::Truncated {
+                offset: 88,
+                need: 16,
+                have: 8
+            })
+        );
+    }
+
+    #[test]
+    fn reply_shorter_than_inet_diag_msg_is_an_error() {
+        let datagram = nlmsg(SOCK_DIAG_BY_FAMILY, 2, 1, &ipv4_established()[..40]);
+        let (result, _) = collect(&datagram, 1);
+        assert_eq!(
+            result.unwrap_err().to_string(),
+            "inet_diag reply at offset 0 is 40 bytes, shorter than inet_diag_msg (72 bytes)"
+        );
+    }
+
+    #[test]
+    fn unknown_state_is_counted_not_fatal() {
+        let mut payload = ipv4_established();
+        payload[1] = 42;
+        let datagram = nlmsg(SOCK_DIAG_BY_FAMILY, 2, 1, &payload);
+        let (result, records) = collect(&datagram, 1);
+        assert_eq!(result, Ok(Progress::More));
+        assert_eq!(records[0].state, TcpState::Unknown);
+    }
+
+    #[test]
+    fn unknown_family_is_malformed() {
+        let mut payload = ipv4_established();
+        payload[0] = 1; // AF_UNIX
+        let datagram = nlmsg(SOCK_DIAG_BY_FAMILY, 2, 1, &payload);
+        let (result, _) = collect(&datagram, 1);
+        assert!(matches!(
+            result,
+            Err(DecodeError::Malformed { offset: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn stale_sequence_is_rejected() {
+        let datagram = nlmsg(SOCK_DIAG_BY_FAMILY, 2, 4, &ipv4_established());
+        let (result, _) = collect(&datagram, 5);
+        assert_eq!(
+            result,
+            Err(DecodeError::Sequence {
+                offset: 0,
+                expected: 5,
+                got: 4
+            })
+        );
+    }
+
+    #[test]
+    fn interrupted_dump_is_rejected() {
+        let datagram = nlmsg(
+            SOCK_DIAG_BY_FAMILY,
+            2 | NLM_F_DUMP_INTR,
+            1,
+            &ipv4_established(),
+        );
+        assert_eq!(collect(&datagram, 1).0, Err(DecodeError::Interrupted));
+    }
+}

@@ -1,0 +1,23 @@
+# Shared helpers for tests/run.sh and tests/checks/*.sh. Source it; do not run it.
+# Every check installs what it needs through these, so a fresh machine works.
+
+apt_updated=""
+need_apt() {
+  # need_apt COMMAND PACKAGE...: install PACKAGEs unless COMMAND is already on PATH.
+  local cmd=$1; shift
+  command -v "$cmd" >/dev/null 2>&1 && return 0
+  if [ -z "$apt_updated" ]; then
+    apt-get update -qq >/dev/null
+    apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  command -v "$cmd" >/dev/null 2>&1 || { echo "install of $* did not provide $cmd" >&2; return 1; }
+}
+
+need_pip() {
+  # need_pip COMMAND PACKAGE...: pip-install PACKAGEs unless COMMAND is already on PATH.
+  local cmd=$1; shift
+  command -v "$cmd" >/dev/null 2>&1 && return 0
+  python3 -m pip install -q --disable-pip-version-check "$@" >/dev/null
+  command -v "$cmd" >/dev/null 2>&1 || { echo "pip install of $* did not provide $cmd" >&2; return 1; }
+}

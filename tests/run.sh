@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The one command that runs every test (see README "Run every test").
+#
+# Installs what it needs on a fresh Debian machine (root, apt-get and pip reachable), then:
+#   1. cargo test: unit tests and the integration binary (real sockets in private network
+#      namespaces, so it needs root);
+#   2. every tests/checks/*.sh: rule, dashboard, deploy and exposition checks against real
+#      promtool / amtool / Prometheus.
+# Ends with one line "tests/run.sh: N passed, N failed" and a non-zero exit on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+. tests/lib.sh
+
+if [ "$(id -u)" != 0 ]; then
+  echo "tests/run.sh needs root: the integration tests create network namespaces" >&2
+  exit 1
+fi
+
+need_apt ip iproute2 || exit 1
+need_apt ss iproute2 || exit 1
+need_apt promtool prometheus || exit 1
+need_apt amtool prometheus-alertmanager || exit 1
+
+passed=0
+failed=0
+failures=()
+run() {
+  local name=$1; shift
+  echo "=== $name"
+  if "$@"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    failures+=("$name")
+  fi
+}
+
+run "cargo test" cargo test --locked --all-features -- --test-threads=2
+for check in tests/checks/*.sh; do
+  [ -e "$check" ] || continue
+  run "$check" bash "$check"
+done
+
+echo
+for f in "${failures[@]+"${failures[@]}"}"; do echo "FAILED: $f"; done
+echo "tests/run.sh: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
