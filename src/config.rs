@@ -430,8 +430,9 @@ fn string(value: &Value) -> Result<&str, String> {
 fn duration(value: &Value, minimum: Duration) -> Result<Duration, String> {
     let text = string(value)
         .map_err(|_| "expected a duration string such as \"15s\" or \"500ms\"".to_string())?;
-    let parsed =
-        humantime::parse_duration(text).map_err(|source| format!("not a duration: {source}"))?;
+    let parsed = humantime::parse_duration(text).map_err(|source| {
+        format!("not a duration ({source}); write e.g. \"15s\", \"500ms\" or \"1m\"")
+    })?;
     if parsed < minimum {
         return Err(format!(
             "must be at least {}",
@@ -614,7 +615,7 @@ mod tests {
         let errors = Config::load_from(&flags, env).unwrap_err();
         let expected = format!(
             "invalid configuration (5 problems):\n  \
-             {path}: `poll_interval` = \"fast\": not a duration: expected number at 0\n  \
+             {path}: `poll_interval` = \"fast\": not a duration (expected number at 0); write e.g. \"15s\", \"500ms\" or \"1m\"\n  \
              {path}: `web.telemetry_path` = \"metrics\": must start with / and name a path, e.g. \"/metrics\"\n  \
              environment variable SOCKDIAG_WEB__MAX_REQUESTS: `web.max_requests` = \"-1\": expected a non-negative integer: invalid digit found in string\n  \
              flag --log.format: `log.format` = \"xml\": expected text or json\n  \

@@ -236,7 +236,7 @@ pub(crate) mod tests {
         m.extend_from_slice(&0u32.to_ne_bytes()); // id.idiag_if
         m.extend_from_slice(&0x0000_1234u32.to_ne_bytes()); // id.idiag_cookie[0]
         m.extend_from_slice(&0x0000_0001u32.to_ne_bytes()); // id.idiag_cookie[1]
-        m.extend_from_slice(&7200_000u32.to_ne_bytes()); // idiag_expires (ms)
+        m.extend_from_slice(&7_200_000u32.to_ne_bytes()); // idiag_expires (ms)
         m.extend_from_slice(&46u32.to_ne_bytes()); // idiag_rqueue
         m.extend_from_slice(&3u32.to_ne_bytes()); // idiag_wqueue
         m.extend_from_slice(&1000u32.to_ne_bytes()); // idiag_uid

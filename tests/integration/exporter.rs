@@ -1,0 +1,213 @@
+//! Starts the real `sockdiag_exporter` binary as a child process of the calling thread
+//! (so inside its network namespace), reads its log, scrapes it over loopback, and stops
+//! it by pid when dropped.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_sockdiag_exporter");
+
+pub struct Exporter {
+    child: Child,
+    pub address: SocketAddr,
+    log: mpsc::Receiver<String>,
+    pub log_lines: Vec<String>,
+}
+
+impl Exporter {
+    /// Starts the exporter listening on 127.0.0.1:`port` with debug logs and `args`.
+    pub fn start(port: u16, args: &[&str]) -> Exporter {
+        let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let mut child = Command::new(BIN)
+            .arg(format!("--web.listen-address={address}"))
+            .arg("--log.level=debug")
+            .args(args)
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn sockdiag_exporter");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, log) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Exporter {
+            child,
+            address,
+            log,
+            log_lines: Vec::new(),
+        }
+    }
+
+    /// Waits for a log line containing `needle`, failing the test after `timeout`.
+    pub fn wait_for_log(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) => {
+                    self.log_lines.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no log line containing {needle:?} within {timeout:?}; log so far:\n{}",
+                    self.log_lines.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Waits until the first poll has been published (the poller logs it at debug).
+    pub fn wait_for_poll(&mut self) {
+        self.wait_for_log("poll done", Duration::from_secs(20));
+    }
+
+    pub fn get(&self, path: &str, accept: Option<&str>) -> Response {
+        http_get(self.address, path, accept)
+    }
+
+    /// Scrapes the telemetry path in text format 0.0.4.
+    pub fn scrape(&self) -> Scrape {
+        let response = self.get("/metrics", None);
+        assert_eq!(response.status, 200, "scrape failed: {}", response.body);
+        Scrape::parse(&response.body)
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Sends `signal` and waits up to `timeout` for the process to exit.
+    pub fn signal_and_wait(
+        &mut self,
+        signal: nix::sys::signal::Signal,
+        timeout: Duration,
+    ) -> Option<ExitStatus> {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), signal).expect("kill");
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Response {
+    pub status: u16,
+    pub headers: BTreeMap<String, String>,
+    pub body: String,
+}
+
+/// A minimal HTTP/1.0 GET. The socket closes with SO_LINGER 0 (RST), so a scrape leaves
+/// no TIME_WAIT or FIN_WAIT socket behind to disturb the counts a test asserts.
+pub fn http_get(address: SocketAddr, path: &str, accept: Option<&str>) -> Response {
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    socket.set_linger(Some(Duration::ZERO)).expect("SO_LINGER");
+    socket
+        .connect_timeout(&address.into(), Duration::from_secs(5))
+        .expect("connect to exporter");
+    let mut stream: TcpStream = socket.into();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let accept = accept
+        .map(|a| format!("Accept: {a}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {address}\r\n{accept}Connection: close\r\n\r\n"
+    )
+    .expect("send request");
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).expect("read response");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("HTTP response head");
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Response {
+        status,
+        headers,
+        body: body.to_string(),
+    }
+}
+
+/// Samples of a text-format scrape, keyed by `name{labels}` exactly as exposed.
+pub struct Scrape {
+    pub samples: BTreeMap<String, f64>,
+    pub text: String,
+}
+
+impl Scrape {
+    pub fn parse(text: &str) -> Scrape {
+        let samples = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .map(|l| {
+                let (series, value) = l.rsplit_once(' ').expect("sample line");
+                (
+                    series.to_string(),
+                    value.parse::<f64>().expect("sample value"),
+                )
+            })
+            .collect();
+        Scrape {
+            samples,
+            text: text.to_string(),
+        }
+    }
+
+    /// The value of `series` (e.g. `sockdiag_tcp_sockets{family="ipv4",state="listen"}`);
+    /// fails the test when the series is absent.
+    pub fn value(&self, series: &str) -> f64 {
+        *self
+            .samples
+            .get(series)
+            .unwrap_or_else(|| panic!("series {series} not in scrape:\n{}", self.text))
+    }
+
+    /// Every series of family `name`, label text -> value.
+    pub fn family(&self, name: &str) -> BTreeMap<String, f64> {
+        self.samples
+            .iter()
+            .filter_map(|(series, value)| {
+                let rest = series.strip_prefix(name)?;
+                if rest.is_empty() || rest.starts_with('{') {
+                    Some((rest.to_string(), *value))
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+}
