@@ -1,89 +1,729 @@
 //! Folds socket records into a [`Snapshot`], one record at a time.
 //!
-//! Pure: no I/O, no clock. The poller feeds it every record of a dump as the decoder
-//! produces them and asks for the snapshot at the end, so memory does not grow with the
-//! number of sockets.
+//! Pure: no I/O, no clock. The poller feeds it the LISTEN dump first (so it knows which
+//! local ports are listening ports), then every other socket, as the decoder produces
+//! them. Owners come from an [`Owners`] lookup; a socket whose owner is not known yet is
+//! held as a small pending entry until the poller has scanned /proc, then folded. Only
+//! those pending entries grow with the number of sockets, and only with new ones.
+//!
+//! Cardinality is bounded in [`Aggregator::finish`]: per direction the top `max_ports`
+//! ports by socket count keep their label, the top `max_processes` processes theirs, and
+//! the rest fold into `other`; the number of folded values is exported.
 
+use std::cmp::Reverse;
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::snapshot::{Snapshot, StateCounts};
-use crate::sock_diag::Record;
+use rustc_hash::FxHashMap;
+
+use crate::proc_index::NameId;
+use crate::snapshot::{
+    Breakdown, Direction, ListenerSeries, PortLabel, PortSeries, Snapshot, StateCounts,
+};
+use crate::sock_diag::{Record, TcpState};
+
+/// Entries held for owner resolution before the rest are counted as unattributed.
+pub const MAX_PENDING: usize = 262_144;
+
+/// Who owns a socket, as far as the aggregation is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Owner {
+    /// inode 0: TIME_WAIT, orphaned, or still in an accept queue. Label `""`.
+    Nobody,
+    /// Has an owner that was not found. Label `unknown`.
+    Unknown,
+    /// A process, by interned comm.
+    Process(NameId),
+}
+
+/// Owner lookup during a dump.
+pub trait Owners {
+    /// `Some(owner)` when settled now, `None` when the inode must wait for a /proc scan.
+    fn owner(&mut self, inode: u32) -> Option<Owner>;
+    /// After the scan: the owner, or `Unknown`.
+    fn settle(&mut self, inode: u32) -> Owner;
+    /// The label of a process.
+    fn name(&self, id: NameId) -> Arc<str>;
+}
+
+/// Which ports may keep a label of their own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PortFilter {
+    /// When non-empty, only these ports may keep a label; others fold into `other`.
+    pub include: Vec<(u16, u16)>,
+    /// These ports always fold into `other`.
+    pub exclude: Vec<(u16, u16)>,
+}
+
+impl PortFilter {
+    pub fn allows(&self, port: u16) -> bool {
+        let within =
+            |ranges: &[(u16, u16)]| ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&port));
+        (self.include.is_empty() || within(&self.include)) && !within(&self.exclude)
+    }
+}
+
+/// Cardinality limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub max_ports: usize,
+    pub max_processes: usize,
+    pub ports: PortFilter,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_ports: 50,
+            max_processes: 30,
+            ports: PortFilter::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct PortKey {
+    direction: Direction,
+    port: u16,
+    owner: Owner,
+    state: TcpState,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct PortStats {
+    sockets: u64,
+    receive: u64,
+    send: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    inode: u32,
+    key: PortKey,
+    receive: u32,
+    send: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Listener {
+    owner: Option<Owner>,
+    inode: u32,
+    length: u64,
+    limit: u64,
+}
 
 /// Accumulates one poll.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Aggregator {
     tcp_sockets: StateCounts,
     scanned: u64,
+    listening: Box<[u64; 1024]>,
+    listeners: FxHashMap<(IpAddr, u16), Vec<Listener>>,
+    ports: FxHashMap<PortKey, PortStats>,
+    unaccepted: FxHashMap<(u16, TcpState), u64>,
+    pending: Vec<Pending>,
+    unattributed: u64,
+}
+
+impl Default for Aggregator {
+    fn default() -> Aggregator {
+        Aggregator::new()
+    }
 }
 
 impl Aggregator {
     pub fn new() -> Aggregator {
-        Aggregator::default()
+        Aggregator {
+            tcp_sockets: StateCounts::default(),
+            scanned: 0,
+            listening: Box::new([0; 1024]),
+            listeners: FxHashMap::default(),
+            ports: FxHashMap::default(),
+            unaccepted: FxHashMap::default(),
+            pending: Vec::new(),
+            unattributed: 0,
+        }
     }
 
-    /// Folds one socket.
-    pub fn add(&mut self, record: &Record) {
+    fn is_listening(&self, port: u16) -> bool {
+        self.listening[usize::from(port) / 64] & (1 << (port % 64)) != 0
+    }
+
+    /// Folds a socket from the LISTEN dump. Must come before any [`Aggregator::add`].
+    pub fn add_listener(&mut self, record: &Record, owners: &mut impl Owners) {
         self.scanned += 1;
         self.tcp_sockets.add(record.family, record.state);
+        if record.state != TcpState::Listen {
+            return;
+        }
+        let port = record.local.port();
+        self.listening[usize::from(port) / 64] |= 1 << (port % 64);
+        let owner = if record.inode == 0 {
+            Some(Owner::Nobody)
+        } else {
+            owners.owner(record.inode)
+        };
+        self.listeners
+            .entry((record.local.ip(), port))
+            .or_default()
+            .push(Listener {
+                owner,
+                inode: record.inode,
+                length: u64::from(record.recv_queue),
+                limit: u64::from(record.send_queue),
+            });
     }
 
-    /// Ends the poll.
-    pub fn finish(self, poll_duration: Duration, completed_at: SystemTime) -> Snapshot {
+    /// Folds any other socket.
+    pub fn add(&mut self, record: &Record, owners: &mut impl Owners) {
+        self.scanned += 1;
+        self.tcp_sockets.add(record.family, record.state);
+        if record.state == TcpState::Listen {
+            // A listener that appeared between the two dumps: counted, not broken down.
+            return;
+        }
+        let local = record.local.port();
+        let (direction, port) = if self.is_listening(local) {
+            (Direction::Inbound, local)
+        } else {
+            (Direction::Outbound, record.remote.port())
+        };
+        if record.inode == 0
+            && direction == Direction::Inbound
+            && matches!(record.state, TcpState::Established | TcpState::CloseWait)
+        {
+            *self.unaccepted.entry((port, record.state)).or_default() += 1;
+        }
+        let owner = if record.inode == 0 {
+            Some(Owner::Nobody)
+        } else {
+            owners.owner(record.inode)
+        };
+        let mut key = PortKey {
+            direction,
+            port,
+            owner: Owner::Unknown,
+            state: record.state,
+        };
+        match owner {
+            Some(owner) => {
+                key.owner = owner;
+                self.fold(key, record.recv_queue, record.send_queue);
+            }
+            None if self.pending.len() < MAX_PENDING => self.pending.push(Pending {
+                inode: record.inode,
+                key,
+                receive: record.recv_queue,
+                send: record.send_queue,
+            }),
+            None => self.fold(key, record.recv_queue, record.send_queue),
+        }
+    }
+
+    fn fold(&mut self, key: PortKey, receive: u32, send: u32) {
+        if key.owner == Owner::Unknown {
+            self.unattributed += 1;
+        }
+        let stats = self.ports.entry(key).or_default();
+        stats.sockets += 1;
+        stats.receive += u64::from(receive);
+        stats.send += u64::from(send);
+    }
+
+    /// Inodes waiting for an owner (listeners included).
+    pub fn missing_inodes(&self) -> Vec<u32> {
+        let listeners = self
+            .listeners
+            .values()
+            .flatten()
+            .filter(|l| l.owner.is_none())
+            .map(|l| l.inode);
+        self.pending
+            .iter()
+            .map(|p| p.inode)
+            .chain(listeners)
+            .collect()
+    }
+
+    /// Folds the pending entries once owners have been looked for.
+    pub fn settle(&mut self, owners: &mut impl Owners) {
+        for pending in std::mem::take(&mut self.pending) {
+            let key = PortKey {
+                owner: owners.settle(pending.inode),
+                ..pending.key
+            };
+            self.fold(key, pending.receive, pending.send);
+        }
+        for listener in self.listeners.values_mut().flatten() {
+            if listener.owner.is_none() {
+                let owner = owners.settle(listener.inode);
+                if owner == Owner::Unknown {
+                    self.unattributed += 1;
+                }
+                listener.owner = Some(owner);
+            }
+        }
+    }
+
+    /// Ends the poll: applies the cardinality limits and builds the snapshot. `peaks`
+    /// holds the largest accept queue sampled per listening address since the last poll.
+    pub fn finish(
+        mut self,
+        owners: &mut impl Owners,
+        limits: &Limits,
+        peaks: &FxHashMap<(IpAddr, u16), u64>,
+        poll_duration: Duration,
+        completed_at: SystemTime,
+    ) -> Snapshot {
+        self.settle(owners);
+
+        // Ports: per direction, top max_ports by sockets among those the filter allows.
+        let mut port_totals: FxHashMap<(Direction, u16), u64> = FxHashMap::default();
+        for (key, stats) in &self.ports {
+            *port_totals.entry((key.direction, key.port)).or_default() += stats.sockets;
+        }
+        for (port, _) in self.unaccepted.keys() {
+            port_totals.entry((Direction::Inbound, *port)).or_default();
+        }
+        let mut kept_ports = rustc_hash::FxHashSet::default();
+        let mut folded_ports = 0u64;
+        for direction in [Direction::Inbound, Direction::Outbound] {
+            let mut ranked: Vec<(u16, u64)> = port_totals
+                .iter()
+                .filter(|((d, _), _)| *d == direction)
+                .map(|((_, port), n)| (*port, *n))
+                .collect();
+            ranked.sort_by_key(|(port, n)| (Reverse(*n), *port));
+            let mut kept = 0;
+            for (port, _) in ranked {
+                if kept < limits.max_ports && limits.ports.allows(port) {
+                    kept_ports.insert((direction, port));
+                    kept += 1;
+                } else {
+                    folded_ports += 1;
+                }
+            }
+        }
+        let port_label = |direction: Direction, port: u16| {
+            if kept_ports.contains(&(direction, port)) {
+                PortLabel::Port(port)
+            } else {
+                PortLabel::Other
+            }
+        };
+
+        // Processes: top max_processes by sockets; "" and unknown are never folded.
+        let mut process_totals: FxHashMap<NameId, u64> = FxHashMap::default();
+        for (key, stats) in &self.ports {
+            if let Owner::Process(id) = key.owner {
+                *process_totals.entry(id).or_default() += stats.sockets;
+            }
+        }
+        for listener in self.listeners.values().flatten() {
+            if let Some(Owner::Process(id)) = listener.owner {
+                process_totals.entry(id).or_default();
+            }
+        }
+        let mut ranked: Vec<(NameId, u64)> = process_totals.into_iter().collect();
+        // Ties broken by name so the kept set does not depend on hash order.
+        ranked.sort_by(|a, b| {
+            b.1.cmp(&a.1)
+                .then_with(|| owners.name(a.0).cmp(&owners.name(b.0)))
+        });
+        let folded_processes = ranked.len().saturating_sub(limits.max_processes) as u64;
+        let kept_processes: rustc_hash::FxHashSet<NameId> = ranked
+            .iter()
+            .take(limits.max_processes)
+            .map(|(id, _)| *id)
+            .collect();
+        let other: Arc<str> = Arc::from("other");
+        let nobody: Arc<str> = Arc::from("");
+        let unknown: Arc<str> = Arc::from("unknown");
+        let process_label = |owner: Owner| match owner {
+            Owner::Nobody => Arc::clone(&nobody),
+            Owner::Unknown => Arc::clone(&unknown),
+            Owner::Process(id) if kept_processes.contains(&id) => owners.name(id),
+            Owner::Process(_) => Arc::clone(&other),
+        };
+
+        let mut ports: FxHashMap<(Direction, PortLabel, Arc<str>, TcpState), PortStats> =
+            FxHashMap::default();
+        for (key, stats) in &self.ports {
+            let entry = ports
+                .entry((
+                    key.direction,
+                    port_label(key.direction, key.port),
+                    process_label(key.owner),
+                    key.state,
+                ))
+                .or_default();
+            entry.sockets += stats.sockets;
+            entry.receive += stats.receive;
+            entry.send += stats.send;
+        }
+        let mut ports: Vec<PortSeries> = ports
+            .into_iter()
+            .map(|((direction, port, process, state), stats)| PortSeries {
+                direction,
+                port,
+                process,
+                state,
+                sockets: stats.sockets,
+                receive_bytes: stats.receive,
+                send_bytes: stats.send,
+            })
+            .collect();
+        ports.sort_by(|a, b| {
+            (a.direction, a.port, &a.process, a.state).cmp(&(
+                b.direction,
+                b.port,
+                &b.process,
+                b.state,
+            ))
+        });
+
+        let mut unaccepted: FxHashMap<(PortLabel, TcpState), u64> = FxHashMap::default();
+        for ((port, state), n) in &self.unaccepted {
+            *unaccepted
+                .entry((port_label(Direction::Inbound, *port), *state))
+                .or_default() += n;
+        }
+        let mut unaccepted: Vec<(PortLabel, TcpState, u64)> = unaccepted
+            .into_iter()
+            .map(|((port, state), n)| (port, state, n))
+            .collect();
+        unaccepted.sort();
+
+        // Listeners sharing an address and port (SO_REUSEPORT groups) are summed; the
+        // group's process is its lowest-labelled owner, for a stable series.
+        let mut listeners: Vec<ListenerSeries> = self
+            .listeners
+            .iter()
+            .map(|((address, port), group)| {
+                let length: u64 = group.iter().map(|l| l.length).sum();
+                let process = group
+                    .iter()
+                    .map(|l| process_label(l.owner.unwrap_or(Owner::Unknown)))
+                    .min()
+                    .unwrap_or_else(|| Arc::clone(&unknown));
+                ListenerSeries {
+                    address: *address,
+                    port: *port,
+                    process,
+                    length,
+                    limit: group.iter().map(|l| l.limit).sum(),
+                    peak: peaks
+                        .get(&(*address, *port))
+                        .copied()
+                        .unwrap_or(0)
+                        .max(length),
+                }
+            })
+            .collect();
+        listeners
+            .sort_by(|a, b| (a.port, a.address, &a.process).cmp(&(b.port, b.address, &b.process)));
+
         Snapshot {
             tcp_sockets: self.tcp_sockets,
             sockets_scanned: self.scanned,
+            breakdown: Breakdown {
+                ports,
+                listeners,
+                unaccepted,
+                unattributed: self.unattributed,
+                folded_ports,
+                folded_processes,
+            },
             poll_duration,
             completed_at,
         }
     }
 }
 
+/// Accept-queue lengths per listening (address, port), summed over SO_REUSEPORT groups:
+/// one sample of the fast listener sampler.
+pub type ListenSample = FxHashMap<(IpAddr, u16), u64>;
+
+/// Adds a LISTEN-dump record to a sample.
+pub fn add_to_sample(sample: &mut ListenSample, record: &Record) {
+    if record.state == TcpState::Listen {
+        *sample
+            .entry((record.local.ip(), record.local.port()))
+            .or_default() += u64::from(record.recv_queue);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sock_diag::{Family, TcpState};
+    use crate::sock_diag::Family;
+    use std::net::SocketAddr;
 
-    fn record(family: Family, state: TcpState) -> Record {
-        let (local, remote) = match family {
-            Family::Ipv4 => (
-                "127.0.0.1:80".parse().unwrap(),
-                "127.0.0.1:40000".parse().unwrap(),
-            ),
-            Family::Ipv6 => ("[::1]:80".parse().unwrap(), "[::1]:40000".parse().unwrap()),
-        };
+    /// Owners from a fixed table: inode -> name; inodes in `later` resolve only at settle.
+    #[derive(Default)]
+    struct Table {
+        names: Vec<Arc<str>>,
+        now: FxHashMap<u32, NameId>,
+        later: FxHashMap<u32, NameId>,
+    }
+
+    impl Table {
+        fn name_id(&mut self, name: &str) -> NameId {
+            if let Some(i) = self.names.iter().position(|n| &**n == name) {
+                return i as NameId;
+            }
+            self.names.push(Arc::from(name));
+            (self.names.len() - 1) as NameId
+        }
+        fn own(&mut self, inode: u32, name: &str) {
+            let id = self.name_id(name);
+            self.now.insert(inode, id);
+        }
+        fn own_later(&mut self, inode: u32, name: &str) {
+            let id = self.name_id(name);
+            self.later.insert(inode, id);
+        }
+    }
+
+    impl Owners for Table {
+        fn owner(&mut self, inode: u32) -> Option<Owner> {
+            self.now.get(&inode).map(|id| Owner::Process(*id))
+        }
+        fn settle(&mut self, inode: u32) -> Owner {
+            self.now
+                .get(&inode)
+                .or_else(|| self.later.get(&inode))
+                .map(|id| Owner::Process(*id))
+                .unwrap_or(Owner::Unknown)
+        }
+        fn name(&self, id: NameId) -> Arc<str> {
+            Arc::clone(&self.names[id as usize])
+        }
+    }
+
+    fn rec(state: TcpState, local: &str, remote: &str, inode: u32) -> Record {
+        let local: SocketAddr = local.parse().unwrap();
         Record {
-            family,
+            family: if local.is_ipv4() {
+                Family::Ipv4
+            } else {
+                Family::Ipv6
+            },
             state,
             local,
-            remote,
+            remote: remote.parse().unwrap(),
             recv_queue: 0,
             send_queue: 0,
             uid: 0,
-            inode: 0,
+            inode,
             cookie: 0,
         }
     }
 
+    fn finish(aggregator: Aggregator, owners: &mut Table, limits: &Limits) -> Snapshot {
+        aggregator.finish(
+            owners,
+            limits,
+            &FxHashMap::default(),
+            Duration::ZERO,
+            SystemTime::UNIX_EPOCH,
+        )
+    }
+
+    fn series(snapshot: &Snapshot) -> Vec<String> {
+        snapshot
+            .breakdown
+            .ports
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} {} {:?} {} = {} r{} s{}",
+                    s.direction.label(),
+                    s.port,
+                    &*s.process,
+                    s.state.label(),
+                    s.sockets,
+                    s.receive_bytes,
+                    s.send_bytes
+                )
+            })
+            .collect()
+    }
+
     #[test]
-    fn counts_per_family_and_state() {
-        let mut aggregator = Aggregator::new();
-        for _ in 0..3 {
-            aggregator.add(&record(Family::Ipv4, TcpState::TimeWait));
+    fn direction_port_and_owner() {
+        let mut owners = Table::default();
+        owners.own(10, "nginx");
+        owners.own(11, "nginx");
+        owners.own(20, "app");
+        owners.own_later(21, "app");
+        let mut a = Aggregator::new();
+        a.add_listener(
+            &rec(TcpState::Listen, "0.0.0.0:80", "0.0.0.0:0", 10),
+            &mut owners,
+        );
+        // inbound close_wait owned by nginx, with 46 unread bytes
+        let mut cw = rec(TcpState::CloseWait, "10.0.0.1:80", "10.0.0.9:50000", 11);
+        cw.recv_queue = 46;
+        a.add(&cw, &mut owners);
+        // outbound to mysql, one known now, one found by the scan
+        a.add(
+            &rec(TcpState::CloseWait, "10.0.0.1:40000", "10.0.0.7:3306", 20),
+            &mut owners,
+        );
+        a.add(
+            &rec(TcpState::CloseWait, "10.0.0.1:40001", "10.0.0.7:3306", 21),
+            &mut owners,
+        );
+        // never accepted, and a TIME_WAIT with no owner
+        a.add(
+            &rec(TcpState::CloseWait, "10.0.0.1:80", "10.0.0.9:50001", 0),
+            &mut owners,
+        );
+        a.add(
+            &rec(TcpState::TimeWait, "10.0.0.1:40002", "10.0.0.7:3306", 0),
+            &mut owners,
+        );
+        // an owner that cannot be found
+        a.add(
+            &rec(TcpState::Established, "10.0.0.1:40003", "10.0.0.8:443", 99),
+            &mut owners,
+        );
+        assert_eq!(a.missing_inodes(), vec![21, 99]);
+        let snapshot = finish(a, &mut owners, &Limits::default());
+        assert_eq!(
+            series(&snapshot),
+            vec![
+                "inbound 80 \"\" close_wait = 1 r0 s0",
+                "inbound 80 \"nginx\" close_wait = 1 r46 s0",
+                "outbound 443 \"unknown\" established = 1 r0 s0",
+                "outbound 3306 \"\" time_wait = 1 r0 s0",
+                "outbound 3306 \"app\" close_wait = 2 r0 s0",
+            ]
+        );
+        assert_eq!(
+            snapshot.breakdown.unaccepted,
+            vec![(PortLabel::Port(80), TcpState::CloseWait, 1)]
+        );
+        assert_eq!(snapshot.breakdown.unattributed, 1);
+        assert_eq!(snapshot.sockets_scanned, 7);
+        let listener = &snapshot.breakdown.listeners[0];
+        assert_eq!((listener.port, &*listener.process), (80, "nginx"));
+    }
+
+    #[test]
+    fn top_n_ports_and_processes_fold_into_other() {
+        let mut owners = Table::default();
+        let mut a = Aggregator::new();
+        let mut inode = 1;
+        // outbound ports 1000..1004 with 5,4,3,2,1 sockets; process pN owns port 100N
+        for (i, n) in [5u32, 4, 3, 2, 1].iter().enumerate() {
+            for _ in 0..*n {
+                owners.own(inode, &format!("p{i}"));
+                a.add(
+                    &rec(
+                        TcpState::Established,
+                        &format!("10.0.0.1:{}", 30000 + inode),
+                        &format!("10.0.0.2:{}", 1000 + i),
+                        inode,
+                    ),
+                    &mut owners,
+                );
+                inode += 1;
+            }
         }
-        aggregator.add(&record(Family::Ipv6, TcpState::TimeWait));
-        aggregator.add(&record(Family::Ipv6, TcpState::Unknown));
-        let snapshot = aggregator.finish(Duration::from_millis(3), SystemTime::UNIX_EPOCH);
+        let limits = Limits {
+            max_ports: 2,
+            max_processes: 3,
+            ports: PortFilter::default(),
+        };
+        let snapshot = finish(a, &mut owners, &limits);
         assert_eq!(
-            snapshot.tcp_sockets.get(Family::Ipv4, TcpState::TimeWait),
-            3
+            series(&snapshot),
+            vec![
+                "outbound 1000 \"p0\" established = 5 r0 s0",
+                "outbound 1001 \"p1\" established = 4 r0 s0",
+                "outbound other \"other\" established = 3 r0 s0",
+                "outbound other \"p2\" established = 3 r0 s0",
+            ]
         );
+        assert_eq!(snapshot.breakdown.folded_ports, 3);
+        assert_eq!(snapshot.breakdown.folded_processes, 2);
+    }
+
+    #[test]
+    fn include_and_exclude_filters() {
+        let filter = PortFilter {
+            include: vec![(3306, 3306), (8000, 8100)],
+            exclude: vec![(8080, 8080)],
+        };
+        assert!(filter.allows(3306));
+        assert!(filter.allows(8000));
+        assert!(!filter.allows(8080));
+        assert!(!filter.allows(443));
+        let mut owners = Table::default();
+        let mut a = Aggregator::new();
+        for (port, inode) in [(3306u16, 0u32), (443, 0), (8080, 0)] {
+            a.add(
+                &rec(
+                    TcpState::TimeWait,
+                    "10.0.0.1:40000",
+                    &format!("10.0.0.2:{port}"),
+                    inode,
+                ),
+                &mut owners,
+            );
+        }
+        let limits = Limits {
+            ports: filter,
+            ..Limits::default()
+        };
+        let snapshot = finish(a, &mut owners, &limits);
         assert_eq!(
-            snapshot.tcp_sockets.get(Family::Ipv6, TcpState::TimeWait),
-            1
+            series(&snapshot),
+            vec![
+                "outbound 3306 \"\" time_wait = 1 r0 s0",
+                "outbound other \"\" time_wait = 2 r0 s0"
+            ]
         );
-        assert_eq!(snapshot.tcp_sockets.get(Family::Ipv6, TcpState::Unknown), 1);
-        assert_eq!(snapshot.tcp_sockets.get(Family::Ipv4, TcpState::Listen), 0);
-        assert_eq!(snapshot.sockets_scanned, 5);
-        assert_eq!(snapshot.tcp_sockets.total(), 5);
+        assert_eq!(snapshot.breakdown.folded_ports, 2);
+    }
+
+    #[test]
+    fn reuseport_listeners_are_summed_and_peak_is_at_least_the_length() {
+        let mut owners = Table::default();
+        owners.own(1, "nginx");
+        owners.own(2, "nginx");
+        let mut a = Aggregator::new();
+        for inode in [1, 2] {
+            let mut l = rec(TcpState::Listen, "0.0.0.0:443", "0.0.0.0:0", inode);
+            l.recv_queue = 3;
+            l.send_queue = 511;
+            a.add_listener(&l, &mut owners);
+        }
+        let mut peaks = FxHashMap::default();
+        peaks.insert(("0.0.0.0".parse().unwrap(), 443), 40);
+        let snapshot = a.finish(
+            &mut owners,
+            &Limits::default(),
+            &peaks,
+            Duration::ZERO,
+            SystemTime::UNIX_EPOCH,
+        );
+        let l = &snapshot.breakdown.listeners[0];
+        assert_eq!((l.length, l.limit, l.peak), (6, 1022, 40));
+    }
+
+    #[test]
+    fn listen_sample_sums_per_address() {
+        let mut a = rec(TcpState::Listen, "0.0.0.0:80", "0.0.0.0:0", 1);
+        a.recv_queue = 2;
+        let mut b = a;
+        b.recv_queue = 5;
+        let mut sample = ListenSample::default();
+        add_to_sample(&mut sample, &a);
+        add_to_sample(&mut sample, &b);
+        assert_eq!(sample.get(&("0.0.0.0".parse().unwrap(), 80)), Some(&7));
     }
 }

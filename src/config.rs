@@ -16,6 +16,8 @@ use std::time::Duration;
 use clap::Parser;
 use config::{Environment, File, FileFormat, Value, ValueKind};
 
+use crate::aggregate::{Limits, PortFilter};
+
 /// Exit code for configuration errors (EX_CONFIG from sysexits.h).
 pub const EXIT_CONFIG: i32 = 78;
 
@@ -94,6 +96,10 @@ impl Flags {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub poll_interval: Duration,
+    /// Interval of the LISTEN-only sampler behind `sockdiag_tcp_listen_queue_peak`;
+    /// `None` ("0s") turns it off.
+    pub listen_poll_interval: Option<Duration>,
+    pub limits: Limits,
     pub web: WebConfig,
     pub log: LogConfig,
 }
@@ -195,6 +201,8 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             poll_interval: Duration::from_secs(15),
+            listen_poll_interval: Some(Duration::from_secs(1)),
+            limits: Limits::default(),
             web: WebConfig {
                 listen_addresses: vec![ListenAddress::AnyInterface(10120)],
                 telemetry_path: "/metrics".to_string(),
@@ -302,6 +310,30 @@ impl Config {
             poll_interval: reader.take("poll_interval", defaults.poll_interval, |v| {
                 duration(v, Duration::from_millis(100))
             }),
+            listen_poll_interval: reader.take(
+                "listen_poll_interval",
+                defaults.listen_poll_interval,
+                |v| {
+                    let interval = duration(v, Duration::ZERO)?;
+                    match interval {
+                        Duration::ZERO => Ok(None),
+                        short if short < Duration::from_millis(10) => {
+                            Err("must be 0s (off) or at least 10ms".to_string())
+                        }
+                        interval => Ok(Some(interval)),
+                    }
+                },
+            ),
+            limits: Limits {
+                max_ports: reader.take("max_ports", defaults.limits.max_ports, |v| positive(v)),
+                max_processes: reader.take("max_processes", defaults.limits.max_processes, |v| {
+                    positive(v)
+                }),
+                ports: PortFilter {
+                    include: reader.take("ports.include", Vec::new(), port_ranges),
+                    exclude: reader.take("ports.exclude", Vec::new(), port_ranges),
+                },
+            },
             web: WebConfig {
                 listen_addresses: reader.take(
                     "web.listen_addresses",
@@ -454,6 +486,42 @@ fn integer(value: &Value) -> Result<u64, String> {
             .map_err(|source| format!("expected a non-negative integer: {source}")),
         _ => Err("expected a non-negative integer".to_string()),
     }
+}
+
+fn positive(value: &Value) -> Result<usize, String> {
+    match integer(value)? {
+        0 => Err("must be at least 1".to_string()),
+        n => usize::try_from(n).map_err(|source| source.to_string()),
+    }
+}
+
+/// A list of ports and inclusive ranges: `[3306, "8000-8100"]`.
+fn port_ranges(value: &Value) -> Result<Vec<(u16, u16)>, String> {
+    let ValueKind::Array(items) = &value.kind else {
+        return Err("expected a list of ports or \"LOW-HIGH\" ranges".to_string());
+    };
+    items
+        .iter()
+        .map(|item| {
+            let text = match &item.kind {
+                ValueKind::String(s) => s.trim().to_string(),
+                _ => integer(item)
+                    .map_err(|_| format!("{}: not a port", render(item)))?
+                    .to_string(),
+            };
+            let (low, high) = text.split_once('-').unwrap_or((&text, &text));
+            let port = |p: &str| {
+                p.trim()
+                    .parse::<u16>()
+                    .map_err(|source| format!("{}: not a port or range ({source})", render(item)))
+            };
+            let (low, high) = (port(low)?, port(high)?);
+            if low > high {
+                return Err(format!("{}: range starts above its end", render(item)));
+            }
+            Ok((low, high))
+        })
+        .collect()
 }
 
 fn listen_addresses(value: &Value) -> Result<Vec<ListenAddress>, String> {
@@ -677,6 +745,43 @@ mod tests {
         assert_eq!(
             Config::load_from(&flags, no_env()).unwrap(),
             Config::default()
+        );
+    }
+
+    #[test]
+    fn limits_and_port_lists() {
+        let f = file("max_ports = 5\nmax_processes = 2\nlisten_poll_interval = \"0s\"\n[ports]\ninclude = [3306, \"8000-8100\"]\nexclude = [\"8080\"]\n");
+        let flags = Flags {
+            config_file: Some(f.path().to_path_buf()),
+            ..Flags::default()
+        };
+        let config = Config::load_from(&flags, no_env()).unwrap();
+        assert_eq!(config.listen_poll_interval, None);
+        assert_eq!(config.limits.max_ports, 5);
+        assert_eq!(config.limits.max_processes, 2);
+        assert_eq!(
+            config.limits.ports.include,
+            vec![(3306, 3306), (8000, 8100)]
+        );
+        assert_eq!(config.limits.ports.exclude, vec![(8080, 8080)]);
+    }
+
+    #[test]
+    fn bad_limits_are_named() {
+        let f = file("max_ports = 0\n[ports]\ninclude = [\"9-1\", 70000]\n");
+        let path = f.path().display().to_string();
+        let flags = Flags {
+            config_file: Some(f.path().to_path_buf()),
+            ..Flags::default()
+        };
+        let errors = Config::load_from(&flags, no_env()).unwrap_err();
+        assert_eq!(
+            errors.to_string(),
+            format!(
+                "invalid configuration (2 problems):\n  \
+                 {path}: `max_ports` = 0: must be at least 1\n  \
+                 {path}: `ports.include` = [\"9-1\", 70000]: \"9-1\": range starts above its end"
+            )
         );
     }
 

@@ -254,6 +254,7 @@ mod tests {
             let mut next = (**p).clone();
             next.latest = Some(Arc::new(Snapshot {
                 tcp_sockets: StateCounts::default(),
+                breakdown: Default::default(),
                 sockets_scanned: 0,
                 poll_duration: Duration::from_millis(1),
                 completed_at: SystemTime::now(),

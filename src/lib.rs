@@ -12,6 +12,7 @@ pub mod config;
 pub mod http;
 pub mod metrics;
 pub mod poller;
+pub mod proc_index;
 pub mod proc_net_snmp;
 pub mod proc_sys_net;
 pub mod snapshot;

@@ -89,7 +89,24 @@ async fn run(config: Config) -> anyhow::Result<ExitCode> {
         tracing::info!(%address, path = %config.web.telemetry_path, "listening");
         servers.spawn(http::serve(listener, router.clone(), stopping.clone()));
     }
-    let poll = tokio::spawn(poller::run(config.poll_interval, publish, stopping.clone()));
+    let peaks = poller::Peaks::default();
+    let poller_config = poller::PollerConfig {
+        poll_interval: config.poll_interval,
+        listen_poll_interval: config
+            .listen_poll_interval
+            .filter(|i| *i < config.poll_interval),
+        limits: config.limits.clone(),
+        proc_root: sockdiag_exporter::proc_index::default_root().to_path_buf(),
+    };
+    if let Some(interval) = poller_config.listen_poll_interval {
+        tokio::spawn(poller::run_listen_sampler(
+            interval,
+            publish.clone(),
+            std::sync::Arc::clone(&peaks),
+            stopping.clone(),
+        ));
+    }
+    let poll = tokio::spawn(poller::run(poller_config, publish, peaks, stopping.clone()));
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         poll_interval = %humantime::format_duration(config.poll_interval),

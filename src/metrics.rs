@@ -20,7 +20,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
-use crate::snapshot::{Published, Stage};
+use crate::snapshot::{Breakdown, ListenerSeries, Published, Stage};
 use crate::sock_diag::{Family, TcpState};
 
 pub const OPENMETRICS_CONTENT_TYPE: &str =
@@ -47,6 +47,40 @@ impl Format {
 struct FamilyState {
     family: &'static str,
     state: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct PortLabels {
+    direction: &'static str,
+    port: String,
+    process: String,
+    state: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct QueueLabels {
+    direction: &'static str,
+    port: String,
+    process: String,
+    queue: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ListenerLabels {
+    address: String,
+    port: String,
+    process: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct PortStateLabels {
+    port: String,
+    state: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct FoldedLabel {
+    label: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -173,6 +207,120 @@ fn encode_published(published: &Published, encoder: &mut DescriptorEncoder) -> f
                 )
             })
         }),
+    )?;
+    encode_breakdown(&snapshot.breakdown, encoder)
+}
+
+fn encode_breakdown(breakdown: &Breakdown, encoder: &mut DescriptorEncoder) -> fmt::Result {
+    gauge(
+        encoder,
+        "sockdiag_tcp_port_sockets",
+        "Non-LISTEN TCP sockets by direction, port, owning process and state; only non-zero series. \
+         direction=inbound: the local port is a listening port and port is that local port; outbound: port is the remote port. \
+         process=\"\" has no owner (TIME_WAIT, orphaned, or still in an accept queue), \"unknown\" has an owner that was not found, \"other\" is folded.",
+        breakdown.ports.iter().map(|s| {
+            (
+                PortLabels {
+                    direction: s.direction.label(),
+                    port: s.port.to_string(),
+                    process: s.process.to_string(),
+                    state: s.state.label(),
+                },
+                s.sockets,
+            )
+        }),
+    )?;
+    let mut queued: Vec<(QueueLabels, u64)> = Vec::new();
+    for s in &breakdown.ports {
+        // Series are sorted by (direction, port, process, state): merge runs of states.
+        let key = (
+            s.direction.label(),
+            s.port.to_string(),
+            s.process.to_string(),
+        );
+        match queued.len().checked_sub(2).map(|i| &queued[i].0) {
+            Some(last)
+                if (last.direction, &last.port, &last.process) == (key.0, &key.1, &key.2) =>
+            {
+                let n = queued.len();
+                queued[n - 2].1 += s.receive_bytes;
+                queued[n - 1].1 += s.send_bytes;
+            }
+            _ => {
+                for (queue, bytes) in [("receive", s.receive_bytes), ("send", s.send_bytes)] {
+                    queued.push((
+                        QueueLabels {
+                            direction: key.0,
+                            port: key.1.clone(),
+                            process: key.2.clone(),
+                            queue,
+                        },
+                        bytes,
+                    ));
+                }
+            }
+        }
+    }
+    gauge(
+        encoder,
+        "sockdiag_tcp_queued_bytes",
+        "Bytes queued in non-LISTEN sockets: receive = received but not read by the application (a CLOSE_WAIT socket counts 1 for the FIN), \
+         send = written but not yet acknowledged by the peer. LISTEN accept-queue counts are never included.",
+        queued,
+    )?;
+    let listener = |l: &ListenerSeries| ListenerLabels {
+        address: l.address.to_string(),
+        port: l.port.to_string(),
+        process: l.process.to_string(),
+    };
+    gauge(
+        encoder,
+        "sockdiag_tcp_listen_queue_length",
+        "Connections waiting in a listening socket's accept queue (LISTEN Recv-Q): a count, not bytes. \
+         A full queue shows limit + 1. SO_REUSEPORT sockets sharing address and port are summed.",
+        breakdown.listeners.iter().map(|l| (listener(l), l.length)),
+    )?;
+    gauge(
+        encoder,
+        "sockdiag_tcp_listen_queue_limit",
+        "Backlog of a listening socket (LISTEN Send-Q): min(listen() backlog, net.core.somaxconn). A count, not bytes.",
+        breakdown.listeners.iter().map(|l| (listener(l), l.limit)),
+    )?;
+    gauge(
+        encoder,
+        "sockdiag_tcp_listen_queue_peak",
+        "Largest accept queue length sampled (every listen_poll_interval) since the previous poll, at least the current length.",
+        breakdown.listeners.iter().map(|l| (listener(l), l.peak)),
+    )?;
+    gauge(
+        encoder,
+        "sockdiag_tcp_unaccepted_sockets",
+        "Inbound sockets without an owner (inode 0) in established or close_wait: connections in an accept queue that the server never accepted. lsof does not show them.",
+        breakdown.unaccepted.iter().map(|(port, state, n)| {
+            (
+                PortStateLabels {
+                    port: port.to_string(),
+                    state: state.label(),
+                },
+                *n,
+            )
+        }),
+    )?;
+    gauge_value(
+        encoder,
+        "sockdiag_unattributed_sockets",
+        "Sockets with an owner (inode not 0) whose process was not found: no privilege to read its fds \
+         (CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE), the process exited, or the socket is in flight between processes.",
+        breakdown.unattributed,
+    )?;
+    gauge(
+        encoder,
+        "sockdiag_folded_label_values",
+        "Distinct label values folded into \"other\" in the last poll by max_ports, max_processes and ports.include/exclude.",
+        [
+            (FoldedLabel { label: "port" }, breakdown.folded_ports),
+            (FoldedLabel { label: "process" }, breakdown.folded_processes),
+        ],
     )?;
     Ok(())
 }

@@ -1,22 +1,33 @@
-//! The poll loop: on a tokio interval, dump every TCP socket in a blocking task, fold the
-//! records into a [`Snapshot`] and publish it on a watch channel.
+//! The poll loops.
+//!
+//! The main poll, every `poll_interval`, in a blocking task: dump the LISTEN sockets
+//! (which makes the set of listening ports known), then every other socket, folding each
+//! record into an [`Aggregator`] as it is decoded; look up owners in the [`ProcIndex`],
+//! scanning /proc only for inodes it has not seen; publish the [`Snapshot`].
+//!
+//! The listener sampler, every `listen_poll_interval`: a LISTEN-only dump (the kernel
+//! walks only the listening hash, so it costs the same at 1M sockets as at 10) that keeps
+//! the largest accept-queue length per listener until the next main poll reports it as
+//! `sockdiag_tcp_listen_queue_peak`. Bursts shorter than a poll interval stay visible.
 //!
 //! Missed ticks are delayed (`MissedTickBehavior::Delay`): a poll that overruns its
-//! interval is followed by the next one a full interval after it ends, never by a burst of
-//! catch-up polls that would hammer the kernel exactly when it is slowest.
+//! interval is followed by the next one a full interval after it ends, never by a burst
+//! of catch-up polls that would hammer the kernel exactly when it is slowest.
 //!
 //! A failed poll keeps the previous snapshot, counts the failure by stage and logs a
-//! warning only when the failure differs from the previous poll's (state changes, not
-//! every poll). The netlink socket is dropped after any failure and reopened at the next
-//! poll, so the leftovers of an aborted dump can never be read as the next one.
+//! warning only when the failure differs from the previous poll's. The netlink socket is
+//! dropped after any failure and reopened at the next poll, so the leftovers of an
+//! aborted dump can never be read as the next one.
 
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 
-use crate::aggregate::Aggregator;
+use crate::aggregate::{self, Aggregator, Limits, ListenSample};
+use crate::proc_index::{ProcIndex, ProcIndexError, ScanReport};
 use crate::snapshot::{Published, Snapshot, Stage};
 use crate::sock_diag::{Family, SockDiag, SockDiagError, StateFilter};
 
@@ -26,6 +37,8 @@ pub enum PollError {
     Open(SockDiagError),
     #[error(transparent)]
     Dump(SockDiagError),
+    #[error("listener sample failed: {0}")]
+    ListenDump(SockDiagError),
     #[error("poll task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -35,9 +48,20 @@ impl PollError {
         match self {
             PollError::Open(_) => Stage::Open,
             PollError::Dump(_) => Stage::Dump,
+            PollError::ListenDump(_) => Stage::ListenDump,
             PollError::Task(_) => Stage::Task,
         }
     }
+}
+
+/// What the poll loops need to know.
+#[derive(Debug, Clone)]
+pub struct PollerConfig {
+    pub poll_interval: Duration,
+    /// `None` disables the listener sampler (peak = length at the poll).
+    pub listen_poll_interval: Option<Duration>,
+    pub limits: Limits,
+    pub proc_root: PathBuf,
 }
 
 /// A new publication channel, empty (not ready) until the first poll lands.
@@ -48,33 +72,222 @@ pub fn channel() -> (
     watch::channel(Arc::new(Published::default()))
 }
 
-/// One complete poll on an open socket: both families, every state.
-pub fn poll_once(sock_diag: &mut SockDiag) -> Result<Snapshot, SockDiagError> {
-    let started = Instant::now();
-    let mut aggregator = Aggregator::new();
-    for family in Family::ALL {
-        sock_diag.dump(family, StateFilter::All, &mut |record| {
-            aggregator.add(record)
-        })?;
-    }
-    Ok(aggregator.finish(started.elapsed(), SystemTime::now()))
+/// Largest accept-queue lengths sampled since the last main poll.
+pub type Peaks = Arc<Mutex<ListenSample>>;
+
+/// Side results of a poll that do not fail it.
+#[derive(Debug, Default)]
+pub struct PollNotes {
+    pub scan: ScanReport,
+    pub proc_index_error: Option<ProcIndexError>,
 }
 
-/// Runs polls every `interval` until `shutdown` turns true.
+/// The state a main poll carries from one poll to the next.
+#[derive(Debug)]
+pub struct Collector {
+    sock_diag: Option<SockDiag>,
+    index: ProcIndex,
+    limits: Limits,
+    peaks: Peaks,
+}
+
+impl Collector {
+    pub fn new(config: &PollerConfig, peaks: Peaks) -> Collector {
+        Collector {
+            sock_diag: None,
+            index: ProcIndex::new(&config.proc_root),
+            limits: config.limits.clone(),
+            peaks,
+        }
+    }
+
+    /// One complete poll. Blocking.
+    pub fn poll(&mut self) -> Result<(Snapshot, PollNotes), PollError> {
+        let mut sock_diag = match self.sock_diag.take() {
+            Some(open) => open,
+            None => SockDiag::open().map_err(PollError::Open)?,
+        };
+        let result = poll_once(&mut sock_diag, &mut self.index, &self.limits, &self.peaks)
+            .map_err(PollError::Dump);
+        if result.is_ok() {
+            self.sock_diag = Some(sock_diag);
+        }
+        result
+    }
+}
+
+/// One complete poll on an open socket: listeners, then every other socket, then owners.
+pub fn poll_once(
+    sock_diag: &mut SockDiag,
+    index: &mut ProcIndex,
+    limits: &Limits,
+    peaks: &Mutex<ListenSample>,
+) -> Result<(Snapshot, PollNotes), SockDiagError> {
+    let started = Instant::now();
+    let mut notes = PollNotes::default();
+    index.begin_poll();
+    if index.is_cold() {
+        // Scan before the first dump, so that the first poll finds owners in the cache
+        // instead of holding every socket as pending.
+        match index.warm() {
+            Ok(report) => notes.scan = report,
+            Err(error) => notes.proc_index_error = Some(error),
+        }
+    }
+    let mut aggregator = Aggregator::new();
+    for family in Family::ALL {
+        sock_diag.dump(family, StateFilter::Listen, &mut |record| {
+            aggregator.add_listener(record, index)
+        })?;
+    }
+    for family in Family::ALL {
+        sock_diag.dump(family, StateFilter::NotListen, &mut |record| {
+            aggregator.add(record, index)
+        })?;
+    }
+    index.sweep();
+    let missing = aggregator.missing_inodes();
+    if notes.proc_index_error.is_none() {
+        match index.resolve(&missing) {
+            Ok(report) => {
+                notes.scan.scans += report.scans;
+                notes.scan.readlinks += report.readlinks;
+                notes.scan.permission_denied =
+                    notes.scan.permission_denied.max(report.permission_denied);
+                notes.scan.unresolved = report.unresolved;
+            }
+            Err(error) => notes.proc_index_error = Some(error),
+        }
+    }
+    let peaks = std::mem::take(
+        &mut *peaks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()),
+    );
+    let snapshot = aggregator.finish(index, limits, &peaks, started.elapsed(), SystemTime::now());
+    Ok((snapshot, notes))
+}
+
+/// Logs changes of a condition once, not every poll.
+#[derive(Debug, Default)]
+struct Edge(Option<String>);
+
+impl Edge {
+    /// Returns true when `now` differs from the last state.
+    fn changed(&mut self, now: Option<String>) -> bool {
+        if self.0 == now {
+            return false;
+        }
+        self.0 = now;
+        true
+    }
+}
+
+fn count_error(publish: &watch::Sender<Arc<Published>>, stage: Stage) {
+    publish.send_modify(|published| {
+        let mut next = (**published).clone();
+        next.errors_total[stage.index()] += 1;
+        *published = Arc::new(next);
+    });
+}
+
+/// Runs main polls every `config.poll_interval` until `shutdown` turns true.
 pub async fn run(
-    interval: Duration,
+    config: PollerConfig,
     publish: watch::Sender<Arc<Published>>,
+    peaks: Peaks,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut ticker = tokio::time::interval(interval);
+    let mut ticker = tokio::time::interval(config.poll_interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut socket: Option<SockDiag> = None;
-    let mut last_failure: Option<String> = None;
+    let mut collector = Some(Collector::new(&config, Arc::clone(&peaks)));
+    let mut failure = Edge::default();
+    let mut index_failure = Edge::default();
+    let mut denied = false;
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
+        let mut owned = collector
+            .take()
+            .unwrap_or_else(|| Collector::new(&config, Arc::clone(&peaks)));
+        let outcome = tokio::task::spawn_blocking(move || {
+            let result = owned.poll();
+            (owned, result)
+        })
+        .await;
+        let result = match outcome {
+            Ok((owned, result)) => {
+                collector = Some(owned);
+                result
+            }
+            // The collector died with the task; the next poll starts a new one.
+            Err(join) => Err(PollError::Task(join)),
+        };
+        let (snapshot, notes) = match result {
+            Ok(ok) => ok,
+            Err(error) => {
+                if failure.changed(Some(error.to_string())) {
+                    tracing::warn!(stage = error.stage().label(), %error, "poll failed");
+                }
+                count_error(&publish, error.stage());
+                continue;
+            }
+        };
+        if failure.changed(None) {
+            tracing::info!("poll recovered");
+        }
+        if let Some(error) = &notes.proc_index_error {
+            count_error(&publish, Stage::ProcIndex);
+            if index_failure.changed(Some(error.to_string())) {
+                tracing::warn!(%error, "process attribution failed; sockets are labelled process=\"unknown\"");
+            }
+        } else if index_failure.changed(None) {
+            tracing::info!("process attribution recovered");
+        }
+        if notes.scan.permission_denied > 0 && !denied {
+            denied = true;
+            tracing::warn!(
+                processes = notes.scan.permission_denied,
+                "cannot read the fds of some processes; their sockets are labelled process=\"unknown\" \
+                 (reading them needs CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE)"
+            );
+        }
+        tracing::debug!(
+            sockets = snapshot.sockets_scanned,
+            duration_ms = snapshot.poll_duration.as_secs_f64() * 1e3,
+            scans = notes.scan.scans,
+            readlinks = notes.scan.readlinks,
+            unattributed = snapshot.breakdown.unattributed,
+            "poll done"
+        );
+        let snapshot = Arc::new(snapshot);
+        publish.send_modify(|published| {
+            let mut next = (**published).clone();
+            next.latest = Some(snapshot);
+            *published = Arc::new(next);
+        });
+    }
+}
+
+/// Samples LISTEN queues every `interval` into `peaks` until `shutdown` turns true.
+pub async fn run_listen_sampler(
+    interval: Duration,
+    publish: watch::Sender<Arc<Published>>,
+    peaks: Peaks,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut socket: Option<SockDiag> = None;
+    let mut failure = Edge::default();
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        let shared = Arc::clone(&peaks);
         let outcome = tokio::task::spawn_blocking(move || {
             let mut open = match socket {
                 Some(open) => open,
@@ -83,10 +296,22 @@ pub async fn run(
                     Err(error) => return (None, Err(PollError::Open(error))),
                 },
             };
-            match poll_once(&mut open) {
-                Ok(snapshot) => (Some(open), Ok(snapshot)),
-                Err(error) => (None, Err(PollError::Dump(error))),
+            let mut sample = ListenSample::default();
+            for family in Family::ALL {
+                if let Err(error) = open.dump(family, StateFilter::Listen, &mut |record| {
+                    aggregate::add_to_sample(&mut sample, record)
+                }) {
+                    return (None, Err(PollError::ListenDump(error)));
+                }
             }
+            let mut peaks = shared
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            for (key, length) in sample {
+                let peak = peaks.entry(key).or_default();
+                *peak = (*peak).max(length);
+            }
+            (Some(open), Ok(()))
         })
         .await;
         let result = match outcome {
@@ -100,33 +325,16 @@ pub async fn run(
             }
         };
         match result {
-            Ok(snapshot) => {
-                if last_failure.take().is_some() {
-                    tracing::info!("poll recovered");
+            Ok(()) => {
+                if failure.changed(None) {
+                    tracing::info!("listener sampling recovered");
                 }
-                tracing::debug!(
-                    sockets = snapshot.sockets_scanned,
-                    duration_ms = snapshot.poll_duration.as_secs_f64() * 1e3,
-                    "poll done"
-                );
-                let snapshot = Arc::new(snapshot);
-                publish.send_modify(|published| {
-                    let mut next = (**published).clone();
-                    next.latest = Some(snapshot);
-                    *published = Arc::new(next);
-                });
             }
             Err(error) => {
-                let message = error.to_string();
-                if last_failure.as_deref() != Some(message.as_str()) {
-                    tracing::warn!(stage = error.stage().label(), error = %message, "poll failed");
-                    last_failure = Some(message);
+                if failure.changed(Some(error.to_string())) {
+                    tracing::warn!(stage = Stage::ListenDump.label(), %error, "listener sample failed");
                 }
-                publish.send_modify(|published| {
-                    let mut next = (**published).clone();
-                    next.errors_total[error.stage().index()] += 1;
-                    *published = Arc::new(next);
-                });
+                count_error(&publish, Stage::ListenDump);
             }
         }
     }

@@ -4,6 +4,8 @@
 //! whichever snapshot is current ([`Published`]), so a scrape never waits for netlink
 //! and never sees a half-folded poll.
 
+use std::fmt;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -29,10 +31,85 @@ impl StateCounts {
     }
 }
 
+/// Which end of a connection the port label names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Direction {
+    /// The local port is a listening port of the namespace; `port` is that local port.
+    Inbound,
+    /// Anything else; `port` is the remote port.
+    Outbound,
+}
+
+impl Direction {
+    pub fn label(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+}
+
+/// A port label: a number, or `other` for ports folded by the cardinality limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PortLabel {
+    Port(u16),
+    Other,
+}
+
+impl fmt::Display for PortLabel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PortLabel::Port(port) => write!(f, "{port}"),
+            PortLabel::Other => f.write_str("other"),
+        }
+    }
+}
+
+/// Non-LISTEN sockets of one (direction, port, process, state).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortSeries {
+    pub direction: Direction,
+    pub port: PortLabel,
+    /// comm, `""` (no owner), `unknown` (owner not found) or `other` (folded).
+    pub process: Arc<str>,
+    pub state: TcpState,
+    pub sockets: u64,
+    pub receive_bytes: u64,
+    pub send_bytes: u64,
+}
+
+/// One listening address and port (SO_REUSEPORT groups summed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerSeries {
+    pub address: IpAddr,
+    pub port: u16,
+    pub process: Arc<str>,
+    /// Connections waiting in the accept queue (Recv-Q).
+    pub length: u64,
+    /// The backlog (Send-Q).
+    pub limit: u64,
+    /// Largest length sampled since the previous poll.
+    pub peak: u64,
+}
+
+/// Who holds the sockets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Breakdown {
+    pub ports: Vec<PortSeries>,
+    pub listeners: Vec<ListenerSeries>,
+    /// Inbound established/close_wait sockets still in an accept queue, by port.
+    pub unaccepted: Vec<(PortLabel, TcpState, u64)>,
+    /// Sockets with an owner that was not found.
+    pub unattributed: u64,
+    pub folded_ports: u64,
+    pub folded_processes: u64,
+}
+
 /// Everything one successful poll measured.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
     pub tcp_sockets: StateCounts,
+    pub breakdown: Breakdown,
     /// Records read from the kernel in this poll (all dumps together).
     pub sockets_scanned: u64,
     /// Wall time of the poll, dumps and aggregation included.
@@ -48,18 +125,30 @@ pub enum Stage {
     Open,
     /// The sock_diag dump itself (send, receive, decode).
     Dump,
+    /// The fast LISTEN-only sample for queue peaks.
+    ListenDump,
+    /// The /proc scan for socket owners (the poll still publishes, with owners unknown).
+    ProcIndex,
     /// The blocking task died (a bug: it panicked or was cancelled).
     Task,
 }
 
 impl Stage {
-    pub const COUNT: usize = 3;
-    pub const ALL: [Stage; Stage::COUNT] = [Stage::Open, Stage::Dump, Stage::Task];
+    pub const COUNT: usize = 5;
+    pub const ALL: [Stage; Stage::COUNT] = [
+        Stage::Open,
+        Stage::Dump,
+        Stage::ListenDump,
+        Stage::ProcIndex,
+        Stage::Task,
+    ];
 
     pub fn label(self) -> &'static str {
         match self {
             Stage::Open => "open",
             Stage::Dump => "dump",
+            Stage::ListenDump => "listen_dump",
+            Stage::ProcIndex => "proc_index",
             Stage::Task => "task",
         }
     }

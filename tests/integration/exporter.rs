@@ -21,12 +21,20 @@ pub struct Exporter {
 impl Exporter {
     /// Starts the exporter listening on 127.0.0.1:`port` with debug logs and `args`.
     pub fn start(port: u16, args: &[&str]) -> Exporter {
+        Exporter::start_with(port, args, |_| {})
+    }
+
+    /// As `start`, letting `customize` set environment variables, uid and so on.
+    pub fn start_with(port: u16, args: &[&str], customize: impl FnOnce(&mut Command)) -> Exporter {
         let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let mut child = Command::new(BIN)
+        let mut command = Command::new(BIN);
+        command
             .arg(format!("--web.listen-address={address}"))
             .arg("--log.level=debug")
             .args(args)
-            .env_clear()
+            .env_clear();
+        customize(&mut command);
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -194,6 +202,15 @@ impl Scrape {
             .samples
             .get(series)
             .unwrap_or_else(|| panic!("series {series} not in scrape:\n{}", self.text))
+    }
+
+    /// Every series of family `name` as `{labels} value` lines, sorted: for exact
+    /// comparisons of a whole family.
+    pub fn lines(&self, name: &str) -> Vec<String> {
+        self.family(name)
+            .into_iter()
+            .map(|(labels, value)| format!("{labels} {value}"))
+            .collect()
     }
 
     /// Every series of family `name`, label text -> value.

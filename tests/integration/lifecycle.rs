@@ -9,7 +9,6 @@ use nix::sys::signal::Signal;
 use crate::exporter::{Exporter, BIN};
 use crate::netns::in_netns;
 
-#[test]
 fn config_errors_exit_78_with_every_problem_named() {
     let out = Command::new(BIN)
         .args(["--poll.interval=soon", "--web.telemetry-path=metrics"])
@@ -28,7 +27,6 @@ fn config_errors_exit_78_with_every_problem_named() {
     );
 }
 
-#[test]
 fn sigterm_drains_and_exits_zero() {
     in_netns(|| {
         let mut exporter = Exporter::start(10120, &["--poll.interval=1s"]);
@@ -42,7 +40,6 @@ fn sigterm_drains_and_exits_zero() {
     });
 }
 
-#[test]
 fn ready_and_content_types_over_real_http() {
     in_netns(|| {
         let mut exporter = Exporter::start(10120, &["--poll.interval=1h"]);
@@ -66,7 +63,6 @@ fn ready_and_content_types_over_real_http() {
     });
 }
 
-#[test]
 fn promtool_check_metrics_reports_nothing_on_a_live_scrape() {
     in_netns(|| {
         let mut exporter = Exporter::start(10120, &["--poll.interval=1h"]);
@@ -89,4 +85,13 @@ fn promtool_check_metrics_reports_nothing_on_a_live_scrape() {
         assert_eq!(findings, "", "promtool check metrics findings");
         assert!(out.status.success());
     });
+}
+
+pub fn tests() -> Vec<libtest_mimic::Trial> {
+    crate::trials![
+        config_errors_exit_78_with_every_problem_named,
+        sigterm_drains_and_exits_zero,
+        ready_and_content_types_over_real_http,
+        promtool_check_metrics_reports_nothing_on_a_live_scrape
+    ]
 }

@@ -21,7 +21,6 @@ const STATES: [&str; 12] = [
     "unknown",
 ];
 
-#[test]
 fn every_state_count_is_exact_and_matches_ss() {
     in_netns(|| {
         let mut sockets = Load::default();
@@ -73,4 +72,8 @@ fn every_state_count_is_exact_and_matches_ss() {
         assert_eq!(scrape.value("sockdiag_sockets_scanned"), total as f64);
         drop(sockets);
     });
+}
+
+pub fn tests() -> Vec<libtest_mimic::Trial> {
+    crate::trials![every_state_count_is_exact_and_matches_ss]
 }

@@ -1,0 +1,156 @@
+//! Helper processes with their own names. The integration binary re-executes itself with
+//! SOCKDIAG_TEST_ACTOR=<role> (see `main`); the child renames itself (prctl PR_SET_NAME,
+//! what /proc/PID/comm shows), plays its role on loopback, prints `ready` and then obeys
+//! one-line commands on stdin until stdin closes. `Actor` starts one from the calling
+//! thread, so inside that thread's network namespace, and kills it by pid when dropped.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+
+use crate::load;
+
+pub const ENV: &str = "SOCKDIAG_TEST_ACTOR";
+
+pub struct Actor {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Actor {
+    /// Starts `role` (see `run`) as a process named `name` and waits for `ready`.
+    pub fn start(name: &str, role: &str, args: &[&str]) -> Actor {
+        let mut child = Command::new(std::env::current_exe().expect("own path"))
+            .env_clear()
+            .env(ENV, role)
+            .arg(name)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn actor");
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().expect("actor stdout"));
+        let mut actor = Actor {
+            child,
+            stdin,
+            stdout,
+        };
+        actor.expect_line("ready");
+        actor
+    }
+
+    /// Sends a command and waits for its `done`.
+    pub fn command(&mut self, command: &str) {
+        let stdin = self.stdin.as_mut().expect("actor stdin");
+        writeln!(stdin, "{command}").expect("write to actor");
+        stdin.flush().unwrap();
+        self.expect_line("done");
+    }
+
+    fn expect_line(&mut self, want: &str) {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("read actor stdout");
+        assert_eq!(line.trim_end(), want, "actor {} said", self.child.id());
+    }
+}
+
+impl Drop for Actor {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Entry point of an actor process: `args` is [name, role args...].
+pub fn run(role: &str, args: &[String]) {
+    let name = &args[0];
+    nix::sys::prctl::set_name(&std::ffi::CString::new(name.as_str()).unwrap())
+        .expect("prctl(PR_SET_NAME)");
+    let arg = |i: usize| args[i].as_str();
+    let mut held_streams: Vec<TcpStream> = Vec::new();
+    let mut held_listeners: Vec<TcpListener> = Vec::new();
+    match role {
+        // Accepts N connections on ADDR and never closes or reads them (incidents 1, 6).
+        "accept-and-hold" => {
+            let listener = TcpListener::bind(arg(1)).expect("bind");
+            let n: usize = arg(2).parse().unwrap();
+            announce();
+            for _ in 0..n {
+                held_streams.push(listener.accept().expect("accept").0);
+            }
+            held_listeners.push(listener);
+        }
+        // Accepts N connections on ADDR and closes each at once (a MySQL load balancer
+        // closing idle connections, incident 3).
+        "accept-and-close" => {
+            let listener = TcpListener::bind(arg(1)).expect("bind");
+            let n: usize = arg(2).parse().unwrap();
+            announce();
+            for _ in 0..n {
+                drop(listener.accept().expect("accept"));
+            }
+            held_listeners.push(listener);
+        }
+        // Connects N times to ADDR and never reads or closes (a leaking client pool).
+        "connect-and-hold" => {
+            let address: SocketAddr = arg(1).parse().unwrap();
+            for _ in 0..arg(2).parse::<usize>().unwrap() {
+                held_streams.push(TcpStream::connect(address).expect("connect"));
+            }
+            announce();
+        }
+        // Listens with backlog B and accepts only when told (incident 5; queue peaks).
+        "listen-no-accept" => {
+            let listener = load::listen(arg(1).parse().unwrap(), arg(2).parse().unwrap());
+            listener.set_nonblocking(true).unwrap();
+            announce();
+            let mut stdin = BufReader::new(std::io::stdin());
+            let mut line = String::new();
+            while stdin.read_line(&mut line).unwrap_or(0) > 0 {
+                if line.trim() == "accept-all" {
+                    while let Ok((stream, _)) = listener.accept() {
+                        drop(stream);
+                    }
+                }
+                println!("done");
+                line.clear();
+            }
+            return;
+        }
+        // Listens on each ADDR given and accepts and holds everything.
+        "sink" => {
+            let listeners: Vec<TcpListener> = args[1..]
+                .iter()
+                .map(|a| {
+                    let l = TcpListener::bind(a.as_str()).expect("bind");
+                    l.set_nonblocking(true).unwrap();
+                    l
+                })
+                .collect();
+            announce();
+            std::thread::spawn(move || loop {
+                for l in &listeners {
+                    while let Ok((s, _)) = l.accept() {
+                        std::mem::forget(s);
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            });
+        }
+        other => panic!("unknown actor role {other}"),
+    }
+    // Hold everything until the test closes stdin (or kills us).
+    let mut rest = Vec::new();
+    let _ = std::io::stdin().read_to_end(&mut rest);
+    drop(held_streams);
+    drop(held_listeners);
+}
+
+fn announce() {
+    println!("ready");
+    std::io::stdout().flush().unwrap();
+}
