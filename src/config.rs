@@ -325,7 +325,7 @@ impl Config {
                 },
             ),
             limits: Limits {
-                max_ports: reader.take("max_ports", defaults.limits.max_ports, |v| positive(v)),
+                max_ports: reader.take("max_ports", defaults.limits.max_ports, positive),
                 max_processes: reader.take("max_processes", defaults.limits.max_processes, |v| {
                     positive(v)
                 }),

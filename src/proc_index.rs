@@ -15,6 +15,7 @@
 //!   different kind of object), one full pass re-reads every slot (phase 2); inodes even
 //!   that cannot find (other users' processes without privileges, sockets in flight over
 //!   a unix socket) are remembered and not chased again until a later full pass.
+//!
 //! So the steady-state cost follows the number of new sockets, not the number of fds.
 //!
 //! A socket held by several processes (prefork servers, inherited fds) belongs to the
