@@ -19,7 +19,7 @@ use rustc_hash::FxHashMap;
 
 use crate::proc_index::NameId;
 use crate::snapshot::{
-    Breakdown, Direction, ListenerSeries, PortLabel, PortSeries, Snapshot, StateCounts,
+    Breakdown, Direction, Exhaustion, ListenerSeries, PortLabel, PortSeries, Snapshot, StateCounts,
 };
 use crate::sock_diag::{Record, TcpState};
 
@@ -64,20 +64,30 @@ impl PortFilter {
     }
 }
 
-/// Cardinality limits.
+/// Cardinality limits and thresholds of the aggregation.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Limits {
+pub struct Settings {
+    /// Ports per direction that keep their own label.
     pub max_ports: usize,
     pub max_processes: usize,
     pub ports: PortFilter,
+    /// Destinations (remote address, port) of `sockdiag_tcp_ephemeral_ports_used`.
+    pub max_destinations: usize,
+    /// Remote addresses of `sockdiag_tcp_peer_sockets`.
+    pub max_peers: usize,
+    /// CLOSE_WAIT older than this is stale (a leak, not a slow close).
+    pub close_wait_stale_after: Duration,
 }
 
-impl Default for Limits {
-    fn default() -> Limits {
-        Limits {
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
             max_ports: 50,
             max_processes: 30,
             ports: PortFilter::default(),
+            max_destinations: 20,
+            max_peers: 20,
+            close_wait_stale_after: Duration::from_secs(60),
         }
     }
 }
@@ -95,6 +105,9 @@ struct PortStats {
     sockets: u64,
     receive: u64,
     send: u64,
+    /// CLOSE_WAIT only: the oldest age seen, and how many are stale.
+    oldest: Duration,
+    stale: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -103,6 +116,7 @@ struct Pending {
     key: PortKey,
     receive: u32,
     send: u32,
+    age: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -124,17 +138,28 @@ pub struct Aggregator {
     unaccepted: FxHashMap<(u16, TcpState), u64>,
     pending: Vec<Pending>,
     unattributed: u64,
+    stale_after: Duration,
+    /// net.ipv4.ip_local_port_range, when it could be read.
+    port_range: Option<(u16, u16)>,
+    /// Ephemeral ports in use per (local address, destination).
+    ephemeral: FxHashMap<(IpAddr, IpAddr, u16), u64>,
+    peers: FxHashMap<(IpAddr, TcpState), u64>,
 }
 
 impl Default for Aggregator {
     fn default() -> Aggregator {
-        Aggregator::new()
+        Aggregator::new(&Settings::default(), None)
     }
 }
 
 impl Aggregator {
-    pub fn new() -> Aggregator {
+    /// A new poll. `port_range` is net.ipv4.ip_local_port_range (start, end).
+    pub fn new(settings: &Settings, port_range: Option<(u16, u16)>) -> Aggregator {
         Aggregator {
+            stale_after: settings.close_wait_stale_after,
+            port_range,
+            ephemeral: FxHashMap::default(),
+            peers: FxHashMap::default(),
             tcp_sockets: StateCounts::default(),
             scanned: 0,
             listening: Box::new([0; 1024]),
@@ -175,8 +200,14 @@ impl Aggregator {
             });
     }
 
-    /// Folds any other socket.
-    pub fn add(&mut self, record: &Record, owners: &mut impl Owners) {
+    /// Folds any other socket. `close_wait_age` is the age of a CLOSE_WAIT socket from
+    /// the tracker (`None` for other states, or when the tracker is full).
+    pub fn add(
+        &mut self,
+        record: &Record,
+        close_wait_age: Option<Duration>,
+        owners: &mut impl Owners,
+    ) {
         self.scanned += 1;
         self.tcp_sockets.add(record.family, record.state);
         if record.state == TcpState::Listen {
@@ -189,6 +220,20 @@ impl Aggregator {
         } else {
             (Direction::Outbound, record.remote.port())
         };
+        let remote = record.remote.ip().to_canonical();
+        *self.peers.entry((remote, record.state)).or_default() += 1;
+        if direction == Direction::Outbound {
+            if let Some((low, high)) = self.port_range {
+                if (low..=high).contains(&local) {
+                    let key = (
+                        record.local.ip().to_canonical(),
+                        remote,
+                        record.remote.port(),
+                    );
+                    *self.ephemeral.entry(key).or_default() += 1;
+                }
+            }
+        }
         if record.inode == 0
             && direction == Direction::Inbound
             && matches!(record.state, TcpState::Established | TcpState::CloseWait)
@@ -209,19 +254,20 @@ impl Aggregator {
         match owner {
             Some(owner) => {
                 key.owner = owner;
-                self.fold(key, record.recv_queue, record.send_queue);
+                self.fold(key, record.recv_queue, record.send_queue, close_wait_age);
             }
             None if self.pending.len() < MAX_PENDING => self.pending.push(Pending {
                 inode: record.inode,
                 key,
                 receive: record.recv_queue,
                 send: record.send_queue,
+                age: close_wait_age,
             }),
-            None => self.fold(key, record.recv_queue, record.send_queue),
+            None => self.fold(key, record.recv_queue, record.send_queue, close_wait_age),
         }
     }
 
-    fn fold(&mut self, key: PortKey, receive: u32, send: u32) {
+    fn fold(&mut self, key: PortKey, receive: u32, send: u32, age: Option<Duration>) {
         if key.owner == Owner::Unknown {
             self.unattributed += 1;
         }
@@ -229,6 +275,12 @@ impl Aggregator {
         stats.sockets += 1;
         stats.receive += u64::from(receive);
         stats.send += u64::from(send);
+        if let Some(age) = age {
+            stats.oldest = stats.oldest.max(age);
+            if age >= self.stale_after {
+                stats.stale += 1;
+            }
+        }
     }
 
     /// Inodes waiting for an owner (listeners included).
@@ -253,7 +305,7 @@ impl Aggregator {
                 owner: owners.settle(pending.inode),
                 ..pending.key
             };
-            self.fold(key, pending.receive, pending.send);
+            self.fold(key, pending.receive, pending.send, pending.age);
         }
         for listener in self.listeners.values_mut().flatten() {
             if listener.owner.is_none() {
@@ -271,7 +323,7 @@ impl Aggregator {
     pub fn finish(
         mut self,
         owners: &mut impl Owners,
-        limits: &Limits,
+        settings: &Settings,
         peaks: &FxHashMap<(IpAddr, u16), u64>,
         poll_duration: Duration,
         completed_at: SystemTime,
@@ -297,7 +349,7 @@ impl Aggregator {
             ranked.sort_by_key(|(port, n)| (Reverse(*n), *port));
             let mut kept = 0;
             for (port, _) in ranked {
-                if kept < limits.max_ports && limits.ports.allows(port) {
+                if kept < settings.max_ports && settings.ports.allows(port) {
                     kept_ports.insert((direction, port));
                     kept += 1;
                 } else {
@@ -331,10 +383,10 @@ impl Aggregator {
             b.1.cmp(&a.1)
                 .then_with(|| owners.name(a.0).cmp(&owners.name(b.0)))
         });
-        let folded_processes = ranked.len().saturating_sub(limits.max_processes) as u64;
+        let folded_processes = ranked.len().saturating_sub(settings.max_processes) as u64;
         let kept_processes: rustc_hash::FxHashSet<NameId> = ranked
             .iter()
-            .take(limits.max_processes)
+            .take(settings.max_processes)
             .map(|(id, _)| *id)
             .collect();
         let other: Arc<str> = Arc::from("other");
@@ -361,6 +413,8 @@ impl Aggregator {
             entry.sockets += stats.sockets;
             entry.receive += stats.receive;
             entry.send += stats.send;
+            entry.oldest = entry.oldest.max(stats.oldest);
+            entry.stale += stats.stale;
         }
         let mut ports: Vec<PortSeries> = ports
             .into_iter()
@@ -372,6 +426,8 @@ impl Aggregator {
                 sockets: stats.sockets,
                 receive_bytes: stats.receive,
                 send_bytes: stats.send,
+                close_wait_oldest: stats.oldest,
+                close_wait_stale: stats.stale,
             })
             .collect();
         ports.sort_by(|a, b| {
@@ -424,7 +480,19 @@ impl Aggregator {
         listeners
             .sort_by(|a, b| (a.port, a.address, &a.process).cmp(&(b.port, b.address, &b.process)));
 
+        let (destinations, folded_destinations) =
+            top_destinations(&self.ephemeral, settings.max_destinations);
+        let (peers, folded_peers) = top_peers(&self.peers, settings.max_peers);
         Snapshot {
+            exhaustion: Exhaustion {
+                port_range: self.port_range,
+                destinations,
+                folded_destinations,
+                peers,
+                folded_peers,
+                close_wait_untracked: 0,
+            },
+            kernel: Default::default(),
             tcp_sockets: self.tcp_sockets,
             sockets_scanned: self.scanned,
             breakdown: Breakdown {
@@ -439,6 +507,61 @@ impl Aggregator {
             completed_at,
         }
     }
+}
+
+/// A destination (remote address, port), `None` for `other`, and its ephemeral ports used.
+type Destination = (Option<(IpAddr, u16)>, u64);
+
+/// Destinations by ephemeral ports used toward them, the maximum over local addresses (a
+/// connect() needs a free local port per local address and destination); the top `k`
+/// plus `other`, the largest of the rest.
+fn top_destinations(
+    ephemeral: &FxHashMap<(IpAddr, IpAddr, u16), u64>,
+    k: usize,
+) -> (Vec<Destination>, u64) {
+    let mut used: FxHashMap<(IpAddr, u16), u64> = FxHashMap::default();
+    for ((_, remote, port), n) in ephemeral {
+        let entry = used.entry((*remote, *port)).or_default();
+        *entry = (*entry).max(*n);
+    }
+    let mut ranked: Vec<((IpAddr, u16), u64)> = used.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let folded = ranked.len().saturating_sub(k) as u64;
+    let mut out: Vec<Destination> = ranked
+        .iter()
+        .take(k)
+        .map(|(destination, n)| (Some(*destination), *n))
+        .collect();
+    if let Some(largest_rest) = ranked.iter().skip(k).map(|(_, n)| *n).max() {
+        out.push((None, largest_rest));
+    }
+    (out, folded)
+}
+
+/// Remote addresses by socket count: the top `k` (all states together) and `other`.
+fn top_peers(
+    peers: &FxHashMap<(IpAddr, TcpState), u64>,
+    k: usize,
+) -> (Vec<(Option<IpAddr>, TcpState, u64)>, u64) {
+    let mut totals: FxHashMap<IpAddr, u64> = FxHashMap::default();
+    for ((address, _), n) in peers {
+        *totals.entry(*address).or_default() += n;
+    }
+    let mut ranked: Vec<(IpAddr, u64)> = totals.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let folded = ranked.len().saturating_sub(k) as u64;
+    let kept: rustc_hash::FxHashSet<IpAddr> =
+        ranked.iter().take(k).map(|(address, _)| *address).collect();
+    let mut out: FxHashMap<(Option<IpAddr>, TcpState), u64> = FxHashMap::default();
+    for ((address, state), n) in peers {
+        let label = kept.contains(address).then_some(*address);
+        *out.entry((label, *state)).or_default() += n;
+    }
+    let mut out: Vec<(Option<IpAddr>, TcpState, u64)> =
+        out.into_iter().map(|((a, s), n)| (a, s, n)).collect();
+    // Kept addresses first, `other` last.
+    out.sort_by_key(|(address, state, _)| (address.is_none(), *address, *state));
+    (out, folded)
 }
 
 /// Accept-queue lengths per listening (address, port), summed over SO_REUSEPORT groups:
@@ -521,7 +644,13 @@ mod tests {
         }
     }
 
-    fn finish(aggregator: Aggregator, owners: &mut Table, limits: &Limits) -> Snapshot {
+    impl Aggregator {
+        fn add_(&mut self, record: &Record, owners: &mut Table) {
+            self.add(record, None, owners)
+        }
+    }
+
+    fn finish(aggregator: Aggregator, owners: &mut Table, limits: &Settings) -> Snapshot {
         aggregator.finish(
             owners,
             limits,
@@ -558,7 +687,7 @@ mod tests {
         owners.own(11, "nginx");
         owners.own(20, "app");
         owners.own_later(21, "app");
-        let mut a = Aggregator::new();
+        let mut a = Aggregator::default();
         a.add_listener(
             &rec(TcpState::Listen, "0.0.0.0:80", "0.0.0.0:0", 10),
             &mut owners,
@@ -566,32 +695,32 @@ mod tests {
         // inbound close_wait owned by nginx, with 46 unread bytes
         let mut cw = rec(TcpState::CloseWait, "10.0.0.1:80", "10.0.0.9:50000", 11);
         cw.recv_queue = 46;
-        a.add(&cw, &mut owners);
+        a.add(&cw, None, &mut owners);
         // outbound to mysql, one known now, one found by the scan
-        a.add(
+        a.add_(
             &rec(TcpState::CloseWait, "10.0.0.1:40000", "10.0.0.7:3306", 20),
             &mut owners,
         );
-        a.add(
+        a.add_(
             &rec(TcpState::CloseWait, "10.0.0.1:40001", "10.0.0.7:3306", 21),
             &mut owners,
         );
         // never accepted, and a TIME_WAIT with no owner
-        a.add(
+        a.add_(
             &rec(TcpState::CloseWait, "10.0.0.1:80", "10.0.0.9:50001", 0),
             &mut owners,
         );
-        a.add(
+        a.add_(
             &rec(TcpState::TimeWait, "10.0.0.1:40002", "10.0.0.7:3306", 0),
             &mut owners,
         );
         // an owner that cannot be found
-        a.add(
+        a.add_(
             &rec(TcpState::Established, "10.0.0.1:40003", "10.0.0.8:443", 99),
             &mut owners,
         );
         assert_eq!(a.missing_inodes(), vec![21, 99]);
-        let snapshot = finish(a, &mut owners, &Limits::default());
+        let snapshot = finish(a, &mut owners, &Settings::default());
         assert_eq!(
             series(&snapshot),
             vec![
@@ -615,13 +744,13 @@ mod tests {
     #[test]
     fn top_n_ports_and_processes_fold_into_other() {
         let mut owners = Table::default();
-        let mut a = Aggregator::new();
+        let mut a = Aggregator::default();
         let mut inode = 1;
         // outbound ports 1000..1004 with 5,4,3,2,1 sockets; process pN owns port 100N
         for (i, n) in [5u32, 4, 3, 2, 1].iter().enumerate() {
             for _ in 0..*n {
                 owners.own(inode, &format!("p{i}"));
-                a.add(
+                a.add_(
                     &rec(
                         TcpState::Established,
                         &format!("10.0.0.1:{}", 30000 + inode),
@@ -633,10 +762,10 @@ mod tests {
                 inode += 1;
             }
         }
-        let limits = Limits {
+        let limits = Settings {
             max_ports: 2,
             max_processes: 3,
-            ports: PortFilter::default(),
+            ..Settings::default()
         };
         let snapshot = finish(a, &mut owners, &limits);
         assert_eq!(
@@ -663,9 +792,9 @@ mod tests {
         assert!(!filter.allows(8080));
         assert!(!filter.allows(443));
         let mut owners = Table::default();
-        let mut a = Aggregator::new();
+        let mut a = Aggregator::default();
         for (port, inode) in [(3306u16, 0u32), (443, 0), (8080, 0)] {
-            a.add(
+            a.add_(
                 &rec(
                     TcpState::TimeWait,
                     "10.0.0.1:40000",
@@ -675,9 +804,9 @@ mod tests {
                 &mut owners,
             );
         }
-        let limits = Limits {
+        let limits = Settings {
             ports: filter,
-            ..Limits::default()
+            ..Settings::default()
         };
         let snapshot = finish(a, &mut owners, &limits);
         assert_eq!(
@@ -695,7 +824,7 @@ mod tests {
         let mut owners = Table::default();
         owners.own(1, "nginx");
         owners.own(2, "nginx");
-        let mut a = Aggregator::new();
+        let mut a = Aggregator::default();
         for inode in [1, 2] {
             let mut l = rec(TcpState::Listen, "0.0.0.0:443", "0.0.0.0:0", inode);
             l.recv_queue = 3;
@@ -706,7 +835,7 @@ mod tests {
         peaks.insert(("0.0.0.0".parse().unwrap(), 443), 40);
         let snapshot = a.finish(
             &mut owners,
-            &Limits::default(),
+            &Settings::default(),
             &peaks,
             Duration::ZERO,
             SystemTime::UNIX_EPOCH,
@@ -725,5 +854,109 @@ mod tests {
         add_to_sample(&mut sample, &a);
         add_to_sample(&mut sample, &b);
         assert_eq!(sample.get(&("0.0.0.0".parse().unwrap(), 80)), Some(&7));
+    }
+
+    #[test]
+    fn close_wait_ages_fold_to_oldest_and_stale_per_owner() {
+        let mut owners = Table::default();
+        owners.own(1, "app");
+        owners.own(2, "app");
+        owners.own_later(3, "app");
+        let settings = Settings {
+            close_wait_stale_after: Duration::from_secs(60),
+            ..Settings::default()
+        };
+        let mut a = Aggregator::new(&settings, None);
+        let cw = |port: u16, inode: u32| {
+            rec(
+                TcpState::CloseWait,
+                &format!("10.0.0.1:{port}"),
+                "10.0.0.2:3306",
+                inode,
+            )
+        };
+        a.add(&cw(40000, 1), Some(Duration::from_secs(5)), &mut owners);
+        a.add(&cw(40001, 2), Some(Duration::from_secs(90)), &mut owners);
+        // Found only by the scan: its age travels with the pending entry.
+        a.add(&cw(40002, 3), Some(Duration::from_secs(200)), &mut owners);
+        // Untracked (tracker full): counted, but no age.
+        a.add(&cw(40003, 1), None, &mut owners);
+        let snapshot = finish(a, &mut owners, &settings);
+        let s = &snapshot.breakdown.ports[0];
+        assert_eq!(
+            (s.sockets, s.close_wait_oldest, s.close_wait_stale),
+            (4, Duration::from_secs(200), 2)
+        );
+    }
+
+    #[test]
+    fn ephemeral_ports_take_the_max_over_local_addresses_and_fold_the_rest() {
+        let mut owners = Table::default();
+        let settings = Settings {
+            max_destinations: 1,
+            ..Settings::default()
+        };
+        let mut a = Aggregator::new(&settings, Some((40000, 40099)));
+        let mut add = |local: &str, remote: &str, state: TcpState, n: u16| {
+            for i in 0..n {
+                let (ip, _) = local.split_once(':').unwrap();
+                a.add_(
+                    &rec(state, &format!("{ip}:{}", 40000 + i), remote, 0),
+                    &mut owners,
+                );
+            }
+        };
+        add("10.0.0.10:0", "10.0.0.1:9001", TcpState::TimeWait, 8);
+        add("10.0.0.11:0", "10.0.0.1:9001", TcpState::Established, 2);
+        add("10.0.0.10:0", "10.0.0.2:9002", TcpState::Established, 4);
+        add("10.0.0.11:0", "10.0.0.2:9002", TcpState::SynSent, 6);
+        // Outside the range: not an ephemeral port.
+        a.add_(
+            &rec(TcpState::Established, "10.0.0.10:50000", "10.0.0.2:9002", 0),
+            &mut owners,
+        );
+        let snapshot = finish(a, &mut owners, &settings);
+        assert_eq!(
+            snapshot.exhaustion.destinations,
+            vec![(Some(("10.0.0.1".parse().unwrap(), 9001)), 8), (None, 6)]
+        );
+        assert_eq!(snapshot.exhaustion.folded_destinations, 1);
+        assert_eq!(snapshot.exhaustion.port_range, Some((40000, 40099)));
+    }
+
+    #[test]
+    fn peers_keep_the_top_k_addresses_and_fold_the_rest_per_state() {
+        let mut owners = Table::default();
+        let settings = Settings {
+            max_peers: 1,
+            ..Settings::default()
+        };
+        let mut a = Aggregator::new(&settings, None);
+        for (remote, state) in [
+            ("10.0.0.5:1", TcpState::Established),
+            ("10.0.0.5:2", TcpState::TimeWait),
+            ("[::ffff:10.0.0.5]:3", TcpState::Established),
+            ("10.0.0.6:1", TcpState::Established),
+            ("10.0.0.7:1", TcpState::Established),
+        ] {
+            let local = if remote.starts_with('[') {
+                "[::ffff:10.0.0.1]:5000"
+            } else {
+                "10.0.0.1:5000"
+            };
+            a.add_(&rec(state, local, remote, 0), &mut owners);
+        }
+        let snapshot = finish(a, &mut owners, &settings);
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        assert_eq!(
+            snapshot.exhaustion.peers,
+            vec![
+                (ip("10.0.0.5"), TcpState::Established, 2),
+                (ip("10.0.0.5"), TcpState::TimeWait, 1),
+                (None, TcpState::Established, 2),
+            ],
+            "a v4-mapped v6 peer is the same peer"
+        );
+        assert_eq!(snapshot.exhaustion.folded_peers, 2);
     }
 }

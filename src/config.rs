@@ -16,7 +16,7 @@ use std::time::Duration;
 use clap::Parser;
 use config::{Environment, File, FileFormat, Value, ValueKind};
 
-use crate::aggregate::{Limits, PortFilter};
+use crate::aggregate::{PortFilter, Settings};
 
 /// Exit code for configuration errors (EX_CONFIG from sysexits.h).
 pub const EXIT_CONFIG: i32 = 78;
@@ -99,7 +99,10 @@ pub struct Config {
     /// Interval of the LISTEN-only sampler behind `sockdiag_tcp_listen_queue_peak`;
     /// `None` ("0s") turns it off.
     pub listen_poll_interval: Option<Duration>,
-    pub limits: Limits,
+    pub settings: Settings,
+    /// CLOSE_WAIT sockets whose age is tracked at most; beyond, they are counted as
+    /// untracked.
+    pub close_wait_capacity: usize,
     pub web: WebConfig,
     pub log: LogConfig,
 }
@@ -202,7 +205,8 @@ impl Default for Config {
         Config {
             poll_interval: Duration::from_secs(15),
             listen_poll_interval: Some(Duration::from_secs(1)),
-            limits: Limits::default(),
+            settings: Settings::default(),
+            close_wait_capacity: 262_144,
             web: WebConfig {
                 listen_addresses: vec![ListenAddress::AnyInterface(10120)],
                 telemetry_path: "/metrics".to_string(),
@@ -324,16 +328,34 @@ impl Config {
                     }
                 },
             ),
-            limits: Limits {
-                max_ports: reader.take("max_ports", defaults.limits.max_ports, positive),
-                max_processes: reader.take("max_processes", defaults.limits.max_processes, |v| {
-                    positive(v)
-                }),
+            settings: Settings {
+                max_ports: reader.take("max_ports", defaults.settings.max_ports, positive),
+                max_processes: reader.take(
+                    "max_processes",
+                    defaults.settings.max_processes,
+                    positive,
+                ),
                 ports: PortFilter {
                     include: reader.take("ports.include", Vec::new(), port_ranges),
                     exclude: reader.take("ports.exclude", Vec::new(), port_ranges),
                 },
+                max_destinations: reader.take(
+                    "max_destinations",
+                    defaults.settings.max_destinations,
+                    positive,
+                ),
+                max_peers: reader.take("max_peers", defaults.settings.max_peers, positive),
+                close_wait_stale_after: reader.take(
+                    "close_wait_stale_after",
+                    defaults.settings.close_wait_stale_after,
+                    |v| duration(v, Duration::from_secs(1)),
+                ),
             },
+            close_wait_capacity: reader.take(
+                "close_wait_capacity",
+                defaults.close_wait_capacity,
+                positive,
+            ),
             web: WebConfig {
                 listen_addresses: reader.take(
                     "web.listen_addresses",
@@ -757,13 +779,13 @@ mod tests {
         };
         let config = Config::load_from(&flags, no_env()).unwrap();
         assert_eq!(config.listen_poll_interval, None);
-        assert_eq!(config.limits.max_ports, 5);
-        assert_eq!(config.limits.max_processes, 2);
+        assert_eq!(config.settings.max_ports, 5);
+        assert_eq!(config.settings.max_processes, 2);
         assert_eq!(
-            config.limits.ports.include,
+            config.settings.ports.include,
             vec![(3306, 3306), (8000, 8100)]
         );
-        assert_eq!(config.limits.ports.exclude, vec![(8080, 8080)]);
+        assert_eq!(config.settings.ports.exclude, vec![(8080, 8080)]);
     }
 
     #[test]

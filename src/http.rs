@@ -255,6 +255,8 @@ mod tests {
             next.latest = Some(Arc::new(Snapshot {
                 tcp_sockets: StateCounts::default(),
                 breakdown: Default::default(),
+                exhaustion: Default::default(),
+                kernel: Default::default(),
                 sockets_scanned: 0,
                 poll_duration: Duration::from_millis(1),
                 completed_at: SystemTime::now(),

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod aggregate;
+pub mod close_wait;
 pub mod config;
 pub mod http;
 pub mod metrics;

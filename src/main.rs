@@ -95,7 +95,8 @@ async fn run(config: Config) -> anyhow::Result<ExitCode> {
         listen_poll_interval: config
             .listen_poll_interval
             .filter(|i| *i < config.poll_interval),
-        limits: config.limits.clone(),
+        settings: config.settings.clone(),
+        close_wait_capacity: config.close_wait_capacity,
         proc_root: sockdiag_exporter::proc_index::default_root().to_path_buf(),
     };
     if let Some(interval) = poller_config.listen_poll_interval {

@@ -20,7 +20,9 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
-use crate::snapshot::{Breakdown, ListenerSeries, Published, Stage};
+use crate::snapshot::{
+    Breakdown, Exhaustion, KernelStats, ListenerSeries, Published, Snapshot, Stage,
+};
 use crate::sock_diag::{Family, TcpState};
 
 pub const OPENMETRICS_CONTENT_TYPE: &str =
@@ -76,6 +78,30 @@ struct ListenerLabels {
 struct PortStateLabels {
     port: String,
     state: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct OwnerLabels {
+    direction: &'static str,
+    port: String,
+    process: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct DestinationLabels {
+    remote_address: String,
+    remote_port: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct PeerLabels {
+    remote_address: String,
+    state: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct SourceLabel {
+    source: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -208,10 +234,225 @@ fn encode_published(published: &Published, encoder: &mut DescriptorEncoder) -> f
             })
         }),
     )?;
-    encode_breakdown(&snapshot.breakdown, encoder)
+    encode_breakdown(
+        &snapshot.breakdown,
+        (
+            snapshot.exhaustion.folded_destinations,
+            snapshot.exhaustion.folded_peers,
+        ),
+        encoder,
+    )?;
+    encode_close_wait(snapshot, encoder)?;
+    encode_exhaustion(&snapshot.exhaustion, encoder)?;
+    encode_kernel(&snapshot.kernel, encoder)
 }
 
-fn encode_breakdown(breakdown: &Breakdown, encoder: &mut DescriptorEncoder) -> fmt::Result {
+fn encode_close_wait(snapshot: &Snapshot, encoder: &mut DescriptorEncoder) -> fmt::Result {
+    let close_wait = || {
+        snapshot
+            .breakdown
+            .ports
+            .iter()
+            .filter(|s| s.state == TcpState::CloseWait)
+            .map(|s| {
+                (
+                    OwnerLabels {
+                        direction: s.direction.label(),
+                        port: s.port.to_string(),
+                        process: s.process.to_string(),
+                    },
+                    s,
+                )
+            })
+    };
+    gauge(
+        encoder,
+        "sockdiag_tcp_close_wait_oldest_seconds",
+        "Age of the oldest CLOSE_WAIT socket, measured from the first poll that saw it (by socket cookie): \
+         at least this old, with the poll interval as resolution; restarts at 0 with the exporter. \
+         A healthy close lasts milliseconds, a leaked socket grows for ever.",
+        close_wait().map(|(labels, s)| (labels, s.close_wait_oldest.as_secs_f64())),
+    )?;
+    gauge(
+        encoder,
+        "sockdiag_tcp_close_wait_stale_sockets",
+        "CLOSE_WAIT sockets older than close_wait_stale_after: the application never closed them after the peer did.",
+        close_wait().map(|(labels, s)| (labels, s.close_wait_stale)),
+    )?;
+    gauge_value(
+        encoder,
+        "sockdiag_tcp_close_wait_untracked_sockets",
+        "CLOSE_WAIT sockets whose age is not tracked because close_wait_capacity was reached; they are missing from the age and stale families.",
+        snapshot.exhaustion.close_wait_untracked,
+    )
+}
+
+fn encode_exhaustion(exhaustion: &Exhaustion, encoder: &mut DescriptorEncoder) -> fmt::Result {
+    if let Some((low, high)) = exhaustion.port_range {
+        gauge_value(
+            encoder,
+            "sockdiag_tcp_ephemeral_port_range_size",
+            "Ports in net.ipv4.ip_local_port_range: how many connections one local address can hold toward one destination.",
+            u64::from(high - low) + 1,
+        )?;
+        gauge(
+            encoder,
+            "sockdiag_tcp_ephemeral_ports_used",
+            "Local ports of the ephemeral range in use toward a destination, in any state (TIME_WAIT included), \
+             the maximum over local addresses; top destinations by that count, remote_address=\"other\" is the largest of the rest. \
+             Divide by sockdiag_tcp_ephemeral_port_range_size for the exhaustion ratio.",
+            exhaustion.destinations.iter().map(|(destination, used)| {
+                let (remote_address, remote_port) = match destination {
+                    Some((address, port)) => (address.to_string(), port.to_string()),
+                    None => ("other".to_string(), "other".to_string()),
+                };
+                (
+                    DestinationLabels {
+                        remote_address,
+                        remote_port,
+                    },
+                    *used,
+                )
+            }),
+        )?;
+    }
+    gauge(
+        encoder,
+        "sockdiag_tcp_peer_sockets",
+        "Non-LISTEN TCP sockets by remote address and state: the top remote addresses by socket count, the rest as remote_address=\"other\".",
+        exhaustion.peers.iter().map(|(address, state, n)| {
+            (
+                PeerLabels {
+                    remote_address: address.map_or_else(|| "other".to_string(), |a| a.to_string()),
+                    state: state.label(),
+                },
+                *n,
+            )
+        }),
+    )
+}
+
+fn counter(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: Option<u64>,
+) -> fmt::Result {
+    let Some(value) = value else {
+        return Ok(());
+    };
+    let family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    ConstCounter::new(value).encode(family)
+}
+
+fn encode_kernel(kernel: &KernelStats, encoder: &mut DescriptorEncoder) -> fmt::Result {
+    let c = &kernel.counters;
+    counter(
+        encoder,
+        "sockdiag_tcp_listen_overflows",
+        "TcpExt ListenOverflows: connections dropped because an accept queue was full (SYN retries count again; alert on rate).",
+        c.listen_overflows,
+    )?;
+    counter(
+        encoder,
+        "sockdiag_tcp_listen_drops",
+        "TcpExt ListenDrops: SYNs dropped on a listening socket for any reason (overflows included).",
+        c.listen_drops,
+    )?;
+    counter(
+        encoder,
+        "sockdiag_tcp_abort_on_timeout",
+        "TcpExt TCPAbortOnTimeout: connections aborted after retransmission or keepalive timeouts.",
+        c.abort_on_timeout,
+    )?;
+    counter(
+        encoder,
+        "sockdiag_tcp_abort_on_close",
+        "TcpExt TCPAbortOnClose: connections reset because the application closed with unread data.",
+        c.abort_on_close,
+    )?;
+    counter(
+        encoder,
+        "sockdiag_tcp_time_wait_overflow",
+        "TcpExt TCPTimeWaitOverflow: TIME_WAIT sockets not created because tcp_max_tw_buckets was reached.",
+        c.time_wait_overflow,
+    )?;
+    counter(
+        encoder,
+        "sockdiag_tcp_active_opens",
+        "Tcp ActiveOpens: outgoing connections started (connect()).",
+        c.active_opens,
+    )?;
+    counter(
+        encoder,
+        "sockdiag_tcp_passive_opens",
+        "Tcp PassiveOpens: incoming connections accepted into SYN_RECV.",
+        c.passive_opens,
+    )?;
+    let sysctls = &kernel.sysctls;
+    for (name, help, value) in [
+        (
+            "sockdiag_sysctl_tcp_fin_timeout_seconds",
+            "net.ipv4.tcp_fin_timeout: how long an orphaned socket stays in FIN_WAIT2.",
+            sysctls.tcp_fin_timeout,
+        ),
+        (
+            "sockdiag_sysctl_tcp_keepalive_time_seconds",
+            "net.ipv4.tcp_keepalive_time: idle time before the first keepalive probe.",
+            sysctls.tcp_keepalive_time,
+        ),
+        (
+            "sockdiag_sysctl_tcp_keepalive_intvl_seconds",
+            "net.ipv4.tcp_keepalive_intvl: interval between keepalive probes.",
+            sysctls.tcp_keepalive_intvl,
+        ),
+        (
+            "sockdiag_sysctl_tcp_keepalive_probes",
+            "net.ipv4.tcp_keepalive_probes: unanswered probes before a connection is dropped.",
+            sysctls.tcp_keepalive_probes,
+        ),
+        (
+            "sockdiag_sysctl_tcp_tw_reuse",
+            "net.ipv4.tcp_tw_reuse: 0 off, 1 on, 2 loopback only; lets connect() reuse TIME_WAIT ports.",
+            sysctls.tcp_tw_reuse,
+        ),
+        (
+            "sockdiag_sysctl_tcp_max_tw_buckets",
+            "net.ipv4.tcp_max_tw_buckets: TIME_WAIT sockets the namespace holds at most.",
+            sysctls.tcp_max_tw_buckets,
+        ),
+        (
+            "sockdiag_sysctl_somaxconn",
+            "net.core.somaxconn: the largest accept-queue backlog listen() may get.",
+            sysctls.somaxconn,
+        ),
+        (
+            "sockdiag_sysctl_tcp_max_syn_backlog",
+            "net.ipv4.tcp_max_syn_backlog: half-open connections remembered per listener.",
+            sysctls.tcp_max_syn_backlog,
+        ),
+    ] {
+        if let Some(value) = value {
+            gauge_value(encoder, name, help, value)?;
+        }
+    }
+    gauge(
+        encoder,
+        "sockdiag_kernel_values_missing",
+        "Kernel counters (netstat, snmp) or sysctls that could not be read in the last poll; their series are absent.",
+        [
+            (SourceLabel { source: "netstat" }, kernel.missing_netstat),
+            (SourceLabel { source: "snmp" }, kernel.missing_snmp),
+            (SourceLabel { source: "sysctl" }, kernel.missing_sysctl),
+        ],
+    )
+}
+
+fn encode_breakdown(
+    breakdown: &Breakdown,
+    folded: (u64, u64),
+    encoder: &mut DescriptorEncoder,
+) -> fmt::Result {
     gauge(
         encoder,
         "sockdiag_tcp_port_sockets",
@@ -320,6 +561,8 @@ fn encode_breakdown(breakdown: &Breakdown, encoder: &mut DescriptorEncoder) -> f
         [
             (FoldedLabel { label: "port" }, breakdown.folded_ports),
             (FoldedLabel { label: "process" }, breakdown.folded_processes),
+            (FoldedLabel { label: "destination" }, folded.0),
+            (FoldedLabel { label: "remote_address" }, folded.1),
         ],
     )?;
     Ok(())

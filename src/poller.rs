@@ -26,10 +26,12 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 
-use crate::aggregate::{self, Aggregator, Limits, ListenSample};
+use crate::aggregate::{self, Aggregator, ListenSample, Settings};
+use crate::close_wait::CloseWaitTracker;
 use crate::proc_index::{ProcIndex, ProcIndexError, ScanReport};
-use crate::snapshot::{Published, Snapshot, Stage};
-use crate::sock_diag::{Family, SockDiag, SockDiagError, StateFilter};
+use crate::snapshot::{KernelStats, Published, Snapshot, Stage};
+use crate::sock_diag::{Family, SockDiag, SockDiagError, StateFilter, TcpState};
+use crate::{proc_net_snmp, proc_sys_net};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PollError {
@@ -60,7 +62,9 @@ pub struct PollerConfig {
     pub poll_interval: Duration,
     /// `None` disables the listener sampler (peak = length at the poll).
     pub listen_poll_interval: Option<Duration>,
-    pub limits: Limits,
+    pub settings: Settings,
+    /// CLOSE_WAIT sockets whose age is tracked at most.
+    pub close_wait_capacity: usize,
     pub proc_root: PathBuf,
 }
 
@@ -80,6 +84,8 @@ pub type Peaks = Arc<Mutex<ListenSample>>;
 pub struct PollNotes {
     pub scan: ScanReport,
     pub proc_index_error: Option<ProcIndexError>,
+    /// Kernel counter or sysctl files that could not be read (the values are missing).
+    pub kernel_errors: Vec<String>,
 }
 
 /// The state a main poll carries from one poll to the next.
@@ -87,7 +93,8 @@ pub struct PollNotes {
 pub struct Collector {
     sock_diag: Option<SockDiag>,
     index: ProcIndex,
-    limits: Limits,
+    close_wait: CloseWaitTracker,
+    settings: Settings,
     peaks: Peaks,
 }
 
@@ -96,7 +103,8 @@ impl Collector {
         Collector {
             sock_diag: None,
             index: ProcIndex::new(&config.proc_root),
-            limits: config.limits.clone(),
+            close_wait: CloseWaitTracker::new(config.close_wait_capacity),
+            settings: config.settings.clone(),
             peaks,
         }
     }
@@ -107,8 +115,14 @@ impl Collector {
             Some(open) => open,
             None => SockDiag::open().map_err(PollError::Open)?,
         };
-        let result = poll_once(&mut sock_diag, &mut self.index, &self.limits, &self.peaks)
-            .map_err(PollError::Dump);
+        let result = poll_once(
+            &mut sock_diag,
+            &mut self.index,
+            &mut self.close_wait,
+            &self.settings,
+            &self.peaks,
+        )
+        .map_err(PollError::Dump);
         if result.is_ok() {
             self.sock_diag = Some(sock_diag);
         }
@@ -120,11 +134,17 @@ impl Collector {
 pub fn poll_once(
     sock_diag: &mut SockDiag,
     index: &mut ProcIndex,
-    limits: &Limits,
+    close_wait: &mut CloseWaitTracker,
+    settings: &Settings,
     peaks: &Mutex<ListenSample>,
 ) -> Result<(Snapshot, PollNotes), SockDiagError> {
     let started = Instant::now();
     let mut notes = PollNotes::default();
+    let kernel = read_kernel(&mut notes.kernel_errors);
+    let port_range = kernel
+        .sysctls
+        .ip_local_port_range
+        .map(|range| (range.start(), range.end()));
     index.begin_poll();
     if index.is_cold() {
         // Scan before the first dump, so that the first poll finds owners in the cache
@@ -134,17 +154,24 @@ pub fn poll_once(
             Err(error) => notes.proc_index_error = Some(error),
         }
     }
-    let mut aggregator = Aggregator::new();
+    let mut aggregator = Aggregator::new(settings, port_range);
     for family in Family::ALL {
         sock_diag.dump(family, StateFilter::Listen, &mut |record| {
             aggregator.add_listener(record, index)
         })?;
     }
+    close_wait.begin_poll(started);
     for family in Family::ALL {
         sock_diag.dump(family, StateFilter::NotListen, &mut |record| {
-            aggregator.add(record, index)
+            let age = if record.state == TcpState::CloseWait {
+                close_wait.observe(record.cookie)
+            } else {
+                None
+            };
+            aggregator.add(record, age, index)
         })?;
     }
+    close_wait.end_poll();
     index.sweep();
     let missing = aggregator.missing_inodes();
     if notes.proc_index_error.is_none() {
@@ -164,8 +191,45 @@ pub fn poll_once(
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner()),
     );
-    let snapshot = aggregator.finish(index, limits, &peaks, started.elapsed(), SystemTime::now());
+    let mut snapshot = aggregator.finish(
+        index,
+        settings,
+        &peaks,
+        started.elapsed(),
+        SystemTime::now(),
+    );
+    snapshot.exhaustion.close_wait_untracked = close_wait.untracked();
+    snapshot.kernel = kernel;
     Ok((snapshot, notes))
+}
+
+/// Reads the namespace's TCP counters and sysctls. These files are read from the calling
+/// thread, which is what binds them to its network namespace. A file that cannot be read
+/// leaves its values missing (and counted) instead of failing the poll.
+fn read_kernel(errors: &mut Vec<String>) -> KernelStats {
+    let net = std::path::Path::new(proc_net_snmp::DEFAULT_ROOT);
+    let netstat = proc_net_snmp::read_netstat(net).unwrap_or_else(|error| {
+        errors.push(error.to_string());
+        Default::default()
+    });
+    let snmp = proc_net_snmp::read_snmp(net).unwrap_or_else(|error| {
+        errors.push(error.to_string());
+        Default::default()
+    });
+    let sysctls = proc_sys_net::read(std::path::Path::new(proc_sys_net::DEFAULT_ROOT))
+        .unwrap_or_else(|error| {
+            errors.push(error.to_string());
+            Default::default()
+        });
+    let counters = proc_net_snmp::TcpCounters::from_parts(netstat, snmp);
+    let missing = counters.missing_fields();
+    KernelStats {
+        missing_netstat: missing.iter().filter(|f| f.starts_with("TcpExt.")).count() as u64,
+        missing_snmp: missing.iter().filter(|f| f.starts_with("Tcp.")).count() as u64,
+        missing_sysctl: sysctls.missing_count() as u64,
+        counters,
+        sysctls,
+    }
 }
 
 /// Logs changes of a condition once, not every poll.
@@ -203,6 +267,7 @@ pub async fn run(
     let mut collector = Some(Collector::new(&config, Arc::clone(&peaks)));
     let mut failure = Edge::default();
     let mut index_failure = Edge::default();
+    let mut kernel_failure = Edge::default();
     let mut denied = false;
     loop {
         tokio::select! {
@@ -246,6 +311,16 @@ pub async fn run(
         } else if index_failure.changed(None) {
             tracing::info!("process attribution recovered");
         }
+        let kernel_errors =
+            (!notes.kernel_errors.is_empty()).then(|| notes.kernel_errors.join("; "));
+        if kernel_failure.changed(kernel_errors.clone()) {
+            match kernel_errors {
+                Some(errors) => {
+                    tracing::warn!(%errors, "kernel counters or sysctls unreadable; their series are missing")
+                }
+                None => tracing::info!("kernel counters and sysctls readable again"),
+            }
+        }
         if notes.scan.permission_denied > 0 && !denied {
             denied = true;
             tracing::warn!(
@@ -254,13 +329,10 @@ pub async fn run(
                  (reading them needs CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE)"
             );
         }
-        tracing::debug!(
-            sockets = snapshot.sockets_scanned,
-            duration_ms = snapshot.poll_duration.as_secs_f64() * 1e3,
-            scans = notes.scan.scans,
-            readlinks = notes.scan.readlinks,
-            unattributed = snapshot.breakdown.unattributed,
-            "poll done"
+        let (sockets, duration, unattributed) = (
+            snapshot.sockets_scanned,
+            snapshot.poll_duration,
+            snapshot.breakdown.unattributed,
         );
         let snapshot = Arc::new(snapshot);
         publish.send_modify(|published| {
@@ -268,6 +340,15 @@ pub async fn run(
             next.latest = Some(snapshot);
             *published = Arc::new(next);
         });
+        // Logged after publishing: "poll done" means scrapes now see this poll.
+        tracing::debug!(
+            sockets,
+            duration_ms = duration.as_secs_f64() * 1e3,
+            scans = notes.scan.scans,
+            readlinks = notes.scan.readlinks,
+            unattributed,
+            "poll done"
+        );
     }
 }
 

@@ -76,6 +76,10 @@ pub struct PortSeries {
     pub sockets: u64,
     pub receive_bytes: u64,
     pub send_bytes: u64,
+    /// CLOSE_WAIT series only: age of the oldest socket (at least), and how many are
+    /// older than `close_wait_stale_after`.
+    pub close_wait_oldest: Duration,
+    pub close_wait_stale: u64,
 }
 
 /// One listening address and port (SO_REUSEPORT groups summed).
@@ -105,11 +109,40 @@ pub struct Breakdown {
     pub folded_processes: u64,
 }
 
+/// Leak and exhaustion signals.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Exhaustion {
+    /// net.ipv4.ip_local_port_range (start, end), if it could be read.
+    pub port_range: Option<(u16, u16)>,
+    /// Top destinations (remote address, port) by ephemeral ports in use toward them,
+    /// max over local addresses; `None` is `other`, the largest of the rest.
+    pub destinations: Vec<(Option<(IpAddr, u16)>, u64)>,
+    pub folded_destinations: u64,
+    /// Top remote addresses by socket count, per state; `None` is `other`.
+    pub peers: Vec<(Option<IpAddr>, TcpState, u64)>,
+    pub folded_peers: u64,
+    /// CLOSE_WAIT sockets whose age is unknown because the tracker was full.
+    pub close_wait_untracked: u64,
+}
+
+/// Kernel counters and sysctls of the namespace.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KernelStats {
+    pub counters: crate::proc_net_snmp::TcpCounters,
+    pub sysctls: crate::proc_sys_net::NetSysctls,
+    /// Wanted values that could not be read in the last poll, per source.
+    pub missing_netstat: u64,
+    pub missing_snmp: u64,
+    pub missing_sysctl: u64,
+}
+
 /// Everything one successful poll measured.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
     pub tcp_sockets: StateCounts,
     pub breakdown: Breakdown,
+    pub exhaustion: Exhaustion,
+    pub kernel: KernelStats,
     /// Records read from the kernel in this poll (all dumps together).
     pub sockets_scanned: u64,
     /// Wall time of the poll, dumps and aggregation included.

@@ -83,6 +83,16 @@ impl Exporter {
         self.wait_for_log("poll done", Duration::from_secs(20));
     }
 
+    /// Waits for a poll that started after this call: drops the log read so far, then
+    /// waits for two "poll done" lines (the first may belong to a poll already running).
+    pub fn wait_for_fresh_poll(&mut self) {
+        while let Ok(line) = self.log.try_recv() {
+            self.log_lines.push(line);
+        }
+        self.wait_for_poll();
+        self.wait_for_poll();
+    }
+
     pub fn get(&self, path: &str, accept: Option<&str>) -> Response {
         http_get(self.address, path, accept)
     }

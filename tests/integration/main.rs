@@ -10,6 +10,7 @@ mod exporter;
 mod lifecycle;
 mod load;
 mod netns;
+mod signals;
 mod states;
 
 use libtest_mimic::{Arguments, Trial};
@@ -32,9 +33,14 @@ fn main() {
         return;
     }
     let args = Arguments::from_args();
-    let tests: Vec<Trial> = [states::tests(), lifecycle::tests(), breakdown::tests()]
-        .into_iter()
-        .flatten()
-        .collect();
+    let tests: Vec<Trial> = [
+        states::tests(),
+        lifecycle::tests(),
+        breakdown::tests(),
+        signals::tests(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     libtest_mimic::run(&args, tests).exit();
 }
