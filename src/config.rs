@@ -517,29 +517,35 @@ fn positive(value: &Value) -> Result<usize, String> {
     }
 }
 
-/// A list of ports and inclusive ranges: `[3306, "8000-8100"]`.
+/// A list of ports and inclusive ranges: `[3306, "8000-8100"]`, or from an environment
+/// variable the same comma-separated: `3306,8000-8100`.
 fn port_ranges(value: &Value) -> Result<Vec<(u16, u16)>, String> {
-    let ValueKind::Array(items) = &value.kind else {
-        return Err("expected a list of ports or \"LOW-HIGH\" ranges".to_string());
+    let items: Vec<String> = match &value.kind {
+        ValueKind::Array(items) => items
+            .iter()
+            .map(|item| match &item.kind {
+                ValueKind::String(s) => Ok(s.trim().to_string()),
+                _ => integer(item)
+                    .map(|n| n.to_string())
+                    .map_err(|_| format!("{}: not a port", render(item))),
+            })
+            .collect::<Result<_, _>>()?,
+        ValueKind::String(list) if list.trim().is_empty() => Vec::new(),
+        ValueKind::String(list) => list.split(',').map(|s| s.trim().to_string()).collect(),
+        _ => return Err("expected a list of ports or \"LOW-HIGH\" ranges".to_string()),
     };
     items
         .iter()
-        .map(|item| {
-            let text = match &item.kind {
-                ValueKind::String(s) => s.trim().to_string(),
-                _ => integer(item)
-                    .map_err(|_| format!("{}: not a port", render(item)))?
-                    .to_string(),
-            };
-            let (low, high) = text.split_once('-').unwrap_or((&text, &text));
+        .map(|text| {
+            let (low, high) = text.split_once('-').unwrap_or((text, text));
             let port = |p: &str| {
                 p.trim()
                     .parse::<u16>()
-                    .map_err(|source| format!("{}: not a port or range ({source})", render(item)))
+                    .map_err(|source| format!("{text:?}: not a port or range ({source})"))
             };
             let (low, high) = (port(low)?, port(high)?);
             if low > high {
-                return Err(format!("{}: range starts above its end", render(item)));
+                return Err(format!("{text:?}: range starts above its end"));
             }
             Ok((low, high))
         })
@@ -805,6 +811,16 @@ mod tests {
                  {path}: `ports.include` = [\"9-1\", 70000]: \"9-1\": range starts above its end"
             )
         );
+    }
+
+    #[test]
+    fn port_lists_from_the_environment() {
+        let env = vec![(
+            "SOCKDIAG_PORTS__EXCLUDE".to_string(),
+            "22, 6000-6010".to_string(),
+        )];
+        let config = Config::load_from(&Flags::default(), env).unwrap();
+        assert_eq!(config.settings.ports.exclude, vec![(22, 22), (6000, 6010)]);
     }
 
     #[test]
