@@ -3,7 +3,6 @@
 
 use std::io::Write;
 use std::net::TcpStream;
-use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
 use crate::actor::Actor;
@@ -240,9 +239,7 @@ fn degraded_without_privileges_serves_unknown() {
             drop(TcpStream::connect("127.0.0.1:8080").expect("connect"));
         }
         load::wait_for(|| ss_state(("ipv4", "close_wait")) == 3);
-        let mut exporter = Exporter::start_with(10120, &["--poll.interval=1h"], |c| {
-            c.uid(65534).gid(65534);
-        });
+        let mut exporter = Exporter::start_unprivileged(10120, &["--poll.interval=1h"]);
         exporter.wait_for_log(
             "cannot read the fds of some processes",
             Duration::from_secs(20),

@@ -16,6 +16,8 @@ pub struct Exporter {
     pub address: SocketAddr,
     log: mpsc::Receiver<String>,
     pub log_lines: Vec<String>,
+    /// A directory to remove once the process is gone.
+    cleanup: Option<std::path::PathBuf>,
 }
 
 impl Exporter {
@@ -24,10 +26,40 @@ impl Exporter {
         Exporter::start_with(port, args, |_| {})
     }
 
-    /// As `start`, letting `customize` set environment variables, uid and so on.
+    /// As `start`, letting `customize` set environment variables and so on.
     pub fn start_with(port: u16, args: &[&str], customize: impl FnOnce(&mut Command)) -> Exporter {
+        Exporter::spawn(BIN, port, args, customize)
+    }
+
+    /// Starts the exporter as an unprivileged user (uid and gid 65534, no capabilities).
+    /// The binary is copied to a world-readable directory first: the checkout may sit
+    /// below a directory that user cannot enter.
+    pub fn start_unprivileged(port: u16, args: &[&str]) -> Exporter {
+        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::process::CommandExt;
+        let dir =
+            std::env::temp_dir().join(format!("sockdiag-unprivileged-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let bin = dir.join("sockdiag_exporter");
+        std::fs::copy(BIN, &bin).expect("copy exporter binary");
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut exporter = Exporter::spawn(bin.to_str().unwrap(), port, args, |c| {
+            // std drops supplementary groups when root sets a uid.
+            c.uid(65534).gid(65534);
+        });
+        exporter.cleanup = Some(dir);
+        exporter
+    }
+
+    fn spawn(
+        bin: &str,
+        port: u16,
+        args: &[&str],
+        customize: impl FnOnce(&mut Command),
+    ) -> Exporter {
         let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let mut command = Command::new(BIN);
+        let mut command = Command::new(bin);
         command
             .arg(format!("--web.listen-address={address}"))
             .arg("--log.level=debug")
@@ -55,6 +87,7 @@ impl Exporter {
             address,
             log,
             log_lines: Vec::new(),
+            cleanup: None,
         }
     }
 
@@ -130,6 +163,9 @@ impl Drop for Exporter {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(dir) = &self.cleanup {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
