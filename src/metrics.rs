@@ -557,7 +557,7 @@ fn encode_breakdown(
     gauge(
         encoder,
         "sockdiag_folded_label_values",
-        "Distinct label values folded into \"other\" in the last poll by max_ports, max_processes and ports.include/exclude.",
+        "Distinct label values folded into \"other\" in the last poll: port (max_ports, ports.include/exclude), process (max_processes), destination (max_destinations), remote_address (max_peers).",
         [
             (FoldedLabel { label: "port" }, breakdown.folded_ports),
             (FoldedLabel { label: "process" }, breakdown.folded_processes),
