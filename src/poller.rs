@@ -182,6 +182,7 @@ pub fn poll_once(
                 notes.scan.permission_denied =
                     notes.scan.permission_denied.max(report.permission_denied);
                 notes.scan.unresolved = report.unresolved;
+                notes.scan.other_netns = report.other_netns;
             }
             Err(error) => notes.proc_index_error = Some(error),
         }
@@ -346,6 +347,7 @@ pub async fn run(
             duration_ms = duration.as_secs_f64() * 1e3,
             scans = notes.scan.scans,
             readlinks = notes.scan.readlinks,
+            other_netns = notes.scan.other_netns,
             unattributed,
             "poll done"
         );

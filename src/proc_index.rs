@@ -55,6 +55,8 @@ pub struct ScanReport {
     pub permission_denied: u32,
     /// Dumped inodes still without an owner after the scans.
     pub unresolved: u32,
+    /// Processes skipped by phase 1 because they live in another network namespace.
+    pub other_netns: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -256,8 +258,16 @@ impl ProcIndex {
         for pid in gone {
             self.forget_process(pid);
         }
+        // Phase 1 reads only processes of our own network namespace: a socket belongs to
+        // the namespace it was created in, which is nearly always its holder's. Phase 2
+        // (`full`) reads every process, for the rare socket held across namespaces.
+        let own_netns = if full {
+            None
+        } else {
+            read_netns(&proc, "thread-self/ns/net")
+        };
         for pid in pids {
-            self.scan_process(&proc, pid, full, report);
+            self.scan_process(&proc, pid, own_netns, full, report);
         }
         Ok(())
     }
@@ -276,7 +286,14 @@ impl ProcIndex {
 
     /// Scans one process. Every error here is a normal event (the process exited, closed
     /// an fd mid-read, or is not ours to read) and only ends this process's scan.
-    fn scan_process(&mut self, proc: &OwnedFd, pid: u32, full: bool, report: &mut ScanReport) {
+    fn scan_process(
+        &mut self,
+        proc: &OwnedFd,
+        pid: u32,
+        own_netns: Option<u64>,
+        full: bool,
+        report: &mut ScanReport,
+    ) {
         let Ok(dir) = rustix::fs::openat(
             proc,
             pid.to_string(),
@@ -285,6 +302,13 @@ impl ProcIndex {
         ) else {
             return;
         };
+        if let Some(own) = own_netns {
+            // A process whose namespace cannot be read is scanned, not skipped.
+            if read_netns(&dir, "ns/net").is_some_and(|theirs| theirs != own) {
+                report.other_netns += 1;
+                return;
+            }
+        }
         let Some(start_time) = read_start_time(&dir) else {
             return;
         };
@@ -480,6 +504,14 @@ pub fn parse_socket_link(link: &[u8]) -> Option<u32> {
 pub fn parse_start_time(stat: &str) -> Option<u64> {
     let (_, rest) = stat.rsplit_once(')')?;
     rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// The network namespace inode of a `.../ns/net` link (`net:[4026531840]`).
+fn read_netns(dir: &OwnedFd, link: &str) -> Option<u64> {
+    let mut buf = [0u8; 64];
+    let len = rustix::fs::readlinkat_raw(dir, link, &mut buf[..]).ok()?;
+    let inner = buf[..len].strip_prefix(b"net:[")?.strip_suffix(b"]")?;
+    std::str::from_utf8(inner).ok()?.parse().ok()
 }
 
 fn read_small(dir: &OwnedFd, name: &str) -> Option<String> {
@@ -701,6 +733,36 @@ mod tests {
             None,
             "closed fd's socket is no longer owned"
         );
+    }
+
+    #[test]
+    fn phase_1_skips_other_network_namespaces_and_phase_2_does_not() {
+        let proc = FakeProc::new("netns");
+        std::fs::create_dir_all(proc.0.join("thread-self/ns")).unwrap();
+        symlink("net:[100]", proc.0.join("thread-self/ns/net")).unwrap();
+        proc.process(10, "ours", 1);
+        proc.process(20, "container", 2);
+        std::fs::create_dir_all(proc.0.join("10/ns")).unwrap();
+        std::fs::create_dir_all(proc.0.join("20/ns")).unwrap();
+        symlink("net:[100]", proc.0.join("10/ns/net")).unwrap();
+        symlink("net:[200]", proc.0.join("20/ns/net")).unwrap();
+        for fd in 0..50 {
+            proc.fd(20, fd, &format!("socket:[{}]", 5000 + fd));
+        }
+        proc.fd(10, 3, "socket:[1]");
+        let mut index = ProcIndex::new(&proc.0);
+        index.begin_poll();
+        let report = index.resolve(&[1]).unwrap();
+        assert_eq!(
+            (report.scans, report.readlinks, report.other_netns),
+            (1, 1, 1)
+        );
+        assert_eq!(owner_name(&mut index, 1).as_deref(), Some("ours"));
+        // A socket of our namespace held by a process of another one: only phase 2 finds it.
+        proc.fd(20, 60, "socket:[2]");
+        let report = index.resolve(&[2]).unwrap();
+        assert_eq!(report.scans, 2);
+        assert_eq!(owner_name(&mut index, 2).as_deref(), Some("container"));
     }
 
     #[test]
