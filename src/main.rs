@@ -35,13 +35,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config)) {
+    let code = match runtime.block_on(run(config)) {
         Ok(code) => code,
         Err(error) => {
             tracing::error!(error = format!("{error:#}"), "exporter stopped");
             ExitCode::FAILURE
         }
-    }
+    };
+    // A poll may still be running in a blocking thread: its result is no longer wanted,
+    // and waiting for it (a /proc scan on a large host) would stretch the shutdown.
+    runtime.shutdown_background();
+    code
 }
 
 fn init_logging(config: &Config) {
@@ -107,7 +111,7 @@ async fn run(config: Config) -> anyhow::Result<ExitCode> {
             stopping.clone(),
         ));
     }
-    let poll = tokio::spawn(poller::run(poller_config, publish, peaks, stopping.clone()));
+    tokio::spawn(poller::run(poller_config, publish, peaks, stopping.clone()));
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         poll_interval = %humantime::format_duration(config.poll_interval),
@@ -136,7 +140,6 @@ async fn run(config: Config) -> anyhow::Result<ExitCode> {
                 Err(error) => tracing::warn!(%error, "server task failed while draining"),
             }
         }
-        let _ = poll.await;
     };
     tokio::select! {
         _ = drain => {
