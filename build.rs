@@ -4,8 +4,12 @@ use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-env-changed=SOCKDIAG_REVISION");
-    println!("cargo:rerun-if-changed=.git/HEAD");
-    println!("cargo:rerun-if-changed=.git/refs/heads");
+    // Watching a path that does not exist makes cargo rebuild every time (a container
+    // build context has no .git).
+    if std::path::Path::new(".git/HEAD").exists() {
+        println!("cargo:rerun-if-changed=.git/HEAD");
+        println!("cargo:rerun-if-changed=.git/refs/heads");
+    }
     let revision = std::env::var("SOCKDIAG_REVISION")
         .ok()
         .filter(|r| !r.is_empty())

@@ -309,11 +309,7 @@ impl Aggregator {
         }
         for listener in self.listeners.values_mut().flatten() {
             if listener.owner.is_none() {
-                let owner = owners.settle(listener.inode);
-                if owner == Owner::Unknown {
-                    self.unattributed += 1;
-                }
-                listener.owner = Some(owner);
+                listener.owner = Some(owners.settle(listener.inode));
             }
         }
     }
@@ -329,6 +325,14 @@ impl Aggregator {
         completed_at: SystemTime,
     ) -> Snapshot {
         self.settle(owners);
+        // Listeners are counted here, once settled, whether their owner was already known
+        // to be unreachable at the dump or found missing by the scan.
+        self.unattributed += self
+            .listeners
+            .values()
+            .flatten()
+            .filter(|l| l.owner == Some(Owner::Unknown))
+            .count() as u64;
 
         // Ports: per direction, top max_ports by sockets among those the filter allows.
         let mut port_totals: FxHashMap<(Direction, u16), u64> = FxHashMap::default();
@@ -739,6 +743,50 @@ mod tests {
         assert_eq!(snapshot.sockets_scanned, 7);
         let listener = &snapshot.breakdown.listeners[0];
         assert_eq!((listener.port, &*listener.process), (80, "nginx"));
+    }
+
+    /// Owners from `Table`, except that every inode is already known to be unreachable.
+    struct Unreachable(Table);
+
+    impl Owners for Unreachable {
+        fn owner(&mut self, _inode: u32) -> Option<Owner> {
+            Some(Owner::Unknown)
+        }
+        fn settle(&mut self, _inode: u32) -> Owner {
+            Owner::Unknown
+        }
+        fn name(&self, id: NameId) -> Arc<str> {
+            self.0.name(id)
+        }
+    }
+
+    #[test]
+    fn unattributed_counts_listeners_known_unreachable_at_the_dump() {
+        let mut owners = Unreachable(Table::default());
+        let mut a = Aggregator::default();
+        a.add_listener(
+            &rec(TcpState::Listen, "0.0.0.0:80", "0.0.0.0:0", 7),
+            &mut owners,
+        );
+        a.add(
+            &rec(TcpState::Established, "10.0.0.1:80", "10.0.0.2:4000", 8),
+            None,
+            &mut owners,
+        );
+        a.add(
+            &rec(TcpState::Established, "10.0.0.1:80", "10.0.0.2:4001", 9),
+            None,
+            &mut owners,
+        );
+        let snapshot = a.finish(
+            &mut owners,
+            &Settings::default(),
+            &FxHashMap::default(),
+            Duration::ZERO,
+            SystemTime::UNIX_EPOCH,
+        );
+        assert_eq!(snapshot.breakdown.unattributed, 3);
+        assert_eq!(&*snapshot.breakdown.listeners[0].process, "unknown");
     }
 
     #[test]
