@@ -173,7 +173,7 @@ fn encode_published(published: &Published, encoder: &mut DescriptorEncoder) -> f
         [(
             BuildLabels {
                 version: env!("CARGO_PKG_VERSION"),
-                revision: env!("SOCKDIAG_REVISION"),
+                revision: env!("BUILD_GIT_REVISION"),
             },
             1u64,
         )],
@@ -764,7 +764,7 @@ mod tests {
         SnapshotCollector::register(&mut registry, rx);
         let text = encode(&registry, Format::Text004)
             .unwrap()
-            .replace(env!("SOCKDIAG_REVISION"), "REVISION");
+            .replace(env!("BUILD_GIT_REVISION"), "REVISION");
         drop(tx);
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/metrics.prom");
         if std::env::var_os("UPDATE_GOLDEN").is_some() {

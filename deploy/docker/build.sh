@@ -16,7 +16,7 @@ fi
 out=$1
 
 if [ -n "${REVISION:-}" ]; then
-  export SOCKDIAG_REVISION=$REVISION
+  export BUILD_GIT_REVISION=$REVISION
 fi
 
 # --locked: the image must contain exactly the dependency versions CI tested, never a fresh

@@ -27,6 +27,30 @@ fn config_errors_exit_78_with_every_problem_named() {
     );
 }
 
+/// `cargo run` and `cargo test` hand the program the build script's `rustc-env`
+/// variables: the exporter must start with exactly that environment (the README's run
+/// command), not only with the cleared one the other tests use.
+fn starts_with_the_environment_cargo_gives_it() {
+    in_netns(|| {
+        let mut child = Command::new(BIN)
+            .args(["--web.listen-address=127.0.0.1:10120", "--poll.interval=1h"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn exporter");
+        std::thread::sleep(Duration::from_millis(300));
+        let early_exit = child.try_wait().expect("try_wait");
+        let _ = child.kill();
+        let out = child.wait_with_output().expect("wait");
+        assert!(
+            early_exit.is_none(),
+            "exporter exited with {early_exit:?} under cargo's environment: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+}
+
 fn sigterm_drains_and_exits_zero() {
     in_netns(|| {
         let mut exporter = Exporter::start(10120, &["--poll.interval=1s"]);
@@ -90,6 +114,7 @@ fn promtool_check_metrics_reports_nothing_on_a_live_scrape() {
 pub fn tests() -> Vec<libtest_mimic::Trial> {
     crate::trials![
         config_errors_exit_78_with_every_problem_named,
+        starts_with_the_environment_cargo_gives_it,
         sigterm_drains_and_exits_zero,
         ready_and_content_types_over_real_http,
         promtool_check_metrics_reports_nothing_on_a_live_scrape
