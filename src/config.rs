@@ -206,7 +206,7 @@ impl Default for Config {
             poll_interval: Duration::from_secs(15),
             listen_poll_interval: Some(Duration::from_secs(1)),
             settings: Settings::default(),
-            close_wait_capacity: 262_144,
+            close_wait_capacity: 100_000,
             web: WebConfig {
                 listen_addresses: vec![ListenAddress::AnyInterface(10120)],
                 telemetry_path: "/metrics".to_string(),

@@ -9,6 +9,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -45,7 +46,14 @@ struct AppState {
     /// Bounds concurrent scrapes (`web.max_requests`); `None` means unbounded.
     scrapes: Option<Arc<Semaphore>>,
     telemetry_path: String,
+    /// The last body encoded per format, with the publication it was encoded for.
+    bodies: Arc<[BodyCache; 2]>,
 }
+
+/// The registry holds only the snapshot collector, so a body is a function of the
+/// publication: scrapes between two polls share one encoding, and a burst of scrapes
+/// waits on the lock for one encoder instead of each encoding the same snapshot.
+type BodyCache = tokio::sync::Mutex<Option<(Arc<Published>, Bytes)>>;
 
 /// Builds the router. `max_requests` 0 means no limit.
 pub fn router(
@@ -59,6 +67,7 @@ pub fn router(
         published,
         scrapes: (max_requests > 0).then(|| Arc::new(Semaphore::new(max_requests))),
         telemetry_path: telemetry_path.to_string(),
+        bodies: Arc::new([BodyCache::default(), BodyCache::default()]),
     };
     Router::new()
         .route("/", get(landing))
@@ -157,8 +166,23 @@ async fn scrape(State(state): State<AppState>, headers: HeaderMap) -> Response {
         None => None,
     };
     let format = negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+    let published = Arc::clone(&state.published.borrow());
+    let mut cached = state.bodies[format as usize].lock().await;
+    if let Some((encoded_for, body)) = cached.as_ref() {
+        if Arc::ptr_eq(encoded_for, &published) {
+            return (
+                [(header::CONTENT_TYPE, format.content_type())],
+                body.clone(),
+            )
+                .into_response();
+        }
+    }
     match metrics::encode(&state.registry, format) {
-        Ok(body) => ([(header::CONTENT_TYPE, format.content_type())], body).into_response(),
+        Ok(body) => {
+            let body = Bytes::from(body);
+            *cached = Some((published, body.clone()));
+            ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
+        }
         Err(error) => {
             tracing::error!(%error, "encoding metrics failed");
             (
@@ -317,6 +341,31 @@ mod tests {
         assert!(
             body.contains("sockdiag_tcp_sockets{family=\"ipv6\",state=\"close_wait\"} 0\n"),
             "{body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn cached_body_follows_each_publication() {
+        let (router, tx) = app();
+        let (_, _, before) = get(&router, "/metrics", None).await;
+        assert!(!before.contains("sockdiag_tcp_sockets{"), "{before}");
+        publish(&tx);
+        let (_, _, after) = get(&router, "/metrics", None).await;
+        assert!(
+            after.contains("sockdiag_tcp_sockets{"),
+            "a new publication is encoded anew: {after}"
+        );
+        let (_, _, again) = get(&router, "/metrics", None).await;
+        assert_eq!(after, again);
+        tx.send_modify(|p| {
+            let mut next = (**p).clone();
+            next.errors_total[0] = 7;
+            *p = Arc::new(next);
+        });
+        let (_, _, failed) = get(&router, "/metrics", None).await;
+        assert!(
+            failed.contains("sockdiag_poll_errors_total{stage=\"open\"} 7\n"),
+            "{failed}"
         );
     }
 

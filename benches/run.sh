@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The benchmark, in one command (needs root: network namespaces, sysctls, /proc of every
+# process). See docs/benchmarks.md for what it measures and the last full run.
+#
+#   benches/run.sh           full run: 10k, 100k and 1.1M sockets, plus attribution at
+#                            100k sockets all owned by processes; release build; prints
+#                            the table and writes it into docs/benchmarks.md (10-15 min)
+#   benches/run.sh --smoke   CI variant: 10k sockets, debug build, prints the figures and
+#                            writes nothing; fails only if the harness fails
+#
+# Other arguments go to the bench program: --scales 100k,1.1M --attribution 0 --reps 3
+# --scrape-seconds 5 --report FILE --hold SECONDS (keep each load up for profiling).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. tests/lib.sh
+
+if [ "$(id -u)" != 0 ]; then
+  echo "benches/run.sh needs root (network namespaces, sysctls)" >&2
+  exit 1
+fi
+need_apt ip iproute2
+need_apt ss iproute2
+need_apt prometheus-node-exporter prometheus-node-exporter
+
+smoke=0
+for arg in "$@"; do
+  [ "$arg" = --smoke ] && smoke=1
+done
+
+# The bench sets the host's tcp_child_ehash_entries while it creates each namespace and
+# restores it; this restores it too if the bench is killed.
+ehash=/proc/sys/net/ipv4/tcp_child_ehash_entries
+old_ehash=$(cat "$ehash")
+trap 'echo "$old_ehash" > "$ehash"' EXIT
+
+if [ "$smoke" = 1 ]; then
+  # Debug build: the CI has just built the dev profile for cargo test, and the figures
+  # of a smoke run are reported, never asserted.
+  BENCH_COMMAND="benches/run.sh${*:+ $*}" cargo bench --locked --profile dev --bench poll -- "$@"
+else
+  BENCH_COMMAND="benches/run.sh${*:+ $*}" cargo bench --locked --bench poll -- \
+    --report docs/benchmarks.md "$@"
+fi
