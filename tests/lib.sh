@@ -21,3 +21,25 @@ need_pip() {
   python3 -m pip install -q --disable-pip-version-check "$@" >/dev/null
   command -v "$cmd" >/dev/null 2>&1 || { echo "pip install of $* did not provide $cmd" >&2; return 1; }
 }
+
+# Scaffolding of a check script with several steps: a temp dir ($TMP) and a list of
+# background pids ($PIDS) cleaned up on exit, and `step NAME CMD...` that runs a step,
+# prints ok/FAIL and records failures in $failed.
+check_begin() {
+  TMP=$(mktemp -d)
+  PIDS=()
+  failed=()
+  trap check_cleanup EXIT
+}
+
+check_cleanup() {
+  local pid
+  for pid in "${PIDS[@]+"${PIDS[@]}"}"; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
+  rm -rf "$TMP"
+}
+
+step() {
+  local name=$1; shift
+  echo "--- $name"
+  if "$@"; then echo "ok: $name"; else echo "FAIL: $name"; failed+=("$name"); fi
+}

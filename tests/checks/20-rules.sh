@@ -34,20 +34,7 @@ fi
 
 RULES=(grafana/rules/*.yml)
 AM=grafana/alertmanager/alertmanager.yml
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]+"${PIDS[@]}"}"; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-failed=()
-step() {
-  local name=$1; shift
-  echo "--- $name"
-  if "$@"; then echo "ok: $name"; else echo "FAIL: $name"; failed+=("$name"); fi
-}
+check_begin
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'

@@ -26,20 +26,7 @@ need_apt node nodejs || exit 1
 need_apt npm npm || exit 1
 
 DASHBOARDS=(grafana/dashboards/*.json)
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]+"${PIDS[@]}"}"; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-failed=()
-step() {
-  local name=$1; shift
-  echo "--- $name"
-  if "$@"; then echo "ok: $name"; else echo "FAIL: $name"; failed+=("$name"); fi
-}
+check_begin
 
 generated_in_sync() {
   python3 grafana/tools/gen-dashboards.py --out "$TMP/generated" 2>/dev/null || return 1
