@@ -471,35 +471,25 @@ fn encode_breakdown(
             )
         }),
     )?;
+    // Series are sorted by (direction, port, process, state): each run of one
+    // (direction, port, process) is one pair of queue series.
     let mut queued: Vec<(QueueLabels, u64)> = Vec::new();
-    for s in &breakdown.ports {
-        // Series are sorted by (direction, port, process, state): merge runs of states.
-        let key = (
-            s.direction.label(),
-            s.port.to_string(),
-            s.process.to_string(),
-        );
-        match queued.len().checked_sub(2).map(|i| &queued[i].0) {
-            Some(last)
-                if (last.direction, &last.port, &last.process) == (key.0, &key.1, &key.2) =>
-            {
-                let n = queued.len();
-                queued[n - 2].1 += s.receive_bytes;
-                queued[n - 1].1 += s.send_bytes;
-            }
-            _ => {
-                for (queue, bytes) in [("receive", s.receive_bytes), ("send", s.send_bytes)] {
-                    queued.push((
-                        QueueLabels {
-                            direction: key.0,
-                            port: key.1.clone(),
-                            process: key.2.clone(),
-                            queue,
-                        },
-                        bytes,
-                    ));
-                }
-            }
+    for run in breakdown
+        .ports
+        .chunk_by(|a, b| (a.direction, a.port, &a.process) == (b.direction, b.port, &b.process))
+    {
+        let first = &run[0];
+        for (queue, bytes) in [
+            ("receive", run.iter().map(|s| s.receive_bytes).sum()),
+            ("send", run.iter().map(|s| s.send_bytes).sum()),
+        ] {
+            let labels = QueueLabels {
+                direction: first.direction.label(),
+                port: first.port.to_string(),
+                process: first.process.to_string(),
+                queue,
+            };
+            queued.push((labels, bytes));
         }
     }
     gauge(

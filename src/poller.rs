@@ -91,7 +91,7 @@ pub struct PollNotes {
 /// The state a main poll carries from one poll to the next.
 #[derive(Debug)]
 pub struct Collector {
-    sock_diag: Option<SockDiag>,
+    sock_diag: Reopening,
     index: ProcIndex,
     close_wait: CloseWaitTracker,
     settings: Settings,
@@ -101,7 +101,7 @@ pub struct Collector {
 impl Collector {
     pub fn new(config: &PollerConfig, peaks: Peaks) -> Collector {
         Collector {
-            sock_diag: None,
+            sock_diag: Reopening::default(),
             index: ProcIndex::new(&config.proc_root),
             close_wait: CloseWaitTracker::new(config.close_wait_capacity),
             settings: config.settings.clone(),
@@ -111,22 +111,94 @@ impl Collector {
 
     /// One complete poll. Blocking.
     pub fn poll(&mut self) -> Result<(Snapshot, PollNotes), PollError> {
-        let mut sock_diag = match self.sock_diag.take() {
+        let Collector {
+            sock_diag,
+            index,
+            close_wait,
+            settings,
+            peaks,
+        } = self;
+        sock_diag.with(PollError::Dump, |open| {
+            poll_once(open, index, close_wait, settings, peaks)
+        })
+    }
+}
+
+/// A sock_diag socket opened on first use and dropped after any failure, so that the rest
+/// of an aborted dump is never read as the next dump's reply.
+#[derive(Debug, Default)]
+struct Reopening(Option<SockDiag>);
+
+impl Reopening {
+    fn with<T>(
+        &mut self,
+        dump_error: fn(SockDiagError) -> PollError,
+        work: impl FnOnce(&mut SockDiag) -> Result<T, SockDiagError>,
+    ) -> Result<T, PollError> {
+        let mut open = match self.0.take() {
             Some(open) => open,
             None => SockDiag::open().map_err(PollError::Open)?,
         };
-        let result = poll_once(
-            &mut sock_diag,
-            &mut self.index,
-            &mut self.close_wait,
-            &self.settings,
-            &self.peaks,
-        )
-        .map_err(PollError::Dump);
+        let result = work(&mut open).map_err(dump_error);
         if result.is_ok() {
-            self.sock_diag = Some(sock_diag);
+            self.0 = Some(open);
         }
         result
+    }
+}
+
+/// The fast listener sampler's state.
+#[derive(Debug)]
+struct ListenSampler {
+    sock_diag: Reopening,
+    peaks: Peaks,
+}
+
+impl ListenSampler {
+    /// One LISTEN-only sample, folded into the peaks. Blocking.
+    fn sample(&mut self) -> Result<(), PollError> {
+        let mut sample = ListenSample::default();
+        self.sock_diag.with(PollError::ListenDump, |open| {
+            for family in Family::ALL {
+                open.dump(family, StateFilter::Listen, &mut |record| {
+                    aggregate::add_to_sample(&mut sample, record)
+                })?;
+            }
+            Ok(())
+        })?;
+        let mut peaks = self
+            .peaks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for (key, length) in sample {
+            let peak = peaks.entry(key).or_default();
+            *peak = (*peak).max(length);
+        }
+        Ok(())
+    }
+}
+
+/// Runs `work` on `state` in the blocking pool, at lowered priority. The state goes into
+/// the task and comes back with it; if the task dies, `state` is left empty and the next
+/// call starts from `fresh()`.
+async fn in_blocking_pool<S: Send + 'static, T: Send + 'static>(
+    state: &mut Option<S>,
+    fresh: impl FnOnce() -> S,
+    work: fn(&mut S) -> Result<T, PollError>,
+) -> Result<T, PollError> {
+    let mut owned = state.take().unwrap_or_else(fresh);
+    let outcome = tokio::task::spawn_blocking(move || {
+        lower_priority();
+        let result = work(&mut owned);
+        (owned, result)
+    })
+    .await;
+    match outcome {
+        Ok((owned, result)) => {
+            *state = Some(owned);
+            result
+        }
+        Err(join) => Err(PollError::Task(join)),
     }
 }
 
@@ -286,23 +358,12 @@ pub async fn run(
             _ = ticker.tick() => {}
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
-        let mut owned = collector
-            .take()
-            .unwrap_or_else(|| Collector::new(&config, Arc::clone(&peaks)));
-        let outcome = tokio::task::spawn_blocking(move || {
-            lower_priority();
-            let result = owned.poll();
-            (owned, result)
-        })
+        let result = in_blocking_pool(
+            &mut collector,
+            || Collector::new(&config, Arc::clone(&peaks)),
+            Collector::poll,
+        )
         .await;
-        let result = match outcome {
-            Ok((owned, result)) => {
-                collector = Some(owned);
-                result
-            }
-            // The collector died with the task; the next poll starts a new one.
-            Err(join) => Err(PollError::Task(join)),
-        };
         let (snapshot, notes) = match result {
             Ok(ok) => ok,
             Err(error) => {
@@ -375,50 +436,22 @@ pub async fn run_listen_sampler(
 ) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut socket: Option<SockDiag> = None;
+    let mut sampler = None;
     let mut failure = Edge::default();
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
-        let shared = Arc::clone(&peaks);
-        let outcome = tokio::task::spawn_blocking(move || {
-            let mut open = match socket {
-                Some(open) => open,
-                None => match SockDiag::open() {
-                    Ok(open) => open,
-                    Err(error) => return (None, Err(PollError::Open(error))),
-                },
-            };
-            let mut sample = ListenSample::default();
-            for family in Family::ALL {
-                if let Err(error) = open.dump(family, StateFilter::Listen, &mut |record| {
-                    aggregate::add_to_sample(&mut sample, record)
-                }) {
-                    return (None, Err(PollError::ListenDump(error)));
-                }
-            }
-            let mut peaks = shared
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            for (key, length) in sample {
-                let peak = peaks.entry(key).or_default();
-                *peak = (*peak).max(length);
-            }
-            (Some(open), Ok(()))
-        })
+        let result = in_blocking_pool(
+            &mut sampler,
+            || ListenSampler {
+                sock_diag: Reopening::default(),
+                peaks: Arc::clone(&peaks),
+            },
+            ListenSampler::sample,
+        )
         .await;
-        let result = match outcome {
-            Ok((kept, result)) => {
-                socket = kept;
-                result
-            }
-            Err(join) => {
-                socket = None;
-                Err(PollError::Task(join))
-            }
-        };
         match result {
             Ok(()) => {
                 if failure.changed(None) {

@@ -157,15 +157,6 @@ impl ProcIndex {
         &self.names[id as usize]
     }
 
-    /// Number of inodes with a known owner (for the benchmark and debug logs).
-    pub fn len(&self) -> usize {
-        self.owners.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.owners.is_empty()
-    }
-
     /// Ends the dump part of a poll: forgets inodes the dump no longer showed, and frees
     /// their fd slots so that a reused fd number is read again.
     pub fn sweep(&mut self) {

@@ -43,3 +43,14 @@ step() {
   echo "--- $name"
   if "$@"; then echo "ok: $name"; else echo "FAIL: $name"; failed+=("$name"); fi
 }
+
+# Ends a check script: lists the failed steps and exits 1, or prints "NAME: all checks
+# passed".
+check_end() {
+  echo
+  if [ ${#failed[@]} -gt 0 ]; then
+    for f in "${failed[@]}"; do echo "FAILED: $f"; done
+    exit 1
+  fi
+  echo "$1: all checks passed"
+}

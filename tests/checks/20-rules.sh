@@ -115,9 +115,4 @@ step "amtool check-config" amtool check-config "$AM"
 step "amtool config routes test per alert" routes
 step "Alertmanager inhibition (live, 127.0.0.1)" inhibition
 
-echo
-if [ ${#failed[@]} -gt 0 ]; then
-  for f in "${failed[@]}"; do echo "FAILED: $f"; done
-  exit 1
-fi
-echo "20-rules: all checks passed"
+check_end 20-rules

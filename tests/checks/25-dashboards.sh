@@ -104,9 +104,4 @@ step "every query parsed by Prometheus" prometheus_parses
 step "@grafana/schema structural check (tsc)" schema_check
 step "provisioning files" provisioning
 
-echo
-if [ ${#failed[@]} -gt 0 ]; then
-  for f in "${failed[@]}"; do echo "FAILED: $f"; done
-  exit 1
-fi
-echo "25-dashboards: all checks passed"
+check_end 25-dashboards

@@ -1,7 +1,6 @@
 //! Who holds the sockets: the incidents of shared/INCIDENTS.md reproduced with named
 //! processes, asserted as exact labelled values; cardinality caps; degraded mode.
 
-use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
@@ -145,6 +144,26 @@ fn queue_peak_keeps_a_burst_drained_between_polls() {
     });
 }
 
+/// The exporter on `port` with a config file holding `toml`, after its first poll (the
+/// only one: the interval is an hour).
+fn polled_with_config(port: u16, toml: &str) -> Exporter {
+    let config = std::env::temp_dir().join(format!(
+        "sockdiag-config-{}-{port}.toml",
+        std::process::id()
+    ));
+    std::fs::write(&config, toml).expect("write config");
+    let mut exporter = Exporter::start(
+        port,
+        &[
+            "--poll.interval=1h",
+            &format!("--config.file={}", config.display()),
+        ],
+    );
+    exporter.wait_for_poll();
+    let _ = std::fs::remove_file(&config);
+    exporter
+}
+
 fn cardinality_caps_keep_the_top_n_and_fold_the_rest() {
     in_netns(|| {
         let _sink = Actor::start(
@@ -157,19 +176,7 @@ fn cardinality_caps_keep_the_top_n_and_fold_the_rest() {
         let _c = Actor::start("proc-c", "connect-and-hold", &["127.0.0.1:7003", "1"]);
         load::wait_for(|| ss_state(("ipv4", "established")) == 12);
 
-        let config =
-            std::env::temp_dir().join(format!("sockdiag-caps-{}.toml", std::process::id()));
-        std::fs::File::create(&config)
-            .and_then(|mut f| f.write_all(b"max_ports = 2\nmax_processes = 2\n"))
-            .expect("write config");
-        let mut exporter = Exporter::start(
-            10120,
-            &[
-                "--poll.interval=1h",
-                &format!("--config.file={}", config.display()),
-            ],
-        );
-        exporter.wait_for_poll();
+        let exporter = polled_with_config(10120, "max_ports = 2\nmax_processes = 2\n");
         let scrape = exporter.scrape();
         // Ports ranked per direction: 7001 (3), 7002 (2), 7003 (1). Processes: sink (6),
         // proc-a (3), proc-b (2), proc-c (1), and the exporter with only its listener.
@@ -194,19 +201,10 @@ fn cardinality_caps_keep_the_top_n_and_fold_the_rest() {
         );
         drop(exporter);
 
-        std::fs::write(
-            &config,
-            "[ports]\ninclude = [7002, \"7003-7003\"]\nexclude = [7003]\n",
-        )
-        .expect("write config");
-        let mut exporter = Exporter::start(
+        let exporter = polled_with_config(
             10121,
-            &[
-                "--poll.interval=1h",
-                &format!("--config.file={}", config.display()),
-            ],
+            "[ports]\ninclude = [7002, \"7003-7003\"]\nexclude = [7003]\n",
         );
-        exporter.wait_for_poll();
         let scrape = exporter.scrape();
         assert_eq!(
             scrape.lines("sockdiag_tcp_port_sockets"),
@@ -226,7 +224,6 @@ fn cardinality_caps_keep_the_top_n_and_fold_the_rest() {
             scrape.value("sockdiag_folded_label_values{label=\"process\"}"),
             0.0
         );
-        let _ = std::fs::remove_file(&config);
     });
 }
 
