@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use sockdiag_exporter::close_wait::CloseWaitTracker;
+use sockdiag_exporter::fold::close_wait::CloseWaitTracker;
 
 fn rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");

@@ -16,7 +16,7 @@ use std::time::Duration;
 use clap::Parser;
 use config::{Environment, File, FileFormat, Value, ValueKind};
 
-use crate::aggregate::{PortFilter, Settings};
+use crate::fold::{PortFilter, Settings};
 
 /// Exit code for configuration errors (EX_CONFIG from sysexits.h).
 pub const EXIT_CONFIG: i32 = 78;

@@ -231,7 +231,7 @@ async fn not_found() -> Response {
 mod tests {
     use super::*;
     use crate::metrics::SnapshotCollector;
-    use crate::snapshot::{Snapshot, StateCounts};
+    use crate::snapshot::Snapshot;
     use axum::body::Body;
     use axum::http::Request;
     use http_body_util::BodyExt;
@@ -239,7 +239,7 @@ mod tests {
     use tower::ServiceExt;
 
     fn app() -> (Router, watch::Sender<Arc<Published>>) {
-        let (tx, rx) = crate::poller::channel();
+        let (tx, rx) = crate::poll::channel();
         let mut registry = Registry::default();
         SnapshotCollector::register(&mut registry, rx.clone());
         (router(Arc::new(registry), rx, "/metrics", 0), tx)
@@ -277,11 +277,8 @@ mod tests {
         tx.send_modify(|p| {
             let mut next = (**p).clone();
             next.latest = Some(Arc::new(Snapshot {
-                tcp_sockets: StateCounts::default(),
-                breakdown: Default::default(),
-                exhaustion: Default::default(),
+                tcp: Default::default(),
                 kernel: Default::default(),
-                sockets_scanned: 0,
                 poll_duration: Duration::from_millis(1),
                 completed_at: SystemTime::now(),
             }));

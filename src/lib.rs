@@ -1,20 +1,19 @@
 //! sockdiag_exporter: a Prometheus exporter for Linux TCP sockets.
 //!
-//! Data flow (see docs/architecture.md): the [`poller`] dumps every TCP socket of the
-//! network namespace through netlink sock_diag ([`sock_diag`]), folds each record as it is
-//! read into an [`aggregate::Aggregator`], and publishes an immutable [`snapshot::Snapshot`].
-//! The [`http`] server encodes the current snapshot through [`metrics`]; a scrape never
-//! touches netlink.
+//! Data flow (see docs/architecture.md), one folder per step:
+//! - [`source`]: one module per kernel source (inet_diag, /proc fds, counters, sysctls);
+//! - [`fold`]: pure folds of those records into a namespace's figures;
+//! - [`poll`]: the poll loops, one straight recipe per namespace, publishing an immutable
+//!   [`snapshot::Snapshot`];
+//! - [`metrics`]: encodes the current snapshot at scrape time; a scrape never touches
+//!   netlink;
+//! - [`config`] and [`http`]: configuration and the HTTP server.
 #![forbid(unsafe_code)]
 
-pub mod aggregate;
-pub mod close_wait;
 pub mod config;
+pub mod fold;
 pub mod http;
 pub mod metrics;
-pub mod poller;
-pub mod proc_index;
-pub mod proc_net_snmp;
-pub mod proc_sys_net;
+pub mod poll;
 pub mod snapshot;
-pub mod sock_diag;
+pub mod source;

@@ -12,7 +12,8 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
 use sockdiag_exporter::config::{Config, Flags, LogFormat, EXIT_CONFIG};
-use sockdiag_exporter::{http, metrics, poller};
+use sockdiag_exporter::poll as poller;
+use sockdiag_exporter::{http, metrics};
 
 fn main() -> ExitCode {
     let flags = Flags::parse();
@@ -101,7 +102,7 @@ async fn run(config: Config) -> anyhow::Result<ExitCode> {
             .filter(|i| *i < config.poll_interval),
         settings: config.settings.clone(),
         close_wait_capacity: config.close_wait_capacity,
-        proc_root: sockdiag_exporter::proc_index::default_root().to_path_buf(),
+        proc_root: sockdiag_exporter::source::proc_fd::default_root().to_path_buf(),
     };
     if let Some(interval) = poller_config.listen_poll_interval {
         tokio::spawn(poller::run_listen_sampler(

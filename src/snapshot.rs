@@ -9,7 +9,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::sock_diag::{Family, TcpState};
+use crate::source::inet_diag::{Family, TcpState};
+use crate::source::proc_net_snmp::TcpCounters;
+use crate::source::proc_sys_net::{NetSysctls, PortRange};
 
 /// Per family, per state socket counts: `counts[family.index()][state.index()]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -112,8 +114,8 @@ pub struct Breakdown {
 /// Leak and exhaustion signals.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Exhaustion {
-    /// net.ipv4.ip_local_port_range (start, end), if it could be read.
-    pub port_range: Option<(u16, u16)>,
+    /// net.ipv4.ip_local_port_range, if it could be read.
+    pub port_range: Option<PortRange>,
     /// Top destinations (remote address, port) by ephemeral ports in use toward them,
     /// max over local addresses; `None` is `other`, the largest of the rest.
     pub destinations: Vec<(Option<(IpAddr, u16)>, u64)>,
@@ -128,23 +130,29 @@ pub struct Exhaustion {
 /// Kernel counters and sysctls of the namespace.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KernelStats {
-    pub counters: crate::proc_net_snmp::TcpCounters,
-    pub sysctls: crate::proc_sys_net::NetSysctls,
+    pub counters: TcpCounters,
+    pub sysctls: NetSysctls,
     /// Wanted values that could not be read in the last poll, per source.
     pub missing_netstat: u64,
     pub missing_snmp: u64,
     pub missing_sysctl: u64,
 }
 
-/// Everything one successful poll measured.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Snapshot {
+/// What the TCP fold of one namespace measured.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TcpFigures {
     pub tcp_sockets: StateCounts,
     pub breakdown: Breakdown,
     pub exhaustion: Exhaustion,
-    pub kernel: KernelStats,
-    /// Records read from the kernel in this poll (all dumps together).
+    /// Records read from the kernel (all dumps together).
     pub sockets_scanned: u64,
+}
+
+/// Everything one successful poll measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub tcp: TcpFigures,
+    pub kernel: KernelStats,
     /// Wall time of the poll, dumps and aggregation included.
     pub poll_duration: Duration,
     /// When the poll finished.

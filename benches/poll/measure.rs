@@ -18,11 +18,11 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sockdiag_exporter::aggregate::{self, ListenSample};
 use sockdiag_exporter::config::Config;
-use sockdiag_exporter::poller::{Collector, Peaks, PollerConfig};
-use sockdiag_exporter::proc_index::ProcIndex;
-use sockdiag_exporter::sock_diag::{Family, SockDiag, StateFilter};
+use sockdiag_exporter::fold::listen::{self, ListenSample};
+use sockdiag_exporter::poll::{Collector, Peaks, PollerConfig};
+use sockdiag_exporter::source::inet_diag::{Family, SockDiag, StateFilter};
+use sockdiag_exporter::source::proc_fd::ProcIndex;
 
 use crate::http;
 use crate::load::child_setup;
@@ -118,10 +118,10 @@ pub fn poller_role(_args: &[String]) {
             let (snapshot, notes) = collector.poll().expect("poll");
             format!(
                 "{} {} {} {}",
-                snapshot.sockets_scanned,
+                snapshot.tcp.sockets_scanned,
                 notes.scan.scans,
                 notes.scan.readlinks,
-                snapshot.breakdown.unattributed
+                snapshot.tcp.breakdown.unattributed
             )
         }),
         other => panic!("poller: unknown command {other:?}"),
@@ -163,7 +163,7 @@ pub fn floor_role(_args: &[String]) {
             let mut sample = ListenSample::default();
             for family in Family::ALL {
                 sd.dump(family, StateFilter::Listen, &mut |r| {
-                    aggregate::add_to_sample(&mut sample, r)
+                    listen::add_to_sample(&mut sample, r)
                 })
                 .expect("listen dump");
             }

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::process::Command;
 use std::time::Duration;
 
-use sockdiag_exporter::sock_diag::{Family, TcpState};
+use sockdiag_exporter::source::inet_diag::{Family, TcpState};
 
 use crate::http::ScrapeLatency;
 use crate::load::{self, Census};

@@ -1,0 +1,19 @@
+//! Turns the records of the sources into one namespace's figures.
+//!
+//! Everything here is pure: records and owner answers in, figures out, no I/O and no
+//! clock (the poll passes ages and times in). One module per fold:
+//! - [`tcp`]: inet_diag records into states, ports, processes, listeners, exhaustion;
+//! - [`listen`]: the fast listener sampler's peaks;
+//! - [`close_wait`]: CLOSE_WAIT ages by socket cookie, kept between polls;
+//! - [`owners`]: the owner lookup the folds ask, and its answers;
+//! - [`settings`]: the caps and thresholds;
+//! - [`top`]: the top-K tables with `other`.
+
+pub mod close_wait;
+pub mod listen;
+pub mod owners;
+pub mod settings;
+pub mod tcp;
+pub mod top;
+
+pub use settings::{PortFilter, Settings};

@@ -1,0 +1,415 @@
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+
+use super::*;
+use crate::fold::listen::{add_to_sample, ListenSample};
+use crate::fold::owners::NameId;
+use crate::fold::PortFilter;
+use crate::snapshot::PortLabel;
+use crate::snapshot::TcpFigures;
+use crate::source::inet_diag::Family;
+
+/// Owners from a fixed table: inode -> name; inodes in `later` resolve only at settle.
+#[derive(Default)]
+struct Table {
+    names: Vec<Arc<str>>,
+    now: FxHashMap<u32, NameId>,
+    later: FxHashMap<u32, NameId>,
+}
+
+impl Table {
+    fn name_id(&mut self, name: &str) -> NameId {
+        if let Some(i) = self.names.iter().position(|n| &**n == name) {
+            return NameId(i as u32);
+        }
+        self.names.push(Arc::from(name));
+        NameId((self.names.len() - 1) as u32)
+    }
+    fn own(&mut self, inode: u32, name: &str) {
+        let id = self.name_id(name);
+        self.now.insert(inode, id);
+    }
+    fn own_later(&mut self, inode: u32, name: &str) {
+        let id = self.name_id(name);
+        self.later.insert(inode, id);
+    }
+}
+
+impl Owners for Table {
+    fn owner(&mut self, inode: u32) -> Option<Owner> {
+        self.now.get(&inode).map(|id| Owner::Process(*id))
+    }
+    fn settle(&mut self, inode: u32) -> Owner {
+        self.now
+            .get(&inode)
+            .or_else(|| self.later.get(&inode))
+            .map(|id| Owner::Process(*id))
+            .unwrap_or(Owner::Unknown)
+    }
+    fn name(&self, id: NameId) -> Arc<str> {
+        Arc::clone(&self.names[id.0 as usize])
+    }
+}
+
+fn rec(state: TcpState, local: &str, remote: &str, inode: u32) -> Record {
+    let local: SocketAddr = local.parse().unwrap();
+    Record {
+        family: if local.is_ipv4() {
+            Family::Ipv4
+        } else {
+            Family::Ipv6
+        },
+        state,
+        local,
+        remote: remote.parse().unwrap(),
+        recv_queue: 0,
+        send_queue: 0,
+        uid: 0,
+        inode,
+        cookie: 0,
+    }
+}
+
+impl Aggregator {
+    fn add_(&mut self, record: &Record, owners: &mut Table) {
+        self.add(record, None, owners)
+    }
+}
+
+fn finish(aggregator: Aggregator, owners: &mut Table, limits: &Settings) -> TcpFigures {
+    aggregator.finish(owners, limits, &FxHashMap::default(), 0)
+}
+
+fn series(snapshot: &TcpFigures) -> Vec<String> {
+    snapshot
+        .breakdown
+        .ports
+        .iter()
+        .map(|s| {
+            format!(
+                "{} {} {:?} {} = {} r{} s{}",
+                s.direction.label(),
+                s.port,
+                &*s.process,
+                s.state.label(),
+                s.sockets,
+                s.receive_bytes,
+                s.send_bytes
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn direction_port_and_owner() {
+    let mut owners = Table::default();
+    owners.own(10, "nginx");
+    owners.own(11, "nginx");
+    owners.own(20, "app");
+    owners.own_later(21, "app");
+    let mut a = Aggregator::default();
+    a.add_listener(
+        &rec(TcpState::Listen, "0.0.0.0:80", "0.0.0.0:0", 10),
+        &mut owners,
+    );
+    // inbound close_wait owned by nginx, with 46 unread bytes
+    let mut cw = rec(TcpState::CloseWait, "10.0.0.1:80", "10.0.0.9:50000", 11);
+    cw.recv_queue = 46;
+    a.add(&cw, None, &mut owners);
+    // outbound to mysql, one known now, one found by the scan
+    a.add_(
+        &rec(TcpState::CloseWait, "10.0.0.1:40000", "10.0.0.7:3306", 20),
+        &mut owners,
+    );
+    a.add_(
+        &rec(TcpState::CloseWait, "10.0.0.1:40001", "10.0.0.7:3306", 21),
+        &mut owners,
+    );
+    // never accepted, and a TIME_WAIT with no owner
+    a.add_(
+        &rec(TcpState::CloseWait, "10.0.0.1:80", "10.0.0.9:50001", 0),
+        &mut owners,
+    );
+    a.add_(
+        &rec(TcpState::TimeWait, "10.0.0.1:40002", "10.0.0.7:3306", 0),
+        &mut owners,
+    );
+    // an owner that cannot be found
+    a.add_(
+        &rec(TcpState::Established, "10.0.0.1:40003", "10.0.0.8:443", 99),
+        &mut owners,
+    );
+    assert_eq!(a.missing_inodes(), vec![21, 99]);
+    let snapshot = finish(a, &mut owners, &Settings::default());
+    assert_eq!(
+        series(&snapshot),
+        vec![
+            "inbound 80 \"\" close_wait = 1 r0 s0",
+            "inbound 80 \"nginx\" close_wait = 1 r46 s0",
+            "outbound 443 \"unknown\" established = 1 r0 s0",
+            "outbound 3306 \"\" time_wait = 1 r0 s0",
+            "outbound 3306 \"app\" close_wait = 2 r0 s0",
+        ]
+    );
+    assert_eq!(
+        snapshot.breakdown.unaccepted,
+        vec![(PortLabel::Port(80), TcpState::CloseWait, 1)]
+    );
+    assert_eq!(snapshot.breakdown.unattributed, 1);
+    assert_eq!(snapshot.sockets_scanned, 7);
+    let listener = &snapshot.breakdown.listeners[0];
+    assert_eq!((listener.port, &*listener.process), (80, "nginx"));
+}
+
+/// Owners from `Table`, except that every inode is already known to be unreachable.
+struct Unreachable(Table);
+
+impl Owners for Unreachable {
+    fn owner(&mut self, _inode: u32) -> Option<Owner> {
+        Some(Owner::Unknown)
+    }
+    fn settle(&mut self, _inode: u32) -> Owner {
+        Owner::Unknown
+    }
+    fn name(&self, id: NameId) -> Arc<str> {
+        self.0.name(id)
+    }
+}
+
+#[test]
+fn unattributed_counts_listeners_known_unreachable_at_the_dump() {
+    let mut owners = Unreachable(Table::default());
+    let mut a = Aggregator::default();
+    a.add_listener(
+        &rec(TcpState::Listen, "0.0.0.0:80", "0.0.0.0:0", 7),
+        &mut owners,
+    );
+    a.add(
+        &rec(TcpState::Established, "10.0.0.1:80", "10.0.0.2:4000", 8),
+        None,
+        &mut owners,
+    );
+    a.add(
+        &rec(TcpState::Established, "10.0.0.1:80", "10.0.0.2:4001", 9),
+        None,
+        &mut owners,
+    );
+    let snapshot = a.finish(&mut owners, &Settings::default(), &FxHashMap::default(), 0);
+    assert_eq!(snapshot.breakdown.unattributed, 3);
+    assert_eq!(&*snapshot.breakdown.listeners[0].process, "unknown");
+}
+
+#[test]
+fn top_n_ports_and_processes_fold_into_other() {
+    let mut owners = Table::default();
+    let mut a = Aggregator::default();
+    let mut inode = 1;
+    // outbound ports 1000..1004 with 5,4,3,2,1 sockets; process pN owns port 100N
+    for (i, n) in [5u32, 4, 3, 2, 1].iter().enumerate() {
+        for _ in 0..*n {
+            owners.own(inode, &format!("p{i}"));
+            a.add_(
+                &rec(
+                    TcpState::Established,
+                    &format!("10.0.0.1:{}", 30000 + inode),
+                    &format!("10.0.0.2:{}", 1000 + i),
+                    inode,
+                ),
+                &mut owners,
+            );
+            inode += 1;
+        }
+    }
+    let limits = Settings {
+        max_ports: 2,
+        max_processes: 3,
+        ..Settings::default()
+    };
+    let snapshot = finish(a, &mut owners, &limits);
+    assert_eq!(
+        series(&snapshot),
+        vec![
+            "outbound 1000 \"p0\" established = 5 r0 s0",
+            "outbound 1001 \"p1\" established = 4 r0 s0",
+            "outbound other \"other\" established = 3 r0 s0",
+            "outbound other \"p2\" established = 3 r0 s0",
+        ]
+    );
+    assert_eq!(snapshot.breakdown.folded_ports, 3);
+    assert_eq!(snapshot.breakdown.folded_processes, 2);
+}
+
+#[test]
+fn include_and_exclude_filters() {
+    let filter = PortFilter {
+        include: vec![(3306, 3306), (8000, 8100)],
+        exclude: vec![(8080, 8080)],
+    };
+    assert!(filter.allows(3306));
+    assert!(filter.allows(8000));
+    assert!(!filter.allows(8080));
+    assert!(!filter.allows(443));
+    let mut owners = Table::default();
+    let mut a = Aggregator::default();
+    for (port, inode) in [(3306u16, 0u32), (443, 0), (8080, 0)] {
+        a.add_(
+            &rec(
+                TcpState::TimeWait,
+                "10.0.0.1:40000",
+                &format!("10.0.0.2:{port}"),
+                inode,
+            ),
+            &mut owners,
+        );
+    }
+    let limits = Settings {
+        ports: filter,
+        ..Settings::default()
+    };
+    let snapshot = finish(a, &mut owners, &limits);
+    assert_eq!(
+        series(&snapshot),
+        vec![
+            "outbound 3306 \"\" time_wait = 1 r0 s0",
+            "outbound other \"\" time_wait = 2 r0 s0"
+        ]
+    );
+    assert_eq!(snapshot.breakdown.folded_ports, 2);
+}
+
+#[test]
+fn reuseport_listeners_are_summed_and_peak_is_at_least_the_length() {
+    let mut owners = Table::default();
+    owners.own(1, "nginx");
+    owners.own(2, "nginx");
+    let mut a = Aggregator::default();
+    for inode in [1, 2] {
+        let mut l = rec(TcpState::Listen, "0.0.0.0:443", "0.0.0.0:0", inode);
+        l.recv_queue = 3;
+        l.send_queue = 511;
+        a.add_listener(&l, &mut owners);
+    }
+    let mut peaks = FxHashMap::default();
+    peaks.insert(("0.0.0.0".parse().unwrap(), 443), 40);
+    let snapshot = a.finish(&mut owners, &Settings::default(), &peaks, 0);
+    let l = &snapshot.breakdown.listeners[0];
+    assert_eq!((l.length, l.limit, l.peak), (6, 1022, 40));
+}
+
+#[test]
+fn listen_sample_sums_per_address() {
+    let mut a = rec(TcpState::Listen, "0.0.0.0:80", "0.0.0.0:0", 1);
+    a.recv_queue = 2;
+    let mut b = a;
+    b.recv_queue = 5;
+    let mut sample = ListenSample::default();
+    add_to_sample(&mut sample, &a);
+    add_to_sample(&mut sample, &b);
+    assert_eq!(sample.get(&("0.0.0.0".parse().unwrap(), 80)), Some(&7));
+}
+
+#[test]
+fn close_wait_ages_fold_to_oldest_and_stale_per_owner() {
+    let mut owners = Table::default();
+    owners.own(1, "app");
+    owners.own(2, "app");
+    owners.own_later(3, "app");
+    let settings = Settings {
+        close_wait_stale_after: Duration::from_secs(60),
+        ..Settings::default()
+    };
+    let mut a = Aggregator::new(&settings, None);
+    let cw = |port: u16, inode: u32| {
+        rec(
+            TcpState::CloseWait,
+            &format!("10.0.0.1:{port}"),
+            "10.0.0.2:3306",
+            inode,
+        )
+    };
+    a.add(&cw(40000, 1), Some(Duration::from_secs(5)), &mut owners);
+    a.add(&cw(40001, 2), Some(Duration::from_secs(90)), &mut owners);
+    // Found only by the scan: its age travels with the pending entry.
+    a.add(&cw(40002, 3), Some(Duration::from_secs(200)), &mut owners);
+    // Untracked (tracker full): counted, but no age.
+    a.add(&cw(40003, 1), None, &mut owners);
+    let snapshot = finish(a, &mut owners, &settings);
+    let s = &snapshot.breakdown.ports[0];
+    assert_eq!(
+        (s.sockets, s.close_wait_oldest, s.close_wait_stale),
+        (4, Duration::from_secs(200), 2)
+    );
+}
+
+#[test]
+fn ephemeral_ports_take_the_max_over_local_addresses_and_fold_the_rest() {
+    let mut owners = Table::default();
+    let settings = Settings {
+        max_destinations: 1,
+        ..Settings::default()
+    };
+    let mut a = Aggregator::new(&settings, PortRange::new(40000, 40099));
+    let mut add = |local: &str, remote: &str, state: TcpState, n: u16| {
+        for i in 0..n {
+            let (ip, _) = local.split_once(':').unwrap();
+            a.add_(
+                &rec(state, &format!("{ip}:{}", 40000 + i), remote, 0),
+                &mut owners,
+            );
+        }
+    };
+    add("10.0.0.10:0", "10.0.0.1:9001", TcpState::TimeWait, 8);
+    add("10.0.0.11:0", "10.0.0.1:9001", TcpState::Established, 2);
+    add("10.0.0.10:0", "10.0.0.2:9002", TcpState::Established, 4);
+    add("10.0.0.11:0", "10.0.0.2:9002", TcpState::SynSent, 6);
+    // Outside the range: not an ephemeral port.
+    a.add_(
+        &rec(TcpState::Established, "10.0.0.10:50000", "10.0.0.2:9002", 0),
+        &mut owners,
+    );
+    let snapshot = finish(a, &mut owners, &settings);
+    assert_eq!(
+        snapshot.exhaustion.destinations,
+        vec![(Some(("10.0.0.1".parse().unwrap(), 9001)), 8), (None, 6)]
+    );
+    assert_eq!(snapshot.exhaustion.folded_destinations, 1);
+    assert_eq!(snapshot.exhaustion.port_range, PortRange::new(40000, 40099));
+}
+
+#[test]
+fn peers_keep_the_top_k_addresses_and_fold_the_rest_per_state() {
+    let mut owners = Table::default();
+    let settings = Settings {
+        max_peers: 1,
+        ..Settings::default()
+    };
+    let mut a = Aggregator::new(&settings, None);
+    for (remote, state) in [
+        ("10.0.0.5:1", TcpState::Established),
+        ("10.0.0.5:2", TcpState::TimeWait),
+        ("[::ffff:10.0.0.5]:3", TcpState::Established),
+        ("10.0.0.6:1", TcpState::Established),
+        ("10.0.0.7:1", TcpState::Established),
+    ] {
+        let local = if remote.starts_with('[') {
+            "[::ffff:10.0.0.1]:5000"
+        } else {
+            "10.0.0.1:5000"
+        };
+        a.add_(&rec(state, local, remote, 0), &mut owners);
+    }
+    let snapshot = finish(a, &mut owners, &settings);
+    let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+    assert_eq!(
+        snapshot.exhaustion.peers,
+        vec![
+            (ip("10.0.0.5"), TcpState::Established, 2),
+            (ip("10.0.0.5"), TcpState::TimeWait, 1),
+            (None, TcpState::Established, 2),
+        ],
+        "a v4-mapped v6 peer is the same peer"
+    );
+    assert_eq!(snapshot.exhaustion.folded_peers, 2);
+}

@@ -1,0 +1,197 @@
+//! Prometheus metric families, encoded from the current [`Published`] snapshot at scrape
+//! time through a prometheus-client [`Collector`].
+//!
+//! A custom collector, not long-lived `Family` metrics: a family that is `clear()`ed and
+//! refilled each poll races with scrapes (a scrape between the two sees nothing) and keeps
+//! series that vanished. Here every scrape reads one immutable snapshot.
+//!
+//! prometheus-client writes OpenMetrics text; [`to_text_004`] turns that into the
+//! Prometheus text format 0.0.4 for clients that do not ask for OpenMetrics (curl,
+//! promtool). HELP strings state the semantics traps; names carry their unit.
+
+use std::fmt;
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+use tokio::sync::watch;
+
+use crate::snapshot::{Published, Stage};
+use crate::source::inet_diag::{Family, TcpState};
+
+mod kernel;
+mod labels;
+mod tcp;
+#[cfg(test)]
+mod tests;
+mod text;
+
+use labels::{BuildLabels, FamilyState, StageLabel};
+pub use text::to_text_004;
+
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Exposition formats served on the telemetry path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    OpenMetrics,
+    Text004,
+}
+
+impl Format {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => OPENMETRICS_CONTENT_TYPE,
+            Format::Text004 => TEXT_CONTENT_TYPE,
+        }
+    }
+}
+
+/// Encodes the snapshot currently published by the poller.
+#[derive(Debug)]
+pub struct SnapshotCollector {
+    published: watch::Receiver<Arc<Published>>,
+}
+
+impl SnapshotCollector {
+    /// Registers the collector of every `sockdiag_*` family.
+    pub fn register(registry: &mut Registry, published: watch::Receiver<Arc<Published>>) {
+        registry.register_collector(Box::new(SnapshotCollector { published }));
+    }
+}
+
+impl Collector for SnapshotCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        // Clone the Arc and release the watch lock at once: encoding must not block the
+        // poller's next publication.
+        let published = Arc::clone(&self.published.borrow());
+        encode_published(&published, &mut encoder)
+    }
+}
+
+pub(crate) fn gauge<
+    L: EncodeLabelSet,
+    N: prometheus_client::encoding::EncodeGaugeValue + fmt::Debug,
+>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    series: impl IntoIterator<Item = (L, N)>,
+) -> fmt::Result {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, value) in series {
+        ConstGauge::new(value).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn gauge_value<N: prometheus_client::encoding::EncodeGaugeValue + fmt::Debug>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: N,
+) -> fmt::Result {
+    let family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    ConstGauge::new(value).encode(family)
+}
+
+fn encode_published(published: &Published, encoder: &mut DescriptorEncoder) -> fmt::Result {
+    gauge(
+        encoder,
+        "sockdiag_build_info",
+        "Build of this exporter; value is always 1.",
+        [(
+            BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+                revision: env!("BUILD_GIT_REVISION"),
+            },
+            1u64,
+        )],
+    )?;
+    {
+        let mut family = encoder.encode_descriptor(
+            "sockdiag_poll_errors",
+            "Polls that failed since start, by the stage that failed. A failed poll keeps the previous snapshot; see sockdiag_last_poll_success_timestamp_seconds for staleness.",
+            None,
+            MetricType::Counter,
+        )?;
+        for stage in Stage::ALL {
+            let labels = StageLabel {
+                stage: stage.label(),
+            };
+            ConstCounter::new(published.errors_total[stage.index()])
+                .encode(family.encode_family(&labels)?)?;
+        }
+    }
+    let Some(snapshot) = &published.latest else {
+        return Ok(());
+    };
+    gauge_value(
+        encoder,
+        "sockdiag_last_poll_success_timestamp_seconds",
+        "Unix time when the last successful poll finished; every other family describes that poll.",
+        snapshot
+            .completed_at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0),
+    )?;
+    gauge_value(
+        encoder,
+        "sockdiag_poll_duration_seconds",
+        "Wall time of the last successful poll: netlink dumps and aggregation.",
+        snapshot.poll_duration.as_secs_f64(),
+    )?;
+    gauge_value(
+        encoder,
+        "sockdiag_sockets_scanned",
+        "Socket records read from the kernel in the last successful poll.",
+        snapshot.tcp.sockets_scanned,
+    )?;
+    gauge(
+        encoder,
+        "sockdiag_tcp_sockets",
+        "TCP sockets of the network namespace by address family and state (every state always present). syn_recv includes request sockets; unknown counts states this exporter does not know.",
+        Family::ALL.into_iter().flat_map(|family| {
+            TcpState::ALL.into_iter().map(move |state| {
+                (
+                    FamilyState {
+                        family: family.label(),
+                        state: state.label(),
+                    },
+                    snapshot.tcp.tcp_sockets.get(family, state),
+                )
+            })
+        }),
+    )?;
+    tcp::encode_breakdown(
+        &snapshot.tcp.breakdown,
+        (
+            snapshot.tcp.exhaustion.folded_destinations,
+            snapshot.tcp.exhaustion.folded_peers,
+        ),
+        encoder,
+    )?;
+    tcp::encode_close_wait(&snapshot.tcp, encoder)?;
+    tcp::encode_exhaustion(&snapshot.tcp.exhaustion, encoder)?;
+    kernel::encode_kernel(&snapshot.kernel, encoder)
+}
+
+/// Encodes the registry in `format`.
+pub fn encode(registry: &Registry, format: Format) -> Result<String, fmt::Error> {
+    let mut out = String::with_capacity(16 * 1024);
+    match format {
+        Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut out, registry)?,
+        Format::Text004 => {
+            prometheus_client::encoding::text::encode_registry(&mut out, registry)?;
+            out = to_text_004(&out);
+        }
+    }
+    Ok(out)
+}

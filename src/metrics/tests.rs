@@ -1,0 +1,142 @@
+use std::sync::Arc;
+
+use prometheus_client::registry::Registry;
+use tokio::sync::watch;
+
+use super::*;
+
+/// A fixed snapshot touching every family, for the golden exposition file.
+fn fixed() -> Published {
+    use crate::snapshot::*;
+    use crate::source::proc_net_snmp::TcpCounters;
+    use crate::source::proc_sys_net::{NetSysctls, PortRange};
+    use std::time::{Duration, UNIX_EPOCH};
+    let mut tcp_sockets = StateCounts::default();
+    for _ in 0..3 {
+        tcp_sockets.add(Family::Ipv4, TcpState::CloseWait);
+    }
+    tcp_sockets.add(Family::Ipv4, TcpState::Listen);
+    tcp_sockets.add(Family::Ipv6, TcpState::TimeWait);
+    let series = |direction, port, process: &str, state, sockets, receive_bytes| PortSeries {
+        direction,
+        port,
+        process: Arc::from(process),
+        state,
+        sockets,
+        receive_bytes,
+        send_bytes: 0,
+        close_wait_oldest: Duration::from_millis(93_500),
+        close_wait_stale: if state == TcpState::CloseWait { 2 } else { 0 },
+    };
+    Published {
+        latest: Some(Arc::new(Snapshot {
+            tcp: TcpFigures {
+                tcp_sockets,
+                breakdown: Breakdown {
+                    ports: vec![
+                        series(
+                            Direction::Inbound,
+                            PortLabel::Port(8080),
+                            "leaky-server",
+                            TcpState::CloseWait,
+                            3,
+                            3,
+                        ),
+                        series(
+                            Direction::Outbound,
+                            PortLabel::Port(3306),
+                            "",
+                            TcpState::TimeWait,
+                            1,
+                            0,
+                        ),
+                        series(
+                            Direction::Outbound,
+                            PortLabel::Other,
+                            "other",
+                            TcpState::Established,
+                            4,
+                            120,
+                        ),
+                    ],
+                    listeners: vec![ListenerSeries {
+                        address: "0.0.0.0".parse().unwrap(),
+                        port: 8080,
+                        process: Arc::from("leaky-server"),
+                        length: 5,
+                        limit: 4,
+                        peak: 5,
+                    }],
+                    unaccepted: vec![(PortLabel::Port(8080), TcpState::CloseWait, 5)],
+                    unattributed: 1,
+                    folded_ports: 7,
+                    folded_processes: 2,
+                },
+                exhaustion: Exhaustion {
+                    port_range: PortRange::new(32768, 60999),
+                    destinations: vec![
+                        (Some(("10.0.0.7".parse().unwrap(), 3306)), 812),
+                        (None, 40),
+                    ],
+                    folded_destinations: 3,
+                    peers: vec![
+                        (Some("10.0.0.7".parse().unwrap()), TcpState::TimeWait, 800),
+                        (None, TcpState::Established, 4),
+                    ],
+                    folded_peers: 9,
+                    close_wait_untracked: 0,
+                },
+                sockets_scanned: 5,
+            },
+            kernel: KernelStats {
+                counters: TcpCounters {
+                    listen_overflows: Some(15),
+                    listen_drops: Some(15),
+                    abort_on_timeout: Some(5),
+                    abort_on_close: Some(3),
+                    time_wait_overflow: None,
+                    active_opens: Some(16),
+                    passive_opens: Some(11),
+                },
+                sysctls: NetSysctls {
+                    tcp_fin_timeout: Some(60),
+                    tcp_keepalive_time: Some(7200),
+                    tcp_keepalive_intvl: Some(75),
+                    tcp_keepalive_probes: Some(9),
+                    tcp_tw_reuse: Some(2),
+                    tcp_max_tw_buckets: Some(262_144),
+                    somaxconn: Some(4096),
+                    tcp_max_syn_backlog: Some(512),
+                    ip_local_port_range: PortRange::new(32768, 60999),
+                },
+                missing_netstat: 1,
+                missing_snmp: 0,
+                missing_sysctl: 0,
+            },
+            poll_duration: Duration::from_micros(1250),
+            completed_at: UNIX_EPOCH + Duration::from_secs(1_795_000_000),
+        })),
+        errors_total: [0, 2, 0, 1, 0],
+    }
+}
+
+/// The exposition of a fixed snapshot equals tests/golden/metrics.prom (the build
+/// revision aside). tests/checks/10-golden.sh runs promtool over the file.
+/// UPDATE_GOLDEN=1 rewrites it.
+#[test]
+fn golden_exposition() {
+    let (tx, rx) = watch::channel(Arc::new(fixed()));
+    let mut registry = Registry::default();
+    SnapshotCollector::register(&mut registry, rx);
+    let text = encode(&registry, Format::Text004)
+        .unwrap()
+        .replace(env!("BUILD_GIT_REVISION"), "REVISION");
+    drop(tx);
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/metrics.prom");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(path, &text).unwrap();
+    }
+    let golden = std::fs::read_to_string(path)
+        .expect("tests/golden/metrics.prom (UPDATE_GOLDEN=1 writes it)");
+    assert_eq!(text, golden);
+}

@@ -1,0 +1,63 @@
+//! The glue between the /proc index (a source) and the folds' owner lookup: the index
+//! answers the folds' questions, and the poll asks it to scan at two points of the
+//! recipe, before the dumps and after them. Keeping this here is what lets `source` and
+//! `fold` not know each other.
+
+use std::sync::Arc;
+
+use super::namespace::PollNotes;
+use crate::fold::owners::{NameId, Owner, Owners};
+use crate::source::proc_fd::ProcIndex;
+
+impl Owners for ProcIndex {
+    fn owner(&mut self, inode: u32) -> Option<Owner> {
+        match self.lookup(inode) {
+            Some(id) => Some(Owner::Process(NameId(id))),
+            None if self.is_unresolvable(inode) => Some(Owner::Unknown),
+            None => None,
+        }
+    }
+
+    fn settle(&mut self, inode: u32) -> Owner {
+        match self.lookup(inode) {
+            Some(id) => Owner::Process(NameId(id)),
+            None => Owner::Unknown,
+        }
+    }
+
+    fn name(&self, id: NameId) -> Arc<str> {
+        Arc::clone(ProcIndex::name(self, id.0))
+    }
+}
+
+/// Before the dumps: a new poll generation, and on the first poll a full scan, so that
+/// the first poll finds owners in the cache instead of holding every socket as pending.
+pub fn begin(index: &mut ProcIndex, notes: &mut PollNotes) {
+    index.begin_poll();
+    if index.is_cold() {
+        match index.warm() {
+            Ok(report) => notes.scan = report,
+            Err(error) => notes.proc_index_error = Some(error),
+        }
+    }
+}
+
+/// After the dumps: forget the inodes the dumps no longer showed, then scan for the
+/// owners of `missing`. Skipped when /proc already failed in this poll.
+pub fn resolve(index: &mut ProcIndex, missing: &[u32], notes: &mut PollNotes) {
+    index.sweep();
+    if notes.proc_index_error.is_some() {
+        return;
+    }
+    match index.resolve(missing) {
+        Ok(report) => {
+            notes.scan.scans += report.scans;
+            notes.scan.readlinks += report.readlinks;
+            notes.scan.permission_denied =
+                notes.scan.permission_denied.max(report.permission_denied);
+            notes.scan.unresolved = report.unresolved;
+            notes.scan.other_netns = report.other_netns;
+        }
+        Err(error) => notes.proc_index_error = Some(error),
+    }
+}

@@ -1,0 +1,15 @@
+//! The kernel sources, one module each: a thin reader that does the I/O and a pure parser
+//! that turns what it read into typed records or values.
+//!
+//! - [`inet_diag`]: TCP sockets through netlink sock_diag (NETLINK_SOCK_DIAG, inet_diag);
+//! - [`proc_fd`]: socket owners from `/proc/PID/fd` links, `comm` and `stat`;
+//! - [`proc_net_snmp`]: TCP counters from `/proc/thread-self/net/{netstat,snmp}`;
+//! - [`proc_sys_net`]: TCP sysctls from `/proc/sys/net`.
+//!
+//! Every source that reads a per-namespace file does so from the calling thread, so that
+//! a thread that entered a network namespace reads that namespace.
+
+pub mod inet_diag;
+pub mod proc_fd;
+pub mod proc_net_snmp;
+pub mod proc_sys_net;

@@ -1,0 +1,256 @@
+//! Which process owns each socket: socket inode -> (pid, comm).
+//!
+//! Kernel interface: `/proc/PID/fd/*` symlinks (`socket:[INODE]`), `/proc/PID/comm`, and
+//! the start time in `/proc/PID/stat` (field 22) to tell a reused pid from the process it
+//! replaces. Reading other users' fd directories needs CAP_DAC_READ_SEARCH and
+//! CAP_SYS_PTRACE; without them those sockets stay unattributed (`process="unknown"`).
+//!
+//! The index is incremental, because a full scan costs one readlink per fd on the host:
+//! - every fd slot read is cached per process (socket inode, or "not a socket");
+//! - a poll looks up each dumped inode; only inodes not in the cache trigger a scan, and
+//!   that scan readlinks only the fd slots it has not cached (phase 1);
+//! - an inode the dump no longer shows is dead: its owner entry and fd slot are dropped
+//!   before the scan, so a reused fd number is read again;
+//! - if phase 1 leaves a dumped inode unresolved (an fd slot reused between polls by a
+//!   different kind of object), one full pass re-reads every slot (phase 2); inodes even
+//!   that cannot find (other users' processes without privileges, sockets in flight over
+//!   a unix socket) are remembered and not chased again until a later full pass.
+//!
+//! So the steady-state cost follows the number of new sockets, not the number of fds.
+//!
+//! A socket held by several processes (prefork servers, inherited fds) belongs to the
+//! holder with the lowest pid among those seen when it was first found; when that
+//! process exits the socket goes to the lowest-pid remaining holder at the next scan.
+
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+use rustix::fs::{Dir, Mode, OFlags};
+use rustix::io::Errno;
+
+/// Interned process name (comm); resolve with [`ProcIndex::name`].
+pub type NameId = u32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcIndexError {
+    #[error("cannot read {path}: {source}")]
+    Root {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What the last scan met, for logs and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScanReport {
+    /// Scans run in this poll (0 when every inode was already known).
+    pub scans: u32,
+    /// fd symlinks read.
+    pub readlinks: u64,
+    /// Processes whose fd directory could not be read for lack of permission.
+    pub permission_denied: u32,
+    /// Dumped inodes still without an owner after the scans.
+    pub unresolved: u32,
+    /// Processes skipped by phase 1 because they live in another network namespace.
+    pub other_netns: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Socket(u32),
+    Other,
+}
+
+#[derive(Debug)]
+struct FdEntry {
+    slot: Slot,
+    /// Scan generation that last saw this fd number in the directory.
+    listed: u32,
+}
+
+#[derive(Debug)]
+struct Process {
+    start_time: u64,
+    name: NameId,
+    fds: FxHashMap<u32, FdEntry>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Owner {
+    pid: u32,
+    fd: u32,
+    /// Poll generation that last saw the inode in a dump; 0 = never (a socket of another
+    /// namespace, or one created after the dump).
+    seen: u32,
+}
+
+/// The inode -> owner cache. Not thread-safe by design: the poller owns it and uses it
+/// from one blocking task at a time.
+#[derive(Debug)]
+pub struct ProcIndex {
+    root: PathBuf,
+    processes: FxHashMap<u32, Process>,
+    owners: FxHashMap<u32, Owner>,
+    names: Vec<Arc<str>>,
+    name_ids: FxHashMap<Arc<str>, NameId>,
+    /// Dumped inodes a full pass could not find, by the poll generation that last saw them.
+    unresolvable: FxHashMap<u32, u32>,
+    poll: u32,
+    scan: u32,
+    link: Vec<u8>,
+}
+
+impl ProcIndex {
+    /// An empty index over the proc filesystem at `root` (normally `/proc`).
+    pub fn new(root: impl Into<PathBuf>) -> ProcIndex {
+        ProcIndex {
+            root: root.into(),
+            processes: FxHashMap::default(),
+            owners: FxHashMap::default(),
+            names: Vec::new(),
+            name_ids: FxHashMap::default(),
+            unresolvable: FxHashMap::default(),
+            poll: 0,
+            scan: 0,
+            link: vec![0; 64],
+        }
+    }
+
+    /// True before the first scan: the poller scans before its first dump so that the
+    /// first poll does not have to hold every socket as pending.
+    pub fn is_cold(&self) -> bool {
+        self.scan == 0
+    }
+
+    /// Starts a poll: lookups from now on mark inodes as alive.
+    pub fn begin_poll(&mut self) {
+        self.poll = self.poll.wrapping_add(1).max(1);
+    }
+
+    /// The owner's name of a socket inode seen in the current dump, if known. An inode
+    /// that a full pass already failed to find returns `None` without asking for a scan
+    /// (see [`ProcIndex::is_unresolvable`]).
+    pub fn lookup(&mut self, inode: u32) -> Option<NameId> {
+        let poll = self.poll;
+        let owner = self.owners.get_mut(&inode)?;
+        owner.seen = poll;
+        let process = self.processes.get(&owner.pid)?;
+        Some(process.name)
+    }
+
+    /// True when `inode` is known to be beyond reach; marks it as still alive.
+    pub fn is_unresolvable(&mut self, inode: u32) -> bool {
+        match self.unresolvable.get_mut(&inode) {
+            Some(seen) => {
+                *seen = self.poll;
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn name(&self, id: NameId) -> &Arc<str> {
+        &self.names[id as usize]
+    }
+
+    /// Ends the dump part of a poll: forgets inodes the dump no longer showed, and frees
+    /// their fd slots so that a reused fd number is read again.
+    pub fn sweep(&mut self) {
+        let poll = self.poll;
+        let processes = &mut self.processes;
+        self.owners.retain(|_, owner| {
+            let alive = owner.seen == 0 || owner.seen == poll;
+            if !alive {
+                if let Some(process) = processes.get_mut(&owner.pid) {
+                    process.fds.remove(&owner.fd);
+                }
+            }
+            alive
+        });
+        self.unresolvable.retain(|_, seen| *seen == poll);
+    }
+
+    /// Finds the owners of `missing` (dumped inodes without one): phase 1 reads the fd
+    /// slots not cached; if some stay unresolved, phase 2 re-reads every slot.
+    pub fn resolve(&mut self, missing: &[u32]) -> Result<ScanReport, ProcIndexError> {
+        let mut report = ScanReport::default();
+        if missing.is_empty() {
+            return Ok(report);
+        }
+        self.scan_all(false, &mut report)?;
+        let unresolved = self.unresolved(missing);
+        if !unresolved.is_empty() {
+            self.scan_all(true, &mut report)?;
+        }
+        let poll = self.poll;
+        for inode in missing {
+            if let Some(owner) = self.owners.get_mut(inode) {
+                owner.seen = poll;
+            }
+        }
+        for inode in self.unresolved(missing) {
+            self.unresolvable.insert(inode, poll);
+            report.unresolved += 1;
+        }
+        Ok(report)
+    }
+
+    /// A full scan without a dump (the first poll's warm-up).
+    pub fn warm(&mut self) -> Result<ScanReport, ProcIndexError> {
+        let mut report = ScanReport::default();
+        self.scan_all(false, &mut report)?;
+        Ok(report)
+    }
+
+    fn unresolved(&self, missing: &[u32]) -> Vec<u32> {
+        missing
+            .iter()
+            .copied()
+            .filter(|inode| !self.owners.contains_key(inode))
+            .collect::<FxHashSet<u32>>()
+            .into_iter()
+            .collect()
+    }
+
+    fn claim(&mut self, inode: u32, pid: u32, fd: u32) {
+        self.unresolvable.remove(&inode);
+        match self.owners.get_mut(&inode) {
+            Some(owner) if owner.pid < pid && self.processes.contains_key(&owner.pid) => {}
+            Some(owner) => {
+                owner.pid = pid;
+                owner.fd = fd;
+            }
+            None => {
+                self.owners.insert(inode, Owner { pid, fd, seen: 0 });
+            }
+        }
+    }
+
+    fn intern(&mut self, name: &str) -> NameId {
+        if let Some(id) = self.name_ids.get(name) {
+            return *id;
+        }
+        let id = self.names.len() as NameId;
+        let name: Arc<str> = Arc::from(name);
+        self.names.push(Arc::clone(&name));
+        self.name_ids.insert(name, id);
+        id
+    }
+}
+
+/// Default proc root.
+pub fn default_root() -> &'static Path {
+    Path::new("/proc")
+}
+
+mod read;
+mod scan;
+
+pub use read::{parse_socket_link, parse_start_time};
+use read::{parse_u32, read_comm, read_netns, read_start_time};
+
+#[cfg(test)]
+mod tests;

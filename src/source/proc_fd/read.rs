@@ -1,0 +1,57 @@
+//! Pure parsers of /proc text and the small readers that feed them.
+
+use std::ffi::CStr;
+use std::os::fd::{AsFd, OwnedFd};
+
+use rustix::fs::{Mode, OFlags};
+
+pub(super) fn parse_u32(name: &CStr) -> Option<u32> {
+    let bytes = name.to_bytes();
+    if bytes.is_empty() || !bytes.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(bytes).ok()?.parse().ok()
+}
+
+/// Parses an fd symlink target `socket:[12345]`.
+pub fn parse_socket_link(link: &[u8]) -> Option<u32> {
+    let inner = link.strip_prefix(b"socket:[")?.strip_suffix(b"]")?;
+    std::str::from_utf8(inner).ok()?.parse().ok()
+}
+
+/// Field 22 (starttime) of /proc/PID/stat. The comm field may hold spaces and ')', so
+/// fields are counted from the last ')'.
+pub fn parse_start_time(stat: &str) -> Option<u64> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// The network namespace inode of a `.../ns/net` link (`net:[4026531840]`).
+pub(super) fn read_netns(dir: &OwnedFd, link: &str) -> Option<u64> {
+    let mut buf = [0u8; 64];
+    let len = rustix::fs::readlinkat_raw(dir, link, &mut buf[..]).ok()?;
+    let inner = buf[..len].strip_prefix(b"net:[")?.strip_suffix(b"]")?;
+    std::str::from_utf8(inner).ok()?.parse().ok()
+}
+
+pub(super) fn read_small(dir: &OwnedFd, name: &str) -> Option<String> {
+    let file = rustix::fs::openat(
+        dir.as_fd(),
+        name,
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let mut buf = [0u8; 1024];
+    let n = rustix::io::read(&file, &mut buf).ok()?;
+    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+pub(super) fn read_start_time(dir: &OwnedFd) -> Option<u64> {
+    parse_start_time(&read_small(dir, "stat")?)
+}
+
+pub(super) fn read_comm(dir: &OwnedFd) -> Option<String> {
+    let comm = read_small(dir, "comm")?;
+    Some(comm.trim_end_matches('\n').to_string())
+}

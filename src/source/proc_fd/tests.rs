@@ -1,0 +1,235 @@
+use super::*;
+use std::os::unix::fs::symlink;
+
+#[test]
+fn socket_links() {
+    assert_eq!(parse_socket_link(b"socket:[12345]"), Some(12345));
+    assert_eq!(parse_socket_link(b"socket:[4294967295]"), Some(u32::MAX));
+    assert_eq!(parse_socket_link(b"pipe:[12345]"), None);
+    assert_eq!(parse_socket_link(b"/dev/null"), None);
+    assert_eq!(parse_socket_link(b"socket:[]"), None);
+    assert_eq!(parse_socket_link(b"socket:[12"), None);
+}
+
+#[test]
+fn start_time_skips_comm_with_spaces_and_parens() {
+    let stat = "4242 (we) ird) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10 18446744073709551615";
+    assert_eq!(parse_start_time(stat), Some(987_654));
+    assert_eq!(parse_start_time("garbage"), None);
+}
+
+/// A fake /proc: PID/{comm,stat,fd/N -> target}.
+struct FakeProc(PathBuf);
+
+impl FakeProc {
+    fn new(tag: &str) -> FakeProc {
+        let root = std::env::temp_dir().join(format!("sockdiag-proc-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        FakeProc(root)
+    }
+    fn process(&self, pid: u32, comm: &str, start: u64) {
+        let dir = self.0.join(pid.to_string());
+        std::fs::create_dir_all(dir.join("fd")).unwrap();
+        std::fs::write(dir.join("comm"), format!("{comm}\n")).unwrap();
+        std::fs::write(
+            dir.join("stat"),
+            format!("{pid} ({comm}) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 {start} 0 0"),
+        )
+        .unwrap();
+    }
+    fn fd(&self, pid: u32, fd: u32, target: &str) {
+        let path = self.0.join(pid.to_string()).join("fd").join(fd.to_string());
+        let _ = std::fs::remove_file(&path);
+        symlink(target, path).unwrap();
+    }
+    fn close(&self, pid: u32, fd: u32) {
+        std::fs::remove_file(self.0.join(pid.to_string()).join("fd").join(fd.to_string())).unwrap();
+    }
+    fn exit(&self, pid: u32) {
+        std::fs::remove_dir_all(self.0.join(pid.to_string())).unwrap();
+    }
+}
+
+impl Drop for FakeProc {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn owner_name(index: &mut ProcIndex, inode: u32) -> Option<String> {
+    index.lookup(inode).map(|id| index.name(id).to_string())
+}
+
+#[test]
+fn resolves_and_then_only_reads_new_slots() {
+    let proc = FakeProc::new("incremental");
+    proc.process(100, "nginx", 1);
+    proc.process(200, "php-fpm", 2);
+    proc.fd(100, 3, "socket:[1000]");
+    proc.fd(100, 4, "/var/log/access.log");
+    proc.fd(200, 5, "socket:[2000]");
+    let mut index = ProcIndex::new(&proc.0);
+    index.begin_poll();
+    assert_eq!(owner_name(&mut index, 1000), None);
+    let report = index.resolve(&[1000, 2000]).unwrap();
+    assert_eq!(report.readlinks, 3);
+    assert_eq!(report.unresolved, 0);
+    assert_eq!(owner_name(&mut index, 1000).as_deref(), Some("nginx"));
+    assert_eq!(owner_name(&mut index, 2000).as_deref(), Some("php-fpm"));
+    index.sweep();
+
+    // A new socket: only its slot (and the uncached-but-listed others: none) is read.
+    proc.fd(200, 6, "socket:[2001]");
+    index.begin_poll();
+    assert!(index.lookup(1000).is_some());
+    assert!(index.lookup(2000).is_some());
+    assert_eq!(index.lookup(2001), None);
+    index.sweep();
+    let report = index.resolve(&[2001]).unwrap();
+    assert_eq!(report.readlinks, 1, "only the new fd slot is read");
+    assert_eq!(owner_name(&mut index, 2001).as_deref(), Some("php-fpm"));
+}
+
+#[test]
+fn reused_fd_number_is_read_again_after_the_old_socket_dies() {
+    let proc = FakeProc::new("reuse");
+    proc.process(100, "app", 1);
+    proc.fd(100, 3, "socket:[1000]");
+    let mut index = ProcIndex::new(&proc.0);
+    index.begin_poll();
+    index.resolve(&[1000]).unwrap();
+    index.sweep();
+    // Socket 1000 closed; fd 3 now holds socket 1001. The dump shows only 1001.
+    proc.fd(100, 3, "socket:[1001]");
+    index.begin_poll();
+    assert_eq!(index.lookup(1001), None);
+    index.sweep();
+    let report = index.resolve(&[1001]).unwrap();
+    assert_eq!(
+        report.scans, 1,
+        "phase 1 suffices once the dead slot is swept"
+    );
+    assert_eq!(owner_name(&mut index, 1001).as_deref(), Some("app"));
+}
+
+#[test]
+fn slot_reused_by_another_kind_needs_the_full_pass() {
+    let proc = FakeProc::new("kind");
+    proc.process(100, "app", 1);
+    proc.fd(100, 3, "/etc/hosts");
+    let mut index = ProcIndex::new(&proc.0);
+    index.begin_poll();
+    index.warm().unwrap();
+    proc.fd(100, 3, "socket:[7]");
+    index.sweep();
+    let report = index.resolve(&[7]).unwrap();
+    assert_eq!(report.scans, 2);
+    assert_eq!(owner_name(&mut index, 7).as_deref(), Some("app"));
+}
+
+#[test]
+fn shared_socket_goes_to_the_lowest_pid_then_to_the_survivor() {
+    let proc = FakeProc::new("shared");
+    proc.process(300, "worker", 3);
+    proc.process(100, "master", 1);
+    proc.fd(300, 3, "socket:[9]");
+    proc.fd(100, 3, "socket:[9]");
+    let mut index = ProcIndex::new(&proc.0);
+    index.begin_poll();
+    index.resolve(&[9]).unwrap();
+    assert_eq!(owner_name(&mut index, 9).as_deref(), Some("master"));
+    index.sweep();
+    proc.exit(100);
+    index.begin_poll();
+    index.lookup(9);
+    index.sweep();
+    // The next scan (any new socket triggers one) drops the dead master.
+    proc.fd(300, 4, "socket:[10]");
+    index.resolve(&[10]).unwrap();
+    assert_eq!(owner_name(&mut index, 9).as_deref(), Some("worker"));
+}
+
+#[test]
+fn unreachable_inode_is_reported_once_not_chased() {
+    let proc = FakeProc::new("unreachable");
+    proc.process(100, "app", 1);
+    let mut index = ProcIndex::new(&proc.0);
+    index.begin_poll();
+    let report = index.resolve(&[55]).unwrap();
+    assert_eq!(report.unresolved, 1);
+    index.sweep();
+    index.begin_poll();
+    assert_eq!(index.lookup(55), None);
+    assert!(index.is_unresolvable(55));
+    index.sweep();
+    assert!(index.is_unresolvable(55), "still dumped, still remembered");
+    index.begin_poll();
+    index.sweep();
+    assert!(!index.is_unresolvable(55), "gone from the dump, forgotten");
+}
+
+#[test]
+fn closed_fd_and_reused_pid_drop_their_owners() {
+    let proc = FakeProc::new("pidreuse");
+    proc.process(100, "old", 1);
+    proc.fd(100, 3, "socket:[1]");
+    let mut index = ProcIndex::new(&proc.0);
+    index.begin_poll();
+    index.resolve(&[1]).unwrap();
+    proc.exit(100);
+    proc.process(100, "new", 2);
+    proc.fd(100, 3, "socket:[2]");
+    index.resolve(&[2]).unwrap();
+    assert_eq!(owner_name(&mut index, 2).as_deref(), Some("new"));
+    assert_eq!(owner_name(&mut index, 1), None);
+    proc.close(100, 3);
+    proc.fd(100, 4, "socket:[3]");
+    index.resolve(&[3]).unwrap();
+    assert_eq!(
+        owner_name(&mut index, 2),
+        None,
+        "closed fd's socket is no longer owned"
+    );
+}
+
+#[test]
+fn phase_1_skips_other_network_namespaces_and_phase_2_does_not() {
+    let proc = FakeProc::new("netns");
+    std::fs::create_dir_all(proc.0.join("thread-self/ns")).unwrap();
+    symlink("net:[100]", proc.0.join("thread-self/ns/net")).unwrap();
+    proc.process(10, "ours", 1);
+    proc.process(20, "container", 2);
+    std::fs::create_dir_all(proc.0.join("10/ns")).unwrap();
+    std::fs::create_dir_all(proc.0.join("20/ns")).unwrap();
+    symlink("net:[100]", proc.0.join("10/ns/net")).unwrap();
+    symlink("net:[200]", proc.0.join("20/ns/net")).unwrap();
+    for fd in 0..50 {
+        proc.fd(20, fd, &format!("socket:[{}]", 5000 + fd));
+    }
+    proc.fd(10, 3, "socket:[1]");
+    let mut index = ProcIndex::new(&proc.0);
+    index.begin_poll();
+    let report = index.resolve(&[1]).unwrap();
+    assert_eq!(
+        (report.scans, report.readlinks, report.other_netns),
+        (1, 1, 1)
+    );
+    assert_eq!(owner_name(&mut index, 1).as_deref(), Some("ours"));
+    // A socket of our namespace held by a process of another one: only phase 2 finds it.
+    proc.fd(20, 60, "socket:[2]");
+    let report = index.resolve(&[2]).unwrap();
+    assert_eq!(report.scans, 2);
+    assert_eq!(owner_name(&mut index, 2).as_deref(), Some("container"));
+}
+
+#[test]
+fn missing_root_is_an_error_naming_it() {
+    let mut index = ProcIndex::new("/nonexistent-proc");
+    index.begin_poll();
+    let error = index.resolve(&[1]).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "cannot read /nonexistent-proc: No such file or directory (os error 2)"
+    );
+}
