@@ -27,6 +27,7 @@ use crate::fold::Settings;
 use crate::snapshot::{Published, Stage};
 use crate::source::inet_diag::{SockDiag, SockDiagError};
 
+pub mod discover;
 pub mod listen;
 pub mod namespace;
 mod owners;

@@ -4,12 +4,19 @@
 //! - [`inet_diag`]: TCP sockets through netlink sock_diag (NETLINK_SOCK_DIAG, inet_diag);
 //! - [`proc_fd`]: socket owners from `/proc/PID/fd` links, `comm` and `stat`;
 //! - [`proc_net_snmp`]: TCP counters from `/proc/thread-self/net/{netstat,snmp}`;
-//! - [`proc_sys_net`]: TCP sysctls from `/proc/sys/net`.
+//! - [`proc_sys_net`]: TCP sysctls from `/proc/sys/net`;
+//! - [`netns`]: which network namespaces exist, and entering them (`/proc/*/ns/net`,
+//!   `/run/netns`, `/run/docker/netns`, setns);
+//! - [`cgroup`]: the container and pod of a process (`/proc/PID/cgroup`);
+//! - [`docker`]: a container's name (`config.v2.json` under Docker's data root).
 //!
 //! Every source that reads a per-namespace file does so from the calling thread, so that
 //! a thread that entered a network namespace reads that namespace.
 
+pub mod cgroup;
+pub mod docker;
 pub mod inet_diag;
+pub mod netns;
 pub mod proc_fd;
 pub mod proc_net_snmp;
 pub mod proc_sys_net;

@@ -9,6 +9,7 @@ mod breakdown;
 mod exporter;
 mod lifecycle;
 mod load;
+mod namespaces;
 mod netns;
 mod signals;
 mod states;
@@ -38,6 +39,7 @@ fn main() {
         lifecycle::tests(),
         breakdown::tests(),
         signals::tests(),
+        namespaces::tests(),
     ]
     .into_iter()
     .flatten()

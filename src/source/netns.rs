@@ -1,0 +1,656 @@
+//! Network namespaces: which ones exist on the host, and how a thread steps into one and
+//! back.
+//!
+//! [`discover`] finds every network namespace that a process is in (`/proc/*/ns/net`,
+//! deduplicated by the namespace inode that the link names, `net:[INODE]`) and every one
+//! bind-mounted under the bind roots (`ip netns` in /run/netns, Docker's sandboxes in
+//! /run/docker/netns), even with no process left in it. It opens nothing that outlives the
+//! call: an fd kept on a namespace keeps a dead container's namespace alive.
+//!
+//! [`HomeNetns`] holds the calling thread's own namespace and enters another one for the
+//! span of a [`Visit`] (setns(2) on the calling thread only, so the rest of the process
+//! stays where it is). Entering reopens the path and checks its inode, so a pid reused
+//! since discovery cannot put the thread in the wrong namespace; the fd is closed as soon
+//! as setns returns.
+//!
+//! [`missing_privileges`] says whether the process may enter namespaces that are not its
+//! own at all (CAP_SYS_ADMIN for setns, CAP_SYS_PTRACE to open another process's link).
+//!
+//! /proc is a moving target: a process that exits between readdir and readlink is counted
+//! in [`Discovery::vanished_pids`], a link we may not read in [`Discovery::denied_pids`]
+//! (the degraded mode without CAP_SYS_PTRACE); neither is an error.
+
+use std::cell::Cell;
+use std::fs::File;
+use std::io;
+use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use rustc_hash::FxHashMap;
+use rustix::thread::{CapabilitySet, LinkNameSpaceType};
+
+/// Where [`discover`] reads processes by default.
+pub const DEFAULT_PROC_ROOT: &str = "/proc";
+
+/// Directories of bind-mounted namespaces, by default: `ip netns` first (its file names
+/// are namespace names), then Docker's sandboxes (named by sandbox id, not by container).
+pub const DEFAULT_BIND_ROOTS: [&str; 2] = ["/run/netns", "/run/docker/netns"];
+
+/// How many member pids a [`Netns`] keeps: enough to find the container a namespace
+/// belongs to and to enter it when the lowest pid exits, without growing with the
+/// namespace (a host namespace holds thousands of processes).
+pub const MAX_MEMBER_PIDS: usize = 4;
+
+/// Every network namespace found by one [`discover`] call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discovery {
+    /// Ordered by inode.
+    pub namespaces: Vec<Netns>,
+    /// The namespace of PID 1 (the host's when we share the host's PID namespace); `None`
+    /// when PID 1's link cannot be read.
+    pub host: Option<u64>,
+    /// The namespace of the calling thread.
+    pub own: u64,
+    /// Processes that exited between readdir and readlink (or were zombies).
+    pub vanished_pids: u64,
+    /// Processes whose link we may not read (no CAP_SYS_PTRACE): their namespaces are
+    /// missing unless another process or a bind mount shows them.
+    pub denied_pids: u64,
+    /// Files under the bind roots that are not a mounted namespace (left over after a
+    /// failed `ip netns delete`, or a bind mount of something else).
+    pub stray_files: u64,
+}
+
+/// One network namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Netns {
+    /// The namespace inode: its identity for as long as it lives.
+    pub inode: u64,
+    /// The lowest pids of the processes in it, lowest first, at most [`MAX_MEMBER_PIDS`].
+    pub pids: Vec<u32>,
+    /// How many processes are in it (all of them, not only `pids`).
+    pub processes: u64,
+    /// Files under the bind roots that mount it, sorted.
+    pub bind_mounts: Vec<PathBuf>,
+    /// Its `ip netns` name: the file name under the first bind root (the smallest one when
+    /// it is mounted there under several names).
+    pub name: Option<String>,
+}
+
+impl Netns {
+    /// The path to open to enter it: its first bind mount when it has one (it lives as long
+    /// as the namespace), else the lowest member pid's link.
+    pub fn enter_path(&self, proc_root: &Path) -> PathBuf {
+        match (self.bind_mounts.first(), self.pids.first()) {
+            (Some(mount), _) => mount.clone(),
+            (None, Some(pid)) => ns_link(proc_root, &pid.to_string()),
+            // A Netns is only ever made from a process or a bind mount.
+            (None, None) => PathBuf::new(),
+        }
+    }
+}
+
+/// Why discovering or entering namespaces failed, by stage, with the path.
+#[derive(Debug, thiserror::Error)]
+pub enum NetnsError {
+    /// The process directory cannot be listed.
+    #[error("listing {}: {error}", .path.display())]
+    ListProcesses { path: PathBuf, error: io::Error },
+    /// A bind root exists but cannot be listed.
+    #[error("listing {}: {error}", .path.display())]
+    ListBindRoot { path: PathBuf, error: io::Error },
+    /// A namespace link (or our own) cannot be read for a reason other than a vanished
+    /// process or a denied permission.
+    #[error("reading the link {}: {error}", .path.display())]
+    ReadLink { path: PathBuf, error: io::Error },
+    /// A namespace link does not read `net:[INODE]`.
+    #[error("the link {} reads {target:?}, not net:[INODE]", .path.display())]
+    ParseLink { path: PathBuf, target: String },
+    /// A file under a bind root cannot be examined.
+    #[error("stat {}: {error}", .path.display())]
+    Stat { path: PathBuf, error: io::Error },
+    /// The namespace is gone, or the path now names another one (a reused pid). The poll
+    /// drops such a namespace quietly and counts it.
+    #[error("network namespace {inode} at {} is gone: {reason}", .path.display())]
+    Vanished {
+        path: PathBuf,
+        inode: u64,
+        reason: VanishedBecause,
+    },
+    /// The namespace file cannot be opened (other than vanished).
+    #[error("opening {}: {error}", .path.display())]
+    Open { path: PathBuf, error: io::Error },
+    /// setns(2) into the namespace failed.
+    #[error("setns into network namespace {inode} ({}): {error}", .path.display())]
+    Enter {
+        path: PathBuf,
+        inode: u64,
+        error: io::Error,
+    },
+    /// setns(2) back into our own namespace failed: the thread is left in `inode`.
+    #[error("setns back from network namespace {inode} to our own {home}: {error}")]
+    Return {
+        home: u64,
+        inode: u64,
+        error: io::Error,
+    },
+    /// A thread that once failed to return home refuses to enter again: its idea of "home"
+    /// is no longer where it is.
+    #[error(
+        "this thread failed to return to its network namespace {home} earlier and is stranded"
+    )]
+    Stranded { home: u64 },
+    /// capget(2) failed.
+    #[error("reading our own capabilities: {error}")]
+    Capabilities { error: io::Error },
+}
+
+/// How a namespace turned out to be gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum VanishedBecause {
+    /// ENOENT or ESRCH: the process or the bind mount is gone.
+    #[error("no such file or process")]
+    NotFound,
+    /// The path names a namespace with another inode.
+    #[error("the path now names network namespace {now}")]
+    InodeChanged { now: u64 },
+}
+
+/// The inode of a namespace link target `net:[INODE]`; `None` for anything else.
+pub fn parse_link(target: &str) -> Option<u64> {
+    target
+        .strip_prefix("net:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
+}
+
+/// Folds the readings of one discovery into a [`Discovery`]; pure, so that deduplication
+/// and the bounded pid lists are tested without a /proc.
+#[derive(Debug, Default)]
+pub struct Collector {
+    by_inode: FxHashMap<u64, Netns>,
+    vanished_pids: u64,
+    denied_pids: u64,
+    stray_files: u64,
+}
+
+impl Collector {
+    /// Process `pid` is in namespace `inode`.
+    pub fn process(&mut self, pid: u32, inode: u64) {
+        let ns = self.entry(inode);
+        ns.processes += 1;
+        let at = ns.pids.partition_point(|&p| p < pid);
+        if at < MAX_MEMBER_PIDS && ns.pids.get(at) != Some(&pid) {
+            ns.pids.insert(at, pid);
+            ns.pids.truncate(MAX_MEMBER_PIDS);
+        }
+    }
+
+    /// `path` mounts namespace `inode`; `name` is its `ip netns` name if it has one.
+    pub fn bind_mount(&mut self, path: PathBuf, name: Option<String>, inode: u64) {
+        let ns = self.entry(inode);
+        let at = ns.bind_mounts.partition_point(|p| *p < path);
+        ns.bind_mounts.insert(at, path);
+        if let Some(name) = name {
+            if ns.name.as_ref().is_none_or(|old| name < *old) {
+                ns.name = Some(name);
+            }
+        }
+    }
+
+    pub fn vanished_pid(&mut self) {
+        self.vanished_pids += 1;
+    }
+
+    pub fn denied_pid(&mut self) {
+        self.denied_pids += 1;
+    }
+
+    pub fn stray_file(&mut self) {
+        self.stray_files += 1;
+    }
+
+    pub fn finish(self, own: u64, host: Option<u64>) -> Discovery {
+        let mut namespaces: Vec<Netns> = self.by_inode.into_values().collect();
+        namespaces.sort_unstable_by_key(|ns| ns.inode);
+        Discovery {
+            namespaces,
+            host,
+            own,
+            vanished_pids: self.vanished_pids,
+            denied_pids: self.denied_pids,
+            stray_files: self.stray_files,
+        }
+    }
+
+    fn entry(&mut self, inode: u64) -> &mut Netns {
+        self.by_inode.entry(inode).or_insert_with(|| Netns {
+            inode,
+            pids: Vec::new(),
+            processes: 0,
+            bind_mounts: Vec::new(),
+            name: None,
+        })
+    }
+}
+
+/// Every network namespace a process is in, plus those bind-mounted under `bind_roots`
+/// (see [`DEFAULT_BIND_ROOTS`]; a root that does not exist is skipped). File names under
+/// `bind_roots[0]` are taken as `ip netns` names.
+pub fn discover(proc_root: &Path, bind_roots: &[PathBuf]) -> Result<Discovery, NetnsError> {
+    let own_link = proc_root.join("thread-self/ns/net");
+    let own = read_ns_link(&own_link)?;
+    let own_dev = stat_dev(&own_link)?;
+    let mut collector = Collector::default();
+    let mut host = None;
+
+    let entries = std::fs::read_dir(proc_root).map_err(|error| NetnsError::ListProcesses {
+        path: proc_root.to_path_buf(),
+        error,
+    })?;
+    for entry in entries {
+        let entry = entry.map_err(|error| NetnsError::ListProcesses {
+            path: proc_root.to_path_buf(),
+            error,
+        })?;
+        let file_name = entry.file_name();
+        let Some(pid) = file_name.to_str().and_then(|name| name.parse::<u32>().ok()) else {
+            continue;
+        };
+        let link = ns_link(proc_root, &pid.to_string());
+        match read_ns_link(&link) {
+            Ok(inode) => {
+                collector.process(pid, inode);
+                if pid == 1 {
+                    host = Some(inode);
+                }
+            }
+            Err(NetnsError::ReadLink { error, .. }) if is_gone(&error) => collector.vanished_pid(),
+            Err(NetnsError::ReadLink { error, .. })
+                if error.kind() == io::ErrorKind::PermissionDenied =>
+            {
+                collector.denied_pid()
+            }
+            Err(other) => return Err(other),
+        }
+    }
+
+    for (index, root) in bind_roots.iter().enumerate() {
+        let entries = match std::fs::read_dir(root) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+            Err(error) => {
+                return Err(NetnsError::ListBindRoot {
+                    path: root.clone(),
+                    error,
+                })
+            }
+        };
+        for entry in entries {
+            let entry = entry.map_err(|error| NetnsError::ListBindRoot {
+                path: root.clone(),
+                error,
+            })?;
+            let path = entry.path();
+            let metadata = match std::fs::metadata(&path) {
+                Ok(metadata) => metadata,
+                // Deleted since readdir (`ip netns delete` racing us).
+                Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+                Err(error) => return Err(NetnsError::Stat { path, error }),
+            };
+            // A mounted namespace is an nsfs inode, on the device our own link is on; the
+            // empty file that `ip netns add` leaves after a failed mount is not.
+            if metadata.dev() != own_dev {
+                collector.stray_file();
+                continue;
+            }
+            let name = (index == 0)
+                .then(|| entry.file_name().into_string().ok())
+                .flatten();
+            collector.bind_mount(path, name, metadata.ino());
+        }
+    }
+    Ok(collector.finish(own, host))
+}
+
+/// `<proc_root>/<pid>/ns/net`.
+pub fn ns_link(proc_root: &Path, pid: &str) -> PathBuf {
+    proc_root.join(pid).join("ns/net")
+}
+
+fn read_ns_link(path: &Path) -> Result<u64, NetnsError> {
+    let target = std::fs::read_link(path).map_err(|error| NetnsError::ReadLink {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    let target = target.to_string_lossy();
+    parse_link(&target).ok_or_else(|| NetnsError::ParseLink {
+        path: path.to_path_buf(),
+        target: target.into_owned(),
+    })
+}
+
+fn stat_dev(path: &Path) -> Result<u64, NetnsError> {
+    std::fs::metadata(path)
+        .map(|m| m.dev())
+        .map_err(|error| NetnsError::Stat {
+            path: path.to_path_buf(),
+            error,
+        })
+}
+
+/// ENOENT (the process or file is gone) or ESRCH (the process is exiting).
+fn is_gone(error: &io::Error) -> bool {
+    error.kind() == io::ErrorKind::NotFound || error.raw_os_error() == Some(libc::ESRCH)
+}
+
+/// The calling thread's own network namespace, held open so the thread can come back to
+/// it after entering another one. Not `Sync`: a thread enters and returns by itself.
+#[derive(Debug)]
+pub struct HomeNetns {
+    fd: File,
+    inode: u64,
+    stranded: Cell<bool>,
+}
+
+impl HomeNetns {
+    /// Opens `<proc_root>/thread-self/ns/net`.
+    pub fn open(proc_root: &Path) -> Result<Self, NetnsError> {
+        let path = proc_root.join("thread-self/ns/net");
+        let fd = File::open(&path).map_err(|error| NetnsError::Open {
+            path: path.clone(),
+            error,
+        })?;
+        let inode = fd
+            .metadata()
+            .map_err(|error| NetnsError::Stat { path, error })?
+            .ino();
+        Ok(HomeNetns {
+            fd,
+            inode,
+            stranded: Cell::new(false),
+        })
+    }
+
+    /// The inode of our own namespace.
+    pub fn inode(&self) -> u64 {
+        self.inode
+    }
+
+    /// Moves the calling thread into the namespace at `path`, which must still be `inode`,
+    /// until the returned [`Visit`] is left or dropped.
+    pub fn enter(&self, path: &Path, inode: u64) -> Result<Visit<'_>, NetnsError> {
+        if self.stranded.get() {
+            return Err(NetnsError::Stranded { home: self.inode });
+        }
+        let vanished = |reason| NetnsError::Vanished {
+            path: path.to_path_buf(),
+            inode,
+            reason,
+        };
+        // std opens with O_CLOEXEC; O_RDONLY is all setns needs. The fd is closed when
+        // `target` drops at the end of this function, right after setns.
+        let target = match File::open(path) {
+            Ok(file) => file,
+            Err(error) if is_gone(&error) => return Err(vanished(VanishedBecause::NotFound)),
+            Err(error) => {
+                return Err(NetnsError::Open {
+                    path: path.to_path_buf(),
+                    error,
+                })
+            }
+        };
+        let now = target
+            .metadata()
+            .map_err(|error| NetnsError::Stat {
+                path: path.to_path_buf(),
+                error,
+            })?
+            .ino();
+        if now != inode {
+            return Err(vanished(VanishedBecause::InodeChanged { now }));
+        }
+        rustix::thread::move_into_link_name_space(target.as_fd(), Some(LinkNameSpaceType::Network))
+            .map_err(|errno| NetnsError::Enter {
+                path: path.to_path_buf(),
+                inode,
+                error: errno.into(),
+            })?;
+        Ok(Visit {
+            home: self,
+            inode,
+            left: false,
+        })
+    }
+
+    /// Runs `body` inside the namespace at `path` (which must still be `inode`) and brings
+    /// the thread back. A failed return is an error even though `body` ran.
+    pub fn run_in<T>(
+        &self,
+        path: &Path,
+        inode: u64,
+        body: impl FnOnce() -> T,
+    ) -> Result<T, NetnsError> {
+        let visit = self.enter(path, inode)?;
+        let value = body();
+        visit.leave()?;
+        Ok(value)
+    }
+
+    fn go_home(&self, from: u64) -> Result<(), NetnsError> {
+        rustix::thread::move_into_link_name_space(self.fd.as_fd(), Some(LinkNameSpaceType::Network))
+            .map_err(|errno| {
+                self.stranded.set(true);
+                NetnsError::Return {
+                    home: self.inode,
+                    inode: from,
+                    error: errno.into(),
+                }
+            })
+    }
+}
+
+/// The calling thread's stay in another namespace: [`Visit::leave`] returns it home and
+/// reports a failure; dropping the visit returns it too (for early returns and panics),
+/// and a failure there leaves the [`HomeNetns`] stranded, so it enters nothing again.
+#[derive(Debug)]
+#[must_use = "the thread stays in the namespace only while the Visit lives"]
+pub struct Visit<'home> {
+    home: &'home HomeNetns,
+    inode: u64,
+    left: bool,
+}
+
+impl Visit<'_> {
+    /// The namespace the thread is in.
+    pub fn inode(&self) -> u64 {
+        self.inode
+    }
+
+    /// Returns the thread to its own namespace.
+    pub fn leave(mut self) -> Result<(), NetnsError> {
+        self.left = true;
+        self.home.go_home(self.inode)
+    }
+}
+
+impl Drop for Visit<'_> {
+    fn drop(&mut self) {
+        if !self.left {
+            // The failure is recorded in `home.stranded`; a drop has no one to tell.
+            let _stranded = self.home.go_home(self.inode);
+        }
+    }
+}
+
+/// The capabilities that entering another network namespace needs and this thread lacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MissingPrivileges {
+    /// CAP_SYS_ADMIN: setns(2) itself.
+    pub sys_admin: bool,
+    /// CAP_SYS_PTRACE: opening another process's namespace link.
+    pub sys_ptrace: bool,
+}
+
+impl MissingPrivileges {
+    /// What `effective` lacks; `None` when it has both.
+    pub fn from_effective(effective: CapabilitySet) -> Option<Self> {
+        let missing = MissingPrivileges {
+            sys_admin: !effective.contains(CapabilitySet::SYS_ADMIN),
+            sys_ptrace: !effective.contains(CapabilitySet::SYS_PTRACE),
+        };
+        (missing.sys_admin || missing.sys_ptrace).then_some(missing)
+    }
+
+    /// The `reason` label of `sockdiag_netns_skipped`.
+    pub fn reason(&self) -> &'static str {
+        match (self.sys_admin, self.sys_ptrace) {
+            (true, true) => "missing_cap_sys_admin_and_sys_ptrace",
+            (true, false) => "missing_cap_sys_admin",
+            _ => "missing_cap_sys_ptrace",
+        }
+    }
+}
+
+impl std::fmt::Display for MissingPrivileges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = [
+            (self.sys_admin, "CAP_SYS_ADMIN"),
+            (self.sys_ptrace, "CAP_SYS_PTRACE"),
+        ]
+        .into_iter()
+        .filter_map(|(missing, name)| missing.then_some(name))
+        .collect();
+        write!(
+            f,
+            "entering other network namespaces needs {} in the effective set",
+            names.join(" and ")
+        )
+    }
+}
+
+/// Whether the calling thread may enter namespaces other than its own: `Ok(None)` when it
+/// may, else what it lacks (the poll then covers its own namespace only and says why).
+pub fn missing_privileges() -> Result<Option<MissingPrivileges>, NetnsError> {
+    let sets = rustix::thread::capabilities(None).map_err(|errno| NetnsError::Capabilities {
+        error: errno.into(),
+    })?;
+    Ok(MissingPrivileges::from_effective(sets.effective))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_targets() {
+        assert_eq!(parse_link("net:[4026531833]"), Some(4026531833));
+        // Another namespace type, a path, a truncated target, a sign, overflow.
+        assert_eq!(parse_link("mnt:[4026531841]"), None);
+        assert_eq!(parse_link("/run/netns/blue"), None);
+        assert_eq!(parse_link("net:[4026531833"), None);
+        assert_eq!(parse_link("net:[-1]"), None);
+        assert_eq!(parse_link("net:[18446744073709551616]"), None);
+        assert_eq!(parse_link("net:[]"), None);
+    }
+
+    #[test]
+    fn processes_deduplicate_by_inode_and_keep_the_lowest_pids() {
+        let mut c = Collector::default();
+        // Out of order, as readdir may give them; 7 processes share the host namespace.
+        for pid in [900, 3, 1, 77, 12, 5, 2] {
+            c.process(pid, 100);
+        }
+        c.process(4242, 200);
+        c.vanished_pid();
+        c.denied_pid();
+        c.denied_pid();
+        let d = c.finish(100, Some(100));
+        assert_eq!(d.namespaces.len(), 2);
+        assert_eq!(d.namespaces[0].inode, 100);
+        assert_eq!(d.namespaces[0].pids, vec![1, 2, 3, 5]);
+        assert_eq!(d.namespaces[0].processes, 7);
+        assert_eq!(d.namespaces[1].pids, vec![4242]);
+        assert_eq!((d.vanished_pids, d.denied_pids), (1, 2));
+        assert_eq!((d.own, d.host), (100, Some(100)));
+    }
+
+    #[test]
+    fn bind_mounts_join_processes_and_keep_the_smallest_name() {
+        let mut c = Collector::default();
+        c.process(50, 300);
+        c.bind_mount("/run/netns/zeta".into(), Some("zeta".into()), 300);
+        c.bind_mount("/run/netns/alpha".into(), Some("alpha".into()), 300);
+        c.bind_mount("/run/docker/netns/1a2b3c4d5e6f".into(), None, 300);
+        // Mounted only, no process in it.
+        c.bind_mount("/run/docker/netns/default".into(), None, 400);
+        let d = c.finish(1, None);
+        let with_process = &d.namespaces[0];
+        assert_eq!(with_process.name.as_deref(), Some("alpha"));
+        assert_eq!(
+            with_process.bind_mounts,
+            vec![
+                PathBuf::from("/run/docker/netns/1a2b3c4d5e6f"),
+                PathBuf::from("/run/netns/alpha"),
+                PathBuf::from("/run/netns/zeta"),
+            ]
+        );
+        // A bind mount is entered through the mount, which outlives any process.
+        assert_eq!(
+            with_process.enter_path(Path::new("/proc")),
+            PathBuf::from("/run/docker/netns/1a2b3c4d5e6f")
+        );
+        let mounted_only = &d.namespaces[1];
+        assert_eq!(
+            (mounted_only.processes, mounted_only.name.as_ref()),
+            (0, None)
+        );
+    }
+
+    #[test]
+    fn a_namespace_without_bind_mount_is_entered_through_its_lowest_pid() {
+        let mut c = Collector::default();
+        c.process(31, 500);
+        c.process(30, 500);
+        let d = c.finish(1, None);
+        assert_eq!(
+            d.namespaces[0].enter_path(Path::new("/host/proc")),
+            PathBuf::from("/host/proc/30/ns/net")
+        );
+    }
+
+    #[test]
+    fn privileges_needed_to_enter() {
+        let all = CapabilitySet::SYS_ADMIN | CapabilitySet::SYS_PTRACE | CapabilitySet::NET_RAW;
+        assert_eq!(MissingPrivileges::from_effective(all), None);
+        let no_admin = MissingPrivileges::from_effective(CapabilitySet::SYS_PTRACE).unwrap();
+        assert_eq!(no_admin.reason(), "missing_cap_sys_admin");
+        assert_eq!(
+            no_admin.to_string(),
+            "entering other network namespaces needs CAP_SYS_ADMIN in the effective set"
+        );
+        let none = MissingPrivileges::from_effective(CapabilitySet::empty()).unwrap();
+        assert_eq!(none.reason(), "missing_cap_sys_admin_and_sys_ptrace");
+        assert_eq!(
+            none.to_string(),
+            "entering other network namespaces needs CAP_SYS_ADMIN and CAP_SYS_PTRACE in the effective set"
+        );
+        let no_ptrace = MissingPrivileges::from_effective(CapabilitySet::SYS_ADMIN).unwrap();
+        assert_eq!(no_ptrace.reason(), "missing_cap_sys_ptrace");
+    }
+
+    #[test]
+    fn vanished_error_names_path_inode_and_reason() {
+        let e = NetnsError::Vanished {
+            path: "/proc/4242/ns/net".into(),
+            inode: 4026532300,
+            reason: VanishedBecause::InodeChanged { now: 4026532999 },
+        };
+        assert_eq!(
+            e.to_string(),
+            "network namespace 4026532300 at /proc/4242/ns/net is gone: the path now names network namespace 4026532999"
+        );
+    }
+}
