@@ -32,9 +32,9 @@ fn main() {
         let began = Instant::now();
         for socket in 0..sockets {
             // Cookies are sparse 64-bit numbers; spread them like the kernel's.
-            std::hint::black_box(tracker.observe(socket.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+            std::hint::black_box(tracker.observe((1, socket.wrapping_mul(0x9E37_79B9_7F4A_7C15))));
         }
-        tracker.end_poll();
+        tracker.end_poll(&[]);
         if poll > 0 {
             steady = steady.max(began.elapsed());
         }

@@ -16,7 +16,8 @@ use std::time::Duration;
 use clap::Parser;
 use config::{Environment, File, FileFormat, Value, ValueKind};
 
-use crate::fold::{PortFilter, Settings};
+use crate::fold::{NetnsCaps, PortFilter, Settings};
+use crate::poll::Scope;
 
 /// Exit code for configuration errors (EX_CONFIG from sysexits.h).
 pub const EXIT_CONFIG: i32 = 78;
@@ -54,6 +55,9 @@ pub struct Flags {
     /// text or json. Overrides `log.format`.
     #[arg(long = "log.format", value_name = "FORMAT")]
     pub log_format: Option<String>,
+    /// `all` (every network namespace on the host) or `own`. Overrides `namespaces`.
+    #[arg(long = "namespaces", value_name = "all|own")]
+    pub namespaces: Option<String>,
 }
 
 impl Flags {
@@ -82,6 +86,7 @@ impl Flags {
             ("poll_interval", "--poll.interval", &self.poll_interval),
             ("log.level", "--log.level", &self.log_level),
             ("log.format", "--log.format", &self.log_format),
+            ("namespaces", "--namespaces", &self.namespaces),
         ];
         for (key, flag, value) in scalars {
             if let Some(value) = value {
@@ -103,8 +108,25 @@ pub struct Config {
     /// CLOSE_WAIT sockets whose age is tracked at most; beyond, they are counted as
     /// untracked.
     pub close_wait_capacity: usize,
+    /// Every network namespace on the host, or only the exporter's own.
+    pub namespaces: Scope,
+    pub netns: NetnsConfig,
     pub web: WebConfig,
     pub log: LogConfig,
+}
+
+/// `[netns]`: how namespaces other than ours are found and sampled (their caps are in
+/// `settings.netns`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetnsConfig {
+    /// Namespaces that keep their label; the rest fold into `netns="other"`.
+    pub max_namespaces: usize,
+    /// Namespaces dumped at once besides ours.
+    pub concurrency: usize,
+    /// Docker's data root, for container names.
+    pub docker_root: PathBuf,
+    /// Directories of bind-mounted namespaces; the first is `ip netns`'.
+    pub bind_roots: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -207,6 +229,16 @@ impl Default for Config {
             listen_poll_interval: Some(Duration::from_secs(1)),
             settings: Settings::default(),
             close_wait_capacity: 100_000,
+            namespaces: Scope::All,
+            netns: NetnsConfig {
+                max_namespaces: 100,
+                concurrency: 2,
+                docker_root: PathBuf::from(crate::source::docker::DEFAULT_DATA_ROOT),
+                bind_roots: crate::source::netns::DEFAULT_BIND_ROOTS
+                    .iter()
+                    .map(PathBuf::from)
+                    .collect(),
+            },
             web: WebConfig {
                 listen_addresses: vec![ListenAddress::AnyInterface(10120)],
                 telemetry_path: "/metrics".to_string(),
@@ -339,6 +371,28 @@ impl Config {
                     include: reader.take("ports.include", Vec::new(), port_ranges),
                     exclude: reader.take("ports.exclude", Vec::new(), port_ranges),
                 },
+                netns: NetnsCaps {
+                    max_ports: reader.take(
+                        "netns.max_ports",
+                        defaults.settings.netns.max_ports,
+                        positive,
+                    ),
+                    max_processes: reader.take(
+                        "netns.max_processes",
+                        defaults.settings.netns.max_processes,
+                        positive,
+                    ),
+                    max_destinations: reader.take(
+                        "netns.max_destinations",
+                        defaults.settings.netns.max_destinations,
+                        positive,
+                    ),
+                    max_peers: reader.take(
+                        "netns.max_peers",
+                        defaults.settings.netns.max_peers,
+                        positive,
+                    ),
+                },
                 max_destinations: reader.take(
                     "max_destinations",
                     defaults.settings.max_destinations,
@@ -356,6 +410,29 @@ impl Config {
                 defaults.close_wait_capacity,
                 positive,
             ),
+            namespaces: reader.take("namespaces", defaults.namespaces, scope),
+            netns: NetnsConfig {
+                max_namespaces: reader.take(
+                    "netns.max_namespaces",
+                    defaults.netns.max_namespaces,
+                    positive,
+                ),
+                concurrency: reader.take("netns.concurrency", defaults.netns.concurrency, |v| {
+                    let n = positive(v)?;
+                    if n > 64 {
+                        return Err("must be at most 64".to_string());
+                    }
+                    Ok(n)
+                }),
+                docker_root: reader.take("netns.docker_root", defaults.netns.docker_root, |v| {
+                    absolute_path(v)
+                }),
+                bind_roots: reader.take(
+                    "netns.bind_roots",
+                    defaults.netns.bind_roots,
+                    absolute_paths,
+                ),
+            },
             web: WebConfig {
                 listen_addresses: reader.take(
                     "web.listen_addresses",
@@ -577,6 +654,46 @@ fn telemetry_path(value: &Value) -> Result<String, String> {
         return Err("/-/ is reserved for /-/healthy and /-/ready".to_string());
     }
     Ok(path.to_string())
+}
+
+fn scope(value: &Value) -> Result<Scope, String> {
+    match string(value)? {
+        "all" => Ok(Scope::All),
+        "own" => Ok(Scope::Own),
+        other => Err(format!("{other:?} is not all or own")),
+    }
+}
+
+fn absolute_path(value: &Value) -> Result<PathBuf, String> {
+    let path = PathBuf::from(string(value)?);
+    if !path.is_absolute() {
+        return Err("must be an absolute path".to_string());
+    }
+    Ok(path)
+}
+
+/// A list of absolute paths; an environment variable holds it comma-separated.
+fn absolute_paths(value: &Value) -> Result<Vec<PathBuf>, String> {
+    let texts: Vec<String> = match &value.kind {
+        ValueKind::Array(items) => items
+            .iter()
+            .map(|item| string(item).map(str::to_string))
+            .collect::<Result<_, _>>()?,
+        ValueKind::String(list) if list.trim().is_empty() => Vec::new(),
+        ValueKind::String(list) => list.split(',').map(|s| s.trim().to_string()).collect(),
+        _ => return Err("expected a list of absolute paths".to_string()),
+    };
+    texts
+        .into_iter()
+        .map(|text| {
+            let path = PathBuf::from(&text);
+            if path.is_absolute() {
+                Ok(path)
+            } else {
+                Err(format!("{text:?} is not an absolute path"))
+            }
+        })
+        .collect()
 }
 
 fn log_level(value: &Value) -> Result<LogLevel, String> {

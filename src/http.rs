@@ -231,7 +231,7 @@ async fn not_found() -> Response {
 mod tests {
     use super::*;
     use crate::metrics::SnapshotCollector;
-    use crate::snapshot::Snapshot;
+    use crate::snapshot::{NetnsFigures, Snapshot};
     use axum::body::Body;
     use axum::http::Request;
     use http_body_util::BodyExt;
@@ -277,10 +277,14 @@ mod tests {
         tx.send_modify(|p| {
             let mut next = (**p).clone();
             next.latest = Some(Arc::new(Snapshot {
-                tcp: Default::default(),
-                kernel: Default::default(),
+                namespaces: vec![NetnsFigures {
+                    netns: Arc::from("host"),
+                    full: true,
+                    ..Default::default()
+                }],
                 poll_duration: Duration::from_millis(1),
                 completed_at: SystemTime::now(),
+                ..Default::default()
             }));
             *p = Arc::new(next);
         });
@@ -336,7 +340,9 @@ mod tests {
             "{body}"
         );
         assert!(
-            body.contains("sockdiag_tcp_sockets{family=\"ipv6\",state=\"close_wait\"} 0\n"),
+            body.contains(
+                "sockdiag_tcp_sockets{netns=\"host\",family=\"ipv6\",state=\"close_wait\"} 0\n"
+            ),
             "{body}"
         );
     }

@@ -95,24 +95,39 @@ async fn run(config: Config) -> anyhow::Result<ExitCode> {
         servers.spawn(http::serve(listener, router.clone(), stopping.clone()));
     }
     let peaks = poller::Peaks::default();
-    let poller_config = poller::PollerConfig {
-        poll_interval: config.poll_interval,
-        listen_poll_interval: config
-            .listen_poll_interval
-            .filter(|i| *i < config.poll_interval),
+    let targets = poller::Targets::default();
+    let mut poller_config = poller::PollerConfig {
         settings: config.settings.clone(),
         close_wait_capacity: config.close_wait_capacity,
-        proc_root: sockdiag_exporter::source::proc_fd::default_root().to_path_buf(),
+        scope: config.namespaces,
+        netns_concurrency: config.netns.concurrency,
+        max_namespaces: config.netns.max_namespaces,
+        ..poller::PollerConfig::new(
+            config.poll_interval,
+            config
+                .listen_poll_interval
+                .filter(|i| *i < config.poll_interval),
+        )
     };
+    poller_config.sources.docker_root = config.netns.docker_root.clone();
+    poller_config.sources.bind_roots = config.netns.bind_roots.clone();
     if let Some(interval) = poller_config.listen_poll_interval {
         tokio::spawn(poller::run_listen_sampler(
             interval,
             publish.clone(),
-            std::sync::Arc::clone(&peaks),
+            Arc::clone(&peaks),
+            Arc::clone(&targets),
+            poller_config.sources.proc_root.clone(),
             stopping.clone(),
         ));
     }
-    tokio::spawn(poller::run(poller_config, publish, peaks, stopping.clone()));
+    tokio::spawn(poller::run(
+        poller_config,
+        publish,
+        peaks,
+        targets,
+        stopping.clone(),
+    ));
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         poll_interval = %humantime::format_duration(config.poll_interval),

@@ -148,15 +148,84 @@ pub struct TcpFigures {
     pub sockets_scanned: u64,
 }
 
+/// What one network namespace's poll measured.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetnsFigures {
+    /// The `netns` label: `host`, an ip-netns name, a 12-hex container id, `ns-<inode>`.
+    pub netns: Arc<str>,
+    /// The host's or our own namespace: every state and every zero-valued count is
+    /// exported. Other namespaces export only non-zero counts, so that a node with
+    /// hundreds of pods stays within a few thousand series.
+    pub full: bool,
+    pub tcp: TcpFigures,
+    pub kernel: KernelStats,
+}
+
+/// Who a network namespace is: `sockdiag_netns_info`. Empty strings where unknown.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetnsInfo {
+    pub netns: Arc<str>,
+    /// The nsfs inode, as `ls -Li /proc/PID/ns/net` shows it.
+    pub inode: u64,
+    /// The full 64-hex container id.
+    pub container_id: String,
+    pub container_name: String,
+    pub pod_uid: String,
+    /// docker, containerd, crio or podman.
+    pub runtime: String,
+}
+
+/// Why namespaces were not sampled in a poll: `sockdiag_netns_skipped{reason}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NetnsSkipped {
+    /// Namespaces seen but not entered: the exporter lacks CAP_SYS_ADMIN or
+    /// CAP_SYS_PTRACE (or was configured with `namespaces = "own"`: then 0, nothing is
+    /// discovered).
+    pub permission: u64,
+    /// Namespaces that disappeared between discovery and their dump.
+    pub vanished: u64,
+    /// Namespaces whose dump failed for another reason (logged).
+    pub error: u64,
+}
+
+/// Namespaces beyond `netns.max_namespaces`: only their state counts are kept, summed
+/// under `netns="other"`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FoldedNetns {
+    pub namespaces: u64,
+    pub tcp_sockets: StateCounts,
+}
+
 /// Everything one successful poll measured.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
-    pub tcp: TcpFigures,
-    pub kernel: KernelStats,
+    /// Sampled namespaces that keep their label, sorted by label.
+    pub namespaces: Vec<NetnsFigures>,
+    pub folded: FoldedNetns,
+    /// One per sampled namespace, folded ones included.
+    pub netns_info: Vec<NetnsInfo>,
+    pub skipped: NetnsSkipped,
+    /// Records read from the kernel in this poll, every namespace and dump together.
+    pub sockets_scanned: u64,
     /// Wall time of the poll, dumps and aggregation included.
     pub poll_duration: Duration,
     /// When the poll finished.
     pub completed_at: SystemTime,
+}
+
+impl Default for Snapshot {
+    /// A poll that saw nothing, finished at the epoch: a base for tests and fixtures.
+    fn default() -> Snapshot {
+        Snapshot {
+            namespaces: Vec::new(),
+            folded: FoldedNetns::default(),
+            netns_info: Vec::new(),
+            skipped: NetnsSkipped::default(),
+            sockets_scanned: 0,
+            poll_duration: Duration::ZERO,
+            completed_at: SystemTime::UNIX_EPOCH,
+        }
+    }
 }
 
 /// Stage of a poll that can fail; the `stage` label of `sockdiag_poll_errors_total`.
@@ -170,17 +239,20 @@ pub enum Stage {
     ListenDump,
     /// The /proc scan for socket owners (the poll still publishes, with owners unknown).
     ProcIndex,
+    /// Network namespace discovery (the poll still publishes, our own namespace only).
+    Discovery,
     /// The blocking task died (a bug: it panicked or was cancelled).
     Task,
 }
 
 impl Stage {
-    pub const COUNT: usize = 5;
+    pub const COUNT: usize = 6;
     pub const ALL: [Stage; Stage::COUNT] = [
         Stage::Open,
         Stage::Dump,
         Stage::ListenDump,
         Stage::ProcIndex,
+        Stage::Discovery,
         Stage::Task,
     ];
 
@@ -190,6 +262,7 @@ impl Stage {
             Stage::Dump => "dump",
             Stage::ListenDump => "listen_dump",
             Stage::ProcIndex => "proc_index",
+            Stage::Discovery => "discovery",
             Stage::Task => "task",
         }
     }

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use sockdiag_exporter::config::Config;
 use sockdiag_exporter::fold::listen::{self, ListenSample};
-use sockdiag_exporter::poll::{Collector, Peaks, PollerConfig};
+use sockdiag_exporter::poll::{Collector, Peaks, PollerConfig, Scope, Targets};
 use sockdiag_exporter::source::inet_diag::{Family, SockDiag, StateFilter};
 use sockdiag_exporter::source::proc_fd::ProcIndex;
 
@@ -76,13 +76,13 @@ pub fn cpu_of(pid: u32) -> Duration {
 /// The poller configuration the binary would run with by default.
 pub fn poller_config(proc_root: &str) -> PollerConfig {
     let config = Config::default();
-    PollerConfig {
-        poll_interval: config.poll_interval,
-        listen_poll_interval: None,
-        settings: config.settings.clone(),
-        close_wait_capacity: config.close_wait_capacity,
-        proc_root: proc_root.into(),
-    }
+    let mut poller = PollerConfig::new(config.poll_interval, None);
+    poller.settings = config.settings.clone();
+    poller.close_wait_capacity = config.close_wait_capacity;
+    poller.sources.proc_root = proc_root.into();
+    // The load lives in the bench's own namespace; the many-namespace bench sets All.
+    poller.scope = Scope::Own;
+    poller
 }
 
 /// Times `f` in wall and process CPU time; prints `done WALL_NS CPU_NS EXTRA...`.
@@ -112,16 +112,24 @@ fn commands(mut handle: impl FnMut(&str)) {
 /// Role `poller`: `poll` runs one `Collector::poll()`.
 pub fn poller_role(_args: &[String]) {
     child_setup("bench-poller");
-    let mut collector = Collector::new(&poller_config("/proc"), Peaks::default());
+    let mut collector = Collector::new(
+        &poller_config("/proc"),
+        Peaks::default(),
+        Targets::default(),
+    );
     commands(|command| match command {
         "poll" => timed(|| {
             let (snapshot, notes) = collector.poll().expect("poll");
             format!(
                 "{} {} {} {}",
-                snapshot.tcp.sockets_scanned,
+                snapshot.sockets_scanned,
                 notes.scan.scans,
                 notes.scan.readlinks,
-                snapshot.tcp.breakdown.unattributed
+                snapshot
+                    .namespaces
+                    .iter()
+                    .map(|ns| ns.tcp.breakdown.unattributed)
+                    .sum::<u64>()
             )
         }),
         other => panic!("poller: unknown command {other:?}"),

@@ -7,8 +7,12 @@
 //! lower bound, with the poll interval as resolution, and it restarts from zero when the
 //! exporter restarts.
 //!
-//! Only CLOSE_WAIT cookies are held, and at most `capacity` of them; sockets beyond that
-//! are counted as untracked, never silently dropped. Pure: the caller passes the clock.
+//! Cookies are keyed with their network namespace's inode: kernels before 5.12 number
+//! cookies per namespace, so two namespaces can show the same one.
+//!
+//! Only CLOSE_WAIT cookies are held, and at most `capacity` of them across every
+//! namespace; sockets beyond that are counted as untracked, never silently dropped. Pure:
+//! the caller passes the clock.
 
 use std::time::{Duration, Instant};
 
@@ -21,10 +25,13 @@ struct Entry {
     seen: u32,
 }
 
+/// A socket across namespaces: (network namespace inode, socket cookie).
+pub type SocketKey = (u64, u64);
+
 /// The tracker, carried from poll to poll.
 #[derive(Debug)]
 pub struct CloseWaitTracker {
-    entries: FxHashMap<u64, Entry>,
+    entries: FxHashMap<SocketKey, Entry>,
     capacity: usize,
     generation: u32,
     now: Instant,
@@ -51,9 +58,9 @@ impl CloseWaitTracker {
 
     /// Records a CLOSE_WAIT socket and returns its age; `None` when the tracker is full
     /// and the socket is new to it.
-    pub fn observe(&mut self, cookie: u64) -> Option<Duration> {
+    pub fn observe(&mut self, key: SocketKey) -> Option<Duration> {
         let (now, generation) = (self.now, self.generation);
-        if let Some(entry) = self.entries.get_mut(&cookie) {
+        if let Some(entry) = self.entries.get_mut(&key) {
             entry.seen = generation;
             return Some(now.saturating_duration_since(entry.first_seen));
         }
@@ -62,7 +69,7 @@ impl CloseWaitTracker {
             return None;
         }
         self.entries.insert(
-            cookie,
+            key,
             Entry {
                 first_seen: now,
                 seen: generation,
@@ -71,10 +78,13 @@ impl CloseWaitTracker {
         Some(Duration::ZERO)
     }
 
-    /// Ends a successful poll: forgets sockets that were not in CLOSE_WAIT any more.
-    pub fn end_poll(&mut self) {
+    /// Ends a successful poll: forgets sockets that were not in CLOSE_WAIT any more,
+    /// except in the namespaces of `unsampled` (their dump failed this poll: their
+    /// sockets keep their ages for the next one).
+    pub fn end_poll(&mut self, unsampled: &[u64]) {
         let generation = self.generation;
-        self.entries.retain(|_, entry| entry.seen == generation);
+        self.entries
+            .retain(|(netns, _), entry| entry.seen == generation || unsampled.contains(netns));
     }
 
     /// CLOSE_WAIT sockets of the last poll whose age is unknown (tracker full).
@@ -100,19 +110,19 @@ mod tests {
         let start = Instant::now();
         let mut tracker = CloseWaitTracker::new(10);
         tracker.begin_poll(start);
-        assert_eq!(tracker.observe(1), Some(Duration::ZERO));
-        tracker.end_poll();
+        assert_eq!(tracker.observe((1, 1)), Some(Duration::ZERO));
+        tracker.end_poll(&[]);
         tracker.begin_poll(start + Duration::from_secs(15));
-        assert_eq!(tracker.observe(1), Some(Duration::from_secs(15)));
+        assert_eq!(tracker.observe((1, 1)), Some(Duration::from_secs(15)));
         assert_eq!(
-            tracker.observe(2),
+            tracker.observe((1, 2)),
             Some(Duration::ZERO),
             "a new socket starts at zero"
         );
-        tracker.end_poll();
+        tracker.end_poll(&[]);
         tracker.begin_poll(start + Duration::from_secs(30));
-        assert_eq!(tracker.observe(2), Some(Duration::from_secs(15)));
-        tracker.end_poll();
+        assert_eq!(tracker.observe((1, 2)), Some(Duration::from_secs(15)));
+        tracker.end_poll(&[]);
         assert_eq!(
             tracker.len(),
             1,
@@ -120,7 +130,7 @@ mod tests {
         );
         tracker.begin_poll(start + Duration::from_secs(45));
         assert_eq!(
-            tracker.observe(1),
+            tracker.observe((1, 1)),
             Some(Duration::ZERO),
             "a returning cookie does not inherit its old age"
         );
@@ -131,18 +141,41 @@ mod tests {
         let start = Instant::now();
         let mut tracker = CloseWaitTracker::new(2);
         tracker.begin_poll(start);
-        assert!(tracker.observe(1).is_some());
-        assert!(tracker.observe(2).is_some());
-        assert_eq!(tracker.observe(3), None);
-        assert_eq!(tracker.observe(4), None);
+        assert!(tracker.observe((1, 1)).is_some());
+        assert!(tracker.observe((1, 2)).is_some());
+        assert_eq!(tracker.observe((1, 3)), None);
+        assert_eq!(tracker.observe((1, 4)), None);
         assert_eq!(tracker.untracked(), 2);
-        tracker.end_poll();
+        tracker.end_poll(&[]);
         tracker.begin_poll(start + Duration::from_secs(1));
         assert_eq!(
-            tracker.observe(1),
+            tracker.observe((1, 1)),
             Some(Duration::from_secs(1)),
             "tracked sockets keep their age"
         );
         assert_eq!(tracker.untracked(), 0);
+    }
+
+    #[test]
+    fn same_cookie_in_two_namespaces_is_two_sockets_and_unsampled_namespaces_keep_ages() {
+        let start = Instant::now();
+        let mut tracker = CloseWaitTracker::new(10);
+        tracker.begin_poll(start);
+        assert_eq!(tracker.observe((1, 7)), Some(Duration::ZERO));
+        tracker.end_poll(&[]);
+        tracker.begin_poll(start + Duration::from_secs(10));
+        assert_eq!(tracker.observe((1, 7)), Some(Duration::from_secs(10)));
+        assert_eq!(
+            tracker.observe((2, 7)),
+            Some(Duration::ZERO),
+            "cookie 7 of namespace 2 is another socket"
+        );
+        tracker.end_poll(&[]);
+        // Namespace 1's dump fails: its socket is not observed, but keeps its age.
+        tracker.begin_poll(start + Duration::from_secs(20));
+        assert_eq!(tracker.observe((2, 7)), Some(Duration::from_secs(10)));
+        tracker.end_poll(&[1]);
+        tracker.begin_poll(start + Duration::from_secs(30));
+        assert_eq!(tracker.observe((1, 7)), Some(Duration::from_secs(30)));
     }
 }

@@ -16,4 +16,4 @@ pub mod settings;
 pub mod tcp;
 pub mod top;
 
-pub use settings::{PortFilter, Settings};
+pub use settings::{NetnsCaps, PortFilter, Settings};

@@ -21,12 +21,13 @@ pub enum Owner {
     Process(NameId),
 }
 
-/// Owner lookup during a dump.
+/// Owner lookup during a dump. Shared (`&self`): the dumps of several network namespaces
+/// ask the same lookup at once from their own threads.
 pub trait Owners {
     /// `Some(owner)` when settled now, `None` when the inode must wait for a /proc scan.
-    fn owner(&mut self, inode: u32) -> Option<Owner>;
+    fn owner(&self, inode: u32) -> Option<Owner>;
     /// After the scan: the owner, or `Unknown`.
-    fn settle(&mut self, inode: u32) -> Owner;
+    fn settle(&self, inode: u32) -> Owner;
     /// The label of a process.
     fn name(&self, id: NameId) -> Arc<str>;
 }

@@ -32,6 +32,46 @@ pub struct Settings {
     pub max_peers: usize,
     /// CLOSE_WAIT older than this is stale (a leak, not a slow close).
     pub close_wait_stale_after: Duration,
+    /// Caps of every namespace but the host's: a node holds hundreds of pods, each with a
+    /// few ports and processes, so each gets far fewer series than the host.
+    pub netns: NetnsCaps,
+}
+
+/// The caps of a namespace other than the host's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetnsCaps {
+    pub max_ports: usize,
+    pub max_processes: usize,
+    pub max_destinations: usize,
+    pub max_peers: usize,
+}
+
+impl Default for NetnsCaps {
+    fn default() -> NetnsCaps {
+        NetnsCaps {
+            max_ports: 10,
+            max_processes: 5,
+            max_destinations: 5,
+            max_peers: 5,
+        }
+    }
+}
+
+impl Settings {
+    /// The settings of one namespace: the host's and our own keep these caps, the others
+    /// get `netns`.
+    pub fn for_namespace(&self, full: bool) -> Settings {
+        if full {
+            return self.clone();
+        }
+        Settings {
+            max_ports: self.netns.max_ports,
+            max_processes: self.netns.max_processes,
+            max_destinations: self.netns.max_destinations,
+            max_peers: self.netns.max_peers,
+            ..self.clone()
+        }
+    }
 }
 
 impl Default for Settings {
@@ -43,6 +83,7 @@ impl Default for Settings {
             max_destinations: 20,
             max_peers: 20,
             close_wait_stale_after: Duration::from_secs(60),
+            netns: NetnsCaps::default(),
         }
     }
 }

@@ -74,6 +74,8 @@ pub struct Aggregator {
     unaccepted: FxHashMap<(u16, TcpState), u64>,
     pending: Vec<Pending>,
     unattributed: u64,
+    /// CLOSE_WAIT sockets without an age: the tracker was full.
+    close_wait_untracked: u64,
     stale_after: Duration,
     /// net.ipv4.ip_local_port_range, when it could be read.
     port_range: Option<PortRange>,
@@ -104,6 +106,7 @@ impl Aggregator {
             unaccepted: FxHashMap::default(),
             pending: Vec::new(),
             unattributed: 0,
+            close_wait_untracked: 0,
         }
     }
 
@@ -112,7 +115,7 @@ impl Aggregator {
     }
 
     /// Folds a socket from the LISTEN dump. Must come before any [`Aggregator::add`].
-    pub fn add_listener(&mut self, record: &Record, owners: &mut impl Owners) {
+    pub fn add_listener(&mut self, record: &Record, owners: &impl Owners) {
         self.scanned += 1;
         self.tcp_sockets.add(record.family, record.state);
         if record.state != TcpState::Listen {
@@ -137,15 +140,14 @@ impl Aggregator {
     }
 
     /// Folds any other socket. `close_wait_age` is the age of a CLOSE_WAIT socket from
-    /// the tracker (`None` for other states, or when the tracker is full).
-    pub fn add(
-        &mut self,
-        record: &Record,
-        close_wait_age: Option<Duration>,
-        owners: &mut impl Owners,
-    ) {
+    /// the tracker (`None` for other states; for a CLOSE_WAIT socket, the tracker was
+    /// full, and the socket is counted as untracked).
+    pub fn add(&mut self, record: &Record, close_wait_age: Option<Duration>, owners: &impl Owners) {
         self.scanned += 1;
         self.tcp_sockets.add(record.family, record.state);
+        if record.state == TcpState::CloseWait && close_wait_age.is_none() {
+            self.close_wait_untracked += 1;
+        }
         if record.state == TcpState::Listen {
             // A listener that appeared between the two dumps: counted, not broken down.
             return;
@@ -235,7 +237,7 @@ impl Aggregator {
     }
 
     /// Folds the pending entries once owners have been looked for.
-    pub fn settle(&mut self, owners: &mut impl Owners) {
+    pub fn settle(&mut self, owners: &impl Owners) {
         for pending in std::mem::take(&mut self.pending) {
             let key = PortKey {
                 owner: owners.settle(pending.inode),

@@ -3,6 +3,38 @@
 
 use prometheus_client::encoding::EncodeLabelSet;
 
+/// The namespace of a per-namespace family, composed first: `(Netns, PortLabels)`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct Netns {
+    pub netns: String,
+}
+
+impl Netns {
+    pub fn of(netns: &str) -> Netns {
+        Netns {
+            netns: netns.to_string(),
+        }
+    }
+}
+
+/// No labels beyond the namespace's.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct NoLabels {}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct NetnsInfoLabels {
+    pub inode: String,
+    pub container_id: String,
+    pub container_name: String,
+    pub pod_uid: String,
+    pub runtime: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct FamilyState {
     pub family: &'static str,

@@ -21,7 +21,6 @@ use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
 use crate::snapshot::{Published, Stage};
-use crate::source::inet_diag::{Family, TcpState};
 
 mod kernel;
 mod labels;
@@ -30,7 +29,7 @@ mod tcp;
 mod tests;
 mod text;
 
-use labels::{BuildLabels, FamilyState, StageLabel};
+use labels::{BuildLabels, Netns, NetnsInfoLabels, ReasonLabel, StageLabel};
 pub use text::to_text_004;
 
 pub const OPENMETRICS_CONTENT_TYPE: &str =
@@ -84,6 +83,11 @@ pub(crate) fn gauge<
     help: &str,
     series: impl IntoIterator<Item = (L, N)>,
 ) -> fmt::Result {
+    // A family without series is not written at all (a sysctl no namespace has).
+    let mut series = series.into_iter().peekable();
+    if series.peek().is_none() {
+        return Ok(());
+    }
     let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
     for (labels, value) in series {
         ConstGauge::new(value).encode(family.encode_family(&labels)?)?;
@@ -152,35 +156,45 @@ fn encode_published(published: &Published, encoder: &mut DescriptorEncoder) -> f
         encoder,
         "sockdiag_sockets_scanned",
         "Socket records read from the kernel in the last successful poll.",
-        snapshot.tcp.sockets_scanned,
+        snapshot.sockets_scanned,
     )?;
     gauge(
         encoder,
-        "sockdiag_tcp_sockets",
-        "TCP sockets of the network namespace by address family and state (every state always present). syn_recv includes request sockets; unknown counts states this exporter does not know.",
-        Family::ALL.into_iter().flat_map(|family| {
-            TcpState::ALL.into_iter().map(move |state| {
+        "sockdiag_netns_info",
+        "One series per sampled network namespace, value 1: who it is. netns is the label every per-namespace family carries (host, the ip-netns name, the 12-hex container id, or ns-<inode>); join on it for the container name or the Kubernetes pod UID.",
+        snapshot.netns_info.iter().map(|info| {
+            (
                 (
-                    FamilyState {
-                        family: family.label(),
-                        state: state.label(),
+                    Netns::of(&info.netns),
+                    NetnsInfoLabels {
+                        inode: info.inode.to_string(),
+                        container_id: info.container_id.clone(),
+                        container_name: info.container_name.clone(),
+                        pod_uid: info.pod_uid.clone(),
+                        runtime: info.runtime.clone(),
                     },
-                    snapshot.tcp.tcp_sockets.get(family, state),
-                )
-            })
+                ),
+                1u64,
+            )
         }),
     )?;
-    tcp::encode_breakdown(
-        &snapshot.tcp.breakdown,
-        (
-            snapshot.tcp.exhaustion.folded_destinations,
-            snapshot.tcp.exhaustion.folded_peers,
-        ),
+    gauge(
         encoder,
+        "sockdiag_netns_skipped",
+        "Network namespaces not sampled in the last poll, by reason: permission (entering them needs CAP_SYS_ADMIN and CAP_SYS_PTRACE), vanished (gone between discovery and dump), error (the dump failed; logged).",
+        [
+            ("permission", snapshot.skipped.permission),
+            ("vanished", snapshot.skipped.vanished),
+            ("error", snapshot.skipped.error),
+        ]
+        .map(|(reason, n)| (ReasonLabel { reason }, n)),
     )?;
-    tcp::encode_close_wait(&snapshot.tcp, encoder)?;
-    tcp::encode_exhaustion(&snapshot.tcp.exhaustion, encoder)?;
-    kernel::encode_kernel(&snapshot.kernel, encoder)
+    tcp::encode_states(snapshot, encoder)?;
+    tcp::encode_breakdown(&snapshot.namespaces, encoder)?;
+    tcp::encode_folded(snapshot, encoder)?;
+    tcp::encode_close_wait(&snapshot.namespaces, encoder)?;
+    tcp::encode_exhaustion(&snapshot.namespaces, encoder)?;
+    kernel::encode_kernel(&snapshot.namespaces, encoder)
 }
 
 /// Encodes the registry in `format`.

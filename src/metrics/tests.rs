@@ -8,6 +8,7 @@ use super::*;
 /// A fixed snapshot touching every family, for the golden exposition file.
 fn fixed() -> Published {
     use crate::snapshot::*;
+    use crate::source::inet_diag::{Family, TcpState};
     use crate::source::proc_net_snmp::TcpCounters;
     use crate::source::proc_sys_net::{NetSysctls, PortRange};
     use std::time::{Duration, UNIX_EPOCH};
@@ -28,95 +29,162 @@ fn fixed() -> Published {
         close_wait_oldest: Duration::from_millis(93_500),
         close_wait_stale: if state == TcpState::CloseWait { 2 } else { 0 },
     };
+    // A pod's namespace: one inbound CLOSE_WAIT leak, nothing else.
+    let mut container_states = StateCounts::default();
+    container_states.add(Family::Ipv4, TcpState::Listen);
+    container_states.add(Family::Ipv4, TcpState::CloseWait);
+    container_states.add(Family::Ipv4, TcpState::CloseWait);
+    let container = NetnsFigures {
+        netns: Arc::from("3f2a9c1d0e4b"),
+        full: false,
+        tcp: TcpFigures {
+            tcp_sockets: container_states,
+            breakdown: Breakdown {
+                ports: vec![series(
+                    Direction::Inbound,
+                    PortLabel::Port(9000),
+                    "php-fpm",
+                    TcpState::CloseWait,
+                    2,
+                    2,
+                )],
+                ..Default::default()
+            },
+            exhaustion: Exhaustion::default(),
+            sockets_scanned: 3,
+        },
+        kernel: KernelStats {
+            counters: TcpCounters {
+                listen_overflows: Some(0),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    };
+    let mut folded_states = StateCounts::default();
+    folded_states.add(Family::Ipv6, TcpState::Established);
     Published {
         latest: Some(Arc::new(Snapshot {
-            tcp: TcpFigures {
-                tcp_sockets,
-                breakdown: Breakdown {
-                    ports: vec![
-                        series(
-                            Direction::Inbound,
-                            PortLabel::Port(8080),
-                            "leaky-server",
-                            TcpState::CloseWait,
-                            3,
-                            3,
-                        ),
-                        series(
-                            Direction::Outbound,
-                            PortLabel::Port(3306),
-                            "",
-                            TcpState::TimeWait,
-                            1,
-                            0,
-                        ),
-                        series(
-                            Direction::Outbound,
-                            PortLabel::Other,
-                            "other",
-                            TcpState::Established,
-                            4,
-                            120,
-                        ),
-                    ],
-                    listeners: vec![ListenerSeries {
-                        address: "0.0.0.0".parse().unwrap(),
-                        port: 8080,
-                        process: Arc::from("leaky-server"),
-                        length: 5,
-                        limit: 4,
-                        peak: 5,
-                    }],
-                    unaccepted: vec![(PortLabel::Port(8080), TcpState::CloseWait, 5)],
-                    unattributed: 1,
-                    folded_ports: 7,
-                    folded_processes: 2,
+            namespaces: vec![
+                NetnsFigures {
+                    netns: Arc::from("host"),
+                    full: true,
+                    tcp: TcpFigures {
+                        tcp_sockets,
+                        breakdown: Breakdown {
+                            ports: vec![
+                                series(
+                                    Direction::Inbound,
+                                    PortLabel::Port(8080),
+                                    "leaky-server",
+                                    TcpState::CloseWait,
+                                    3,
+                                    3,
+                                ),
+                                series(
+                                    Direction::Outbound,
+                                    PortLabel::Port(3306),
+                                    "",
+                                    TcpState::TimeWait,
+                                    1,
+                                    0,
+                                ),
+                                series(
+                                    Direction::Outbound,
+                                    PortLabel::Other,
+                                    "other",
+                                    TcpState::Established,
+                                    4,
+                                    120,
+                                ),
+                            ],
+                            listeners: vec![ListenerSeries {
+                                address: "0.0.0.0".parse().unwrap(),
+                                port: 8080,
+                                process: Arc::from("leaky-server"),
+                                length: 5,
+                                limit: 4,
+                                peak: 5,
+                            }],
+                            unaccepted: vec![(PortLabel::Port(8080), TcpState::CloseWait, 5)],
+                            unattributed: 1,
+                            folded_ports: 7,
+                            folded_processes: 2,
+                        },
+                        exhaustion: Exhaustion {
+                            port_range: PortRange::new(32768, 60999),
+                            destinations: vec![
+                                (Some(("10.0.0.7".parse().unwrap(), 3306)), 812),
+                                (None, 40),
+                            ],
+                            folded_destinations: 3,
+                            peers: vec![
+                                (Some("10.0.0.7".parse().unwrap()), TcpState::TimeWait, 800),
+                                (None, TcpState::Established, 4),
+                            ],
+                            folded_peers: 9,
+                            close_wait_untracked: 0,
+                        },
+                        sockets_scanned: 5,
+                    },
+                    kernel: KernelStats {
+                        counters: TcpCounters {
+                            listen_overflows: Some(15),
+                            listen_drops: Some(15),
+                            abort_on_timeout: Some(5),
+                            abort_on_close: Some(3),
+                            time_wait_overflow: None,
+                            active_opens: Some(16),
+                            passive_opens: Some(11),
+                        },
+                        sysctls: NetSysctls {
+                            tcp_fin_timeout: Some(60),
+                            tcp_keepalive_time: Some(7200),
+                            tcp_keepalive_intvl: Some(75),
+                            tcp_keepalive_probes: Some(9),
+                            tcp_tw_reuse: Some(2),
+                            tcp_max_tw_buckets: Some(262_144),
+                            somaxconn: Some(4096),
+                            tcp_max_syn_backlog: Some(512),
+                            ip_local_port_range: PortRange::new(32768, 60999),
+                        },
+                        missing_netstat: 1,
+                        missing_snmp: 0,
+                        missing_sysctl: 0,
+                    },
                 },
-                exhaustion: Exhaustion {
-                    port_range: PortRange::new(32768, 60999),
-                    destinations: vec![
-                        (Some(("10.0.0.7".parse().unwrap(), 3306)), 812),
-                        (None, 40),
-                    ],
-                    folded_destinations: 3,
-                    peers: vec![
-                        (Some("10.0.0.7".parse().unwrap()), TcpState::TimeWait, 800),
-                        (None, TcpState::Established, 4),
-                    ],
-                    folded_peers: 9,
-                    close_wait_untracked: 0,
-                },
-                sockets_scanned: 5,
+                container,
+            ],
+            folded: FoldedNetns {
+                namespaces: 1,
+                tcp_sockets: folded_states,
             },
-            kernel: KernelStats {
-                counters: TcpCounters {
-                    listen_overflows: Some(15),
-                    listen_drops: Some(15),
-                    abort_on_timeout: Some(5),
-                    abort_on_close: Some(3),
-                    time_wait_overflow: None,
-                    active_opens: Some(16),
-                    passive_opens: Some(11),
+            netns_info: vec![
+                NetnsInfo {
+                    netns: Arc::from("3f2a9c1d0e4b"),
+                    inode: 4026532801,
+                    container_id:
+                        "3f2a9c1d0e4b5a6978695a4b3c2d1e0f3f2a9c1d0e4b5a6978695a4b3c2d1e0f".into(),
+                    container_name: "api".into(),
+                    pod_uid: "6f1c2b9e-0d4a-4c3e-9b7a-2e5d8c1f0a3b".into(),
+                    runtime: "containerd".into(),
                 },
-                sysctls: NetSysctls {
-                    tcp_fin_timeout: Some(60),
-                    tcp_keepalive_time: Some(7200),
-                    tcp_keepalive_intvl: Some(75),
-                    tcp_keepalive_probes: Some(9),
-                    tcp_tw_reuse: Some(2),
-                    tcp_max_tw_buckets: Some(262_144),
-                    somaxconn: Some(4096),
-                    tcp_max_syn_backlog: Some(512),
-                    ip_local_port_range: PortRange::new(32768, 60999),
+                NetnsInfo {
+                    netns: Arc::from("host"),
+                    inode: 4026531840,
+                    ..Default::default()
                 },
-                missing_netstat: 1,
-                missing_snmp: 0,
-                missing_sysctl: 0,
+            ],
+            skipped: NetnsSkipped {
+                permission: 0,
+                vanished: 1,
+                error: 0,
             },
+            sockets_scanned: 9,
             poll_duration: Duration::from_micros(1250),
             completed_at: UNIX_EPOCH + Duration::from_secs(1_795_000_000),
         })),
-        errors_total: [0, 2, 0, 1, 0],
+        errors_total: [0, 2, 0, 1, 0, 0],
     }
 }
 

@@ -10,40 +10,111 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 
-use super::{count_error, in_blocking_pool, Edge, Peaks, PollError, Reopening};
+use std::path::{Path, PathBuf};
+
+use super::{
+    count_error, in_blocking_pool, lower_priority, Edge, Peaks, PollError, Reopening, Target,
+    Targets,
+};
 use crate::fold::listen::{self, ListenSample};
 use crate::snapshot::{Published, Stage};
-use crate::source::inet_diag::{Family, StateFilter};
+use crate::source::inet_diag::{Family, SockDiag, SockDiagError, StateFilter};
+use crate::source::netns::{HomeNetns, NetnsError};
 
 /// The fast listener sampler's state.
 #[derive(Debug)]
 struct ListenSampler {
     sock_diag: Reopening,
     peaks: Peaks,
+    targets: Targets,
+    proc_root: PathBuf,
 }
 
 impl ListenSampler {
-    /// One LISTEN-only sample, folded into the peaks. Blocking.
+    /// One LISTEN-only sample of our own namespace and of every other one the last main
+    /// poll sampled, folded into the peaks. Blocking. A namespace that vanished is skipped;
+    /// another one's failure is reported after the rest were sampled.
     fn sample(&mut self) -> Result<(), PollError> {
-        let mut sample = ListenSample::default();
+        let home = HomeNetns::open(&self.proc_root).map_err(PollError::Namespace)?;
+        let own = home.inode();
+        let mut samples = vec![(own, ListenSample::default())];
         self.sock_diag.with(PollError::ListenDump, |open| {
-            for family in Family::ALL {
-                open.dump(family, StateFilter::Listen, &mut |record| {
-                    listen::add_to_sample(&mut sample, record)
-                })?;
-            }
-            Ok(())
+            listen_dump(open, &mut samples[0].1)
         })?;
-        let mut peaks = self
-            .peaks
+        let targets = self
+            .targets
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        for (key, length) in sample {
-            let peak = peaks.entry(key).or_default();
-            *peak = (*peak).max(length);
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut failure = None;
+        if !targets.is_empty() {
+            // A thread of its own, which ends with the sample: the pool thread never
+            // enters another namespace.
+            let others = std::thread::scope(|scope| {
+                scope
+                    .spawn(|| sample_others(&self.proc_root, &targets))
+                    .join()
+            });
+            match others {
+                Ok((others, error)) => {
+                    samples.extend(others);
+                    failure = error;
+                }
+                Err(_) => failure = Some(PollError::SamplerPanicked),
+            }
         }
-        Ok(())
+        let mut peaks = self.peaks.lock().unwrap_or_else(|p| p.into_inner());
+        for (netns, sample) in samples {
+            let peaks = peaks.entry(netns).or_default();
+            for (key, length) in sample {
+                let peak = peaks.entry(key).or_default();
+                *peak = (*peak).max(length);
+            }
+        }
+        failure.map_or(Ok(()), Err)
     }
+}
+
+fn listen_dump(open: &mut SockDiag, sample: &mut ListenSample) -> Result<(), SockDiagError> {
+    for family in Family::ALL {
+        open.dump(family, StateFilter::Listen, &mut |record| {
+            listen::add_to_sample(sample, record)
+        })?;
+    }
+    Ok(())
+}
+
+/// Samples each target from this thread, entering it; the first failure other than a
+/// vanished namespace is returned beside the samples.
+fn sample_others(
+    proc_root: &Path,
+    targets: &[Target],
+) -> (Vec<(u64, ListenSample)>, Option<PollError>) {
+    lower_priority();
+    let home = match HomeNetns::open(proc_root) {
+        Ok(home) => home,
+        Err(error) => return (Vec::new(), Some(PollError::Namespace(error))),
+    };
+    let mut samples = Vec::with_capacity(targets.len());
+    let mut failure = None;
+    for target in targets {
+        let mut sample = ListenSample::default();
+        let ran = home.run_in(&target.enter, target.id, || {
+            let mut open = SockDiag::open()?;
+            listen_dump(&mut open, &mut sample)
+        });
+        match ran {
+            Ok(Ok(())) => samples.push((target.id, sample)),
+            Err(NetnsError::Vanished { .. }) => {}
+            Err(error) => {
+                failure.get_or_insert(PollError::Namespace(error));
+            }
+            Ok(Err(error)) => {
+                failure.get_or_insert(PollError::ListenDump(error));
+            }
+        }
+    }
+    (samples, failure)
 }
 
 /// Samples LISTEN queues every `interval` into `peaks` until `shutdown` turns true.
@@ -51,6 +122,8 @@ pub async fn run_listen_sampler(
     interval: Duration,
     publish: watch::Sender<Arc<Published>>,
     peaks: Peaks,
+    targets: Targets,
+    proc_root: PathBuf,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut ticker = tokio::time::interval(interval);
@@ -68,6 +141,8 @@ pub async fn run_listen_sampler(
             || ListenSampler {
                 sock_diag: Reopening::default(),
                 peaks: Arc::clone(&peaks),
+                targets: Arc::clone(&targets),
+                proc_root: proc_root.clone(),
             },
             ListenSampler::sample,
         )

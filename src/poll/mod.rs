@@ -22,18 +22,22 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 
+use rustc_hash::FxHashMap;
+
 use crate::fold::listen::ListenSample;
 use crate::fold::Settings;
 use crate::snapshot::{Published, Stage};
 use crate::source::inet_diag::{SockDiag, SockDiagError};
+use discover::Sources;
 
+pub mod collector;
 pub mod discover;
 pub mod listen;
 pub mod namespace;
 mod owners;
 
+pub use collector::{Collector, PollNotes, Scope};
 pub use listen::run_listen_sampler;
-pub use namespace::{poll_once, Collector, PollNotes};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PollError {
@@ -43,6 +47,10 @@ pub enum PollError {
     Dump(SockDiagError),
     #[error("listener sample failed: {0}")]
     ListenDump(SockDiagError),
+    #[error("listener sample failed: {0}")]
+    Namespace(crate::source::netns::NetnsError),
+    #[error("listener sample failed: the thread sampling other namespaces panicked")]
+    SamplerPanicked,
     #[error("poll task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -52,7 +60,9 @@ impl PollError {
         match self {
             PollError::Open(_) => Stage::Open,
             PollError::Dump(_) => Stage::Dump,
-            PollError::ListenDump(_) => Stage::ListenDump,
+            PollError::ListenDump(_) | PollError::Namespace(_) | PollError::SamplerPanicked => {
+                Stage::ListenDump
+            }
             PollError::Task(_) => Stage::Task,
         }
     }
@@ -65,9 +75,32 @@ pub struct PollerConfig {
     /// `None` disables the listener sampler (peak = length at the poll).
     pub listen_poll_interval: Option<Duration>,
     pub settings: Settings,
-    /// CLOSE_WAIT sockets whose age is tracked at most.
+    /// CLOSE_WAIT sockets whose age is tracked at most, every namespace together.
     pub close_wait_capacity: usize,
-    pub proc_root: PathBuf,
+    /// Every network namespace, or only ours.
+    pub scope: Scope,
+    /// Where discovery and the /proc index read.
+    pub sources: Sources,
+    /// Namespaces dumped at once, besides ours.
+    pub netns_concurrency: usize,
+    /// Namespaces that keep their label; the rest fold into `other`.
+    pub max_namespaces: usize,
+}
+
+impl PollerConfig {
+    /// Defaults for everything but the intervals.
+    pub fn new(poll_interval: Duration, listen_poll_interval: Option<Duration>) -> PollerConfig {
+        PollerConfig {
+            poll_interval,
+            listen_poll_interval,
+            settings: Settings::default(),
+            close_wait_capacity: 100_000,
+            scope: Scope::All,
+            sources: Sources::default(),
+            netns_concurrency: 2,
+            max_namespaces: 100,
+        }
+    }
 }
 
 /// A new publication channel, empty (not ready) until the first poll lands.
@@ -78,8 +111,19 @@ pub fn channel() -> (
     watch::channel(Arc::new(Published::default()))
 }
 
-/// Largest accept-queue lengths sampled since the last main poll.
-pub type Peaks = Arc<Mutex<ListenSample>>;
+/// Largest accept-queue lengths sampled since the last main poll, per namespace inode.
+pub type Peaks = Arc<Mutex<FxHashMap<u64, ListenSample>>>;
+
+/// A namespace other than ours that the last main poll sampled: the listener sampler
+/// visits the same ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub id: u64,
+    pub enter: PathBuf,
+}
+
+/// The other namespaces of the last main poll, for the listener sampler.
+pub type Targets = Arc<Mutex<Vec<Target>>>;
 
 /// A sock_diag socket opened on first use and dropped after any failure, so that the rest
 /// of an aborted dump is never read as the next dump's reply.
@@ -167,26 +211,21 @@ pub async fn run(
     config: PollerConfig,
     publish: watch::Sender<Arc<Published>>,
     peaks: Peaks,
+    targets: Targets,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut ticker = tokio::time::interval(config.poll_interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut collector = Some(Collector::new(&config, Arc::clone(&peaks)));
+    let fresh = || Collector::new(&config, Arc::clone(&peaks), Arc::clone(&targets));
+    let mut collector = Some(fresh());
     let mut failure = Edge::default();
-    let mut index_failure = Edge::default();
-    let mut kernel_failure = Edge::default();
-    let mut denied = false;
+    let mut conditions = Conditions::default();
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
-        let result = in_blocking_pool(
-            &mut collector,
-            || Collector::new(&config, Arc::clone(&peaks)),
-            Collector::poll,
-        )
-        .await;
+        let result = in_blocking_pool(&mut collector, fresh, Collector::poll).await;
         let (snapshot, notes) = match result {
             Ok(ok) => ok,
             Err(error) => {
@@ -200,37 +239,8 @@ pub async fn run(
         if failure.changed(None) {
             tracing::info!("poll recovered");
         }
-        if let Some(error) = &notes.proc_index_error {
-            count_error(&publish, Stage::ProcIndex);
-            if index_failure.changed(Some(error.to_string())) {
-                tracing::warn!(%error, "process attribution failed; sockets are labelled process=\"unknown\"");
-            }
-        } else if index_failure.changed(None) {
-            tracing::info!("process attribution recovered");
-        }
-        let kernel_errors =
-            (!notes.kernel_errors.is_empty()).then(|| notes.kernel_errors.join("; "));
-        if kernel_failure.changed(kernel_errors.clone()) {
-            match kernel_errors {
-                Some(errors) => {
-                    tracing::warn!(%errors, "kernel counters or sysctls unreadable; their series are missing")
-                }
-                None => tracing::info!("kernel counters and sysctls readable again"),
-            }
-        }
-        if notes.scan.permission_denied > 0 && !denied {
-            denied = true;
-            tracing::warn!(
-                processes = notes.scan.permission_denied,
-                "cannot read the fds of some processes; their sockets are labelled process=\"unknown\" \
-                 (reading them needs CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE)"
-            );
-        }
-        let (sockets, duration, unattributed) = (
-            snapshot.tcp.sockets_scanned,
-            snapshot.poll_duration,
-            snapshot.tcp.breakdown.unattributed,
-        );
+        conditions.report(&notes, &publish);
+        let (sockets, duration) = (snapshot.sockets_scanned, snapshot.poll_duration);
         let snapshot = Arc::new(snapshot);
         publish.send_modify(|published| {
             let mut next = (**published).clone();
@@ -240,12 +250,75 @@ pub async fn run(
         // Logged after publishing: "poll done" means scrapes now see this poll.
         tracing::debug!(
             sockets,
+            namespaces = notes.namespaces,
             duration_ms = duration.as_secs_f64() * 1e3,
             scans = notes.scan.scans,
             readlinks = notes.scan.readlinks,
-            other_netns = notes.scan.other_netns,
-            unattributed,
+            forgotten = notes.forgotten,
             "poll done"
         );
+    }
+}
+
+/// The conditions a poll can publish with, each logged when it changes, not every poll.
+#[derive(Debug, Default)]
+struct Conditions {
+    index: Edge,
+    kernel: Edge,
+    privileges: Edge,
+    discovery: Edge,
+    netns: Edge,
+    denied: bool,
+}
+
+impl Conditions {
+    fn report(&mut self, notes: &PollNotes, publish: &watch::Sender<Arc<Published>>) {
+        if let Some(error) = &notes.proc_index_error {
+            count_error(publish, Stage::ProcIndex);
+            if self.index.changed(Some(error.to_string())) {
+                tracing::warn!(%error, "process attribution failed; sockets are labelled process=\"unknown\"");
+            }
+        } else if self.index.changed(None) {
+            tracing::info!("process attribution recovered");
+        }
+        if let Some(error) = &notes.discovery_error {
+            count_error(publish, Stage::Discovery);
+            if self.discovery.changed(Some(error.to_string())) {
+                tracing::warn!(%error, "network namespace discovery failed; only our own namespace is sampled");
+            }
+        } else if self.discovery.changed(None) {
+            tracing::info!("network namespace discovery recovered");
+        }
+        let missing = notes.missing_privileges.map(|missing| missing.to_string());
+        if self.privileges.changed(missing.clone()) {
+            if let Some(missing) = missing {
+                tracing::warn!(reason = %missing, "only our own network namespace is sampled; see sockdiag_netns_skipped");
+            }
+        }
+        let netns_errors = (!notes.netns_errors.is_empty()).then(|| notes.netns_errors.join("; "));
+        if self.netns.changed(netns_errors.clone()) {
+            match netns_errors {
+                Some(errors) => tracing::warn!(%errors, "network namespaces dropped from the poll"),
+                None => tracing::info!("every network namespace sampled again"),
+            }
+        }
+        let kernel_errors =
+            (!notes.kernel_errors.is_empty()).then(|| notes.kernel_errors.join("; "));
+        if self.kernel.changed(kernel_errors.clone()) {
+            match kernel_errors {
+                Some(errors) => {
+                    tracing::warn!(%errors, "kernel counters or sysctls unreadable; their series are missing")
+                }
+                None => tracing::info!("kernel counters and sysctls readable again"),
+            }
+        }
+        if notes.scan.permission_denied > 0 && !self.denied {
+            self.denied = true;
+            tracing::warn!(
+                processes = notes.scan.permission_denied,
+                "cannot read the fds of some processes; their sockets are labelled process=\"unknown\" \
+                 (reading them needs CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE)"
+            );
+        }
     }
 }

@@ -5,12 +5,12 @@
 
 use std::sync::Arc;
 
-use super::namespace::PollNotes;
+use super::collector::PollNotes;
 use crate::fold::owners::{NameId, Owner, Owners};
 use crate::source::proc_fd::ProcIndex;
 
 impl Owners for ProcIndex {
-    fn owner(&mut self, inode: u32) -> Option<Owner> {
+    fn owner(&self, inode: u32) -> Option<Owner> {
         match self.lookup(inode) {
             Some(id) => Some(Owner::Process(NameId(id))),
             None if self.is_unresolvable(inode) => Some(Owner::Unknown),
@@ -18,7 +18,7 @@ impl Owners for ProcIndex {
         }
     }
 
-    fn settle(&mut self, inode: u32) -> Owner {
+    fn settle(&self, inode: u32) -> Owner {
         match self.lookup(inode) {
             Some(id) => Owner::Process(NameId(id)),
             None => Owner::Unknown,
@@ -30,15 +30,20 @@ impl Owners for ProcIndex {
     }
 }
 
-/// Before the dumps: a new poll generation, and on the first poll a full scan, so that
-/// the first poll finds owners in the cache instead of holding every socket as pending.
+/// Before the dumps: a new poll generation; on the first poll a full scan, so that the
+/// first poll finds owners in the cache instead of holding every socket as pending; on
+/// the others a check that every cached owner still lives under its name.
 pub fn begin(index: &mut ProcIndex, notes: &mut PollNotes) {
     index.begin_poll();
-    if index.is_cold() {
-        match index.warm() {
-            Ok(report) => notes.scan = report,
-            Err(error) => notes.proc_index_error = Some(error),
-        }
+    let result = if index.is_cold() {
+        index.warm().map(|report| notes.scan = report)
+    } else {
+        index
+            .revalidate()
+            .map(|forgotten| notes.forgotten = forgotten)
+    };
+    if let Err(error) = result {
+        notes.proc_index_error = Some(error);
     }
 }
 
@@ -56,7 +61,6 @@ pub fn resolve(index: &mut ProcIndex, missing: &[u32], notes: &mut PollNotes) {
             notes.scan.permission_denied =
                 notes.scan.permission_denied.max(report.permission_denied);
             notes.scan.unresolved = report.unresolved;
-            notes.scan.other_netns = report.other_netns;
         }
         Err(error) => notes.proc_index_error = Some(error),
     }

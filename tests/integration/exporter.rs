@@ -13,6 +13,9 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_sockdiag_exporter");
 
 pub struct Exporter {
     child: Child,
+    /// The inode of the network namespace the exporter runs in: its series are the ones
+    /// [`Exporter::scrape`] returns.
+    netns_inode: u64,
     pub address: SocketAddr,
     log: mpsc::Receiver<String>,
     pub log_lines: Vec<String>,
@@ -62,9 +65,13 @@ impl Exporter {
         let mut command = Command::new(bin);
         command
             .arg(format!("--web.listen-address={address}"))
-            .arg("--log.level=debug")
-            .args(args)
-            .env_clear();
+            .arg("--log.level=debug");
+        // Only the test's own namespace, unless the test asks for every one: the other
+        // tests' namespaces (and the host's) are not this test's to count.
+        if !args.iter().any(|a| a.starts_with("--namespaces")) {
+            command.arg("--namespaces=own");
+        }
+        command.args(args).env_clear();
         customize(&mut command);
         let mut child = command
             .stdin(Stdio::null())
@@ -84,6 +91,7 @@ impl Exporter {
         });
         Exporter {
             child,
+            netns_inode: own_netns_inode(),
             address,
             log,
             log_lines: Vec::new(),
@@ -130,8 +138,15 @@ impl Exporter {
         http_get(self.address, path, accept)
     }
 
-    /// Scrapes the telemetry path in text format 0.0.4.
+    /// Scrapes the telemetry path in text format 0.0.4: the series of the exporter's own
+    /// network namespace with their `netns` label taken out, and the series that have
+    /// none. Which label is ours comes from `sockdiag_netns_info`'s inode.
     pub fn scrape(&self) -> Scrape {
+        self.scrape_all().only_netns(self.netns_inode)
+    }
+
+    /// Scrapes every series, every namespace's.
+    pub fn scrape_all(&self) -> Scrape {
         let response = self.get("/metrics", None);
         assert_eq!(response.status, 200, "scrape failed: {}", response.body);
         Scrape::parse(&response.body)
@@ -241,6 +256,50 @@ impl Scrape {
         }
     }
 
+    /// The `netns` label of the namespace with this inode, from `sockdiag_netns_info`.
+    pub fn netns_label(&self, inode: u64) -> Option<String> {
+        let needle = format!(",inode=\"{inode}\",");
+        self.samples.keys().find_map(|series| {
+            let rest = series.strip_prefix("sockdiag_netns_info{netns=\"")?;
+            let (label, tail) = rest.split_once('"')?;
+            tail.starts_with(&needle).then(|| label.to_string())
+        })
+    }
+
+    /// The series of the namespace with this inode, without their `netns` label, and
+    /// those without one.
+    pub fn only_netns(self, inode: u64) -> Scrape {
+        let label = self.netns_label(inode).unwrap_or_else(|| {
+            panic!(
+                "no sockdiag_netns_info for namespace {inode}:\n{}",
+                self.text
+            )
+        });
+        let ours = format!("netns=\"{label}\"");
+        let samples = self
+            .samples
+            .into_iter()
+            .filter_map(|(series, value)| {
+                let Some((name, labels)) = series.split_once('{') else {
+                    return Some((series, value));
+                };
+                if !labels.starts_with("netns=") {
+                    return Some((series, value));
+                }
+                let rest = labels.strip_prefix(ours.as_str())?;
+                let series = match rest.strip_prefix(',') {
+                    Some(rest) => format!("{name}{{{rest}"),
+                    None => name.to_string(),
+                };
+                Some((series, value))
+            })
+            .collect();
+        Scrape {
+            samples,
+            text: self.text,
+        }
+    }
+
     /// The value of `series` (e.g. `sockdiag_tcp_sockets{family="ipv4",state="listen"}`);
     /// fails the test when the series is absent.
     pub fn value(&self, series: &str) -> f64 {
@@ -273,4 +332,12 @@ impl Scrape {
             })
             .collect()
     }
+}
+
+/// The inode of the calling thread's network namespace.
+pub fn own_netns_inode() -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/thread-self/ns/net")
+        .expect("stat /proc/thread-self/ns/net")
+        .ino()
 }

@@ -18,14 +18,12 @@ use crate::source::inet_diag::TcpState;
 impl Aggregator {
     /// Ends the poll: settles the pending owners, applies the cardinality limits and
     /// returns the namespace's TCP figures. `peaks` holds the largest accept queue sampled
-    /// per listening address since the last poll; `close_wait_untracked` the CLOSE_WAIT
-    /// sockets the age tracker had no room for.
+    /// per listening address since the last poll.
     pub fn finish(
         mut self,
-        owners: &mut impl Owners,
+        owners: &impl Owners,
         settings: &Settings,
         peaks: &ListenSample,
-        close_wait_untracked: u64,
     ) -> TcpFigures {
         self.settle(owners);
         // Listeners are counted here, once settled, whether their owner was already known
@@ -197,7 +195,7 @@ impl Aggregator {
                 folded_destinations,
                 peers,
                 folded_peers,
-                close_wait_untracked,
+                close_wait_untracked: self.close_wait_untracked,
             },
             tcp_sockets: self.tcp_sockets,
             sockets_scanned: self.scanned,

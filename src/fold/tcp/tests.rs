@@ -38,10 +38,10 @@ impl Table {
 }
 
 impl Owners for Table {
-    fn owner(&mut self, inode: u32) -> Option<Owner> {
+    fn owner(&self, inode: u32) -> Option<Owner> {
         self.now.get(&inode).map(|id| Owner::Process(*id))
     }
-    fn settle(&mut self, inode: u32) -> Owner {
+    fn settle(&self, inode: u32) -> Owner {
         self.now
             .get(&inode)
             .or_else(|| self.later.get(&inode))
@@ -73,13 +73,13 @@ fn rec(state: TcpState, local: &str, remote: &str, inode: u32) -> Record {
 }
 
 impl Aggregator {
-    fn add_(&mut self, record: &Record, owners: &mut Table) {
+    fn add_(&mut self, record: &Record, owners: &Table) {
         self.add(record, None, owners)
     }
 }
 
-fn finish(aggregator: Aggregator, owners: &mut Table, limits: &Settings) -> TcpFigures {
-    aggregator.finish(owners, limits, &FxHashMap::default(), 0)
+fn finish(aggregator: Aggregator, owners: &Table, limits: &Settings) -> TcpFigures {
+    aggregator.finish(owners, limits, &FxHashMap::default())
 }
 
 fn series(snapshot: &TcpFigures) -> Vec<String> {
@@ -112,37 +112,37 @@ fn direction_port_and_owner() {
     let mut a = Aggregator::default();
     a.add_listener(
         &rec(TcpState::Listen, "0.0.0.0:80", "0.0.0.0:0", 10),
-        &mut owners,
+        &owners,
     );
     // inbound close_wait owned by nginx, with 46 unread bytes
     let mut cw = rec(TcpState::CloseWait, "10.0.0.1:80", "10.0.0.9:50000", 11);
     cw.recv_queue = 46;
-    a.add(&cw, None, &mut owners);
+    a.add(&cw, None, &owners);
     // outbound to mysql, one known now, one found by the scan
     a.add_(
         &rec(TcpState::CloseWait, "10.0.0.1:40000", "10.0.0.7:3306", 20),
-        &mut owners,
+        &owners,
     );
     a.add_(
         &rec(TcpState::CloseWait, "10.0.0.1:40001", "10.0.0.7:3306", 21),
-        &mut owners,
+        &owners,
     );
     // never accepted, and a TIME_WAIT with no owner
     a.add_(
         &rec(TcpState::CloseWait, "10.0.0.1:80", "10.0.0.9:50001", 0),
-        &mut owners,
+        &owners,
     );
     a.add_(
         &rec(TcpState::TimeWait, "10.0.0.1:40002", "10.0.0.7:3306", 0),
-        &mut owners,
+        &owners,
     );
     // an owner that cannot be found
     a.add_(
         &rec(TcpState::Established, "10.0.0.1:40003", "10.0.0.8:443", 99),
-        &mut owners,
+        &owners,
     );
     assert_eq!(a.missing_inodes(), vec![21, 99]);
-    let snapshot = finish(a, &mut owners, &Settings::default());
+    let snapshot = finish(a, &owners, &Settings::default());
     assert_eq!(
         series(&snapshot),
         vec![
@@ -167,10 +167,10 @@ fn direction_port_and_owner() {
 struct Unreachable(Table);
 
 impl Owners for Unreachable {
-    fn owner(&mut self, _inode: u32) -> Option<Owner> {
+    fn owner(&self, _inode: u32) -> Option<Owner> {
         Some(Owner::Unknown)
     }
-    fn settle(&mut self, _inode: u32) -> Owner {
+    fn settle(&self, _inode: u32) -> Owner {
         Owner::Unknown
     }
     fn name(&self, id: NameId) -> Arc<str> {
@@ -180,23 +180,23 @@ impl Owners for Unreachable {
 
 #[test]
 fn unattributed_counts_listeners_known_unreachable_at_the_dump() {
-    let mut owners = Unreachable(Table::default());
+    let owners = Unreachable(Table::default());
     let mut a = Aggregator::default();
     a.add_listener(
         &rec(TcpState::Listen, "0.0.0.0:80", "0.0.0.0:0", 7),
-        &mut owners,
+        &owners,
     );
     a.add(
         &rec(TcpState::Established, "10.0.0.1:80", "10.0.0.2:4000", 8),
         None,
-        &mut owners,
+        &owners,
     );
     a.add(
         &rec(TcpState::Established, "10.0.0.1:80", "10.0.0.2:4001", 9),
         None,
-        &mut owners,
+        &owners,
     );
-    let snapshot = a.finish(&mut owners, &Settings::default(), &FxHashMap::default(), 0);
+    let snapshot = a.finish(&owners, &Settings::default(), &FxHashMap::default());
     assert_eq!(snapshot.breakdown.unattributed, 3);
     assert_eq!(&*snapshot.breakdown.listeners[0].process, "unknown");
 }
@@ -217,7 +217,7 @@ fn top_n_ports_and_processes_fold_into_other() {
                     &format!("10.0.0.2:{}", 1000 + i),
                     inode,
                 ),
-                &mut owners,
+                &owners,
             );
             inode += 1;
         }
@@ -227,7 +227,7 @@ fn top_n_ports_and_processes_fold_into_other() {
         max_processes: 3,
         ..Settings::default()
     };
-    let snapshot = finish(a, &mut owners, &limits);
+    let snapshot = finish(a, &owners, &limits);
     assert_eq!(
         series(&snapshot),
         vec![
@@ -251,7 +251,7 @@ fn include_and_exclude_filters() {
     assert!(filter.allows(8000));
     assert!(!filter.allows(8080));
     assert!(!filter.allows(443));
-    let mut owners = Table::default();
+    let owners = Table::default();
     let mut a = Aggregator::default();
     for (port, inode) in [(3306u16, 0u32), (443, 0), (8080, 0)] {
         a.add_(
@@ -261,14 +261,14 @@ fn include_and_exclude_filters() {
                 &format!("10.0.0.2:{port}"),
                 inode,
             ),
-            &mut owners,
+            &owners,
         );
     }
     let limits = Settings {
         ports: filter,
         ..Settings::default()
     };
-    let snapshot = finish(a, &mut owners, &limits);
+    let snapshot = finish(a, &owners, &limits);
     assert_eq!(
         series(&snapshot),
         vec![
@@ -289,11 +289,11 @@ fn reuseport_listeners_are_summed_and_peak_is_at_least_the_length() {
         let mut l = rec(TcpState::Listen, "0.0.0.0:443", "0.0.0.0:0", inode);
         l.recv_queue = 3;
         l.send_queue = 511;
-        a.add_listener(&l, &mut owners);
+        a.add_listener(&l, &owners);
     }
     let mut peaks = FxHashMap::default();
     peaks.insert(("0.0.0.0".parse().unwrap(), 443), 40);
-    let snapshot = a.finish(&mut owners, &Settings::default(), &peaks, 0);
+    let snapshot = a.finish(&owners, &Settings::default(), &peaks);
     let l = &snapshot.breakdown.listeners[0];
     assert_eq!((l.length, l.limit, l.peak), (6, 1022, 40));
 }
@@ -329,13 +329,13 @@ fn close_wait_ages_fold_to_oldest_and_stale_per_owner() {
             inode,
         )
     };
-    a.add(&cw(40000, 1), Some(Duration::from_secs(5)), &mut owners);
-    a.add(&cw(40001, 2), Some(Duration::from_secs(90)), &mut owners);
+    a.add(&cw(40000, 1), Some(Duration::from_secs(5)), &owners);
+    a.add(&cw(40001, 2), Some(Duration::from_secs(90)), &owners);
     // Found only by the scan: its age travels with the pending entry.
-    a.add(&cw(40002, 3), Some(Duration::from_secs(200)), &mut owners);
+    a.add(&cw(40002, 3), Some(Duration::from_secs(200)), &owners);
     // Untracked (tracker full): counted, but no age.
-    a.add(&cw(40003, 1), None, &mut owners);
-    let snapshot = finish(a, &mut owners, &settings);
+    a.add(&cw(40003, 1), None, &owners);
+    let snapshot = finish(a, &owners, &settings);
     let s = &snapshot.breakdown.ports[0];
     assert_eq!(
         (s.sockets, s.close_wait_oldest, s.close_wait_stale),
@@ -345,7 +345,7 @@ fn close_wait_ages_fold_to_oldest_and_stale_per_owner() {
 
 #[test]
 fn ephemeral_ports_take_the_max_over_local_addresses_and_fold_the_rest() {
-    let mut owners = Table::default();
+    let owners = Table::default();
     let settings = Settings {
         max_destinations: 1,
         ..Settings::default()
@@ -356,7 +356,7 @@ fn ephemeral_ports_take_the_max_over_local_addresses_and_fold_the_rest() {
             let (ip, _) = local.split_once(':').unwrap();
             a.add_(
                 &rec(state, &format!("{ip}:{}", 40000 + i), remote, 0),
-                &mut owners,
+                &owners,
             );
         }
     };
@@ -367,9 +367,9 @@ fn ephemeral_ports_take_the_max_over_local_addresses_and_fold_the_rest() {
     // Outside the range: not an ephemeral port.
     a.add_(
         &rec(TcpState::Established, "10.0.0.10:50000", "10.0.0.2:9002", 0),
-        &mut owners,
+        &owners,
     );
-    let snapshot = finish(a, &mut owners, &settings);
+    let snapshot = finish(a, &owners, &settings);
     assert_eq!(
         snapshot.exhaustion.destinations,
         vec![(Some(("10.0.0.1".parse().unwrap(), 9001)), 8), (None, 6)]
@@ -380,7 +380,7 @@ fn ephemeral_ports_take_the_max_over_local_addresses_and_fold_the_rest() {
 
 #[test]
 fn peers_keep_the_top_k_addresses_and_fold_the_rest_per_state() {
-    let mut owners = Table::default();
+    let owners = Table::default();
     let settings = Settings {
         max_peers: 1,
         ..Settings::default()
@@ -398,9 +398,9 @@ fn peers_keep_the_top_k_addresses_and_fold_the_rest_per_state() {
         } else {
             "10.0.0.1:5000"
         };
-        a.add_(&rec(state, local, remote, 0), &mut owners);
+        a.add_(&rec(state, local, remote, 0), &owners);
     }
-    let snapshot = finish(a, &mut owners, &settings);
+    let snapshot = finish(a, &owners, &settings);
     let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
     assert_eq!(
         snapshot.exhaustion.peers,

@@ -19,11 +19,15 @@
 //! So the steady-state cost follows the number of new sockets, not the number of fds.
 //!
 //! A socket held by several processes (prefork servers, inherited fds) belongs to the
-//! holder with the lowest pid among those seen when it was first found; when that
-//! process exits the socket goes to the lowest-pid remaining holder at the next scan.
+//! holder with the lowest pid among those seen when it was first found. Every poll
+//! re-reads the stat file of each process that owns a cached socket
+//! ([`ProcIndex::revalidate`]): when that process has exited (or its pid was reused) its
+//! sockets go to the lowest-pid remaining holder in the same poll, and a renamed process
+//! (exec, prctl) shows its new name.
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -54,8 +58,6 @@ pub struct ScanReport {
     pub permission_denied: u32,
     /// Dumped inodes still without an owner after the scans.
     pub unresolved: u32,
-    /// Processes skipped by phase 1 because they live in another network namespace.
-    pub other_netns: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,17 +80,19 @@ struct Process {
     fds: FxHashMap<u32, FdEntry>,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 struct Owner {
     pid: u32,
     fd: u32,
     /// Poll generation that last saw the inode in a dump; 0 = never (a socket of another
     /// namespace, or one created after the dump).
-    seen: u32,
+    seen: AtomicU32,
 }
 
-/// The inode -> owner cache. Not thread-safe by design: the poller owns it and uses it
-/// from one blocking task at a time.
+/// The inode -> owner cache. Scans and sweeps take `&mut self` and run between the
+/// dumps; lookups take `&self`, so the dumps of several network namespaces can ask at
+/// once. A lookup marks the inode alive with a relaxed atomic store: the sweep that reads
+/// those marks runs after the dump threads have been joined.
 #[derive(Debug)]
 pub struct ProcIndex {
     root: PathBuf,
@@ -97,7 +101,7 @@ pub struct ProcIndex {
     names: Vec<Arc<str>>,
     name_ids: FxHashMap<Arc<str>, NameId>,
     /// Dumped inodes a full pass could not find, by the poll generation that last saw them.
-    unresolvable: FxHashMap<u32, u32>,
+    unresolvable: FxHashMap<u32, AtomicU32>,
     poll: u32,
     scan: u32,
     link: Vec<u8>,
@@ -133,19 +137,18 @@ impl ProcIndex {
     /// The owner's name of a socket inode seen in the current dump, if known. An inode
     /// that a full pass already failed to find returns `None` without asking for a scan
     /// (see [`ProcIndex::is_unresolvable`]).
-    pub fn lookup(&mut self, inode: u32) -> Option<NameId> {
-        let poll = self.poll;
-        let owner = self.owners.get_mut(&inode)?;
-        owner.seen = poll;
+    pub fn lookup(&self, inode: u32) -> Option<NameId> {
+        let owner = self.owners.get(&inode)?;
+        owner.seen.store(self.poll, Ordering::Relaxed);
         let process = self.processes.get(&owner.pid)?;
         Some(process.name)
     }
 
     /// True when `inode` is known to be beyond reach; marks it as still alive.
-    pub fn is_unresolvable(&mut self, inode: u32) -> bool {
-        match self.unresolvable.get_mut(&inode) {
+    pub fn is_unresolvable(&self, inode: u32) -> bool {
+        match self.unresolvable.get(&inode) {
             Some(seen) => {
-                *seen = self.poll;
+                seen.store(self.poll, Ordering::Relaxed);
                 true
             }
             None => false,
@@ -162,7 +165,8 @@ impl ProcIndex {
         let poll = self.poll;
         let processes = &mut self.processes;
         self.owners.retain(|_, owner| {
-            let alive = owner.seen == 0 || owner.seen == poll;
+            let seen = *owner.seen.get_mut();
+            let alive = seen == 0 || seen == poll;
             if !alive {
                 if let Some(process) = processes.get_mut(&owner.pid) {
                     process.fds.remove(&owner.fd);
@@ -170,7 +174,7 @@ impl ProcIndex {
             }
             alive
         });
-        self.unresolvable.retain(|_, seen| *seen == poll);
+        self.unresolvable.retain(|_, seen| *seen.get_mut() == poll);
     }
 
     /// Finds the owners of `missing` (dumped inodes without one): phase 1 reads the fd
@@ -188,11 +192,11 @@ impl ProcIndex {
         let poll = self.poll;
         for inode in missing {
             if let Some(owner) = self.owners.get_mut(inode) {
-                owner.seen = poll;
+                *owner.seen.get_mut() = poll;
             }
         }
         for inode in self.unresolved(missing) {
-            self.unresolvable.insert(inode, poll);
+            self.unresolvable.insert(inode, AtomicU32::new(poll));
             report.unresolved += 1;
         }
         Ok(report)
@@ -224,7 +228,14 @@ impl ProcIndex {
                 owner.fd = fd;
             }
             None => {
-                self.owners.insert(inode, Owner { pid, fd, seen: 0 });
+                self.owners.insert(
+                    inode,
+                    Owner {
+                        pid,
+                        fd,
+                        seen: AtomicU32::new(0),
+                    },
+                );
             }
         }
     }
@@ -249,8 +260,8 @@ pub fn default_root() -> &'static Path {
 mod read;
 mod scan;
 
-pub use read::{parse_socket_link, parse_start_time};
-use read::{parse_u32, read_comm, read_netns, read_start_time};
+pub use read::{parse_socket_link, parse_start_time, parse_stat_comm};
+use read::{parse_u32, read_comm, read_start_time, read_stat};
 
 #[cfg(test)]
 mod tests;

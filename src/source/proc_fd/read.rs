@@ -26,14 +26,6 @@ pub fn parse_start_time(stat: &str) -> Option<u64> {
     rest.split_whitespace().nth(19)?.parse().ok()
 }
 
-/// The network namespace inode of a `.../ns/net` link (`net:[4026531840]`).
-pub(super) fn read_netns(dir: &OwnedFd, link: &str) -> Option<u64> {
-    let mut buf = [0u8; 64];
-    let len = rustix::fs::readlinkat_raw(dir, link, &mut buf[..]).ok()?;
-    let inner = buf[..len].strip_prefix(b"net:[")?.strip_suffix(b"]")?;
-    std::str::from_utf8(inner).ok()?.parse().ok()
-}
-
 pub(super) fn read_small(dir: &OwnedFd, name: &str) -> Option<String> {
     let file = rustix::fs::openat(
         dir.as_fd(),
@@ -54,4 +46,24 @@ pub(super) fn read_start_time(dir: &OwnedFd) -> Option<u64> {
 pub(super) fn read_comm(dir: &OwnedFd) -> Option<String> {
     let comm = read_small(dir, "comm")?;
     Some(comm.trim_end_matches('\n').to_string())
+}
+
+/// Field 2 (comm) of /proc/PID/stat: what lies between the first '(' and the last ')'.
+/// The same text as /proc/PID/comm, so one read gives the name and the start time.
+pub fn parse_stat_comm(stat: &str) -> Option<&str> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    stat.get(open + 1..close)
+}
+
+/// `/proc/PID/stat`, read through the already open /proc directory.
+pub(super) fn read_stat(proc: &OwnedFd, pid: u32) -> Option<String> {
+    let dir = rustix::fs::openat(
+        proc,
+        pid.to_string(),
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    read_small(&dir, "stat")
 }

@@ -4,6 +4,56 @@
 use super::*;
 
 impl ProcIndex {
+    /// Before a poll's dumps: re-reads `/proc/PID/stat` of every process that owns a
+    /// cached socket (one small read each, not one per socket). A process that exited, or
+    /// whose pid now belongs to another process (its start time changed), is forgotten
+    /// with what it owned: the dump then finds those sockets missing, and the scan after
+    /// it names their current holder (a child that inherited them). A process that
+    /// changed its comm (exec, prctl PR_SET_NAME) is renamed. Returns the processes
+    /// forgotten.
+    pub fn revalidate(&mut self) -> Result<u32, ProcIndexError> {
+        let mut holders: Vec<u32> = self.owners.values().map(|owner| owner.pid).collect();
+        holders.sort_unstable();
+        holders.dedup();
+        if holders.is_empty() {
+            return Ok(0);
+        }
+        let proc = rustix::fs::open(
+            &self.root,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|source| ProcIndexError::Root {
+            path: self.root.clone(),
+            source: source.into(),
+        })?;
+        let mut forgotten = 0;
+        for pid in holders {
+            let Some(cached) = self.processes.get(&pid) else {
+                continue;
+            };
+            let stat = read_stat(&proc, pid);
+            let now = stat
+                .as_deref()
+                .and_then(|stat| Some((parse_start_time(stat)?, parse_stat_comm(stat)?)));
+            match now {
+                Some((start_time, comm)) if start_time == cached.start_time => {
+                    if **self.name(cached.name) != *comm {
+                        let name = self.intern(comm);
+                        if let Some(process) = self.processes.get_mut(&pid) {
+                            process.name = name;
+                        }
+                    }
+                }
+                _ => {
+                    self.forget_process(pid);
+                    forgotten += 1;
+                }
+            }
+        }
+        Ok(forgotten)
+    }
+
     pub(super) fn scan_all(
         &mut self,
         full: bool,
@@ -41,16 +91,8 @@ impl ProcIndex {
         for pid in gone {
             self.forget_process(pid);
         }
-        // Phase 1 reads only processes of our own network namespace: a socket belongs to
-        // the namespace it was created in, which is nearly always its holder's. Phase 2
-        // (`full`) reads every process, for the rare socket held across namespaces.
-        let own_netns = if full {
-            None
-        } else {
-            read_netns(&proc, "thread-self/ns/net")
-        };
         for pid in pids {
-            self.scan_process(&proc, pid, own_netns, full, report);
+            self.scan_process(&proc, pid, full, report);
         }
         Ok(())
     }
@@ -69,14 +111,7 @@ impl ProcIndex {
 
     /// Scans one process. Every error here is a normal event (the process exited, closed
     /// an fd mid-read, or is not ours to read) and only ends this process's scan.
-    fn scan_process(
-        &mut self,
-        proc: &OwnedFd,
-        pid: u32,
-        own_netns: Option<u64>,
-        full: bool,
-        report: &mut ScanReport,
-    ) {
+    fn scan_process(&mut self, proc: &OwnedFd, pid: u32, full: bool, report: &mut ScanReport) {
         let Ok(dir) = rustix::fs::openat(
             proc,
             pid.to_string(),
@@ -85,13 +120,6 @@ impl ProcIndex {
         ) else {
             return;
         };
-        if let Some(own) = own_netns {
-            // A process whose namespace cannot be read is scanned, not skipped.
-            if read_netns(&dir, "ns/net").is_some_and(|theirs| theirs != own) {
-                report.other_netns += 1;
-                return;
-            }
-        }
         let Some(start_time) = read_start_time(&dir) else {
             return;
         };

@@ -194,33 +194,80 @@ fn closed_fd_and_reused_pid_drop_their_owners() {
 }
 
 #[test]
-fn phase_1_skips_other_network_namespaces_and_phase_2_does_not() {
+fn one_scan_finds_owners_in_every_network_namespace() {
+    // The index is host-wide: a container's process is read by the first (cheap) phase,
+    // whatever namespace its sockets live in.
     let proc = FakeProc::new("netns");
-    std::fs::create_dir_all(proc.0.join("thread-self/ns")).unwrap();
-    symlink("net:[100]", proc.0.join("thread-self/ns/net")).unwrap();
     proc.process(10, "ours", 1);
     proc.process(20, "container", 2);
-    std::fs::create_dir_all(proc.0.join("10/ns")).unwrap();
-    std::fs::create_dir_all(proc.0.join("20/ns")).unwrap();
-    symlink("net:[100]", proc.0.join("10/ns/net")).unwrap();
-    symlink("net:[200]", proc.0.join("20/ns/net")).unwrap();
-    for fd in 0..50 {
-        proc.fd(20, fd, &format!("socket:[{}]", 5000 + fd));
-    }
     proc.fd(10, 3, "socket:[1]");
+    proc.fd(20, 3, "socket:[2]");
     let mut index = ProcIndex::new(&proc.0);
     index.begin_poll();
-    let report = index.resolve(&[1]).unwrap();
-    assert_eq!(
-        (report.scans, report.readlinks, report.other_netns),
-        (1, 1, 1)
-    );
+    let report = index.resolve(&[1, 2]).unwrap();
+    assert_eq!((report.scans, report.readlinks), (1, 2));
     assert_eq!(owner_name(&mut index, 1).as_deref(), Some("ours"));
-    // A socket of our namespace held by a process of another one: only phase 2 finds it.
-    proc.fd(20, 60, "socket:[2]");
-    let report = index.resolve(&[2]).unwrap();
-    assert_eq!(report.scans, 2);
     assert_eq!(owner_name(&mut index, 2).as_deref(), Some("container"));
+}
+
+#[test]
+fn owner_name_stale_after_parent_exit_is_replaced_by_the_child_at_the_next_poll() {
+    // A parent passes its socket to a child and exits: the next poll names the child,
+    // although no new socket asked for a scan.
+    let proc = FakeProc::new("parent-exit");
+    proc.process(10, "parent", 1);
+    proc.process(11, "child", 2);
+    proc.fd(10, 3, "socket:[7]");
+    proc.fd(11, 3, "socket:[7]");
+    let mut index = ProcIndex::new(&proc.0);
+    index.begin_poll();
+    index.warm().unwrap();
+    assert_eq!(owner_name(&mut index, 7).as_deref(), Some("parent"));
+    index.sweep();
+    std::fs::remove_dir_all(proc.0.join("10")).unwrap();
+    index.begin_poll();
+    assert_eq!(index.revalidate().unwrap(), 1, "the parent is forgotten");
+    assert_eq!(index.lookup(7), None, "the dump must ask for a scan");
+    index.sweep();
+    index.resolve(&[7]).unwrap();
+    assert_eq!(owner_name(&mut index, 7).as_deref(), Some("child"));
+}
+
+#[test]
+fn owner_name_stale_after_exec_or_prctl_rename_is_refreshed_at_the_next_poll() {
+    let proc = FakeProc::new("rename");
+    proc.process(10, "bash", 1);
+    proc.fd(10, 3, "socket:[7]");
+    let mut index = ProcIndex::new(&proc.0);
+    index.begin_poll();
+    index.warm().unwrap();
+    assert_eq!(owner_name(&mut index, 7).as_deref(), Some("bash"));
+    index.sweep();
+    // exec or prctl(PR_SET_NAME): same pid, same start time, new comm.
+    proc.process(10, "php-fpm: pool", 1);
+    index.begin_poll();
+    assert_eq!(index.revalidate().unwrap(), 0);
+    assert_eq!(owner_name(&mut index, 7).as_deref(), Some("php-fpm: pool"));
+}
+
+#[test]
+fn owner_name_of_a_reused_pid_is_never_the_old_process_name() {
+    let proc = FakeProc::new("pid-reuse");
+    proc.process(10, "old", 1);
+    proc.fd(10, 3, "socket:[7]");
+    let mut index = ProcIndex::new(&proc.0);
+    index.begin_poll();
+    index.warm().unwrap();
+    index.sweep();
+    // Pid 10 exits and is reused by another process that holds a new socket on fd 3.
+    proc.process(10, "new", 99);
+    proc.fd(10, 3, "socket:[8]");
+    index.begin_poll();
+    assert_eq!(index.revalidate().unwrap(), 1);
+    assert_eq!(index.lookup(7), None);
+    index.sweep();
+    index.resolve(&[8]).unwrap();
+    assert_eq!(owner_name(&mut index, 8).as_deref(), Some("new"));
 }
 
 #[test]

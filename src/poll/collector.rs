@@ -1,0 +1,438 @@
+//! One main poll over every network namespace, in order:
+//! 1. discovery: which namespaces, their labels and infos ([`super::discover`]);
+//! 2. owners: a new generation of the host-wide /proc index ([`super::owners::begin`]);
+//! 3. the recipe of [`super::namespace`] in each namespace: ours on the calling thread,
+//!    the others on at most `netns_concurrency` threads that enter them one after the
+//!    other and end with the poll (so a thread that entered a namespace never serves
+//!    anything else, and no namespace fd outlives the poll);
+//! 4. owners: one /proc scan for every namespace's unknown inodes;
+//! 5. the caps of each namespace, then the namespace cap: the largest keep their label,
+//!    the rest fold into `netns="other"`; the snapshot is built once.
+//!
+//! A failure in our own namespace fails the poll (the previous snapshot stays). A
+//! namespace that vanished before or during its dump is dropped and counted; any other
+//! failure in another namespace drops that namespace, is counted and reported in the
+//! notes, and never fails the poll.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
+
+use super::discover::{self, DiscoverError, Namespace, Sources};
+use super::namespace::{self, NetnsDump};
+use super::{lower_priority, owners, Peaks, PollError, PollerConfig, Reopening, Target, Targets};
+use crate::fold::close_wait::CloseWaitTracker;
+use crate::fold::Settings;
+use crate::snapshot::{FoldedNetns, NetnsFigures, NetnsInfo, NetnsSkipped, Snapshot};
+use crate::source::inet_diag::{SockDiag, SockDiagError};
+use crate::source::netns::{self, HomeNetns, MissingPrivileges, NetnsError};
+use crate::source::proc_fd::{ProcIndex, ProcIndexError, ScanReport};
+
+/// Which namespaces a poll samples: `namespaces` in the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scope {
+    /// Every namespace on the host (needs CAP_SYS_ADMIN and CAP_SYS_PTRACE).
+    #[default]
+    All,
+    /// Only the exporter's own.
+    Own,
+}
+
+/// Side results of a poll that do not fail it.
+#[derive(Debug, Default)]
+pub struct PollNotes {
+    pub scan: ScanReport,
+    pub proc_index_error: Option<ProcIndexError>,
+    /// Cached owners found exited, reused or renamed away by the revalidation.
+    pub forgotten: u32,
+    /// Kernel counter or sysctl files that could not be read, with their namespace.
+    pub kernel_errors: Vec<String>,
+    /// Why other namespaces were not entered, when the privileges are missing.
+    pub missing_privileges: Option<MissingPrivileges>,
+    /// Discovery failed: only our own namespace was sampled.
+    pub discovery_error: Option<DiscoverError>,
+    /// Namespaces dropped for a failure other than vanishing, with the failure.
+    pub netns_errors: Vec<String>,
+    /// Namespaces sampled.
+    pub namespaces: usize,
+}
+
+/// The state a main poll carries from one poll to the next.
+#[derive(Debug)]
+pub struct Collector {
+    sock_diag: Reopening,
+    index: ProcIndex,
+    close_wait: Mutex<CloseWaitTracker>,
+    settings: Settings,
+    scope: Scope,
+    sources: Sources,
+    concurrency: usize,
+    max_namespaces: usize,
+    peaks: Peaks,
+    targets: Targets,
+}
+
+/// A namespace to dump this poll: `enter` is `None` for our own.
+struct Job {
+    namespace: Namespace,
+    enter: Option<PathBuf>,
+    host: bool,
+}
+
+impl Job {
+    /// The host's and our own namespace get the full caps and every zero-valued series.
+    fn full(&self) -> bool {
+        self.host || self.enter.is_none()
+    }
+}
+
+enum Outcome {
+    Dumped(Box<NetnsDump>),
+    Vanished,
+    Failed(String),
+}
+
+impl Collector {
+    pub fn new(config: &PollerConfig, peaks: Peaks, targets: Targets) -> Collector {
+        Collector {
+            sock_diag: Reopening::default(),
+            index: ProcIndex::new(&config.sources.proc_root),
+            close_wait: Mutex::new(CloseWaitTracker::new(config.close_wait_capacity)),
+            settings: config.settings.clone(),
+            scope: config.scope,
+            sources: config.sources.clone(),
+            concurrency: config.netns_concurrency.max(1),
+            max_namespaces: config.max_namespaces.max(1),
+            peaks,
+            targets,
+        }
+    }
+
+    /// One complete poll. Blocking.
+    pub fn poll(&mut self) -> Result<(Snapshot, PollNotes), PollError> {
+        let started = Instant::now();
+        let mut notes = PollNotes::default();
+        let (jobs, mut skipped) = self.discover(&mut notes);
+        notes.namespaces = jobs.len();
+        *self.targets.lock().unwrap_or_else(|p| p.into_inner()) = jobs
+            .iter()
+            .filter_map(|job| {
+                Some(Target {
+                    id: job.namespace.id,
+                    enter: job.enter.clone()?,
+                })
+            })
+            .collect();
+        owners::begin(&mut self.index, &mut notes);
+        self.close_wait
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .begin_poll(started);
+        let outcomes = self.dump_all(&jobs)?;
+
+        let mut dumped = Vec::with_capacity(jobs.len());
+        let mut unsampled = Vec::new();
+        for (job, outcome) in jobs.into_iter().zip(outcomes) {
+            match outcome {
+                Outcome::Dumped(dump) => dumped.push((job, dump)),
+                Outcome::Vanished => skipped.vanished += 1,
+                Outcome::Failed(error) => {
+                    skipped.error += 1;
+                    unsampled.push(job.namespace.id);
+                    notes.netns_errors.push(error);
+                }
+            }
+        }
+        self.close_wait
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .end_poll(&unsampled);
+        let missing: Vec<u32> = dumped
+            .iter()
+            .flat_map(|(_, dump)| dump.aggregator.missing_inodes())
+            .collect();
+        owners::resolve(&mut self.index, &missing, &mut notes);
+
+        let mut peaks = std::mem::take(&mut *self.peaks.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut sockets_scanned = 0;
+        let mut figures = Vec::with_capacity(dumped.len());
+        let mut infos = Vec::with_capacity(dumped.len());
+        for (job, dump) in dumped {
+            let label: Arc<str> = Arc::from(job.namespace.label.as_str());
+            for error in &dump.kernel_errors {
+                notes.kernel_errors.push(format!("netns {label}: {error}"));
+            }
+            let settings = self.settings.for_namespace(job.full());
+            let tcp = dump.aggregator.finish(
+                &self.index,
+                &settings,
+                &peaks.remove(&job.namespace.id).unwrap_or_default(),
+            );
+            sockets_scanned += tcp.sockets_scanned;
+            infos.push(info(&label, &job.namespace));
+            let full = job.full();
+            figures.push((
+                full,
+                NetnsFigures {
+                    netns: label,
+                    full,
+                    tcp,
+                    kernel: dump.kernel,
+                },
+            ));
+        }
+        let (namespaces, folded) = cap_namespaces(figures, self.max_namespaces);
+        infos.sort_by(|a, b| a.netns.cmp(&b.netns));
+        let snapshot = Snapshot {
+            namespaces,
+            folded,
+            netns_info: infos,
+            skipped,
+            sockets_scanned,
+            poll_duration: started.elapsed(),
+            completed_at: SystemTime::now(),
+        };
+        Ok((snapshot, notes))
+    }
+
+    /// The namespaces to dump: every one discovered, ours only with `Scope::Own`, without
+    /// the privileges to enter others, or when discovery fails.
+    fn discover(&self, notes: &mut PollNotes) -> (Vec<Job>, NetnsSkipped) {
+        let mut skipped = NetnsSkipped::default();
+        let found = match discover::discover(&self.sources) {
+            Ok(found) => found,
+            Err(error) => {
+                notes.discovery_error = Some(error);
+                return (vec![own_fallback(&self.sources.proc_root)], skipped);
+            }
+        };
+        if self.scope == Scope::All {
+            match netns::missing_privileges() {
+                Ok(None) => {}
+                Ok(Some(missing)) => notes.missing_privileges = Some(missing),
+                Err(error) => {
+                    notes.discovery_error = Some(DiscoverError::Netns(error));
+                }
+            }
+        }
+        let enter_others = self.scope == Scope::All
+            && notes.missing_privileges.is_none()
+            && notes.discovery_error.is_none();
+        let host = found.by_label(discover::HOST_LABEL).map(|ns| ns.id);
+        let mut jobs = Vec::new();
+        for namespace in found.namespaces {
+            let own = namespace.id == found.own;
+            if !own && !enter_others {
+                if self.scope == Scope::All {
+                    skipped.permission += 1;
+                }
+                continue;
+            }
+            jobs.push(Job {
+                enter: (!own).then(|| namespace.enter.clone()),
+                host: host == Some(namespace.id),
+                namespace,
+            });
+        }
+        if !jobs.iter().any(|job| job.enter.is_none()) {
+            // Our own namespace is always sampled, even if discovery missed it (a /proc
+            // that is not ours): it is the one every privilege-less user gets.
+            jobs.push(own_fallback(&self.sources.proc_root));
+        }
+        (jobs, skipped)
+    }
+
+    /// Runs the recipe in every namespace of `jobs`; outcomes in the order of `jobs`.
+    fn dump_all(&mut self, jobs: &[Job]) -> Result<Vec<Outcome>, PollError> {
+        let others: Vec<usize> = (0..jobs.len())
+            .filter(|&i| jobs[i].enter.is_some())
+            .collect();
+        let own = jobs.iter().position(|job| job.enter.is_none());
+        let next = AtomicUsize::new(0);
+        let results: Mutex<Vec<(usize, Outcome)>> = Mutex::new(Vec::with_capacity(others.len()));
+        let workers = self.concurrency.min(others.len());
+        let Collector {
+            sock_diag,
+            index,
+            close_wait,
+            settings,
+            sources,
+            ..
+        } = self;
+        let (index, close_wait, proc_root) = (&*index, &*close_wait, &sources.proc_root);
+        let own_result = std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| {
+                    lower_priority();
+                    let home = HomeNetns::open(proc_root);
+                    loop {
+                        let n = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(&i) = others.get(n) else { break };
+                        let job = &jobs[i];
+                        let settings = settings.for_namespace(job.full());
+                        let outcome = match &home {
+                            Ok(home) => enter_and_dump(home, job, index, close_wait, &settings),
+                            Err(error) => Outcome::Failed(format!(
+                                "netns {}: cannot hold our own namespace: {error}",
+                                job.namespace.label
+                            )),
+                        };
+                        results
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push((i, outcome));
+                    }
+                });
+            }
+            own.map(|i| {
+                let job = &jobs[i];
+                let settings = settings.for_namespace(job.full());
+                sock_diag
+                    .with(PollError::Dump, |open| {
+                        namespace::dump(open, job.namespace.id, index, close_wait, &settings)
+                    })
+                    .map(|dump| (i, Outcome::Dumped(Box::new(dump))))
+            })
+            .transpose()
+        })?;
+        let mut results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+        results.extend(own_result);
+        results.sort_by_key(|(i, _)| *i);
+        Ok(results.into_iter().map(|(_, outcome)| outcome).collect())
+    }
+}
+
+/// Enters `job`'s namespace on this thread, opens a sock_diag socket there (a socket
+/// belongs to the namespace it was opened in), runs the recipe and comes back.
+fn enter_and_dump(
+    home: &HomeNetns,
+    job: &Job,
+    index: &ProcIndex,
+    close_wait: &Mutex<CloseWaitTracker>,
+    settings: &Settings,
+) -> Outcome {
+    let Some(path) = &job.enter else {
+        return Outcome::Failed("own namespace given to a worker".into());
+    };
+    let id = job.namespace.id;
+    let ran = home.run_in(path, id, || -> Result<NetnsDump, SockDiagError> {
+        let mut sock_diag = SockDiag::open()?;
+        namespace::dump(&mut sock_diag, id, index, close_wait, settings)
+    });
+    match ran {
+        Ok(Ok(dump)) => Outcome::Dumped(Box::new(dump)),
+        Err(NetnsError::Vanished { .. }) => Outcome::Vanished,
+        Err(error) => Outcome::Failed(format!("netns {}: {error}", job.namespace.label)),
+        Ok(Err(error)) => Outcome::Failed(format!("netns {}: {error}", job.namespace.label)),
+    }
+}
+
+/// Our own namespace when discovery could not name it: `ns-<inode>` (inode 0 when even
+/// our own link cannot be read).
+fn own_fallback(proc_root: &Path) -> Job {
+    let id = HomeNetns::open(proc_root).map_or(0, |home| home.inode());
+    Job {
+        namespace: Namespace {
+            id,
+            label: format!("ns-{id}"),
+            info: discover::NetnsInfo {
+                inode: id,
+                ..Default::default()
+            },
+            enter: PathBuf::new(),
+        },
+        enter: None,
+        host: false,
+    }
+}
+
+fn info(label: &Arc<str>, namespace: &Namespace) -> NetnsInfo {
+    let info = &namespace.info;
+    NetnsInfo {
+        netns: Arc::clone(label),
+        inode: info.inode,
+        container_id: info.container_id.clone(),
+        container_name: info.container_name.clone(),
+        pod_uid: info.pod_uid.clone(),
+        runtime: info.runtime.clone(),
+    }
+}
+
+/// Keeps the `max` namespaces with the most sockets (ours and the host's always, among
+/// them), sorted by label; sums the state counts of the rest into `other`. Ties are
+/// broken by label, so the kept set does not flap between equal namespaces.
+pub fn cap_namespaces(
+    mut figures: Vec<(bool, NetnsFigures)>,
+    max: usize,
+) -> (Vec<NetnsFigures>, FoldedNetns) {
+    figures.sort_by(|(a_pinned, a), (b_pinned, b)| {
+        b_pinned
+            .cmp(a_pinned)
+            .then(b.tcp.tcp_sockets.total().cmp(&a.tcp.tcp_sockets.total()))
+            .then_with(|| a.netns.cmp(&b.netns))
+    });
+    let mut folded = FoldedNetns::default();
+    let mut kept = Vec::with_capacity(figures.len().min(max));
+    for (position, (pinned, ns)) in figures.into_iter().enumerate() {
+        if pinned || position < max {
+            kept.push(ns);
+            continue;
+        }
+        folded.namespaces += 1;
+        for (total, n) in folded
+            .tcp_sockets
+            .counts
+            .iter_mut()
+            .flatten()
+            .zip(ns.tcp.tcp_sockets.counts.iter().flatten())
+        {
+            *total += n;
+        }
+    }
+    kept.sort_by(|a, b| a.netns.cmp(&b.netns));
+    (kept, folded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::inet_diag::{Family, TcpState};
+
+    fn ns(label: &str, sockets: u64) -> NetnsFigures {
+        let mut figures = NetnsFigures {
+            netns: Arc::from(label),
+            ..Default::default()
+        };
+        for _ in 0..sockets {
+            figures
+                .tcp
+                .tcp_sockets
+                .add(Family::Ipv4, TcpState::Established);
+        }
+        figures
+    }
+
+    #[test]
+    fn namespaces_beyond_the_cap_fold_into_other_with_their_state_counts() {
+        let (kept, folded) = cap_namespaces(
+            vec![
+                (false, ns("b", 5)),
+                (true, ns("host", 1)),
+                (false, ns("a", 5)),
+                (false, ns("c", 2)),
+                (false, ns("d", 7)),
+            ],
+            3,
+        );
+        let labels: Vec<&str> = kept.iter().map(|ns| &*ns.netns).collect();
+        // host is pinned; then d (7), then a and b tie at 5: a wins by label.
+        assert_eq!(labels, ["a", "d", "host"]);
+        assert_eq!(folded.namespaces, 2);
+        assert_eq!(
+            folded.tcp_sockets.get(Family::Ipv4, TcpState::Established),
+            7,
+            "b (5) and c (2)"
+        );
+    }
+}
