@@ -19,13 +19,17 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sockdiag_exporter::poll::discover::{self, Sources};
+
+#[path = "../tests/integration/cgroups.rs"]
+mod cgroups;
+use cgroups::{random_container_id, Cgroups};
 use sockdiag_exporter::source::netns::{self, HomeNetns};
 
 /// What the bench made, removed on drop.
 struct Load {
     sleepers: Vec<Child>,
-    /// Created cgroup directories, parents first.
-    cgroups: Vec<PathBuf>,
+    /// Dropped after `Drop::drop` has stopped the processes in them.
+    cgroups: Cgroups,
     temp: PathBuf,
 }
 
@@ -34,11 +38,6 @@ impl Drop for Load {
         for child in &mut self.sleepers {
             let _ = child.kill();
             let _ = child.wait();
-        }
-        for dir in self.cgroups.iter().rev() {
-            if let Err(e) = std::fs::remove_dir(dir) {
-                eprintln!("netns bench: rmdir {}: {e}", dir.display());
-            }
         }
         let _ = std::fs::remove_dir_all(&self.temp);
     }
@@ -60,15 +59,9 @@ fn main() {
     let temp = std::env::temp_dir().join(format!("sockdiag-bench-netns-{}", std::process::id()));
     let mut load = Load {
         sleepers: Vec::new(),
-        cgroups: Vec::new(),
+        cgroups: Cgroups::default(),
         temp,
     };
-    let base = cgroup_base();
-    let slice = base.join("system.slice");
-    if !slice.exists() {
-        std::fs::create_dir(&slice).expect("create system.slice");
-        load.cgroups.push(slice.clone());
-    }
     let own = inode(Path::new("/proc/thread-self/ns/net"));
     let mut made = Vec::new();
     for _ in 0..namespaces {
@@ -79,11 +72,11 @@ fn main() {
             .expect("spawn `unshare --net sleep`");
         let pid = child.id();
         load.sleepers.push(child);
-        let id = container_id();
-        let cgroup = slice.join(format!("docker-{id}.scope"));
-        std::fs::create_dir(&cgroup).expect("create cgroup");
-        load.cgroups.push(cgroup.clone());
-        std::fs::write(cgroup.join("cgroup.procs"), pid.to_string()).expect("move into cgroup");
+        let id = random_container_id();
+        load.cgroups.move_into(
+            &Path::new("system.slice").join(format!("docker-{id}.scope")),
+            pid,
+        );
         let config = load
             .temp
             .join("containers")
@@ -231,17 +224,6 @@ fn inode(path: &Path) -> u64 {
         .ino()
 }
 
-fn container_id() -> String {
-    (0..2)
-        .map(|_| {
-            std::fs::read_to_string("/proc/sys/kernel/random/uuid")
-                .unwrap()
-                .trim()
-                .replace('-', "")
-        })
-        .collect()
-}
-
 /// A config.v2.json shaped and sized like dockerd's (about 5 KB: state, config, env,
 /// labels, mounts), so that parsing costs what it does on a real host.
 fn config_v2(id: &str) -> String {
@@ -257,15 +239,4 @@ fn config_v2(id: &str) -> String {
         env = env.join(","),
         labels = labels.join(","),
     )
-}
-
-/// The v2 root on a unified host, else the v1 `pids` hierarchy.
-fn cgroup_base() -> PathBuf {
-    const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
-    let statfs = rustix::fs::statfs("/sys/fs/cgroup").expect("statfs /sys/fs/cgroup");
-    if statfs.f_type as i64 == CGROUP2_SUPER_MAGIC {
-        PathBuf::from("/sys/fs/cgroup")
-    } else {
-        PathBuf::from("/sys/fs/cgroup/pids")
-    }
 }
