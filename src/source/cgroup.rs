@@ -16,7 +16,8 @@
 //!
 //! Pods: `kubepods/<qos>/pod<uid>/...` (cgroupfs) and
 //! `kubepods.slice/kubepods-<qos>.slice/kubepods-<qos>-pod<uid>.slice/...` (systemd, where
-//! the UID's dashes are written as underscores); Guaranteed pods have no `<qos>` level.
+//! the UID's dashes are written as underscores; kind nodes prefix `kubelet-`); Guaranteed
+//! pods have no `<qos>` level.
 //!
 //! The pod level is recognised by its name alone, since a path read from inside a cgroup
 //! namespace may not show the kubepods levels.
@@ -167,13 +168,15 @@ fn container_component(
 fn pod_uid(components: &[&str]) -> Option<String> {
     components.iter().rev().find_map(|c| {
         let uid = match c.strip_suffix(".slice") {
-            // kubepods-pod<uid>.slice, kubepods-<qos>-pod<uid>.slice
-            Some(slice) => slice
-                .strip_prefix("kubepods-")?
-                .rsplit_once("pod")
-                .filter(|(before, _)| before.is_empty() || before.ends_with('-'))?
-                .1
-                .replace('_', "-"),
+            // kubepods-pod<uid>.slice, kubepods-<qos>-pod<uid>.slice, and kind's
+            // kubelet-kubepods-<qos>-pod<uid>.slice. ("-pod" cannot occur in a UID.)
+            Some(slice) => {
+                let (levels, uid) = slice.rsplit_once("-pod")?;
+                if !levels.split('-').any(|level| level == "kubepods") {
+                    return None;
+                }
+                uid.replace('_', "-")
+            }
             None => c.strip_prefix("pod")?.to_string(),
         };
         is_pod_uid(&uid).then_some(uid)
@@ -303,6 +306,11 @@ mod tests {
             path("/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-podUID_.slice/crio-ID.scope"),
             container(Some(Runtime::Crio), Some(UID))
         );
+        // kind nodes put the kubelet's cgroups under kubelet.slice.
+        assert_eq!(
+            path("/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-besteffort.slice/kubelet-kubepods-besteffort-podUID_.slice/cri-containerd-ID.scope"),
+            container(Some(Runtime::Containerd), Some(UID))
+        );
         // Guaranteed QoS: no QoS level.
         assert_eq!(
             path("/kubepods.slice/kubepods-podUID_.slice/docker-ID.scope"),
@@ -359,6 +367,11 @@ mod tests {
         assert_eq!(path("/"), None);
         assert_eq!(path("/user.slice/user-0.slice/session-3.scope"), None);
         assert_eq!(path(""), None);
+        // A slice that is not the kubelet's is no pod.
+        assert_eq!(
+            path("/system.slice/backup-podUID_.slice/crio-ID.scope"),
+            container(Some(Runtime::Crio), None)
+        );
         // A pod level with a malformed UID is ignored, the container is still found.
         assert_eq!(
             path("/kubepods.slice/kubepods-podnot_a_uid.slice/crio-ID.scope"),

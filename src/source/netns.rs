@@ -246,15 +246,11 @@ pub fn discover(proc_root: &Path, bind_roots: &[PathBuf]) -> Result<Discovery, N
     let mut collector = Collector::default();
     let mut host = None;
 
-    let entries = std::fs::read_dir(proc_root).map_err(|error| NetnsError::ListProcesses {
+    let entries = list(proc_root).map_err(|error| NetnsError::ListProcesses {
         path: proc_root.to_path_buf(),
         error,
     })?;
     for entry in entries {
-        let entry = entry.map_err(|error| NetnsError::ListProcesses {
-            path: proc_root.to_path_buf(),
-            error,
-        })?;
         let file_name = entry.file_name();
         let Some(pid) = file_name.to_str().and_then(|name| name.parse::<u32>().ok()) else {
             continue;
@@ -278,7 +274,7 @@ pub fn discover(proc_root: &Path, bind_roots: &[PathBuf]) -> Result<Discovery, N
     }
 
     for (index, root) in bind_roots.iter().enumerate() {
-        let entries = match std::fs::read_dir(root) {
+        let entries = match list(root) {
             Ok(entries) => entries,
             Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
             Err(error) => {
@@ -289,10 +285,6 @@ pub fn discover(proc_root: &Path, bind_roots: &[PathBuf]) -> Result<Discovery, N
             }
         };
         for entry in entries {
-            let entry = entry.map_err(|error| NetnsError::ListBindRoot {
-                path: root.clone(),
-                error,
-            })?;
             let path = entry.path();
             let metadata = match std::fs::metadata(&path) {
                 Ok(metadata) => metadata,
@@ -313,6 +305,11 @@ pub fn discover(proc_root: &Path, bind_roots: &[PathBuf]) -> Result<Discovery, N
         }
     }
     Ok(collector.finish(own, host))
+}
+
+/// The entries of `dir`, read in full before any is examined.
+fn list(dir: &Path) -> io::Result<Vec<std::fs::DirEntry>> {
+    std::fs::read_dir(dir)?.collect()
 }
 
 /// `<proc_root>/<pid>/ns/net`.

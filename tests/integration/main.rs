@@ -6,6 +6,7 @@
 
 mod actor;
 mod breakdown;
+mod cgroups;
 mod exporter;
 mod lifecycle;
 mod load;

@@ -19,6 +19,7 @@ use sockdiag_exporter::source::netns::{
     self, HomeNetns, MissingPrivileges, NetnsError, VanishedBecause,
 };
 
+use crate::cgroups::{random_container_id, Cgroups};
 use crate::netns::output;
 
 const POD_UID: &str = "8f1e2d3c-4b5a-4697-8887-a6b5c4d3e2f1";
@@ -40,8 +41,8 @@ struct Scene {
     kube: Child,
     kube_inode: u64,
     kube_id: String,
-    /// Cgroup directories we created, parents before children.
-    cgroups: Vec<PathBuf>,
+    /// Dropped after `Drop::drop` has stopped the processes in them.
+    cgroups: Cgroups,
     /// Holds the Docker data root.
     temp: PathBuf,
     netns_deleted: bool,
@@ -69,7 +70,7 @@ impl Scene {
             kube: sleeper_in_new_netns(),
             kube_inode: 0,
             kube_id: random_container_id(),
-            cgroups: Vec::new(),
+            cgroups: Cgroups::default(),
             temp,
             netns_deleted: false,
         };
@@ -79,19 +80,16 @@ impl Scene {
         scene.docker_inode = wait_for_own_netns(&scene.docker);
         scene.kube_inode = wait_for_own_netns(&scene.kube);
 
-        let base = cgroup_base();
-        let docker_cgroup = base
-            .join("system.slice")
-            .join(format!("docker-{}.scope", scene.docker_id));
-        scene.move_into_cgroup(&docker_cgroup, scene.docker.id());
-        let kube_cgroup = base
-            .join("kubepods.slice/kubepods-burstable.slice")
+        let docker_cgroup =
+            Path::new("system.slice").join(format!("docker-{}.scope", scene.docker_id));
+        scene.cgroups.move_into(&docker_cgroup, scene.docker.id());
+        let kube_cgroup = Path::new("kubepods.slice/kubepods-burstable.slice")
             .join(format!(
                 "kubepods-burstable-pod{}.slice",
                 POD_UID.replace('-', "_")
             ))
             .join(format!("cri-containerd-{}.scope", scene.kube_id));
-        scene.move_into_cgroup(&kube_cgroup, scene.kube.id());
+        scene.cgroups.move_into(&kube_cgroup, scene.kube.id());
 
         let config = scene
             .docker_root()
@@ -123,21 +121,6 @@ impl Scene {
 
     fn named_path(&self) -> PathBuf {
         Path::new("/run/netns").join(&self.named)
-    }
-
-    fn move_into_cgroup(&mut self, cgroup: &Path, pid: u32) {
-        let missing: Vec<PathBuf> = cgroup
-            .ancestors()
-            .take_while(|dir| !dir.exists())
-            .map(Path::to_path_buf)
-            .collect();
-        for dir in missing.into_iter().rev() {
-            std::fs::create_dir(&dir)
-                .unwrap_or_else(|e| panic!("create cgroup {}: {e}", dir.display()));
-            self.cgroups.push(dir);
-        }
-        std::fs::write(cgroup.join("cgroup.procs"), pid.to_string())
-            .unwrap_or_else(|e| panic!("move {pid} into {}: {e}", cgroup.display()));
     }
 
     /// Stops the `unshare` process by pid and waits for it.
@@ -177,12 +160,6 @@ impl Drop for Scene {
     fn drop(&mut self) {
         for child in [&mut self.plain, &mut self.docker, &mut self.kube] {
             stop(child);
-        }
-        // Children before parents; a cgroup empties as soon as its process is reaped.
-        for dir in self.cgroups.iter().rev() {
-            if let Err(e) = std::fs::remove_dir(dir) {
-                eprintln!("cleanup: rmdir {}: {e}", dir.display());
-            }
         }
         if !self.netns_deleted && self.named_inode != 0 {
             let _ = Command::new("ip")
@@ -228,30 +205,6 @@ fn inode_of(path: &Path) -> u64 {
     std::fs::metadata(path)
         .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()))
         .ino()
-}
-
-/// 64 random hex digits (two kernel UUIDs), so that runs never share a container id.
-fn random_container_id() -> String {
-    (0..2)
-        .map(|_| {
-            std::fs::read_to_string("/proc/sys/kernel/random/uuid")
-                .expect("read a random uuid")
-                .trim()
-                .replace('-', "")
-        })
-        .collect()
-}
-
-/// Where container cgroups go: the v2 root on a unified host, else the v1 `pids`
-/// hierarchy (a process's line there names the container like any other v1 line).
-fn cgroup_base() -> PathBuf {
-    const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
-    let statfs = rustix::fs::statfs("/sys/fs/cgroup").expect("statfs /sys/fs/cgroup");
-    if statfs.f_type as i64 == CGROUP2_SUPER_MAGIC {
-        PathBuf::from("/sys/fs/cgroup")
-    } else {
-        PathBuf::from("/sys/fs/cgroup/pids")
-    }
 }
 
 /// Namespace inodes this process holds an fd on.
