@@ -42,6 +42,11 @@ impl Actor {
         actor
     }
 
+    /// The actor's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends a command and waits for its `done`.
     pub fn command(&mut self, command: &str) {
         let stdin = self.stdin.as_mut().expect("actor stdin");

@@ -40,8 +40,14 @@ impl Exporter {
     pub fn start_unprivileged(port: u16, args: &[&str]) -> Exporter {
         use std::os::unix::fs::PermissionsExt;
         use std::os::unix::process::CommandExt;
-        let dir =
-            std::env::temp_dir().join(format!("sockdiag-unprivileged-{}", std::process::id()));
+        // A directory per call: two tests copying into one would make the other's exec
+        // fail with ETXTBSY.
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!(
+            "sockdiag-unprivileged-{}-{call}",
+            std::process::id()
+        ));
         std::fs::create_dir_all(&dir).expect("create temp dir");
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         let bin = dir.join("sockdiag_exporter");

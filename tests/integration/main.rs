@@ -7,11 +7,13 @@
 mod actor;
 mod breakdown;
 mod cgroups;
+mod containers;
 mod exporter;
 mod lifecycle;
 mod load;
 mod namespaces;
 mod netns;
+mod owners;
 mod signals;
 mod states;
 
@@ -41,6 +43,8 @@ fn main() {
         breakdown::tests(),
         signals::tests(),
         namespaces::tests(),
+        containers::tests(),
+        owners::tests(),
     ]
     .into_iter()
     .flatten()

@@ -1,0 +1,431 @@
+//! The exporter across network namespaces: the incidents reproduced inside three
+//! namespaces of different kinds (an `ip netns` one, one in a cgroup named like a Docker
+//! container, one in a kubepods cgroup), each asserted as exact labelled values under its
+//! own `netns` label, with `sockdiag_netns_info`; the namespace cap folding them into
+//! `other`; a namespace deleted between polls and namespaces churning during polls; the
+//! degraded mode without the privileges to enter namespaces.
+//!
+//! Every socket lives in a namespace the test made, on loopback; the exporter runs in a
+//! private namespace of its own; every process is stopped by pid and every cgroup,
+//! namespace and file removed on drop, assertion failures included.
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::actor::Actor;
+use crate::cgroups::{random_container_id, Cgroups};
+use crate::exporter::{own_netns_inode, Exporter, Scrape};
+use crate::load;
+use crate::netns::{in_netns, output};
+
+const POD_UID: &str = "0c9d8e7f-6a5b-4c3d-8e1f-2a3b4c5d6e7f";
+const DOCKER_NAME: &str = "sockdiag-it-api";
+
+/// Three namespaces, each with an incident, torn down on drop.
+struct Incidents {
+    named: String,
+    named_inode: u64,
+    docker_id: String,
+    docker_inode: u64,
+    kube_id: String,
+    kube_inode: u64,
+    /// Every actor, in every namespace; dropped (killed by pid) before the cgroups.
+    actors: Vec<Actor>,
+    cgroups: Cgroups,
+    temp: PathBuf,
+    named_deleted: bool,
+}
+
+impl Incidents {
+    fn build() -> Incidents {
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        let tag = format!(
+            "{}-{}",
+            std::process::id(),
+            COUNT.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut scene = Incidents {
+            named: format!("sockdiag-it-inc-{tag}"),
+            named_inode: 0,
+            docker_id: random_container_id(),
+            docker_inode: 0,
+            kube_id: random_container_id(),
+            kube_inode: 0,
+            actors: Vec::new(),
+            cgroups: Cgroups::default(),
+            temp: std::env::temp_dir().join(format!("sockdiag-it-containers-{tag}")),
+            named_deleted: false,
+        };
+        // Incident 1 in an `ip netns`: a server that never closes after the peer's FIN.
+        output("ip", &["netns", "add", &scene.named]);
+        output("ip", &["-n", &scene.named, "link", "set", "lo", "up"]);
+        let path = Path::new("/run/netns").join(&scene.named);
+        let (inode, actors) = in_netns_file(&path, || {
+            let server = Actor::start("leaky-server", "accept-and-hold", &["127.0.0.1:8080", "5"]);
+            for _ in 0..5 {
+                drop(TcpStream::connect("127.0.0.1:8080").expect("connect"));
+            }
+            load::wait_for(|| ss_count("close-wait") == 5);
+            vec![server]
+        });
+        scene.named_inode = inode;
+        scene.actors.extend(actors);
+
+        // Incident 3 in a Docker-like container: a client leaks what the MySQL LB closed.
+        let (inode, actors) = in_netns(|| {
+            let mysql = Actor::start("mysql-lb", "accept-and-close", &["127.0.0.1:3306", "4"]);
+            let client = Actor::start("go-service", "connect-and-hold", &["127.0.0.1:3306", "4"]);
+            load::wait_for(|| ss_count("close-wait") == 4);
+            (own_netns_inode(), vec![mysql, client])
+        });
+        scene.docker_inode = inode;
+        let docker_cgroup =
+            Path::new("system.slice").join(format!("docker-{}.scope", scene.docker_id));
+        for actor in &actors {
+            scene.cgroups.move_into(&docker_cgroup, actor.pid());
+        }
+        scene.actors.extend(actors);
+        let config = scene
+            .docker_root()
+            .join("containers")
+            .join(&scene.docker_id)
+            .join("config.v2.json");
+        std::fs::create_dir_all(config.parent().unwrap()).expect("create docker data root");
+        std::fs::write(
+            &config,
+            format!(r#"{{"ID":"{}","Name":"/{DOCKER_NAME}"}}"#, scene.docker_id),
+        )
+        .expect("write config.v2.json");
+
+        // Incident 5 in a pod: a listener that never accepts, its clients gone.
+        let (inode, actors) = in_netns(|| {
+            let server = Actor::start("cpp-server", "listen-no-accept", &["127.0.0.1:8081", "8"]);
+            for _ in 0..5 {
+                drop(TcpStream::connect("127.0.0.1:8081").expect("connect"));
+            }
+            load::wait_for(|| ss_count("close-wait") == 5);
+            (own_netns_inode(), vec![server])
+        });
+        scene.kube_inode = inode;
+        let kube_cgroup = Path::new("kubepods.slice/kubepods-besteffort.slice")
+            .join(format!(
+                "kubepods-besteffort-pod{}.slice",
+                POD_UID.replace('-', "_")
+            ))
+            .join(format!("cri-containerd-{}.scope", scene.kube_id));
+        for actor in &actors {
+            scene.cgroups.move_into(&kube_cgroup, actor.pid());
+        }
+        scene.actors.extend(actors);
+        scene
+    }
+
+    fn docker_root(&self) -> PathBuf {
+        self.temp.join("docker")
+    }
+
+    /// The exporter in a private namespace of its own, sampling every namespace, polled
+    /// once (`extra` env on top).
+    fn exporter(&self, port: u16, env: &[(&str, &str)]) -> Exporter {
+        let docker_root = self.docker_root();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let args = ["--namespaces=all", "--poll.interval=1h"];
+        let mut exporter = Exporter::start_with(port, &args, |command| {
+            command
+                .env("SOCKDIAG_NETNS__DOCKER_ROOT", &docker_root)
+                .env("SOCKDIAG_LISTEN_POLL_INTERVAL", "0s")
+                .envs(env);
+        });
+        exporter.wait_for_poll();
+        exporter
+    }
+
+    fn delete_named(&mut self) {
+        // Its processes first: the namespace then has nothing but the bind mount.
+        self.actors.remove(0);
+        output("ip", &["netns", "delete", &self.named]);
+        self.named_deleted = true;
+    }
+}
+
+impl Drop for Incidents {
+    fn drop(&mut self) {
+        self.actors.clear();
+        if !self.named_deleted {
+            let _ = Command::new("ip")
+                .args(["netns", "delete", &self.named])
+                .status();
+        }
+        let _ = std::fs::remove_dir_all(&self.temp);
+    }
+}
+
+/// Runs `body` on a thread that entered the namespace bind-mounted at `path`, so that the
+/// processes and sockets it makes live there; returns the namespace inode too.
+fn in_netns_file<T: Send + 'static>(
+    path: &Path,
+    body: impl FnOnce() -> T + Send + 'static,
+) -> (u64, T) {
+    let path = path.to_path_buf();
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).expect("open the namespace file");
+        nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        (own_netns_inode(), body())
+    })
+    .join()
+    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+/// Sockets of the calling thread's namespace in `state` (ss's name).
+fn ss_count(state: &str) -> usize {
+    output("ss", &["-H", "-tan", "state", state])
+        .lines()
+        .count()
+}
+
+fn port_lines(scrape: &Scrape) -> Vec<String> {
+    scrape.lines("sockdiag_tcp_port_sockets")
+}
+
+/// Incidents 1, 3 and 5, each in a namespace of another kind, named by its own label.
+fn incidents_inside_containers_are_named_by_their_namespace() {
+    let scene = Incidents::build();
+    in_netns(move || {
+        let exporter = scene.exporter(10120, &[]);
+        let all = exporter.scrape_all();
+        let docker_label = &scene.docker_id[..12];
+        let kube_label = &scene.kube_id[..12];
+        assert_eq!(
+            all.netns_label(scene.named_inode).as_deref(),
+            Some(&*scene.named)
+        );
+        assert_eq!(
+            all.netns_label(scene.docker_inode).as_deref(),
+            Some(docker_label)
+        );
+        assert_eq!(
+            all.netns_label(scene.kube_inode).as_deref(),
+            Some(kube_label)
+        );
+        assert_eq!(
+            all.value(&format!(
+                "sockdiag_netns_info{{netns=\"{docker_label}\",inode=\"{}\",container_id=\"{}\",container_name=\"{DOCKER_NAME}\",pod_uid=\"\",runtime=\"docker\"}}",
+                scene.docker_inode, scene.docker_id
+            )),
+            1.0
+        );
+        assert_eq!(
+            all.value(&format!(
+                "sockdiag_netns_info{{netns=\"{kube_label}\",inode=\"{}\",container_id=\"{}\",container_name=\"\",pod_uid=\"{POD_UID}\",runtime=\"containerd\"}}",
+                scene.kube_inode, scene.kube_id
+            )),
+            1.0
+        );
+        assert_eq!(
+            all.value(&format!(
+                "sockdiag_netns_info{{netns=\"{}\",inode=\"{}\",container_id=\"\",container_name=\"\",pod_uid=\"\",runtime=\"\"}}",
+                scene.named, scene.named_inode
+            )),
+            1.0
+        );
+
+        let named = exporter.scrape_all().only_netns(scene.named_inode);
+        assert_eq!(
+            port_lines(&named),
+            vec![
+                "{direction=\"inbound\",port=\"8080\",process=\"leaky-server\",state=\"close_wait\"} 5",
+                "{direction=\"outbound\",port=\"8080\",process=\"\",state=\"fin_wait2\"} 5",
+            ]
+        );
+        let docker = exporter.scrape_all().only_netns(scene.docker_inode);
+        assert_eq!(
+            port_lines(&docker),
+            vec![
+                "{direction=\"inbound\",port=\"3306\",process=\"\",state=\"fin_wait2\"} 4",
+                "{direction=\"outbound\",port=\"3306\",process=\"go-service\",state=\"close_wait\"} 4",
+            ]
+        );
+        let kube = exporter.scrape_all().only_netns(scene.kube_inode);
+        let listener = "{address=\"127.0.0.1\",port=\"8081\",process=\"cpp-server\"}";
+        assert_eq!(
+            kube.value(&format!("sockdiag_tcp_listen_queue_length{listener}")),
+            5.0
+        );
+        assert_eq!(
+            kube.value(&format!("sockdiag_tcp_listen_queue_limit{listener}")),
+            8.0
+        );
+        assert_eq!(
+            kube.lines("sockdiag_tcp_unaccepted_sockets"),
+            vec!["{port=\"8081\",state=\"close_wait\"} 5"]
+        );
+        // Outside the host's and our own namespace only non-zero states are exported.
+        assert_eq!(
+            kube.lines("sockdiag_tcp_sockets"),
+            vec![
+                "{family=\"ipv4\",state=\"close_wait\"} 5",
+                "{family=\"ipv4\",state=\"fin_wait2\"} 5",
+                "{family=\"ipv4\",state=\"listen\"} 1",
+            ]
+        );
+        // Our own namespace: every state, zero included, and nothing of the others.
+        let own = exporter.scrape();
+        assert_eq!(own.family("sockdiag_tcp_sockets").len(), 24);
+        assert_eq!(own.family("sockdiag_tcp_port_sockets").len(), 0);
+        assert_eq!(
+            all.value("sockdiag_poll_errors_total{stage=\"discovery\"}"),
+            0.0
+        );
+        drop(scene);
+    });
+}
+
+/// With room for one namespace, only the ones always kept stay (our own, and the host's
+/// where PID 1's namespace can be read): the incidents' namespaces fold into `other`,
+/// their state counts summed, counted, still in the info.
+fn namespaces_beyond_the_cap_fold_into_other() {
+    let scene = Incidents::build();
+    in_netns(move || {
+        let exporter = scene.exporter(10120, &[("SOCKDIAG_NETNS__MAX_NAMESPACES", "1")]);
+        let all = exporter.scrape_all();
+        for label in [
+            &scene.named[..],
+            &scene.docker_id[..12],
+            &scene.kube_id[..12],
+        ] {
+            assert!(
+                !all.text
+                    .contains(&format!("sockdiag_tcp_sockets{{netns=\"{label}\"")),
+                "{label} is folded"
+            );
+            assert!(all
+                .text
+                .contains(&format!("sockdiag_netns_info{{netns=\"{label}\"")));
+        }
+        // Other tests' namespaces may fold in too: at least ours are there.
+        assert!(
+            all.value("sockdiag_tcp_sockets{netns=\"other\",family=\"ipv4\",state=\"close_wait\"}")
+                >= 14.0
+        );
+        assert!(all.value("sockdiag_folded_label_values{netns=\"\",label=\"netns\"}") >= 3.0);
+        drop(scene);
+    });
+}
+
+/// The exporter's open files that are network namespaces, by inode.
+fn namespace_fds(pid: i32) -> Vec<u64> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| {
+            dir.filter_map(|entry| {
+                let target = std::fs::read_link(entry.ok()?.path()).ok()?;
+                let target = target.to_str()?;
+                target
+                    .strip_prefix("net:[")?
+                    .strip_suffix(']')?
+                    .parse()
+                    .ok()
+            })
+            .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A namespace deleted between two polls leaves the output at the next one, without an
+/// error, and the exporter never holds it open; namespaces created and deleted while the
+/// exporter polls every 100 ms are never an error and leave no fd behind.
+fn deleted_and_churning_namespaces_are_dropped_without_error_or_fd() {
+    let mut scene = Incidents::build();
+    in_netns(move || {
+        let docker_root = scene.docker_root();
+        let mut exporter =
+            Exporter::start_with(10120, &["--namespaces=all", "--poll.interval=100ms"], |c| {
+                c.env("SOCKDIAG_NETNS__DOCKER_ROOT", &docker_root);
+            });
+        exporter.wait_for_poll();
+        assert!(exporter
+            .scrape_all()
+            .netns_label(scene.named_inode)
+            .is_some());
+        let (named, named_inode) = (scene.named.clone(), scene.named_inode);
+        scene.delete_named();
+        exporter.wait_for_fresh_poll();
+        let all = exporter.scrape_all();
+        assert_eq!(all.netns_label(named_inode), None, "{named} is gone");
+        assert!(!all.text.contains(&format!("netns=\"{named}\"")));
+
+        // Churn: 20 namespaces made and deleted over about 2 s.
+        let started = Instant::now();
+        for i in 0..20 {
+            let name = format!("sockdiag-it-churn-{}-{i}", std::process::id());
+            output("ip", &["netns", "add", &name]);
+            std::thread::sleep(Duration::from_millis(50));
+            output("ip", &["netns", "delete", &name]);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(started.elapsed() < Duration::from_secs(30));
+        exporter.wait_for_fresh_poll();
+        let all = exporter.scrape_all();
+        for stage in ["open", "dump", "listen_dump", "discovery", "task"] {
+            assert_eq!(
+                all.value(&format!("sockdiag_poll_errors_total{{stage=\"{stage}\"}}")),
+                0.0,
+                "stage {stage}"
+            );
+        }
+        assert_eq!(all.value("sockdiag_netns_skipped{reason=\"error\"}"), 0.0);
+        // A deleted namespace can never be entered again: any fd to it would be a leak.
+        for _ in 0..5 {
+            assert!(
+                !namespace_fds(exporter.pid()).contains(&named_inode),
+                "the exporter holds the deleted namespace {named_inode}"
+            );
+            std::thread::sleep(Duration::from_millis(70));
+        }
+        drop(scene);
+    });
+}
+
+/// Without CAP_SYS_ADMIN and CAP_SYS_PTRACE only our own namespace is sampled; the
+/// others are counted as skipped for permission, and one warning says why.
+fn without_privileges_only_our_own_namespace_is_sampled() {
+    let scene = Incidents::build();
+    in_netns(move || {
+        let mut exporter =
+            Exporter::start_unprivileged(10120, &["--namespaces=all", "--poll.interval=1h"]);
+        exporter.wait_for_poll();
+        let all = exporter.scrape_all();
+        let labels: std::collections::BTreeSet<&str> = all
+            .samples
+            .keys()
+            .filter_map(|series| {
+                let rest = series.strip_prefix("sockdiag_tcp_sockets{netns=\"")?;
+                Some(rest.split_once('"')?.0)
+            })
+            .collect();
+        assert_eq!(labels.len(), 1, "only our own namespace: {labels:?}");
+        // The `ip netns` one is visible to anyone through its bind mount.
+        assert!(all.value("sockdiag_netns_skipped{reason=\"permission\"}") >= 1.0);
+        let warnings: Vec<&String> = exporter
+            .log_lines
+            .iter()
+            .filter(|l| l.contains("only our own network namespace is sampled"))
+            .collect();
+        assert_eq!(warnings.len(), 1, "{:#?}", exporter.log_lines);
+        drop(scene);
+    });
+}
+
+pub fn tests() -> Vec<libtest_mimic::Trial> {
+    crate::trials![
+        incidents_inside_containers_are_named_by_their_namespace,
+        namespaces_beyond_the_cap_fold_into_other,
+        deleted_and_churning_namespaces_are_dropped_without_error_or_fd,
+        without_privileges_only_our_own_namespace_is_sampled,
+    ]
+}
