@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use rustix::thread::CapabilitySet;
 use sockdiag_exporter::poll::discover::{self, NetnsInfo, Sources};
 use sockdiag_exporter::source::netns::{
-    self, HomeNetns, MissingPrivileges, NetnsError, VanishedBecause,
+    self, EnterError, HomeNetns, MissingPrivileges, VanishedBecause,
 };
 
 use crate::cgroups::{random_container_id, Cgroups};
@@ -345,7 +345,7 @@ fn a_vanished_namespace_is_the_vanished_error() {
     // A live path that now names another namespace (a reused pid).
     let docker = PathBuf::from(format!("/proc/{}/ns/net", scene.docker.id()));
     match home.enter(&docker, scene.kube_inode) {
-        Err(NetnsError::Vanished {
+        Err(EnterError::Vanished {
             path,
             inode,
             reason: VanishedBecause::InodeChanged { now },
@@ -376,9 +376,9 @@ fn a_vanished_namespace_is_the_vanished_error() {
     );
 }
 
-fn assert_vanished(result: Result<(), NetnsError>) {
+fn assert_vanished(result: Result<(), EnterError>) {
     match result {
-        Err(NetnsError::Vanished {
+        Err(EnterError::Vanished {
             reason: VanishedBecause::NotFound,
             ..
         }) => {}
@@ -434,7 +434,7 @@ fn without_capabilities_entering_is_refused_and_discovery_degrades() {
         );
         let home = HomeNetns::open(Path::new("/proc")).expect("open our namespace");
         match home.enter(&named_path, named_inode) {
-            Err(NetnsError::Enter { error, .. }) => {
+            Err(EnterError::Enter { error, .. }) => {
                 assert_eq!(error.raw_os_error(), Some(libc::EPERM))
             }
             other => panic!("expected Enter(EPERM), got {other:?}"),
