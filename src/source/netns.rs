@@ -298,6 +298,80 @@ pub(crate) fn is_gone(error: &io::Error) -> bool {
 mod tests {
     use super::*;
 
+    /// A /proc lookalike: a namespace link is a symlink whose target reads `net:[INODE]`,
+    /// and a file of that name beside it lets stat follow it, as stat follows the real one.
+    struct FakeProc {
+        root: PathBuf,
+    }
+
+    impl FakeProc {
+        fn new(name: &str) -> Self {
+            let root = std::env::temp_dir()
+                .join(format!("sockdiag-fakeproc-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&root);
+            std::fs::create_dir_all(&root).unwrap();
+            FakeProc { root }
+        }
+
+        fn link(&self, dir: &str, inode: u64) {
+            let ns = self.root.join(dir).join("ns");
+            std::fs::create_dir_all(&ns).unwrap();
+            let target = format!("net:[{inode}]");
+            std::fs::write(ns.join(&target), "").unwrap();
+            std::os::unix::fs::symlink(&target, ns.join("net")).unwrap();
+        }
+    }
+
+    impl Drop for FakeProc {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.root);
+        }
+    }
+
+    #[test]
+    fn reader_counts_vanished_pids_and_skips_what_is_not_a_pid() {
+        let proc = FakeProc::new("reader");
+        proc.link("thread-self", 4026532100);
+        proc.link("1", 4026531833);
+        proc.link("42", 4026532100);
+        proc.link("43", 4026532100);
+        // Exited between readdir and readlink: the directory is there, the link is not.
+        std::fs::create_dir_all(proc.root.join("77")).unwrap();
+        // Not processes.
+        std::fs::create_dir_all(proc.root.join("sys")).unwrap();
+        std::fs::write(proc.root.join("uptime"), "1.0 1.0").unwrap();
+        let d = discover(&proc.root, &[proc.root.join("no-such-bind-root")]).unwrap();
+        assert_eq!((d.own, d.host), (4026532100, Some(4026531833)));
+        assert_eq!(d.vanished_pids, 1);
+        assert_eq!(d.denied_pids, 0);
+        let found: Vec<(u64, &[u32], u64)> = d
+            .namespaces
+            .iter()
+            .map(|ns| (ns.inode, ns.pids.as_slice(), ns.processes))
+            .collect();
+        assert_eq!(
+            found,
+            vec![(4026531833, &[1][..], 1), (4026532100, &[42, 43][..], 2)]
+        );
+    }
+
+    #[test]
+    fn reader_rejects_a_link_that_is_not_a_network_namespace() {
+        let proc = FakeProc::new("badlink");
+        proc.link("thread-self", 4026532100);
+        let ns = proc.root.join("9/ns");
+        std::fs::create_dir_all(&ns).unwrap();
+        std::os::unix::fs::symlink("mnt:[4026531841]", ns.join("net")).unwrap();
+        let error = discover(&proc.root, &[]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "the link {}/9/ns/net reads \"mnt:[4026531841]\", not net:[INODE]",
+                proc.root.display()
+            )
+        );
+    }
+
     #[test]
     fn link_targets() {
         assert_eq!(parse_link("net:[4026531833]"), Some(4026531833));

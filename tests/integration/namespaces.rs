@@ -161,7 +161,8 @@ impl Drop for Scene {
         for child in [&mut self.plain, &mut self.docker, &mut self.kube] {
             stop(child);
         }
-        if !self.netns_deleted && self.named_inode != 0 {
+        // Also when `ip netns add` seemed to fail: a half-made one is deleted too.
+        if !self.netns_deleted {
             let _ = Command::new("ip")
                 .args(["netns", "delete", &self.named])
                 .status();
