@@ -7,7 +7,8 @@
 //! that could keep a dead one alive.
 //!
 //! The label of a namespace, first that applies:
-//! 1. `host` for PID 1's namespace;
+//! 1. `host` for PID 1's namespace (the initial one when PID 1's cannot be read, see
+//!    [`Discovery::host`]);
 //! 2. its `ip netns` name;
 //! 3. the 12-hex short id of the container its lowest member process is in (in a pod, all
 //!    containers share the namespace of the sandbox, which starts first);

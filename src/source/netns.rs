@@ -29,6 +29,11 @@ pub mod enter;
 /// Where [`discover`] reads processes by default.
 pub const DEFAULT_PROC_ROOT: &str = "/proc";
 
+/// The inode of the initial network namespace on kernels that number it as a constant
+/// (`PROC_NET_INIT_INO`, Linux 6.18); older kernels number it like any other. Never a
+/// namespace created later: those are numbered from 0xF0000000 up.
+pub const INIT_NET_INODE: u64 = 0xEFFF_FFF9;
+
 /// Directories of bind-mounted namespaces, by default: `ip netns` first (its file names
 /// are namespace names), then Docker's sandboxes (named by sandbox id, not by container).
 pub const DEFAULT_BIND_ROOTS: [&str; 2] = ["/run/netns", "/run/docker/netns"];
@@ -43,8 +48,9 @@ pub const MAX_MEMBER_PIDS: usize = 4;
 pub struct Discovery {
     /// Ordered by inode.
     pub namespaces: Vec<Netns>,
-    /// The namespace of PID 1 (the host's when we share the host's PID namespace); `None`
-    /// when PID 1's link cannot be read.
+    /// The host's namespace: PID 1's (the host's when we share the host's PID namespace),
+    /// else, when PID 1's link cannot be read, the initial namespace if it was found by its
+    /// fixed inode ([`INIT_NET_INODE`]); `None` when neither is known.
     pub host: Option<u64>,
     /// The namespace of the calling thread.
     pub own: u64,
@@ -163,7 +169,15 @@ impl Collector {
         self.stray_files += 1;
     }
 
-    pub fn finish(self, own: u64, host: Option<u64>) -> Discovery {
+    /// `pid_1` is PID 1's namespace if its link could be read.
+    pub fn finish(self, own: u64, pid_1: Option<u64>) -> Discovery {
+        // Without CAP_SYS_PTRACE (or in a sandbox whose PID 1 has more capabilities than
+        // we do) PID 1's link is denied; the initial namespace still names the host.
+        let host = pid_1.or_else(|| {
+            self.by_inode
+                .contains_key(&INIT_NET_INODE)
+                .then_some(INIT_NET_INODE)
+        });
         let mut namespaces: Vec<Netns> = self.by_inode.into_values().collect();
         namespaces.sort_unstable_by_key(|ns| ns.inode);
         Discovery {
@@ -353,6 +367,28 @@ mod tests {
             found,
             vec![(4026531833, &[1][..], 1), (4026532100, &[42, 43][..], 2)]
         );
+    }
+
+    #[test]
+    fn without_pid_1_the_initial_namespace_is_the_host() {
+        let mut c = Collector::default();
+        c.process(300, INIT_NET_INODE);
+        c.process(400, 4026532200);
+        c.denied_pid();
+        assert_eq!(c.finish(INIT_NET_INODE, None).host, Some(INIT_NET_INODE));
+        // PID 1's namespace wins when known: in a container sharing the host's PID
+        // namespace but not its network, PID 1 is still the host.
+        let mut c = Collector::default();
+        c.process(1, 4026531992);
+        c.process(300, INIT_NET_INODE);
+        assert_eq!(
+            c.finish(INIT_NET_INODE, Some(4026531992)).host,
+            Some(4026531992)
+        );
+        // Neither known (a kernel before 6.18 numbers the initial namespace freely).
+        let mut c = Collector::default();
+        c.process(300, 4026531992);
+        assert_eq!(c.finish(4026531992, None).host, None);
     }
 
     #[test]
