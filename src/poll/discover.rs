@@ -128,7 +128,15 @@ pub fn discover(sources: &Sources) -> Result<Namespaces, DiscoverError> {
     let attributions: Vec<Attribution> = discovery
         .namespaces
         .iter()
-        .map(|ns| attribute(sources, ns, &mut attribution_errors))
+        .map(|ns| {
+            // The host's processes are not a container's, even when a `--network host`
+            // container shares the namespace; its label is `host` whatever they are.
+            if discovery.host == Some(ns.inode) {
+                Attribution::default()
+            } else {
+                attribute(sources, ns, &mut attribution_errors)
+            }
+        })
         .collect();
     Ok(Namespaces {
         namespaces: assemble(&discovery, &attributions, &sources.proc_root),
