@@ -18,6 +18,7 @@ fi
 
 need_apt ip iproute2 || exit 1
 need_apt ss iproute2 || exit 1
+need_apt unshare util-linux || exit 1
 need_apt sysctl procps || exit 1
 need_apt promtool prometheus || exit 1
 need_apt amtool prometheus-alertmanager || exit 1

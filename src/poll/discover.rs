@@ -7,7 +7,8 @@
 //! that could keep a dead one alive.
 //!
 //! The label of a namespace, first that applies:
-//! 1. `host` for PID 1's namespace;
+//! 1. `host` for PID 1's namespace (the initial one when PID 1's cannot be read, see
+//!    [`Discovery::host`]);
 //! 2. its `ip netns` name;
 //! 3. the 12-hex short id of the container its lowest member process is in (in a pod, all
 //!    containers share the namespace of the sandbox, which starts first);
@@ -127,7 +128,15 @@ pub fn discover(sources: &Sources) -> Result<Namespaces, DiscoverError> {
     let attributions: Vec<Attribution> = discovery
         .namespaces
         .iter()
-        .map(|ns| attribute(sources, ns, &mut attribution_errors))
+        .map(|ns| {
+            // The host's processes are not a container's, even when a `--network host`
+            // container shares the namespace; its label is `host` whatever they are.
+            if discovery.host == Some(ns.inode) {
+                Attribution::default()
+            } else {
+                attribute(sources, ns, &mut attribution_errors)
+            }
+        })
         .collect();
     Ok(Namespaces {
         namespaces: assemble(&discovery, &attributions, &sources.proc_root),

@@ -1,5 +1,5 @@
-//! Network namespaces: which ones exist on the host, and how a thread steps into one and
-//! back.
+//! Network namespaces: which ones exist on the host. How a thread steps into one and back
+//! is [`enter`]'s job.
 //!
 //! [`discover`] finds every network namespace that a process is in (`/proc/*/ns/net`,
 //! deduplicated by the namespace inode that the link names, `net:[INODE]`) and every one
@@ -7,31 +7,32 @@
 //! /run/docker/netns), even with no process left in it. It opens nothing that outlives the
 //! call: an fd kept on a namespace keeps a dead container's namespace alive.
 //!
-//! [`HomeNetns`] holds the calling thread's own namespace and enters another one for the
-//! span of a [`Visit`] (setns(2) on the calling thread only, so the rest of the process
-//! stays where it is). Entering reopens the path and checks its inode, so a pid reused
-//! since discovery cannot put the thread in the wrong namespace; the fd is closed as soon
-//! as setns returns.
-//!
-//! [`missing_privileges`] says whether the process may enter namespaces that are not its
-//! own at all (CAP_SYS_ADMIN for setns, CAP_SYS_PTRACE to open another process's link).
+//! Each namespace comes with the path to enter it by ([`Netns::enter_path`]), which
+//! [`HomeNetns::enter`] reopens and checks against the inode.
 //!
 //! /proc is a moving target: a process that exits between readdir and readlink is counted
 //! in [`Discovery::vanished_pids`], a link we may not read in [`Discovery::denied_pids`]
 //! (the degraded mode without CAP_SYS_PTRACE); neither is an error.
 
-use std::cell::Cell;
-use std::fs::File;
 use std::io;
-use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use rustc_hash::FxHashMap;
-use rustix::thread::{CapabilitySet, LinkNameSpaceType};
+
+pub use enter::{
+    missing_privileges, EnterError, HomeNetns, MissingPrivileges, VanishedBecause, Visit,
+};
+
+pub mod enter;
 
 /// Where [`discover`] reads processes by default.
 pub const DEFAULT_PROC_ROOT: &str = "/proc";
+
+/// The inode of the initial network namespace on kernels that number it as a constant
+/// (`PROC_NET_INIT_INO`, Linux 6.18); older kernels number it like any other. Never a
+/// namespace created later: those are numbered from 0xF0000000 up.
+pub const INIT_NET_INODE: u64 = 0xEFFF_FFF9;
 
 /// Directories of bind-mounted namespaces, by default: `ip netns` first (its file names
 /// are namespace names), then Docker's sandboxes (named by sandbox id, not by container).
@@ -47,8 +48,9 @@ pub const MAX_MEMBER_PIDS: usize = 4;
 pub struct Discovery {
     /// Ordered by inode.
     pub namespaces: Vec<Netns>,
-    /// The namespace of PID 1 (the host's when we share the host's PID namespace); `None`
-    /// when PID 1's link cannot be read.
+    /// The host's namespace: PID 1's (the host's when we share the host's PID namespace),
+    /// else, when PID 1's link cannot be read, the initial namespace if it was found by its
+    /// fixed inode ([`INIT_NET_INODE`]); `None` when neither is known.
     pub host: Option<u64>,
     /// The namespace of the calling thread.
     pub own: u64,
@@ -91,7 +93,7 @@ impl Netns {
     }
 }
 
-/// Why discovering or entering namespaces failed, by stage, with the path.
+/// Why discovering namespaces failed, by stage, with the path.
 #[derive(Debug, thiserror::Error)]
 pub enum NetnsError {
     /// The process directory cannot be listed.
@@ -107,54 +109,9 @@ pub enum NetnsError {
     /// A namespace link does not read `net:[INODE]`.
     #[error("the link {} reads {target:?}, not net:[INODE]", .path.display())]
     ParseLink { path: PathBuf, target: String },
-    /// A file under a bind root cannot be examined.
+    /// A file under a bind root (or our own link) cannot be examined.
     #[error("stat {}: {error}", .path.display())]
     Stat { path: PathBuf, error: io::Error },
-    /// The namespace is gone, or the path now names another one (a reused pid). The poll
-    /// drops such a namespace quietly and counts it.
-    #[error("network namespace {inode} at {} is gone: {reason}", .path.display())]
-    Vanished {
-        path: PathBuf,
-        inode: u64,
-        reason: VanishedBecause,
-    },
-    /// The namespace file cannot be opened (other than vanished).
-    #[error("opening {}: {error}", .path.display())]
-    Open { path: PathBuf, error: io::Error },
-    /// setns(2) into the namespace failed.
-    #[error("setns into network namespace {inode} ({}): {error}", .path.display())]
-    Enter {
-        path: PathBuf,
-        inode: u64,
-        error: io::Error,
-    },
-    /// setns(2) back into our own namespace failed: the thread is left in `inode`.
-    #[error("setns back from network namespace {inode} to our own {home}: {error}")]
-    Return {
-        home: u64,
-        inode: u64,
-        error: io::Error,
-    },
-    /// A thread that once failed to return home refuses to enter again: its idea of "home"
-    /// is no longer where it is.
-    #[error(
-        "this thread failed to return to its network namespace {home} earlier and is stranded"
-    )]
-    Stranded { home: u64 },
-    /// capget(2) failed.
-    #[error("reading our own capabilities: {error}")]
-    Capabilities { error: io::Error },
-}
-
-/// How a namespace turned out to be gone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum VanishedBecause {
-    /// ENOENT or ESRCH: the process or the bind mount is gone.
-    #[error("no such file or process")]
-    NotFound,
-    /// The path names a namespace with another inode.
-    #[error("the path now names network namespace {now}")]
-    InodeChanged { now: u64 },
 }
 
 /// The inode of a namespace link target `net:[INODE]`; `None` for anything else.
@@ -212,7 +169,15 @@ impl Collector {
         self.stray_files += 1;
     }
 
-    pub fn finish(self, own: u64, host: Option<u64>) -> Discovery {
+    /// `pid_1` is PID 1's namespace if its link could be read.
+    pub fn finish(self, own: u64, pid_1: Option<u64>) -> Discovery {
+        // Without CAP_SYS_PTRACE (or in a sandbox whose PID 1 has more capabilities than
+        // we do) PID 1's link is denied; the initial namespace still names the host.
+        let host = pid_1.or_else(|| {
+            self.by_inode
+                .contains_key(&INIT_NET_INODE)
+                .then_some(INIT_NET_INODE)
+        });
         let mut namespaces: Vec<Netns> = self.by_inode.into_values().collect();
         namespaces.sort_unstable_by_key(|ns| ns.inode);
         Discovery {
@@ -339,207 +304,109 @@ fn stat_dev(path: &Path) -> Result<u64, NetnsError> {
 }
 
 /// ENOENT (the process or file is gone) or ESRCH (the process is exiting).
-fn is_gone(error: &io::Error) -> bool {
+pub(crate) fn is_gone(error: &io::Error) -> bool {
     error.kind() == io::ErrorKind::NotFound || error.raw_os_error() == Some(libc::ESRCH)
-}
-
-/// The calling thread's own network namespace, held open so the thread can come back to
-/// it after entering another one. Not `Sync`: a thread enters and returns by itself.
-#[derive(Debug)]
-pub struct HomeNetns {
-    fd: File,
-    inode: u64,
-    stranded: Cell<bool>,
-}
-
-impl HomeNetns {
-    /// Opens `<proc_root>/thread-self/ns/net`.
-    pub fn open(proc_root: &Path) -> Result<Self, NetnsError> {
-        let path = proc_root.join("thread-self/ns/net");
-        let fd = File::open(&path).map_err(|error| NetnsError::Open {
-            path: path.clone(),
-            error,
-        })?;
-        let inode = fd
-            .metadata()
-            .map_err(|error| NetnsError::Stat { path, error })?
-            .ino();
-        Ok(HomeNetns {
-            fd,
-            inode,
-            stranded: Cell::new(false),
-        })
-    }
-
-    /// The inode of our own namespace.
-    pub fn inode(&self) -> u64 {
-        self.inode
-    }
-
-    /// Moves the calling thread into the namespace at `path`, which must still be `inode`,
-    /// until the returned [`Visit`] is left or dropped.
-    pub fn enter(&self, path: &Path, inode: u64) -> Result<Visit<'_>, NetnsError> {
-        if self.stranded.get() {
-            return Err(NetnsError::Stranded { home: self.inode });
-        }
-        let vanished = |reason| NetnsError::Vanished {
-            path: path.to_path_buf(),
-            inode,
-            reason,
-        };
-        // std opens with O_CLOEXEC; O_RDONLY is all setns needs. The fd is closed when
-        // `target` drops at the end of this function, right after setns.
-        let target = match File::open(path) {
-            Ok(file) => file,
-            Err(error) if is_gone(&error) => return Err(vanished(VanishedBecause::NotFound)),
-            Err(error) => {
-                return Err(NetnsError::Open {
-                    path: path.to_path_buf(),
-                    error,
-                })
-            }
-        };
-        let now = target
-            .metadata()
-            .map_err(|error| NetnsError::Stat {
-                path: path.to_path_buf(),
-                error,
-            })?
-            .ino();
-        if now != inode {
-            return Err(vanished(VanishedBecause::InodeChanged { now }));
-        }
-        rustix::thread::move_into_link_name_space(target.as_fd(), Some(LinkNameSpaceType::Network))
-            .map_err(|errno| NetnsError::Enter {
-                path: path.to_path_buf(),
-                inode,
-                error: errno.into(),
-            })?;
-        Ok(Visit {
-            home: self,
-            inode,
-            left: false,
-        })
-    }
-
-    /// Runs `body` inside the namespace at `path` (which must still be `inode`) and brings
-    /// the thread back. A failed return is an error even though `body` ran.
-    pub fn run_in<T>(
-        &self,
-        path: &Path,
-        inode: u64,
-        body: impl FnOnce() -> T,
-    ) -> Result<T, NetnsError> {
-        let visit = self.enter(path, inode)?;
-        let value = body();
-        visit.leave()?;
-        Ok(value)
-    }
-
-    fn go_home(&self, from: u64) -> Result<(), NetnsError> {
-        rustix::thread::move_into_link_name_space(self.fd.as_fd(), Some(LinkNameSpaceType::Network))
-            .map_err(|errno| {
-                self.stranded.set(true);
-                NetnsError::Return {
-                    home: self.inode,
-                    inode: from,
-                    error: errno.into(),
-                }
-            })
-    }
-}
-
-/// The calling thread's stay in another namespace: [`Visit::leave`] returns it home and
-/// reports a failure; dropping the visit returns it too (for early returns and panics),
-/// and a failure there leaves the [`HomeNetns`] stranded, so it enters nothing again.
-#[derive(Debug)]
-#[must_use = "the thread stays in the namespace only while the Visit lives"]
-pub struct Visit<'home> {
-    home: &'home HomeNetns,
-    inode: u64,
-    left: bool,
-}
-
-impl Visit<'_> {
-    /// The namespace the thread is in.
-    pub fn inode(&self) -> u64 {
-        self.inode
-    }
-
-    /// Returns the thread to its own namespace.
-    pub fn leave(mut self) -> Result<(), NetnsError> {
-        self.left = true;
-        self.home.go_home(self.inode)
-    }
-}
-
-impl Drop for Visit<'_> {
-    fn drop(&mut self) {
-        if !self.left {
-            // The failure is recorded in `home.stranded`; a drop has no one to tell.
-            let _stranded = self.home.go_home(self.inode);
-        }
-    }
-}
-
-/// The capabilities that entering another network namespace needs and this thread lacks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MissingPrivileges {
-    /// CAP_SYS_ADMIN: setns(2) itself.
-    pub sys_admin: bool,
-    /// CAP_SYS_PTRACE: opening another process's namespace link.
-    pub sys_ptrace: bool,
-}
-
-impl MissingPrivileges {
-    /// What `effective` lacks; `None` when it has both.
-    pub fn from_effective(effective: CapabilitySet) -> Option<Self> {
-        let missing = MissingPrivileges {
-            sys_admin: !effective.contains(CapabilitySet::SYS_ADMIN),
-            sys_ptrace: !effective.contains(CapabilitySet::SYS_PTRACE),
-        };
-        (missing.sys_admin || missing.sys_ptrace).then_some(missing)
-    }
-
-    /// The `reason` label of `sockdiag_netns_skipped`.
-    pub fn reason(&self) -> &'static str {
-        match (self.sys_admin, self.sys_ptrace) {
-            (true, true) => "missing_cap_sys_admin_and_sys_ptrace",
-            (true, false) => "missing_cap_sys_admin",
-            _ => "missing_cap_sys_ptrace",
-        }
-    }
-}
-
-impl std::fmt::Display for MissingPrivileges {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<&str> = [
-            (self.sys_admin, "CAP_SYS_ADMIN"),
-            (self.sys_ptrace, "CAP_SYS_PTRACE"),
-        ]
-        .into_iter()
-        .filter_map(|(missing, name)| missing.then_some(name))
-        .collect();
-        write!(
-            f,
-            "entering other network namespaces needs {} in the effective set",
-            names.join(" and ")
-        )
-    }
-}
-
-/// Whether the calling thread may enter namespaces other than its own: `Ok(None)` when it
-/// may, else what it lacks (the poll then covers its own namespace only and says why).
-pub fn missing_privileges() -> Result<Option<MissingPrivileges>, NetnsError> {
-    let sets = rustix::thread::capabilities(None).map_err(|errno| NetnsError::Capabilities {
-        error: errno.into(),
-    })?;
-    Ok(MissingPrivileges::from_effective(sets.effective))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A /proc lookalike: a namespace link is a symlink whose target reads `net:[INODE]`,
+    /// and a file of that name beside it lets stat follow it, as stat follows the real one.
+    struct FakeProc {
+        root: PathBuf,
+    }
+
+    impl FakeProc {
+        fn new(name: &str) -> Self {
+            let root = std::env::temp_dir()
+                .join(format!("sockdiag-fakeproc-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&root);
+            std::fs::create_dir_all(&root).unwrap();
+            FakeProc { root }
+        }
+
+        fn link(&self, dir: &str, inode: u64) {
+            let ns = self.root.join(dir).join("ns");
+            std::fs::create_dir_all(&ns).unwrap();
+            let target = format!("net:[{inode}]");
+            std::fs::write(ns.join(&target), "").unwrap();
+            std::os::unix::fs::symlink(&target, ns.join("net")).unwrap();
+        }
+    }
+
+    impl Drop for FakeProc {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.root);
+        }
+    }
+
+    #[test]
+    fn reader_counts_vanished_pids_and_skips_what_is_not_a_pid() {
+        let proc = FakeProc::new("reader");
+        proc.link("thread-self", 4026532100);
+        proc.link("1", 4026531833);
+        proc.link("42", 4026532100);
+        proc.link("43", 4026532100);
+        // Exited between readdir and readlink: the directory is there, the link is not.
+        std::fs::create_dir_all(proc.root.join("77")).unwrap();
+        // Not processes.
+        std::fs::create_dir_all(proc.root.join("sys")).unwrap();
+        std::fs::write(proc.root.join("uptime"), "1.0 1.0").unwrap();
+        let d = discover(&proc.root, &[proc.root.join("no-such-bind-root")]).unwrap();
+        assert_eq!((d.own, d.host), (4026532100, Some(4026531833)));
+        assert_eq!(d.vanished_pids, 1);
+        assert_eq!(d.denied_pids, 0);
+        let found: Vec<(u64, &[u32], u64)> = d
+            .namespaces
+            .iter()
+            .map(|ns| (ns.inode, ns.pids.as_slice(), ns.processes))
+            .collect();
+        assert_eq!(
+            found,
+            vec![(4026531833, &[1][..], 1), (4026532100, &[42, 43][..], 2)]
+        );
+    }
+
+    #[test]
+    fn without_pid_1_the_initial_namespace_is_the_host() {
+        let mut c = Collector::default();
+        c.process(300, INIT_NET_INODE);
+        c.process(400, 4026532200);
+        c.denied_pid();
+        assert_eq!(c.finish(INIT_NET_INODE, None).host, Some(INIT_NET_INODE));
+        // PID 1's namespace wins when known: in a container sharing the host's PID
+        // namespace but not its network, PID 1 is still the host.
+        let mut c = Collector::default();
+        c.process(1, 4026531992);
+        c.process(300, INIT_NET_INODE);
+        assert_eq!(
+            c.finish(INIT_NET_INODE, Some(4026531992)).host,
+            Some(4026531992)
+        );
+        // Neither known (a kernel before 6.18 numbers the initial namespace freely).
+        let mut c = Collector::default();
+        c.process(300, 4026531992);
+        assert_eq!(c.finish(4026531992, None).host, None);
+    }
+
+    #[test]
+    fn reader_rejects_a_link_that_is_not_a_network_namespace() {
+        let proc = FakeProc::new("badlink");
+        proc.link("thread-self", 4026532100);
+        let ns = proc.root.join("9/ns");
+        std::fs::create_dir_all(&ns).unwrap();
+        std::os::unix::fs::symlink("mnt:[4026531841]", ns.join("net")).unwrap();
+        let error = discover(&proc.root, &[]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "the link {}/9/ns/net reads \"mnt:[4026531841]\", not net:[INODE]",
+                proc.root.display()
+            )
+        );
+    }
 
     #[test]
     fn link_targets() {
@@ -615,39 +482,6 @@ mod tests {
         assert_eq!(
             d.namespaces[0].enter_path(Path::new("/host/proc")),
             PathBuf::from("/host/proc/30/ns/net")
-        );
-    }
-
-    #[test]
-    fn privileges_needed_to_enter() {
-        let all = CapabilitySet::SYS_ADMIN | CapabilitySet::SYS_PTRACE | CapabilitySet::NET_RAW;
-        assert_eq!(MissingPrivileges::from_effective(all), None);
-        let no_admin = MissingPrivileges::from_effective(CapabilitySet::SYS_PTRACE).unwrap();
-        assert_eq!(no_admin.reason(), "missing_cap_sys_admin");
-        assert_eq!(
-            no_admin.to_string(),
-            "entering other network namespaces needs CAP_SYS_ADMIN in the effective set"
-        );
-        let none = MissingPrivileges::from_effective(CapabilitySet::empty()).unwrap();
-        assert_eq!(none.reason(), "missing_cap_sys_admin_and_sys_ptrace");
-        assert_eq!(
-            none.to_string(),
-            "entering other network namespaces needs CAP_SYS_ADMIN and CAP_SYS_PTRACE in the effective set"
-        );
-        let no_ptrace = MissingPrivileges::from_effective(CapabilitySet::SYS_ADMIN).unwrap();
-        assert_eq!(no_ptrace.reason(), "missing_cap_sys_ptrace");
-    }
-
-    #[test]
-    fn vanished_error_names_path_inode_and_reason() {
-        let e = NetnsError::Vanished {
-            path: "/proc/4242/ns/net".into(),
-            inode: 4026532300,
-            reason: VanishedBecause::InodeChanged { now: 4026532999 },
-        };
-        assert_eq!(
-            e.to_string(),
-            "network namespace 4026532300 at /proc/4242/ns/net is gone: the path now names network namespace 4026532999"
         );
     }
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use rustix::thread::CapabilitySet;
 use sockdiag_exporter::poll::discover::{self, NetnsInfo, Sources};
 use sockdiag_exporter::source::netns::{
-    self, HomeNetns, MissingPrivileges, NetnsError, VanishedBecause,
+    self, EnterError, HomeNetns, MissingPrivileges, VanishedBecause,
 };
 
 use crate::cgroups::{random_container_id, Cgroups};
@@ -161,7 +161,8 @@ impl Drop for Scene {
         for child in [&mut self.plain, &mut self.docker, &mut self.kube] {
             stop(child);
         }
-        if !self.netns_deleted && self.named_inode != 0 {
+        // Also when `ip netns add` seemed to fail: a half-made one is deleted too.
+        if !self.netns_deleted {
             let _ = Command::new("ip")
                 .args(["netns", "delete", &self.named])
                 .status();
@@ -263,12 +264,18 @@ fn discovery_names_every_kind_of_namespace() {
             ),
         ]
     );
-    // `host` is PID 1's namespace, and nobody's when PID 1's link is not readable (as in a
-    // sandbox whose PID 1 has more capabilities than we do).
+    // `host` is PID 1's namespace; when PID 1's link is not readable (as in a sandbox
+    // whose PID 1 has more capabilities than we do), the initial namespace's if its inode
+    // is the fixed one.
     let pid_1 = std::fs::read_link("/proc/1/ns/net")
         .ok()
         .and_then(|t| netns::parse_link(&t.to_string_lossy()));
-    assert_eq!(found.by_label("host").map(|ns| ns.id), pid_1);
+    let initial = found
+        .namespaces
+        .iter()
+        .any(|ns| ns.id == netns::INIT_NET_INODE)
+        .then_some(netns::INIT_NET_INODE);
+    assert_eq!(found.by_label("host").map(|ns| ns.id), pid_1.or(initial));
     assert!(found.namespaces.iter().any(|ns| ns.id == found.own));
     let mut labels: Vec<&str> = found
         .namespaces
@@ -345,7 +352,7 @@ fn a_vanished_namespace_is_the_vanished_error() {
     // A live path that now names another namespace (a reused pid).
     let docker = PathBuf::from(format!("/proc/{}/ns/net", scene.docker.id()));
     match home.enter(&docker, scene.kube_inode) {
-        Err(NetnsError::Vanished {
+        Err(EnterError::Vanished {
             path,
             inode,
             reason: VanishedBecause::InodeChanged { now },
@@ -376,9 +383,9 @@ fn a_vanished_namespace_is_the_vanished_error() {
     );
 }
 
-fn assert_vanished(result: Result<(), NetnsError>) {
+fn assert_vanished(result: Result<(), EnterError>) {
     match result {
-        Err(NetnsError::Vanished {
+        Err(EnterError::Vanished {
             reason: VanishedBecause::NotFound,
             ..
         }) => {}
@@ -434,7 +441,7 @@ fn without_capabilities_entering_is_refused_and_discovery_degrades() {
         );
         let home = HomeNetns::open(Path::new("/proc")).expect("open our namespace");
         match home.enter(&named_path, named_inode) {
-            Err(NetnsError::Enter { error, .. }) => {
+            Err(EnterError::Enter { error, .. }) => {
                 assert_eq!(error.raw_os_error(), Some(libc::EPERM))
             }
             other => panic!("expected Enter(EPERM), got {other:?}"),
