@@ -26,7 +26,7 @@ use crate::fold::close_wait::CloseWaitTracker;
 use crate::fold::Settings;
 use crate::snapshot::{FoldedNetns, NetnsFigures, NetnsInfo, NetnsSkipped, Snapshot};
 use crate::source::inet_diag::{SockDiag, SockDiagError};
-use crate::source::netns::{self, HomeNetns, MissingPrivileges, NetnsError};
+use crate::source::netns::{self, EnterError, HomeNetns, MissingPrivileges};
 use crate::source::proc_fd::{ProcIndex, ProcIndexError, ScanReport};
 
 /// Which namespaces a poll samples: `namespaces` in the configuration.
@@ -212,7 +212,7 @@ impl Collector {
                 Ok(None) => {}
                 Ok(Some(missing)) => notes.missing_privileges = Some(missing),
                 Err(error) => {
-                    notes.discovery_error = Some(DiscoverError::Netns(error));
+                    notes.discovery_error = Some(DiscoverError::Privileges(error));
                 }
             }
         }
@@ -322,7 +322,7 @@ fn enter_and_dump(
     });
     match ran {
         Ok(Ok(dump)) => Outcome::Dumped(Box::new(dump)),
-        Err(NetnsError::Vanished { .. }) => Outcome::Vanished,
+        Err(EnterError::Vanished { .. }) => Outcome::Vanished,
         Err(error) => Outcome::Failed(format!("netns {}: {error}", job.namespace.label)),
         Ok(Err(error)) => Outcome::Failed(format!("netns {}: {error}", job.namespace.label)),
     }

@@ -112,6 +112,9 @@ pub enum DiscoverError {
     Cgroup(#[from] CgroupError),
     #[error("naming a container: {0}")]
     Docker(#[from] DockerError),
+    /// Our own privileges could not be read, so whether to enter others is unknown.
+    #[error("checking the privileges to enter namespaces: {0}")]
+    Privileges(#[from] netns::EnterError),
 }
 
 /// What is known of the container a namespace belongs to.

@@ -19,7 +19,7 @@ use super::{
 use crate::fold::listen::{self, ListenSample};
 use crate::snapshot::{Published, Stage};
 use crate::source::inet_diag::{Family, SockDiag, SockDiagError, StateFilter};
-use crate::source::netns::{HomeNetns, NetnsError};
+use crate::source::netns::{EnterError, HomeNetns};
 
 /// The fast listener sampler's state.
 #[derive(Debug)]
@@ -105,7 +105,7 @@ fn sample_others(
         });
         match ran {
             Ok(Ok(())) => samples.push((target.id, sample)),
-            Err(NetnsError::Vanished { .. }) => {}
+            Err(EnterError::Vanished { .. }) => {}
             Err(error) => {
                 failure.get_or_insert(PollError::Namespace(error));
             }

@@ -48,7 +48,7 @@ pub enum PollError {
     #[error("listener sample failed: {0}")]
     ListenDump(SockDiagError),
     #[error("listener sample failed: {0}")]
-    Namespace(crate::source::netns::NetnsError),
+    Namespace(crate::source::netns::EnterError),
     #[error("listener sample failed: the thread sampling other namespaces panicked")]
     SamplerPanicked,
     #[error("poll task failed: {0}")]
