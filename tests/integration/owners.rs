@@ -29,13 +29,14 @@ if pid == 0:
     name('child')
     os.close(w)
     cmds = os.fdopen(r)
-    print('child', os.getpid(), flush=True)
+    # One write each: the parent writes to the same pipe.
+    os.write(1, b'child %d\n' % os.getpid())
     for line in cmds:
         if line.startswith('rename '):
             name(line.split()[1])
     time.sleep(600)
 os.close(r)
-print('parent', os.getpid(), flush=True)
+os.write(1, b'parent %d\n' % os.getpid())
 for line in sys.stdin:
     if line.strip() == 'exit':
         os.write(w, b'')
