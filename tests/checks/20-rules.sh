@@ -2,7 +2,7 @@
 # Prometheus rules and Alertmanager example (grafana/): one pass/fail for tests/run.sh.
 #
 #   0. the committed rule files are exactly what the mixin builds (grafana/mixin/build.sh with
-#      Debian's jsonnet): no drift
+#      Debian's jsonnet): no drift; the mixin's jsonnet is as jsonnetfmt formats it
 #   1. promtool check rules grafana/rules/*.yml
 #   2. promtool test rules grafana/tests/*.test.yml (every alert fires with labels and
 #      annotations asserted, and stays silent on steady churn and deploy blips)
@@ -71,6 +71,14 @@ overlay() {
   fi
 }
 
+jsonnetfmt_clean() {
+  local f bad=0
+  for f in $(find grafana/mixin grafana/tests -name '*.jsonnet' -o -name '*.libsonnet' | sort); do
+    jsonnetfmt --test "$f" || { echo "not formatted: $f (run: jsonnetfmt -i $f)"; bad=1; }
+  done
+  return $bad
+}
+
 routes() {
   local alert severity receiver bad=0
   declare -A want=([critical]=pager [warning]=ticket [info]=null)
@@ -111,6 +119,7 @@ inhibition() {
 }
 
 step "rules match the mixin (jsonnet build)" mixin_matches rules
+step "mixin jsonnet formatted (jsonnetfmt --test)" jsonnetfmt_clean
 step "promtool check rules" promtool check rules "${RULES[@]}"
 step "promtool test rules" promtool test rules grafana/tests/*.test.yml
 step "rule conventions and test coverage (lint-rules.py)" python3 grafana/tools/lint-rules.py

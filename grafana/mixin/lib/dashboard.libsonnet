@@ -57,8 +57,19 @@ local SCHEMA_VERSION = 39;  // Grafana 10.4 / 11.x; newer Grafana migrates it on
     _size:: [w, h],
   },
 
-  timeseries(title, description, unit, targets, links, w=12, h=8, stack=false, thr=null, minv=0, maxv=null,
-             overrides=[], legendRight=false)::
+  timeseries(title,
+             description,
+             unit,
+             targets,
+             links,
+             w=12,
+             h=8,
+             stack=false,
+             thr=null,
+             minv=0,
+             maxv=null,
+             overrides=[],
+             legendRight=false)::
     base('timeseries', title, description, unit, targets, links, w, h, thr, minv, maxv, overrides) + {
       fieldConfig+: { defaults+: { custom: {
         drawStyle: 'line',

@@ -18,7 +18,7 @@
   humanSum(a, b)::
     local t = self.seconds(a) + self.seconds(b);
     self.human(if t % 86400 == 0 then '%dd' % (t / 86400) else if t % 3600 == 0 then '%dh' % (t / 3600)
-               else if t % 60 == 0 then '%dm' % (t / 60) else '%ds' % t),
+    else if t % 60 == 0 then '%dm' % (t / 60) else '%ds' % t),
 
   // "by (a, b)" / "on (a, b)".
   by(labels):: 'by (%s)' % std.join(', ', labels),

@@ -121,8 +121,13 @@ local q = import '../lib/promql.libsonnet';
             max %s (%s)
               / %s group_left ()
             max %s (%s > 0)
-          ||| % [q.by(ns + ['remote_address', 'remote_port']), s('sockdiag_tcp_ephemeral_ports_used'),
-                 q.on(ns), q.by(ns), s('sockdiag_tcp_ephemeral_port_range_size')]),
+          ||| % [
+            q.by(ns + ['remote_address', 'remote_port']),
+            s('sockdiag_tcp_ephemeral_ports_used'),
+            q.on(ns),
+            q.by(ns),
+            s('sockdiag_tcp_ephemeral_port_range_size'),
+          ]),
           rec('instance_netns:sockdiag_tcp_ephemeral_ports_used_per_range:max',
               'max %s (instance_netns_remote_address_remote_port:sockdiag_tcp_ephemeral_ports_used_per_range:ratio)' % q.by(ns)),
 
@@ -163,10 +168,13 @@ local q = import '../lib/promql.libsonnet';
             max %s (
               label_replace(%s, "pod_uid", "$1", "uid", "(.+)")
             )
-          ||| % [q.by(ns + ['pod_uid', 'container_name']), s('sockdiag_netns_info', ['pod_uid!=""']),
-                 q.on([cfg.clusterLabel, 'pod_uid']),
-                 q.by([cfg.clusterLabel, 'pod_uid', 'namespace', 'pod']),
-                 q.sel('kube_pod_info', [cfg.kubeStateMetricsSelector])]),
+          ||| % [
+            q.by(ns + ['pod_uid', 'container_name']),
+            s('sockdiag_netns_info', ['pod_uid!=""']),
+            q.on([cfg.clusterLabel, 'pod_uid']),
+            q.by([cfg.clusterLabel, 'pod_uid', 'namespace', 'pod']),
+            q.sel('kube_pod_info', [cfg.kubeStateMetricsSelector]),
+          ]),
         ],
       }] else []
     ),
