@@ -14,6 +14,9 @@
 #      package-lock.json, installed with npm ci into a cache directory outside the tree):
 #      `<dashboard JSON> satisfies Dashboard` must type-check (wrong types, unknown keys)
 #   5. provisioning files: the dashboards provider and the datasource example are well formed
+#   6. the "which container" join as shipped (grafana/tools/which-container-test.py): promtool
+#      evaluates the overview's "CLOSE_WAIT: which container" query on namespaces with and
+#      without sockdiag_netns_info: names where the info exists, no row lost or doubled
 # Run: bash tests/checks/25-dashboards.sh (root on a fresh Debian: installs what it needs).
 # SOCKDIAG_SCHEMA_CACHE overrides the npm cache directory (default ~/.cache/sockdiag-schema-check).
 set -uo pipefail
@@ -21,6 +24,7 @@ cd "$(dirname "$0")/../.."
 . tests/lib.sh
 
 need_apt prometheus prometheus || exit 1
+need_apt promtool prometheus || exit 1
 need_apt python3 python3 || exit 1
 need_apt curl curl || exit 1
 need_apt node nodejs || exit 1
@@ -89,5 +93,7 @@ step "dashboard linter self-test" python3 grafana/tools/lint-dashboards.py --sel
 step "every query parsed by Prometheus" prometheus_parses
 step "@grafana/schema structural check (tsc)" schema_check
 step "provisioning files" provisioning
+step "which-container join (promtool on the shipped query)" \
+  python3 grafana/tools/which-container-test.py "$TMP/which-container" grafana/dashboards/sockdiag-overview.json
 
 check_end 25-dashboards
