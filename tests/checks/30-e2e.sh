@@ -199,7 +199,7 @@ wait_promql() { # WHAT EXPR TIMEOUT_S: until EXPR returns at least one series
 
 since() { python3 -c "import sys,time; print(f'{time.time() - float(sys.argv[1]):.1f}')" "$1"; }
 
-echo "=== 30-e2e: CLOSE_WAIT leak -> exporter -> Prometheus (shipped rules, overlay) -> Alertmanager (shipped routes) -> webhook"
+echo "=== 30-e2e: CLOSE_WAIT leak -> exporter -> Prometheus (${SOCKDIAG_E2E_MIXIN_CONFIG:+rules of the mixin built with $SOCKDIAG_E2E_MIXIN_CONFIG}${SOCKDIAG_E2E_MIXIN_CONFIG:-shipped rules}, overlay) -> Alertmanager (shipped routes) -> webhook"
 echo "e2e: $("$BIN" --version 2>&1 | head -1); $(prometheus --version 2>&1 | head -1); $(prometheus-alertmanager --version 2>&1 | head -1)"
 
 # ---- configuration ------------------------------------------------------------------------
