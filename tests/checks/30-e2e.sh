@@ -199,7 +199,9 @@ wait_promql() { # WHAT EXPR TIMEOUT_S: until EXPR returns at least one series
 
 since() { python3 -c "import sys,time; print(f'{time.time() - float(sys.argv[1]):.1f}')" "$1"; }
 
-echo "=== 30-e2e: CLOSE_WAIT leak -> exporter -> Prometheus (${SOCKDIAG_E2E_MIXIN_CONFIG:+rules of the mixin built with $SOCKDIAG_E2E_MIXIN_CONFIG}${SOCKDIAG_E2E_MIXIN_CONFIG:-shipped rules}, overlay) -> Alertmanager (shipped routes) -> webhook"
+RULES_WHAT="shipped rules"
+[ -n "${SOCKDIAG_E2E_MIXIN_CONFIG:-}" ] && RULES_WHAT="rules of the mixin built with $SOCKDIAG_E2E_MIXIN_CONFIG"
+echo "=== 30-e2e: CLOSE_WAIT leak -> exporter -> Prometheus ($RULES_WHAT, overlay) -> Alertmanager (shipped routes) -> webhook"
 echo "e2e: $("$BIN" --version 2>&1 | head -1); $(prometheus --version 2>&1 | head -1); $(prometheus-alertmanager --version 2>&1 | head -1)"
 
 # ---- configuration ------------------------------------------------------------------------
