@@ -29,9 +29,10 @@ command -v jsonnet >/dev/null || { echo "build.sh: jsonnet not found (apt-get in
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/rules" "$tmp/dashboards"
-args=(-J "$here" -S -m "$tmp")
+args=(-J "$here" -m "$tmp")
 [ -n "$config" ] && args+=(--tla-code-file "config=$config")
-jsonnet "${args[@]}" "$here/build.jsonnet" >/dev/null
+jsonnet "${args[@]}" -S --tla-str part=rules "$here/build.jsonnet" >/dev/null
+jsonnet "${args[@]}" --tla-str part=dashboards "$here/build.jsonnet" >/dev/null
 python3 - "$tmp"/dashboards/*.json <<'PY'
 import json, sys
 for path in sys.argv[1:]:
