@@ -54,3 +54,24 @@ check_end() {
   fi
   echo "$1: all checks passed"
 }
+
+# mixin_matches DIR...: build grafana/mixin (grafana/mixin/build.sh, Debian's jsonnet) into
+# $TMP/mixin-build once, then fail with a diff when a committed grafana/DIR (rules,
+# dashboards) differs from the build: a file changed by hand, or jsonnet changed and not
+# rebuilt. Needs check_begin's $TMP.
+mixin_matches() {
+  local d bad=0 out=$TMP/mixin-build
+  if [ ! -d "$out" ]; then
+    grafana/mixin/build.sh --out "$out" 2>"$TMP/mixin-build.log" \
+      || { cat "$TMP/mixin-build.log"; rm -rf "$out"; return 1; }
+  fi
+  for d in "$@"; do
+    if ! diff -ru "grafana/$d" "$out/$d" >"$TMP/mixin.diff"; then
+      echo "grafana/$d differs from a fresh build of grafana/mixin:"
+      head -60 "$TMP/mixin.diff"
+      bad=1
+    fi
+  done
+  [ $bad -eq 0 ] || echo "run: grafana/mixin/build.sh and commit its output"
+  return $bad
+}

@@ -7,11 +7,16 @@ tests/checks/20-rules.sh starts a real Alertmanager on 127.0.0.1 with a copy of 
 configuration whose receivers have no integrations (nothing is ever sent anywhere), then runs
 this. It posts a set of alerts through the v2 API and reads back each one's inhibitedBy:
 
-  critical SockdiagCloseWaitGrowing  host A   -> not inhibited (a page is never inhibited)
-  warning  SockdiagCloseWaitStale    host A   -> inhibited by the critical (same job, instance)
-  warning  SockdiagTimeWaitNearMax.. host A   -> inhibited too (same target, other alert)
-  warning  SockdiagCloseWaitStale    host B   -> not inhibited (other instance)
-  warning  SockdiagCloseWaitStale    host A, other job -> not inhibited
+  critical SockdiagCloseWaitGrowing  host A ns a1 -> not inhibited (a page is never inhibited)
+  warning  SockdiagCloseWaitStale    host A ns a1 -> inhibited by the critical (same job,
+                                                     instance, netns)
+  warning  SockdiagTimeWaitNearMax.. host A ns a1 -> inhibited too (same target, other alert)
+  warning  SockdiagCloseWaitStale    host A ns b2 -> not inhibited (other network namespace)
+  warning  SockdiagPollErrors        host A       -> not inhibited (host level, no netns)
+  warning  SockdiagCloseWaitStale    host B ns a1 -> not inhibited (other instance)
+  warning  SockdiagCloseWaitStale    host A ns a1, other job -> not inhibited
+  critical/warning pair without netns (an exporter before netns support), host C
+                                                  -> the warning is inhibited
   info     SockdiagAttributionDegraded host A -> not inhibited (only warnings are)
   warning  OtherTeamAlert            host A   -> not inhibited (only Sockdiag alerts are)
 Exit 1 with a line per mismatch. Standard library only; talks to the given URL only.
@@ -21,20 +26,29 @@ import sys
 import time
 import urllib.request
 
-A, B = "host-a:10120", "host-b:10120"
+A, B, C = "host-a:10120", "host-b:10120", "host-c:10120"
+LEAK = {"direction": "outbound", "port": "3306", "process": "api"}
 CASES = [
     # labels, expected inhibited
     ({"alertname": "SockdiagCloseWaitGrowing", "severity": "critical", "job": "sockdiag", "instance": A,
-      "direction": "outbound", "port": "3306", "process": "api"}, False),
+      "netns": "a1", **LEAK}, False),
     ({"alertname": "SockdiagCloseWaitStale", "severity": "warning", "job": "sockdiag", "instance": A,
-      "direction": "outbound", "port": "3306", "process": "api"}, True),
-    ({"alertname": "SockdiagTimeWaitNearMaxBuckets", "severity": "warning", "job": "sockdiag", "instance": A}, True),
+      "netns": "a1", **LEAK}, True),
+    ({"alertname": "SockdiagTimeWaitNearMaxBuckets", "severity": "warning", "job": "sockdiag", "instance": A,
+      "netns": "a1"}, True),
+    ({"alertname": "SockdiagCloseWaitStale", "severity": "warning", "job": "sockdiag", "instance": A,
+      "netns": "b2", **LEAK}, False),
+    ({"alertname": "SockdiagPollErrors", "severity": "warning", "job": "sockdiag", "instance": A,
+      "stage": "dump"}, False),
     ({"alertname": "SockdiagCloseWaitStale", "severity": "warning", "job": "sockdiag", "instance": B,
-      "direction": "outbound", "port": "3306", "process": "api"}, False),
+      "netns": "a1", **LEAK}, False),
     ({"alertname": "SockdiagCloseWaitStale", "severity": "warning", "job": "sockdiag-canary", "instance": A,
-      "direction": "outbound", "port": "3306", "process": "api"}, False),
-    ({"alertname": "SockdiagAttributionDegraded", "severity": "info", "job": "sockdiag", "instance": A}, False),
-    ({"alertname": "OtherTeamAlert", "severity": "warning", "job": "sockdiag", "instance": A}, False),
+      "netns": "a1", **LEAK}, False),
+    ({"alertname": "SockdiagAttributionDegraded", "severity": "info", "job": "sockdiag", "instance": A,
+      "netns": "a1"}, False),
+    ({"alertname": "OtherTeamAlert", "severity": "warning", "job": "sockdiag", "instance": A, "netns": "a1"}, False),
+    ({"alertname": "SockdiagCloseWaitGrowing", "severity": "critical", "job": "sockdiag", "instance": C, **LEAK}, False),
+    ({"alertname": "SockdiagCloseWaitStale", "severity": "warning", "job": "sockdiag", "instance": C, **LEAK}, True),
 ]
 
 
@@ -71,7 +85,7 @@ def main():
         ok = k in got and got[k] == inhibited
         bad += not ok
         print(f"{'ok  ' if ok else 'FAIL'} {labels['severity']:8} {labels['alertname']} "
-              f"job={labels['job']} instance={labels['instance']}: {state}, "
+              f"job={labels['job']} instance={labels['instance']} netns={labels.get('netns', '')}: {state}, "
               f"expected {'inhibited' if inhibited else 'not inhibited'}")
     return 1 if bad else 0
 

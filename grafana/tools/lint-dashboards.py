@@ -9,18 +9,21 @@
 Lint rules (docs/CONVENTIONS "Grafana dashboards", after grafana/dashboard-linter):
   dashboard  stable uid equal to the file name, editable false, schemaVersion >= 36, title,
              description, tags; dashboard links to /d/<uid> point at a dashboard in the set
-  variables  exactly one datasource variable, named `datasource` (type prometheus); `job` and
-             `instance` query variables using it, multi-select, include All with allValue ".+",
-             refresh 2 (on time range change); every query variable uses ${datasource} and
-             refresh 2, and its label_values() selector is scoped by job (and instance, below
-             the instance variable); every $variable used in a query is defined
+  variables  exactly one datasource variable, named `datasource` (type prometheus); `cluster`,
+             `job` and `instance` query variables using it, multi-select, include All (allValue
+             ".*" for cluster, ".+" for job and instance), refresh 2 (on time range change);
+             every query variable uses ${datasource} and refresh 2, and its label_values()
+             selector is scoped by the cluster (below the cluster variable), job (below job)
+             and instance (below instance) variables; every $variable used in a query is
+             defined
   panels     unique ids, gridPos inside 24 columns and not overlapping; every non-row panel has
              datasource ${datasource}, a title, a description, a unit, at least one query, every
              query with datasource ${datasource}, a unique refId and an expression; at least one
              link, and links into the repository point at files that exist (runbooks)
   queries    every selector names a known metric (grafana/tools/sockdiag-metrics.txt, a
-             recording rule of grafana/rules/, up or ALERTS) and carries job=~"$job" and
-             instance=~"$instance"; rate/irate/increase
+             recording rule of grafana/rules/, up or ALERTS) and carries job=~"$job",
+             instance=~"$instance" and <cluster label>=~"$cluster" (the label the cluster
+             variable lists, _config.clusterLabel of the mixin); rate/irate/increase
              use [$__rate_interval]; *_total counters only inside rate/irate/increase
 With --prometheus, every panel and variable query (Grafana variables replaced by concrete
 values, e.g. $__rate_interval -> 1m, $job -> (sockdiag|sockdiag-exporter)) is sent to
@@ -54,21 +57,35 @@ SUBSTITUTIONS = {
     "__rate_interval": "1m", "__interval": "30s", "__interval_ms": "30000", "__range": "6h",
     "__range_s": "21600", "__range_ms": "21600000",
     "job": "(sockdiag|sockdiag-exporter)", "instance": "(host-1:10120|host-2:10120)",
-    "process": "(nginx|)", "port": "(8080|3306)",
+    "process": "(nginx|)", "port": "(8080|3306)", "cluster": "(eu-1|)", "netns": "(host|)",
 }
 VAR_RE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\[\[(\w+)\]\]|\$(\w+)")
 
 
-def known_metrics():
-    """Metric names a query may use: the exporter's contract, our recording rules, up, ALERTS."""
-    names = {"up", "ALERTS"}
+def contract():
+    """grafana/tools/sockdiag-metrics.txt: {metric name: set of marks} (marks: "pending")."""
+    out = {}
     with open(os.path.join(REPO_ROOT, "grafana/tools/sockdiag-metrics.txt"), encoding="utf-8") as fh:
-        names |= {l.strip() for l in fh if l.strip() and not l.startswith("#")}
-    rules_dir = os.path.join(REPO_ROOT, "grafana/rules")
+        for line in fh:
+            words = line.split()
+            if words and not words[0].startswith("#"):
+                out[words[0]] = set(words[1:])
+    return out
+
+
+def recorded_names(rules_dir=None):
+    """Recording rule names of the rule files in RULES_DIR (default grafana/rules)."""
+    rules_dir = rules_dir or os.path.join(REPO_ROOT, "grafana/rules")
+    names = set()
     for name in sorted(os.listdir(rules_dir)):
         with open(os.path.join(rules_dir, name), encoding="utf-8") as fh:
-            names |= set(re.findall(r"^\s*-?\s*record:\s*(\S+)", fh.read(), re.M))
+            names |= set(re.findall(r"^\s*-?\s*record:\s*[\"']?([^\s\"']+)", fh.read(), re.M))
     return names
+
+
+def known_metrics():
+    """Metric names a query may use: the exporter's contract, our recording rules, up, ALERTS."""
+    return {"up", "ALERTS"} | set(contract()) | recorded_names()
 
 
 KNOWN = known_metrics()
@@ -149,7 +166,7 @@ def matchers(body):
     return out
 
 
-def check_expr(expr, where, f, require_scope=True):
+def check_expr(expr, where, f, require_scope=True, cluster_label=None):
     """Selectors scoped by job/instance, rate ranges, counters inside rate. Returns selectors."""
     try:
         toks = lex(expr)
@@ -206,6 +223,8 @@ def check_expr(expr, where, f, require_scope=True):
                     f.add(where, f'selector {name or "{...}"} lacks job=~"$job": {expr}')
                 if ("instance", "=~", "$instance") not in ms:
                     f.add(where, f'selector {name or "{...}"} lacks instance=~"$instance": {expr}')
+                if cluster_label and (cluster_label, "=~", "$cluster") not in ms:
+                    f.add(where, f'selector {name or "{...}"} lacks {cluster_label}=~"$cluster": {expr}')
             fn = frames[-1] if frames else None
             if name.endswith("_total") and fn not in RATE_FUNCS:
                 f.add(where, f"counter {name} must be inside rate()/irate()/increase(): {expr}")
@@ -245,9 +264,10 @@ def lint_variables(d, where, f):
     elif ds_vars[0].get("query") != "prometheus":
         f.add(where, "the datasource variable must select prometheus datasources")
     order = {n: i for i, n in enumerate(names)}
-    for req in ("job", "instance"):
+    for req in ("cluster", "job", "instance"):
         if req not in order:
             f.add(where, f"missing `{req}` query variable")
+    cluster_label = cluster_label_of(d)
     for v in variables:
         vw = f"{where} variable {v.get('name')}"
         if v.get("type") != "query":
@@ -259,6 +279,10 @@ def lint_variables(d, where, f):
         if v.get("name") in ("job", "instance"):
             if not v.get("multi") or not v.get("includeAll") or v.get("allValue") != ".+":
                 f.add(vw, 'must be multi-select with All and allValue ".+"')
+        if v.get("name") == "cluster":
+            # .* : a Prometheus without a cluster label has only the empty value.
+            if not v.get("multi") or not v.get("includeAll") or v.get("allValue") != ".*":
+                f.add(vw, 'must be multi-select with All and allValue ".*"')
         if not v.get("description"):
             f.add(vw, "missing description")
         q = var_query(v)
@@ -270,11 +294,24 @@ def lint_variables(d, where, f):
         for name, ms in sels:
             has_job = ("job", "=~", "$job") in ms
             has_inst = ("instance", "=~", "$instance") in ms
-            if v["name"] != "job" and not has_job:
+            has_cluster = (cluster_label, "=~", "$cluster") in ms
+            if order.get(v["name"], 0) > order.get("job", 99) and not has_job:
                 f.add(vw, f'{name} must be scoped by job=~"$job": {q}')
             if order.get(v["name"], 0) > order.get("instance", 99) and not has_inst:
                 f.add(vw, f'{name} must be scoped by instance=~"$instance": {q}')
-    return set(n for n in names if n)
+            if order.get(v["name"], 0) > order.get("cluster", 99) and not has_cluster:
+                f.add(vw, f'{name} must be scoped by {cluster_label}=~"$cluster": {q}')
+    return set(n for n in names if n), cluster_label
+
+
+def cluster_label_of(d):
+    """The label the `cluster` variable lists (label_values(..., LABEL)), or None."""
+    for v in d.get("templating", {}).get("list", []):
+        if v.get("name") == "cluster":
+            m = LABEL_VALUES_RE.match(var_query(v))
+            if m:
+                return m.group(2)
+    return None
 
 
 # ---- Panels ------------------------------------------------------------------------------------
@@ -312,7 +349,7 @@ def lint_dashboard(path, d, f, uids):
             f.add(where, f"missing {key}")
     for link in d.get("links", []):
         check_link(link.get("url", ""), f"{where} dashboard link {link.get('title')}", f, uids)
-    defined = lint_variables(d, where, f)
+    defined, cluster_label = lint_variables(d, where, f)
 
     ids, boxes, queries = set(), [], []
     for p in flat_panels(d):
@@ -361,7 +398,7 @@ def lint_dashboard(path, d, f, uids):
             if not expr.strip():
                 f.add(tw, "empty expression")
                 continue
-            check_expr(expr, tw, f)
+            check_expr(expr, tw, f, cluster_label=cluster_label)
             for m in VAR_RE.finditer(expr):
                 name = m.group(1) or m.group(2) or m.group(3)
                 if name not in defined and name not in BUILTIN_VARS:
@@ -438,6 +475,10 @@ def self_test(path, d, uids):
     mutations = [
         ("no job matcher", expr_edit(pi, lambda e: e.replace('job=~"$job",', "")), 'lacks job=~"$job"'),
         ("no instance matcher", expr_edit(pi, lambda e: e.replace(',instance=~"$instance"', "")), 'lacks instance=~"$instance"'),
+        ("no cluster matcher", expr_edit(pi, lambda e: re.sub(r'\w+=~"\$cluster",', "", e)), '=~"$cluster"'),
+        ("job variable not scoped by cluster", lambda x: var("job")(x)["query"].update(
+            query=re.sub(r',?\w+=~"\$cluster"', "", var("job")(x)["query"]["query"])), 'must be scoped by'),
+        ("cluster allValue", lambda x: var("cluster")(x).update(allValue=".+"), 'allValue ".*"'),
         ("fixed rate window", expr_edit(ri, lambda e: e.replace("[$__rate_interval]", "[5m]")), "[$__rate_interval]"),
         ("bare counter", expr_edit(pi, lambda e: 'sockdiag_tcp_listen_drops_total{job=~"$job",instance=~"$instance"}'), "must be inside rate"),
         ("unknown metric", expr_edit(pi, lambda e: 'sockdiag_tcp_sokets{job=~"$job",instance=~"$instance"}'), "unknown metric"),

@@ -7,7 +7,8 @@
 promtool checks syntax and behaviour; this checks what promtool cannot:
   files      grafana/rules/*.yml are plain Prometheus rule files (only `groups`), nothing else
   recording  names level:metric:operations, metric part sockdiag_..., level starting with
-             instance/job, every `by (...)` keeps job and instance
+             instance/job, every `by (...)` keeps job, instance and the cluster label (--cluster-label,
+             default cluster); a level naming netns keeps netns in every `by`/`on`
   alerts     CamelCase name with the Sockdiag prefix; severity critical|warning|info; `for`;
              summary (one sentence ending with a period), templated description naming the
              instance and the subject labels, runbook_url =
@@ -47,6 +48,7 @@ def load_yaml(path):
 def main():
     ap = argparse.ArgumentParser(description="Lint sockdiag rule files and test coverage.")
     ap.add_argument("--severities", action="store_true", help="print ALERTNAME SEVERITY and exit")
+    ap.add_argument("--cluster-label", default="cluster", help="the mixin's _config.clusterLabel")
     args = ap.parse_args()
     findings = []
 
@@ -56,9 +58,9 @@ def main():
     contract = set()
     with open(os.path.join(ROOT, "grafana/tools/sockdiag-metrics.txt"), encoding="utf-8") as f:
         for line in f:
-            line = line.strip()
-            if line and not line.startswith("#"):
-                contract.add(line)
+            words = line.split()  # NAME [pending]
+            if words and not words[0].startswith("#"):
+                contract.add(words[0])
 
     rule_files = sorted(glob.glob(os.path.join(ROOT, "grafana/rules/*")))
     alerts, records, exprs = {}, set(), []
@@ -85,8 +87,16 @@ def main():
                         bad(where, "level must start with instance or job")
                     for grp in re.findall(r"\bby\s*\(([^)]*)\)", expr):
                         labels = {x.strip() for x in grp.split(",")}
-                        if not {"job", "instance"} <= labels:
-                            bad(where, f"aggregation by ({grp}) drops job or instance")
+                        if not {"job", "instance", args.cluster_label} <= labels:
+                            bad(where, f"aggregation by ({grp}) drops job, instance or {args.cluster_label}")
+                    # Per-namespace results must keep netns through every grouping and join.
+                    # The "one" side of a group_left join may be host-level (e.g. sockets
+                    # scanned per exporter): only what precedes `group_left` is checked.
+                    if m and "netns" in m.group(1).split("_"):
+                        many = re.split(r"\bon\s*\([^)]*\)\s*group_left", expr)[0]
+                        for kw, grp in re.findall(r"\b(by|on)\s*\(([^)]*)\)", many):
+                            if "netns" not in {x.strip() for x in grp.split(",")} and "pod_uid" not in grp:
+                                bad(where, f"{kw} ({grp}) drops netns in a per-namespace rule")
                     exprs.append((where, expr))
                     continue
                 name = r.get("alert", "")

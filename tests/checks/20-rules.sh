@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Prometheus rules and Alertmanager example (grafana/): one pass/fail for tests/run.sh.
 #
+#   0. the committed rule files are exactly what the mixin builds (grafana/mixin/build.sh with
+#      Debian's jsonnet): no drift; the mixin's jsonnet is as jsonnetfmt formats it
 #   1. promtool check rules grafana/rules/*.yml
 #   2. promtool test rules grafana/tests/*.test.yml (every alert fires with labels and
 #      annotations asserted, and stays silent on steady churn and deploy blips)
@@ -24,6 +26,7 @@ need_apt amtool prometheus-alertmanager || exit 1
 need_apt prometheus-alertmanager prometheus-alertmanager || exit 1
 need_apt python3 python3 || exit 1
 need_apt curl curl || exit 1
+need_apt jsonnet jsonnet || exit 1
 if ! python3 -c 'import yaml' 2>/dev/null; then  # PyYAML for lint-rules.py: Debian's, else pip
   apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-yaml >/dev/null
@@ -68,6 +71,14 @@ overlay() {
   fi
 }
 
+jsonnetfmt_clean() {
+  local f bad=0
+  for f in $(find grafana/mixin grafana/tests -name '*.jsonnet' -o -name '*.libsonnet' | sort); do
+    jsonnetfmt --test "$f" || { echo "not formatted: $f (run: jsonnetfmt -i $f)"; bad=1; }
+  done
+  return $bad
+}
+
 routes() {
   local alert severity receiver bad=0
   declare -A want=([critical]=pager [warning]=ticket [info]=null)
@@ -107,6 +118,8 @@ inhibition() {
   python3 grafana/tools/am-inhibition-test.py "http://127.0.0.1:$port"
 }
 
+step "rules match the mixin (jsonnet build)" mixin_matches rules
+step "mixin jsonnet formatted (jsonnetfmt --test)" jsonnetfmt_clean
 step "promtool check rules" promtool check rules "${RULES[@]}"
 step "promtool test rules" promtool test rules grafana/tests/*.test.yml
 step "rule conventions and test coverage (lint-rules.py)" python3 grafana/tools/lint-rules.py

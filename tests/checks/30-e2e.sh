@@ -25,7 +25,14 @@
 #   5. every dashboard query (panels and variables, Grafana variables substituted by
 #      grafana/tools/lint-dashboards.py's substitute() with the scenario's job, instance,
 #      process and port) answers HTTP 200 at the time of the page, and the ones the scenario
-#      fills (tests/e2e/dashboards.py MUST_FILL) return data with the expected labels.
+#      fills (tests/e2e/dashboards.py MUST_FILL) return data with the expected labels;
+#   6. the live /metrics matches the metric contract (tests/e2e/contract.py): every listed
+#      name is exposed, none marked `pending` is.
+# The rules and dashboards are the committed grafana/rules and grafana/dashboards, or, with
+# SOCKDIAG_E2E_MIXIN_CONFIG=FILE, a build of grafana/mixin with that _config (the non-default
+# build of tests/checks/35-mixin-config.sh), scraped as job SOCKDIAG_E2E_JOB (default
+# sockdiag) with the target label SOCKDIAG_E2E_CLUSTER_LABEL=SOCKDIAG_E2E_CLUSTER when set
+# (the page must carry it); SOCKDIAG_E2E_UID_PREFIX names the build's dashboardUidPrefix.
 # Every process is started in the background, its pid recorded, and stopped by that pid in
 # the EXIT trap (also on failure or Ctrl-C); the namespace is deleted. On failure the last
 # lines of every process's log are printed. Takes about 45 s (page ~32 s after the leak
@@ -68,7 +75,10 @@ HOOK=127.0.0.1:9095
 DB_PORT=3306
 LEAKER=leaky-app
 SERVER=fake-mysqld
-JOB=sockdiag
+JOB=${SOCKDIAG_E2E_JOB:-sockdiag}
+CLUSTER_LABEL=${SOCKDIAG_E2E_CLUSTER_LABEL:-}
+CLUSTER=${SOCKDIAG_E2E_CLUSTER:-}
+UID_PREFIX=${SOCKDIAG_E2E_UID_PREFIX:-sockdiag-}
 ALERT=SockdiagCloseWaitGrowing
 RATE=5                 # leaked sockets per second (and as many healthy ones)
 FIRE_TIMEOUT=100       # expected ~32 s: 16 s to pass the floors, then for: 15m/60
@@ -189,15 +199,27 @@ wait_promql() { # WHAT EXPR TIMEOUT_S: until EXPR returns at least one series
 
 since() { python3 -c "import sys,time; print(f'{time.time() - float(sys.argv[1]):.1f}')" "$1"; }
 
-echo "=== 30-e2e: CLOSE_WAIT leak -> exporter -> Prometheus (shipped rules, overlay) -> Alertmanager (shipped routes) -> webhook"
+RULES_WHAT="shipped rules"
+[ -n "${SOCKDIAG_E2E_MIXIN_CONFIG:-}" ] && RULES_WHAT="rules of the mixin built with $SOCKDIAG_E2E_MIXIN_CONFIG"
+echo "=== 30-e2e: CLOSE_WAIT leak -> exporter -> Prometheus ($RULES_WHAT, overlay) -> Alertmanager (shipped routes) -> webhook"
 echo "e2e: $("$BIN" --version 2>&1 | head -1); $(prometheus --version 2>&1 | head -1); $(prometheus-alertmanager --version 2>&1 | head -1)"
 
 # ---- configuration ------------------------------------------------------------------------
-python3 grafana/tools/rules-overlay.py --scale 60 --out "$TMP/rules" grafana/rules/*.yml 2>"$TMP/overlay.out" \
+RULES_DIR=grafana/rules
+DASHBOARDS_DIR=grafana/dashboards
+if [ -n "${SOCKDIAG_E2E_MIXIN_CONFIG:-}" ]; then
+  need_apt jsonnet jsonnet || exit 1
+  grafana/mixin/build.sh --config "$SOCKDIAG_E2E_MIXIN_CONFIG" --out "$TMP/mixin" 2>"$TMP/mixin.out" \
+    || { cat "$TMP/mixin.out"; fail "grafana/mixin/build.sh --config $SOCKDIAG_E2E_MIXIN_CONFIG failed"; }
+  RULES_DIR=$TMP/mixin/rules
+  DASHBOARDS_DIR=$TMP/mixin/dashboards
+  echo "e2e: mixin built with _config from $SOCKDIAG_E2E_MIXIN_CONFIG"
+fi
+python3 grafana/tools/rules-overlay.py --scale 60 --out "$TMP/rules" "$RULES_DIR"/*.yml 2>"$TMP/overlay.out" \
   || { cat "$TMP/overlay.out"; fail "rules-overlay.py failed"; }
 promtool check rules "$TMP"/rules/*.yml >"$TMP/promtool.out" 2>&1 \
   || { cat "$TMP/promtool.out"; fail "promtool check rules on the overlay failed"; }
-echo "e2e: rules: the shipped grafana/rules/*.yml through rules-overlay.py --scale 60 ($(tail -1 "$TMP/overlay.out" | grep -o '^[^:]*: [0-9]* durations rewritten'))"
+echo "e2e: rules: $RULES_DIR/*.yml through rules-overlay.py --scale 60 ($(tail -1 "$TMP/overlay.out" | grep -o '^[^:]*: [0-9]* durations rewritten'))"
 
 python3 tests/e2e/am-config.py --webhook "http://$HOOK" grafana/alertmanager/alertmanager.yml \
   >"$TMP/alertmanager.yml" 2>"$TMP/am-config.out" || { cat "$TMP/am-config.out"; fail "am-config.py failed"; }
@@ -212,6 +234,8 @@ amtool config routes test --config.file="$TMP/alertmanager.yml" --verify.receive
   || fail "the test Alertmanager config does not route $ALERT/critical to pager"
 echo "e2e: alertmanager: shipped routing tree kept (amtool config routes identical); $ALERT/critical -> pager"
 
+TARGET_LABELS=""
+[ -n "$CLUSTER_LABEL" ] && TARGET_LABELS=", labels: {$CLUSTER_LABEL: \"$CLUSTER\"}"
 cat >"$TMP/prometheus.yml" <<EOF
 global:
   scrape_interval: 1s
@@ -222,7 +246,7 @@ alerting:
     - static_configs: [{targets: ["$AM"]}]
 scrape_configs:
   - job_name: $JOB
-    static_configs: [{targets: ["$EXPORTER"]}]
+    static_configs: [{targets: ["$EXPORTER"]$TARGET_LABELS}]
 EOF
 promtool check config "$TMP/prometheus.yml" >"$TMP/promtool-config.out" 2>&1 \
   || { cat "$TMP/promtool-config.out"; fail "promtool check config failed"; }
@@ -262,6 +286,7 @@ echo "e2e: leaking $RATE CLOSE_WAIT sockets/s; waiting up to $FIRE_TIMEOUT s for
 run_fg python3 tests/e2e/notifications.py wait --file "$TMP/notifications.jsonl" --receiver pager --alertname $ALERT \
   --status firing --label process=$LEAKER --label port=$DB_PORT --label direction=outbound \
   --label severity=critical --label job=$JOB --label instance=$EXPORTER \
+  ${CLUSTER_LABEL:+--label "$CLUSTER_LABEL=$CLUSTER"} \
   --summary-contains "$LEAKER" --summary-contains "port $DB_PORT" \
   --save "$TMP/page-labels.json" --timeout $FIRE_TIMEOUT \
   || fail "no page for the leak (see the notifications above)"
@@ -272,6 +297,11 @@ LEAKED=$(nsx curl -sf --max-time 5 "http://$PROM/api/v1/query" --data-urlencode 
   | python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else "?")' 2>/dev/null)
 echo "e2e: page after $PAGE_AFTER s of leak ($LEAKED CLOSE_WAIT sockets of $LEAKER at that time)"
 kill -0 "$(pid_of leaker)" 2>/dev/null || fail "the leaker exited before the leak was stopped"
+# The metric contract against the live exporter, while the leak is on (the CLOSE_WAIT
+# families exist only while there are CLOSE_WAIT sockets).
+nsx curl -sf --max-time 5 "http://$EXPORTER/metrics" >"$TMP/metrics.txt" || fail "cannot read the exporter's /metrics"
+python3 tests/e2e/contract.py "$TMP/metrics.txt" | sed 's/^/e2e: /'
+[ "${PIPESTATUS[0]}" -eq 0 ] || fail "the exporter's /metrics does not match grafana/tools/sockdiag-metrics.txt"
 
 # ---- stop the leak: the leaker closes its sockets and stays alive ------------------------------
 T_STOP=$(date +%s.%N)
@@ -290,8 +320,9 @@ python3 tests/e2e/notifications.py never --file "$TMP/notifications.jsonl" --rec
 
 # ---- every dashboard query, at the time of the page ---------------------------------------------
 run_fg ip netns exec "$NS" python3 tests/e2e/dashboards.py --prometheus "http://$PROM" --time "$T_PAGE" \
-  --job $JOB --instance $EXPORTER --process $LEAKER --port $DB_PORT --listener-process $SERVER \
-  grafana/dashboards/*.json || fail "dashboard queries (see above)"
+  --job "$JOB" --instance $EXPORTER --process $LEAKER --port $DB_PORT --listener-process $SERVER \
+  --cluster "${CLUSTER:-.*}" --uid-prefix "$UID_PREFIX" \
+  "$DASHBOARDS_DIR"/*.json || fail "dashboard queries (see above)"
 
 # ---- summary -----------------------------------------------------------------------------------
 echo

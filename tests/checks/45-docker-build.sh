@@ -231,6 +231,12 @@ l = socket.socket(); l.bind(("127.0.0.1", 8080)); l.listen(8)
 c = socket.create_connection(("127.0.0.1", 8080)); s, _ = l.accept()
 time.sleep(30)' &
 holder=$!
+# Python can take seconds to start on a loaded machine: the holder's sockets must exist
+# before the exporter's first poll, or the attribution below is tested on nothing.
+for _ in $(seq 1 100); do
+  [ -n "$(ss -Htn state established '( sport = :8080 )')" ] && break
+  sleep 0.1
+done
 # setpriv stands in for DynamicUser= (an unused uid) and the capability settings.
 setpriv --reuid=61234 --regid=61234 --clear-groups --inh-caps="-all,$caps" --ambient-caps="-all,$caps" \
   --bounding-set="-all,$bounding" --no-new-privs \
