@@ -4,8 +4,9 @@
 # Scenario (INCIDENTS.md #3): tests/e2e/dbserver.py ("fake-mysqld", 127.0.0.1:3306) closes
 # the connections it is handed; tests/e2e/leaker.py ("leaky-app") opens 5 per second and never
 # closes them (CLOSE_WAIT, outbound, remote port 3306), plus 5 healthy ones per second that it
-# closes itself (TIME_WAIT). Real processes, all inside one network namespace created here:
-#   sockdiag_exporter (target/debug, --poll.interval=1s, CLOSE_WAIT stale after 5s)
+# closes itself (TIME_WAIT). Both run in an application namespace ($APP_NS, as a container's
+# would); everything else runs in a monitoring namespace ($NS); both are created here:
+#   sockdiag_exporter (every namespace: it finds the application's and labels it netns=$APP_NS) (target/debug, --poll.interval=1s, CLOSE_WAIT stale after 5s)
 #   Prometheus (Debian package; scrape and evaluation every 1s) loading the SHIPPED rules
 #     through the documented test overlay: grafana/tools/rules-overlay.py --scale 60
 #     (docs/alerts.md "Test overlay": every `for:`, range and offset / 60; nothing else)
@@ -17,8 +18,9 @@
 #   1. the test Alertmanager config keeps the shipped routing tree (amtool config routes is
 #      identical) and routes SockdiagCloseWaitGrowing/critical to pager;
 #   2. a firing SockdiagCloseWaitGrowing notification reaches the pager receiver with
-#      process="leaky-app", port="3306", direction="outbound", severity="critical",
-#      job, instance, and a summary naming the process and the port;
+#      netns=<the application namespace>, process="leaky-app", port="3306",
+#      direction="outbound", severity="critical", job, instance, and a summary naming the
+#      namespace, the process and the port;
 #   3. after the leaker closes its sockets (SIGUSR1; the process stays alive), a resolved
 #      notification for exactly the same label set reaches pager;
 #   4. pager got nothing but that alert (no false page); ticket never got the page;
@@ -86,6 +88,9 @@ RESOLVE_TIMEOUT=30     # expected ~3 s
 
 TMP=$(mktemp -d /tmp/sockdiag-e2e.XXXXXX)
 NS=sockdiag-e2e-$$
+# The application's namespace, as a container's: the exporter, in $NS, finds it and pages
+# with netns=$APP_NS.
+APP_NS=sockdiag-e2e-app-$$
 NS_CREATED=""
 PIDS=()
 NAMES=()
@@ -108,14 +113,14 @@ cleanup() {
   local i pid
   [ -n "$FG_PID" ] && stop_pid "$FG_PID" "helper"
   for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${PIDS[i]}" "${NAMES[i]}"; done
-  if [ -n "$NS_CREATED" ]; then
-    # Anything still inside our namespace was started by this test: report it, stop it by pid.
-    for pid in $(ip netns pids "$NS" 2>/dev/null); do
-      echo "e2e: pid $pid ($(cat "/proc/$pid/comm" 2>/dev/null)) was still in $NS: stopping it"
+  for ns in ${NS_CREATED:-}; do
+    # Anything still inside our namespaces was started by this test: report it, stop it by pid.
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do
+      echo "e2e: pid $pid ($(cat "/proc/$pid/comm" 2>/dev/null)) was still in $ns: stopping it"
       stop_pid "$pid" "pid $pid"
     done
-    ip netns del "$NS" 2>/dev/null || echo "e2e: could not delete network namespace $NS"
-  fi
+    ip netns del "$ns" 2>/dev/null || echo "e2e: could not delete network namespace $ns"
+  done
   if [ -n "${SOCKDIAG_E2E_KEEP:-}" ]; then echo "e2e: kept $TMP"; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
@@ -154,11 +159,15 @@ run_fg() { # CMD...: run a long wait in the background and wait for it, so that 
   return $rc
 }
 
-start() { # NAME CMD...: run CMD in the namespace in the background and record its pid.
+start() { # NAME CMD...: run CMD in the monitoring namespace ($NS), see start_in.
+  start_in "$NS" "$@"
+}
+
+start_in() { # NETNS NAME CMD...: run CMD in NETNS in the background and record its pid.
   # A plain command (not a function, not a subshell): bash forks and execs `ip`, and
   # `ip netns exec` execs CMD, so $! is CMD's own pid.
-  local name=$1 pid comm i; shift
-  ip netns exec "$NS" "$@" >"$TMP/$name.log" 2>&1 &
+  local netns=$1 name=$2 pid comm i; shift 2
+  ip netns exec "$netns" "$@" >"$TMP/$name.log" 2>&1 &
   pid=$!
   PIDS+=("$pid")
   NAMES+=("$name")
@@ -252,10 +261,12 @@ promtool check config "$TMP/prometheus.yml" >"$TMP/promtool-config.out" 2>&1 \
   || { cat "$TMP/promtool-config.out"; fail "promtool check config failed"; }
 
 # ---- the namespace and the processes --------------------------------------------------------
-ip netns add "$NS" || fail "ip netns add $NS failed"
-NS_CREATED=1
-ip -n "$NS" link set lo up || fail "ip link set lo up in $NS failed"
-echo "e2e: network namespace $NS (loopback only)"
+for ns in "$NS" "$APP_NS"; do
+  ip netns add "$ns" || fail "ip netns add $ns failed"
+  NS_CREATED="${NS_CREATED:-} $ns"
+  ip -n "$ns" link set lo up || fail "ip link set lo up in $ns failed"
+done
+echo "e2e: network namespaces $NS (monitoring) and $APP_NS (the application), loopback only"
 
 start receiver python3 tests/e2e/receiver.py --listen "$HOOK" --out "$TMP/notifications.jsonl" --max-seconds 280
 start alertmanager prometheus-alertmanager --config.file="$TMP/alertmanager.yml" --storage.path="$TMP/am-data" \
@@ -264,7 +275,7 @@ start alertmanager prometheus-alertmanager --config.file="$TMP/alertmanager.yml"
 # SOCKDIAG_E2E_KEEP) and must not pick up the caller's configuration.
 start exporter env -i PATH="$PATH" SOCKDIAG_CLOSE_WAIT_STALE_AFTER=5s SOCKDIAG_LISTEN_POLL_INTERVAL=200ms \
   "$BIN" --web.listen-address="$EXPORTER" --poll.interval=1s --log.level=debug
-start dbserver python3 tests/e2e/dbserver.py --name "$SERVER" --listen "127.0.0.1:$DB_PORT" --max-seconds 280
+start_in "$APP_NS" dbserver python3 tests/e2e/dbserver.py --name "$SERVER" --listen "127.0.0.1:$DB_PORT" --max-seconds 280
 start prometheus prometheus --config.file="$TMP/prometheus.yml" --storage.tsdb.path="$TMP/tsdb" \
   --web.listen-address="$PROM"
 wait_http receiver "http://$HOOK/-/ready"
@@ -272,8 +283,8 @@ wait_http alertmanager "http://$AM/-/ready"
 wait_http exporter "http://$EXPORTER/metrics"
 wait_http prometheus "http://$PROM/-/ready"
 wait_promql "Prometheus scraping the exporter" "up{job=\"$JOB\",instance=\"$EXPORTER\"} == 1" 30
-wait_promql "the server's listener seen by the exporter" \
-  "sockdiag_tcp_listen_queue_limit{job=\"$JOB\",port=\"$DB_PORT\",process=\"$SERVER\"}" 30
+wait_promql "the server's listener in $APP_NS seen by the exporter in $NS" \
+  "sockdiag_tcp_listen_queue_limit{job=\"$JOB\",netns=\"$APP_NS\",port=\"$DB_PORT\",process=\"$SERVER\"}" 30
 nsx curl -sf --max-time 5 "http://$PROM/api/v1/alertmanagers" | grep -q "$AM" \
   || fail "Prometheus does not list the Alertmanager $AM"
 [ "$(promql "ALERTS{alertname=\"$ALERT\"}")" = 0 ] || fail "$ALERT is already pending/firing before the leak"
@@ -281,10 +292,11 @@ echo "e2e: all up after $(since "$T_START") s; Prometheus scrapes the exporter a
 
 # ---- the leak --------------------------------------------------------------------------------
 T_LEAK=$(date +%s.%N)
-start leaker python3 tests/e2e/leaker.py --name "$LEAKER" --connect "127.0.0.1:$DB_PORT" --rate $RATE --max-seconds 250
+start_in "$APP_NS" leaker python3 tests/e2e/leaker.py --name "$LEAKER" --connect "127.0.0.1:$DB_PORT" --rate $RATE --max-seconds 250
 echo "e2e: leaking $RATE CLOSE_WAIT sockets/s; waiting up to $FIRE_TIMEOUT s for the page"
 run_fg python3 tests/e2e/notifications.py wait --file "$TMP/notifications.jsonl" --receiver pager --alertname $ALERT \
   --status firing --label process=$LEAKER --label port=$DB_PORT --label direction=outbound \
+  --label netns=$APP_NS --summary-contains "$APP_NS" \
   --label severity=critical --label job=$JOB --label instance=$EXPORTER \
   ${CLUSTER_LABEL:+--label "$CLUSTER_LABEL=$CLUSTER"} \
   --summary-contains "$LEAKER" --summary-contains "port $DB_PORT" \
@@ -321,14 +333,14 @@ python3 tests/e2e/notifications.py never --file "$TMP/notifications.jsonl" --rec
 # ---- every dashboard query, at the time of the page ---------------------------------------------
 run_fg ip netns exec "$NS" python3 tests/e2e/dashboards.py --prometheus "http://$PROM" --time "$T_PAGE" \
   --job "$JOB" --instance $EXPORTER --process $LEAKER --port $DB_PORT --listener-process $SERVER \
-  --cluster "${CLUSTER:-.*}" --uid-prefix "$UID_PREFIX" \
+  --cluster "${CLUSTER:-.*}" --netns "$NS|$APP_NS" --uid-prefix "$UID_PREFIX" \
   "$DASHBOARDS_DIR"/*.json || fail "dashboard queries (see above)"
 
 # ---- summary -----------------------------------------------------------------------------------
 echo
 echo "e2e summary:"
 python3 tests/e2e/notifications.py summary --file "$TMP/notifications.jsonl" --since "$T_LEAK" | sed 's/^/  /'
-echo "  page ($ALERT, process=$LEAKER port=$DB_PORT direction=outbound) at pager after $PAGE_AFTER s of leak at $RATE/s"
+echo "  page ($ALERT, netns=$APP_NS process=$LEAKER port=$DB_PORT direction=outbound) at pager after $PAGE_AFTER s of leak at $RATE/s"
 echo "  resolved at pager $RESOLVED_AFTER s after the leak was closed"
 echo "  dashboards: every query parsed; the scenario's panels have data"
 echo "30-e2e: passed in $(since "$T_START") s"
