@@ -7,7 +7,8 @@
 //! - [`close_wait`]: CLOSE_WAIT ages by socket cookie, kept between polls;
 //! - [`owners`]: the owner lookup the folds ask, and its answers;
 //! - [`settings`]: the caps and thresholds;
-//! - [`top`]: the top-K tables with `other`.
+//! - [`top`]: the top-K tables with `other`;
+//! - [`unix`]: unix_diag records into type and state counts and listeners.
 
 pub mod close_wait;
 pub mod listen;
@@ -15,5 +16,6 @@ pub mod owners;
 pub mod settings;
 pub mod tcp;
 pub mod top;
+pub mod unix;
 
 pub use settings::{NetnsCaps, PortFilter, Settings};
