@@ -13,6 +13,7 @@ mod namespaces;
 mod netns;
 mod signals;
 mod states;
+mod unix;
 
 use libtest_mimic::{Arguments, Trial};
 
@@ -40,6 +41,7 @@ fn main() {
         breakdown::tests(),
         signals::tests(),
         namespaces::tests(),
+        unix::tests(),
     ]
     .into_iter()
     .flatten()
