@@ -1,13 +1,26 @@
-//! The fast listener sampler's fold: accept-queue lengths per TCP listening address and
-//! per UNIX listener name, kept between main polls so that the largest one is reported
-//! as the peak.
+//! Listeners: the entry the TCP and UNIX folds keep per listening socket, and the fast
+//! listener sampler's fold: accept-queue lengths per TCP listening address and per UNIX
+//! listener name, kept between main polls so that the largest one is reported as the peak.
 
 use std::net::IpAddr;
 
 use rustc_hash::FxHashMap;
 
+use super::owners::Owner;
 use crate::source::inet_diag::{self, TcpState};
 use crate::source::unix_diag::{self, UnixState};
+
+/// A listening socket as the TCP and UNIX folds hold it until the poll ends.
+#[derive(Debug, Clone, Copy)]
+pub struct Listener {
+    /// `None` while waiting for the /proc scan.
+    pub owner: Option<Owner>,
+    pub inode: u32,
+    /// Connections in the accept queue.
+    pub length: u64,
+    /// The backlog.
+    pub limit: u64,
+}
 
 /// One sample of the fast listener sampler, or the peaks of several: accept-queue
 /// lengths per TCP listening (address, port), summed over SO_REUSEPORT groups, and per

@@ -15,20 +15,11 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use super::listen::ListenSample;
+use super::listen::{ListenSample, Listener};
 use super::owners::{Owner, Owners};
 use super::settings::Settings;
 use crate::snapshot::{UnixCounts, UnixFigures, UnixListenerSeries};
 use crate::source::unix_diag::{Name, Record, UnixState};
-
-#[derive(Debug, Clone, Copy)]
-struct Listener {
-    /// `None` while waiting for the /proc scan.
-    owner: Option<Owner>,
-    inode: u32,
-    length: u64,
-    limit: u64,
-}
 
 #[derive(Debug, Default)]
 struct NameStats {

@@ -3,27 +3,13 @@
 
 use std::fmt;
 
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet};
+use prometheus_client::encoding::DescriptorEncoder;
 
 use super::gauge;
-use super::labels::Netns;
+use super::labels::{Netns, UnixListenerLabels, UnixTypeState};
 use super::tcp::per_netns;
 use crate::snapshot::{NetnsFigures, Snapshot, UnixCounts, UnixListenerSeries};
 use crate::source::unix_diag::{UnixState, UnixType};
-
-/// `socket_type`, not `type`: a label named `type` is reserved by convention (and would
-/// read as the metric type); see docs/metrics.md.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-pub struct UnixTypeState {
-    pub socket_type: &'static str,
-    pub state: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-pub struct UnixListenerLabels {
-    pub path: String,
-    pub process: String,
-}
 
 /// The `(socket_type, state)` series of one namespace: every possible stream, seqpacket
 /// and dgram pair in a full namespace, zero included; only non-zero ones elsewhere, and
