@@ -1,6 +1,6 @@
 //! UNIX stream listeners (issue 12): php-fpm from Debian with a saturated pool, listeners
-//! of the tests' own on path-bound and abstract names, one in a second namespace, and
-//! the `max_unix_paths` cap. Every socket lives in a private network namespace (abstract
+//! of the tests' own on path-bound and abstract names, one in a second namespace (through
+//! the per-namespace recipe), and the `max_unix_paths` cap. Every socket lives in a private network namespace (abstract
 //! names are per namespace; path-bound ones sit in a temporary directory of the test).
 
 use std::collections::BTreeMap;
@@ -10,8 +10,18 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use sockdiag_exporter::fold::close_wait::CloseWaitTracker;
+use sockdiag_exporter::fold::listen::ListenSample;
+use sockdiag_exporter::fold::Settings;
+use sockdiag_exporter::poll::namespace;
+use sockdiag_exporter::snapshot::UnixListenerSeries;
+use sockdiag_exporter::source::netns::HomeNetns;
+use sockdiag_exporter::source::proc_fd::ProcIndex;
+use sockdiag_exporter::source::sock_diag::SockDiag;
+use sockdiag_exporter::source::unix_diag::{UnixFilter, UnixState, UnixType};
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use crate::actor::Actor;
@@ -177,7 +187,8 @@ fn fastcgi_get(socket: &str, script: &str) -> String {
 }
 
 /// Incident 1 after its fix: nginx -> php-fpm on a UNIX socket. Two workers, five
-/// requests that each take 4 s: three wait in the accept queue, then one, then none.
+/// requests that each wait for a file the test creates: three wait in the accept queue
+/// until then, and the queue drains at once after.
 fn php_fpm_saturated_pool_queue_limit_process_and_peak() {
     let binary = php_fpm_binary();
     let comm: String = binary
@@ -191,7 +202,14 @@ fn php_fpm_saturated_pool_queue_limit_process_and_peak() {
         let dir = TempDir::new("php-fpm");
         let socket = dir.path("php-fpm.sock");
         let script = dir.path("slow.php");
-        std::fs::write(&script, "<?php usleep(4000000); echo \"slept\";\n").unwrap();
+        let go = dir.path("go");
+        std::fs::write(
+            &script,
+            format!(
+                "<?php while (!file_exists('{go}')) {{ clearstatcache(); usleep(50000); }} echo \"served\";\n"
+            ),
+        )
+        .unwrap();
         let config = dir.path("php-fpm.conf");
         std::fs::write(
             &config,
@@ -214,7 +232,8 @@ fn php_fpm_saturated_pool_queue_limit_process_and_peak() {
             .collect();
         // Both workers busy, three requests waiting.
         wait_for(|| ss_queue(&socket) == Some(3));
-        let mut exporter = Exporter::start(10120, &["--poll.interval=10s"]);
+        // Polls 8 s apart; the listener sampler every second (the default) in between.
+        let mut exporter = Exporter::start(10120, &["--poll.interval=8s"]);
         exporter.wait_for_poll();
         let scrape = exporter.scrape();
         let series = listener(&socket, &comm);
@@ -231,16 +250,12 @@ fn php_fpm_saturated_pool_queue_limit_process_and_peak() {
             3.0
         );
 
-        // The queue drains (3 -> 1 -> 0 at 4 s and 8 s); the next poll, 10 s after the
-        // first, shows it empty and keeps the peak the 1 s sampler saw in between.
-        let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        while ss_queue(&socket) != Some(0) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the queue never drained"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        // Samples of the full queue after that poll (about two, at 1 s), then the requests
+        // go through and the queue drains; the next poll, 8 s after the first, shows it
+        // empty and keeps the peak the sampler saw in between.
+        std::thread::sleep(Duration::from_millis(2500));
+        std::fs::write(&go, "").unwrap();
+        wait_for(|| ss_queue(&socket) == Some(0));
         exporter.wait_for_poll();
         let scrape = exporter.scrape();
         assert_eq!(
@@ -253,7 +268,7 @@ fn php_fpm_saturated_pool_queue_limit_process_and_peak() {
         );
         for request in requests {
             let response = request.join().expect("FastCGI client");
-            assert!(response.contains("slept"), "php-fpm answered {response:?}");
+            assert!(response.contains("served"), "php-fpm answered {response:?}");
         }
         drop(exporter);
         drop(fpm);
@@ -320,8 +335,10 @@ fn path_and_abstract_listeners_and_socket_counts() {
     });
 }
 
-/// A listener in a second namespace is exported under that namespace's label, and not
-/// under ours (abstract names are per namespace).
+/// A listener in a second namespace, through what the collector runs for every namespace
+/// but its own: enter it on a thread, open a sock_diag socket there, run the recipe, find
+/// the owner in the host-wide /proc index, fold. (The exporter with --namespaces=all would
+/// dump every namespace of the host, which on a busy host takes longer than the test.)
 fn unix_listener_in_a_second_namespace() {
     in_netns(|| {
         let (server, clients, inode) = in_netns(|| {
@@ -333,45 +350,44 @@ fn unix_listener_in_a_second_namespace() {
                 .ino();
             (server, clients, inode)
         });
-        // Every namespace of the host is dumped; none may fold into netns="other", or ours
-        // (with few sockets) could be the one folded on a busy host.
-        let mut exporter =
-            Exporter::start_with(10120, &["--poll.interval=1h", "--namespaces=all"], |c| {
-                c.env("SOCKDIAG_NETNS__MAX_NAMESPACES", "1000000");
-            });
-        exporter.wait_for_poll();
-        let all = exporter.scrape_all();
-        let label = all
-            .netns_label(inode)
-            .expect("the second namespace in sockdiag_netns_info");
-        assert_eq!(label, format!("ns-{inode}"));
-        let series =
-            format!("{{netns=\"{label}\",path=\"@sockdiag-second\",process=\"second-server\"}}");
+        let enter = PathBuf::from(format!("/proc/{}/ns/net", server.pid()));
+        let home = HomeNetns::open(Path::new("/proc")).expect("hold our namespace");
+        let mut index = ProcIndex::new("/proc");
+        index.begin_poll();
+        let close_wait = Mutex::new(CloseWaitTracker::new(16));
+        let settings = Settings::default().for_namespace(false);
+        let dump = home
+            .run_in(&enter, inode, || {
+                let mut sock_diag = SockDiag::open()?;
+                namespace::dump(&mut sock_diag, inode, &index, &close_wait, &settings)
+            })
+            .expect("enter the second namespace")
+            .expect("dump the second namespace");
+        let missing = dump.unix.missing_inodes();
+        assert_eq!(missing.len(), 1, "the listener's owner is not cached yet");
+        index.sweep();
+        index.resolve(&missing).expect("scan /proc");
+        let figures = dump
+            .unix
+            .finish(&index, &settings, &ListenSample::default());
         assert_eq!(
-            all.value(&format!("sockdiag_unix_listen_queue_length{series}")),
-            2.0
+            figures.listeners,
+            vec![UnixListenerSeries {
+                path: Arc::from("@sockdiag-second"),
+                process: Arc::from("second-server"),
+                length: 2,
+                limit: 9,
+                peak: 2,
+            }]
         );
-        assert_eq!(
-            all.value(&format!("sockdiag_unix_listen_queue_limit{series}")),
-            9.0
-        );
-        // A namespace other than ours exports only its non-zero counts.
-        assert_eq!(
-            all.value(&format!(
-                "sockdiag_unix_sockets{{netns=\"{label}\",socket_type=\"stream\",state=\"listen\"}}"
-            )),
-            1.0
-        );
-        assert!(!all.samples.contains_key(&format!(
-            "sockdiag_unix_sockets{{netns=\"{label}\",socket_type=\"dgram\",state=\"other\"}}"
-        )));
-        let ours = exporter.scrape();
-        assert_eq!(ours.family("sockdiag_unix_listen_queue_length").len(), 0);
-        assert_eq!(
-            ours.value("sockdiag_unix_sockets{socket_type=\"stream\",state=\"listen\"}"),
-            0.0
-        );
-        drop(exporter);
+        assert_eq!(figures.sockets.get(UnixType::Stream, UnixState::Listen), 1);
+        // Abstract names are per namespace: ours has no such listener.
+        assert_eq!(ss_queue("@sockdiag-second"), None);
+        let mut own = SockDiag::open().expect("sock_diag in our namespace");
+        let mut listeners = 0;
+        own.dump_unix(UnixFilter::Listen, &mut |_| listeners += 1)
+            .expect("dump our namespace");
+        assert_eq!(listeners, 0);
         drop(clients);
         drop(server);
     });
