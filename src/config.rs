@@ -392,6 +392,11 @@ impl Config {
                         defaults.settings.netns.max_peers,
                         positive,
                     ),
+                    max_unix_paths: reader.take(
+                        "netns.max_unix_paths",
+                        defaults.settings.netns.max_unix_paths,
+                        positive,
+                    ),
                 },
                 max_destinations: reader.take(
                     "max_destinations",
@@ -399,6 +404,11 @@ impl Config {
                     positive,
                 ),
                 max_peers: reader.take("max_peers", defaults.settings.max_peers, positive),
+                max_unix_paths: reader.take(
+                    "max_unix_paths",
+                    defaults.settings.max_unix_paths,
+                    positive,
+                ),
                 close_wait_stale_after: reader.take(
                     "close_wait_stale_after",
                     defaults.settings.close_wait_stale_after,

@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 use crate::source::inet_diag::{Family, TcpState};
 use crate::source::proc_net_snmp::TcpCounters;
 use crate::source::proc_sys_net::{NetSysctls, PortRange};
+use crate::source::unix_diag::{UnixState, UnixType};
 
 /// Per family, per state socket counts: `counts[family.index()][state.index()]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -30,6 +31,38 @@ impl StateCounts {
 
     pub fn total(&self) -> u64 {
         self.counts.iter().flatten().sum()
+    }
+}
+
+/// Per type, per state UNIX socket counts: `counts[kind.index()][state.index()]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnixCounts {
+    pub counts: [[u64; UnixState::COUNT]; UnixType::COUNT],
+}
+
+impl UnixCounts {
+    pub fn get(&self, kind: UnixType, state: UnixState) -> u64 {
+        self.counts[kind.index()][state.index()]
+    }
+
+    pub fn add(&mut self, kind: UnixType, state: UnixState) {
+        self.counts[kind.index()][state.index()] += 1;
+    }
+
+    pub fn total(&self) -> u64 {
+        self.counts.iter().flatten().sum()
+    }
+
+    /// Adds every count of `other`.
+    pub fn merge(&mut self, other: &UnixCounts) {
+        for (total, n) in self
+            .counts
+            .iter_mut()
+            .flatten()
+            .zip(other.counts.iter().flatten())
+        {
+            *total += n;
+        }
     }
 }
 
@@ -98,6 +131,35 @@ pub struct ListenerSeries {
     pub peak: u64,
 }
 
+/// One UNIX listener, by its bound name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnixListenerSeries {
+    /// The path, `@name` for an abstract name, `""` when unnamed, `other` when folded.
+    pub path: Arc<str>,
+    /// comm of the owner, `unknown` (not found), `other` (the folded listeners).
+    pub process: Arc<str>,
+    /// Connections waiting to be accepted (`ss -xl` Recv-Q).
+    pub length: u64,
+    /// The backlog (`ss -xl` Send-Q).
+    pub limit: u64,
+    /// Largest length sampled since the previous poll, at least the current length.
+    pub peak: u64,
+}
+
+/// What the UNIX fold of one namespace measured.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnixFigures {
+    pub sockets: UnixCounts,
+    /// Sorted by path, then process.
+    pub listeners: Vec<UnixListenerSeries>,
+    /// Listener names folded into `path="other"` by `max_unix_paths`.
+    pub folded_paths: u64,
+    /// Listeners whose owner was not found.
+    pub unattributed: u64,
+    /// Records read from the kernel.
+    pub sockets_scanned: u64,
+}
+
 /// Who holds the sockets.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Breakdown {
@@ -158,6 +220,7 @@ pub struct NetnsFigures {
     /// hundreds of pods stays within a few thousand series.
     pub full: bool,
     pub tcp: TcpFigures,
+    pub unix: UnixFigures,
     pub kernel: KernelStats,
 }
 
@@ -194,6 +257,7 @@ pub struct NetnsSkipped {
 pub struct FoldedNetns {
     pub namespaces: u64,
     pub tcp_sockets: StateCounts,
+    pub unix_sockets: UnixCounts,
 }
 
 /// Everything one successful poll measured.

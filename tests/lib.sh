@@ -2,16 +2,30 @@
 # Every check installs what it needs through these, so a fresh machine works.
 
 apt_updated=""
-need_apt() {
-  # need_apt COMMAND PACKAGE...: install PACKAGEs unless COMMAND is already on PATH.
-  local cmd=$1; shift
-  command -v "$cmd" >/dev/null 2>&1 && return 0
+apt_install() {
+  # apt_install PACKAGE...: apt-get install, after one apt-get update per run.
   if [ -z "$apt_updated" ]; then
     apt-get update -qq >/dev/null
     apt_updated=1
   fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+need_apt() {
+  # need_apt COMMAND PACKAGE...: install PACKAGEs unless COMMAND is already on PATH.
+  local cmd=$1; shift
+  command -v "$cmd" >/dev/null 2>&1 && return 0
+  apt_install "$@"
   command -v "$cmd" >/dev/null 2>&1 || { echo "install of $* did not provide $cmd" >&2; return 1; }
+}
+
+need_apt_file() {
+  # need_apt_file GLOB PACKAGE...: install PACKAGEs unless a file matches GLOB; for
+  # binaries named after their version (Debian's php-fpm is /usr/sbin/php-fpmX.Y).
+  local glob=$1; shift
+  compgen -G "$glob" >/dev/null && return 0
+  apt_install "$@"
+  compgen -G "$glob" >/dev/null || { echo "install of $* did not provide $glob" >&2; return 1; }
 }
 
 need_pip() {

@@ -22,6 +22,9 @@ need_apt unshare util-linux || exit 1
 need_apt sysctl procps || exit 1
 need_apt promtool prometheus || exit 1
 need_apt amtool prometheus-alertmanager || exit 1
+# The UNIX listener test runs Debian's php-fpm (its service is never started: the test
+# runs its own master in a private namespace).
+need_apt_file '/usr/sbin/php-fpm[0-9]*' php-fpm || exit 1
 
 passed=0
 failed=0

@@ -21,7 +21,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, Tc
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sockdiag_exporter::source::inet_diag::{Family, SockDiag, StateFilter, TcpState};
+use sockdiag_exporter::source::inet_diag::{Family, StateFilter, TcpState};
+use sockdiag_exporter::source::sock_diag::SockDiag;
 use socket2::{Domain, Socket, Type};
 
 pub const ROLE_ENV: &str = "SOCKDIAG_BENCH_ROLE";

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sockdiag_exporter::source::inet_diag::SockDiag;
+use sockdiag_exporter::source::sock_diag::SockDiag;
 
 use load::{Census, Load, Mix, Proc, ROLE_ENV};
 use measure::{NodeExporter, Run};

@@ -21,8 +21,9 @@ use std::time::{Duration, Instant};
 use sockdiag_exporter::config::Config;
 use sockdiag_exporter::fold::listen::{self, ListenSample};
 use sockdiag_exporter::poll::{Collector, Peaks, PollerConfig, Scope, Targets};
-use sockdiag_exporter::source::inet_diag::{Family, SockDiag, StateFilter};
+use sockdiag_exporter::source::inet_diag::{Family, StateFilter};
 use sockdiag_exporter::source::proc_fd::ProcIndex;
+use sockdiag_exporter::source::sock_diag::SockDiag;
 
 use crate::http;
 use crate::load::child_setup;
@@ -175,7 +176,7 @@ pub fn floor_role(_args: &[String]) {
                 })
                 .expect("listen dump");
             }
-            sample.len().to_string()
+            sample.tcp.len().to_string()
         }),
         other => panic!("floor: unknown command {other:?}"),
     });

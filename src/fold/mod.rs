@@ -3,11 +3,12 @@
 //! Everything here is pure: records and owner answers in, figures out, no I/O and no
 //! clock (the poll passes ages and times in). One module per fold:
 //! - [`tcp`]: inet_diag records into states, ports, processes, listeners, exhaustion;
-//! - [`listen`]: the fast listener sampler's peaks;
+//! - [`listen`]: the listener entries of the folds and the fast listener sampler's peaks;
 //! - [`close_wait`]: CLOSE_WAIT ages by socket cookie, kept between polls;
 //! - [`owners`]: the owner lookup the folds ask, and its answers;
 //! - [`settings`]: the caps and thresholds;
-//! - [`top`]: the top-K tables with `other`.
+//! - [`top`]: the top-K tables with `other`;
+//! - [`unix`]: unix_diag records into type and state counts and listeners.
 
 pub mod close_wait;
 pub mod listen;
@@ -15,5 +16,6 @@ pub mod owners;
 pub mod settings;
 pub mod tcp;
 pub mod top;
+pub mod unix;
 
 pub use settings::{NetnsCaps, PortFilter, Settings};

@@ -31,3 +31,54 @@ pub trait Owners {
     /// The label of a process.
     fn name(&self, id: NameId) -> Arc<str>;
 }
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::sync::Arc;
+
+    use rustc_hash::FxHashMap;
+
+    use super::{NameId, Owner, Owners};
+
+    /// Owners from a fixed table: inode -> name; inodes in `later` resolve only at settle.
+    #[derive(Default)]
+    pub struct Table {
+        names: Vec<Arc<str>>,
+        now: FxHashMap<u32, NameId>,
+        later: FxHashMap<u32, NameId>,
+    }
+
+    impl Table {
+        fn name_id(&mut self, name: &str) -> NameId {
+            if let Some(i) = self.names.iter().position(|n| &**n == name) {
+                return NameId(i as u32);
+            }
+            self.names.push(Arc::from(name));
+            NameId((self.names.len() - 1) as u32)
+        }
+        pub fn own(&mut self, inode: u32, name: &str) {
+            let id = self.name_id(name);
+            self.now.insert(inode, id);
+        }
+        pub fn own_later(&mut self, inode: u32, name: &str) {
+            let id = self.name_id(name);
+            self.later.insert(inode, id);
+        }
+    }
+
+    impl Owners for Table {
+        fn owner(&self, inode: u32) -> Option<Owner> {
+            self.now.get(&inode).map(|id| Owner::Process(*id))
+        }
+        fn settle(&self, inode: u32) -> Owner {
+            self.now
+                .get(&inode)
+                .or_else(|| self.later.get(&inode))
+                .map(|id| Owner::Process(*id))
+                .unwrap_or(Owner::Unknown)
+        }
+        fn name(&self, id: NameId) -> Arc<str> {
+            Arc::clone(&self.names[id.0 as usize])
+        }
+    }
+}

@@ -30,6 +30,8 @@ pub struct Settings {
     pub max_destinations: usize,
     /// Remote addresses of `sockdiag_tcp_peer_sockets`.
     pub max_peers: usize,
+    /// UNIX listener names that keep their own `path` label.
+    pub max_unix_paths: usize,
     /// CLOSE_WAIT older than this is stale (a leak, not a slow close).
     pub close_wait_stale_after: Duration,
     /// Caps of every namespace but the host's: a node holds hundreds of pods, each with a
@@ -44,6 +46,7 @@ pub struct NetnsCaps {
     pub max_processes: usize,
     pub max_destinations: usize,
     pub max_peers: usize,
+    pub max_unix_paths: usize,
 }
 
 impl Default for NetnsCaps {
@@ -53,6 +56,7 @@ impl Default for NetnsCaps {
             max_processes: 5,
             max_destinations: 5,
             max_peers: 5,
+            max_unix_paths: 5,
         }
     }
 }
@@ -69,6 +73,7 @@ impl Settings {
             max_processes: self.netns.max_processes,
             max_destinations: self.netns.max_destinations,
             max_peers: self.netns.max_peers,
+            max_unix_paths: self.netns.max_unix_paths,
             ..self.clone()
         }
     }
@@ -82,6 +87,7 @@ impl Default for Settings {
             ports: PortFilter::default(),
             max_destinations: 20,
             max_peers: 20,
+            max_unix_paths: 30,
             close_wait_stale_after: Duration::from_secs(60),
             netns: NetnsCaps::default(),
         }

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use rustc_hash::FxHashMap;
 
+use super::listen::Listener;
 use super::owners::{Owner, Owners};
 use super::settings::Settings;
 use crate::snapshot::{Direction, StateCounts};
@@ -53,14 +54,6 @@ struct Pending {
     receive: u32,
     send: u32,
     age: Option<Duration>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Listener {
-    owner: Option<Owner>,
-    inode: u32,
-    length: u64,
-    limit: u64,
 }
 
 /// Accumulates one poll.

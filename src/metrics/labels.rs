@@ -64,6 +64,20 @@ pub struct ListenerLabels {
     pub process: String,
 }
 
+/// `socket_type`, not `type`: a label named `type` is reserved by convention (and would
+/// read as the metric type); see docs/metrics.md.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct UnixTypeState {
+    pub socket_type: &'static str,
+    pub state: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct UnixListenerLabels {
+    pub path: String,
+    pub process: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct PortStateLabels {
     pub port: String,

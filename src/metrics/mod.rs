@@ -28,6 +28,7 @@ mod tcp;
 #[cfg(test)]
 mod tests;
 mod text;
+mod unix;
 
 use labels::{BuildLabels, Netns, NetnsInfoLabels, ReasonLabel, StageLabel};
 pub use text::to_text_004;
@@ -194,6 +195,7 @@ fn encode_published(published: &Published, encoder: &mut DescriptorEncoder) -> f
     tcp::encode_folded(snapshot, encoder)?;
     tcp::encode_close_wait(&snapshot.namespaces, encoder)?;
     tcp::encode_exhaustion(&snapshot.namespaces, encoder)?;
+    unix::encode_unix(snapshot, encoder)?;
     kernel::encode_kernel(&snapshot.namespaces, encoder)
 }
 

@@ -11,7 +11,7 @@ use crate::snapshot::{ListenerSeries, NetnsFigures, PortSeries, Snapshot};
 use crate::source::inet_diag::{Family, TcpState};
 
 /// `(netns, labels)` for every item of every namespace.
-fn per_netns<'a, L, N, I>(
+pub(super) fn per_netns<'a, L, N, I>(
     namespaces: &'a [NetnsFigures],
     series: impl Fn(&'a NetnsFigures) -> I + 'a,
 ) -> impl Iterator<Item = ((Netns, L), N)> + 'a
@@ -297,10 +297,16 @@ pub(super) fn encode_breakdown(
     gauge(
         encoder,
         "sockdiag_unattributed_sockets",
-        "Sockets with an owner (inode not 0) whose process was not found: no privilege to read its fds \
+        "Sockets with an owner (inode not 0) whose process was not found, TCP sockets and UNIX listeners: no privilege to read its fds \
          (CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE), the process exited, or the socket is in flight between processes.",
         per_netns(namespaces, |ns| {
-            nonzero(ns, [(NoLabels {}, ns.tcp.breakdown.unattributed)])
+            nonzero(
+                ns,
+                [(
+                    NoLabels {},
+                    ns.tcp.breakdown.unattributed + ns.unix.unattributed,
+                )],
+            )
         }),
     )
 }
@@ -315,7 +321,7 @@ pub(super) fn encode_folded(snapshot: &Snapshot, encoder: &mut DescriptorEncoder
     gauge(
         encoder,
         "sockdiag_folded_label_values",
-        "Distinct label values folded into \"other\" in the last poll: per namespace port (max_ports, ports.include/exclude), process (max_processes), destination (max_destinations), remote_address (max_peers); and, with netns empty, label=\"netns\": namespaces beyond netns.max_namespaces.",
+        "Distinct label values folded into \"other\" in the last poll: per namespace port (max_ports, ports.include/exclude), process (max_processes), destination (max_destinations), remote_address (max_peers), path (max_unix_paths: UNIX listener names); and, with netns empty, label=\"netns\": namespaces beyond netns.max_namespaces.",
         per_netns(&snapshot.namespaces, |ns| {
             let b = &ns.tcp.breakdown;
             let e = &ns.tcp.exhaustion;
@@ -326,6 +332,7 @@ pub(super) fn encode_folded(snapshot: &Snapshot, encoder: &mut DescriptorEncoder
                     (FoldedLabel { label: "process" }, b.folded_processes),
                     (FoldedLabel { label: "destination" }, e.folded_destinations),
                     (FoldedLabel { label: "remote_address" }, e.folded_peers),
+                    (FoldedLabel { label: "path" }, ns.unix.folded_paths),
                 ],
             )
         })

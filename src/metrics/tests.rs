@@ -11,7 +11,24 @@ fn fixed() -> Published {
     use crate::source::inet_diag::{Family, TcpState};
     use crate::source::proc_net_snmp::TcpCounters;
     use crate::source::proc_sys_net::{NetSysctls, PortRange};
+    use crate::source::unix_diag::{UnixState, UnixType};
     use std::time::{Duration, UNIX_EPOCH};
+    let unix_listener = |path: &str, process: &str, length, limit, peak| UnixListenerSeries {
+        path: Arc::from(path),
+        process: Arc::from(process),
+        length,
+        limit,
+        peak,
+    };
+    let unix_counts = |counts: &[(UnixType, UnixState, u64)]| {
+        let mut sockets = UnixCounts::default();
+        for (kind, state, n) in counts {
+            for _ in 0..*n {
+                sockets.add(*kind, *state);
+            }
+        }
+        sockets
+    };
     let mut tcp_sockets = StateCounts::default();
     for _ in 0..3 {
         tcp_sockets.add(Family::Ipv4, TcpState::CloseWait);
@@ -52,6 +69,23 @@ fn fixed() -> Published {
             },
             exhaustion: Exhaustion::default(),
             sockets_scanned: 3,
+        },
+        // php-fpm's queue is full: limit + 1 waiting.
+        unix: UnixFigures {
+            sockets: unix_counts(&[
+                (UnixType::Stream, UnixState::Listen, 1),
+                (UnixType::Stream, UnixState::Established, 4),
+            ]),
+            listeners: vec![unix_listener(
+                "/run/php/php-fpm.sock",
+                "php-fpm8.2",
+                65,
+                64,
+                65,
+            )],
+            folded_paths: 0,
+            unattributed: 0,
+            sockets_scanned: 5,
         },
         kernel: KernelStats {
             counters: TcpCounters {
@@ -127,6 +161,22 @@ fn fixed() -> Published {
                         },
                         sockets_scanned: 5,
                     },
+                    unix: UnixFigures {
+                        sockets: unix_counts(&[
+                            (UnixType::Stream, UnixState::Listen, 7),
+                            (UnixType::Stream, UnixState::Established, 12),
+                            (UnixType::Dgram, UnixState::Other, 2),
+                            (UnixType::Seqpacket, UnixState::Established, 2),
+                        ]),
+                        listeners: vec![
+                            unix_listener("/run/php/php-fpm.sock", "php-fpm8.2", 3, 64, 9),
+                            unix_listener("@gunicorn", "gunicorn", 0, 2048, 1),
+                            unix_listener("other", "other", 1, 256, 1),
+                        ],
+                        folded_paths: 4,
+                        unattributed: 1,
+                        sockets_scanned: 23,
+                    },
                     kernel: KernelStats {
                         counters: TcpCounters {
                             listen_overflows: Some(15),
@@ -158,6 +208,7 @@ fn fixed() -> Published {
             folded: FoldedNetns {
                 namespaces: 1,
                 tcp_sockets: folded_states,
+                unix_sockets: unix_counts(&[(UnixType::Dgram, UnixState::Established, 3)]),
             },
             netns_info: vec![
                 NetnsInfo {

@@ -25,9 +25,9 @@ use super::{lower_priority, owners, Peaks, PollError, PollerConfig, Reopening, T
 use crate::fold::close_wait::CloseWaitTracker;
 use crate::fold::Settings;
 use crate::snapshot::{FoldedNetns, NetnsFigures, NetnsInfo, NetnsSkipped, Snapshot};
-use crate::source::inet_diag::{SockDiag, SockDiagError};
 use crate::source::netns::{self, EnterError, HomeNetns, MissingPrivileges};
 use crate::source::proc_fd::{ProcIndex, ProcIndexError, ScanReport};
+use crate::source::sock_diag::{SockDiag, SockDiagError};
 
 /// Which namespaces a poll samples: `namespaces` in the configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -150,7 +150,11 @@ impl Collector {
             .end_poll(&unsampled);
         let missing: Vec<u32> = dumped
             .iter()
-            .flat_map(|(_, dump)| dump.aggregator.missing_inodes())
+            .flat_map(|(_, dump)| {
+                let mut missing = dump.aggregator.missing_inodes();
+                missing.extend(dump.unix.missing_inodes());
+                missing
+            })
             .collect();
         owners::resolve(&mut self.index, &missing, &mut notes);
 
@@ -164,12 +168,10 @@ impl Collector {
                 notes.kernel_errors.push(format!("netns {label}: {error}"));
             }
             let settings = self.settings.for_namespace(job.full());
-            let tcp = dump.aggregator.finish(
-                &self.index,
-                &settings,
-                &peaks.remove(&job.namespace.id).unwrap_or_default(),
-            );
-            sockets_scanned += tcp.sockets_scanned;
+            let peaks = peaks.remove(&job.namespace.id).unwrap_or_default();
+            let tcp = dump.aggregator.finish(&self.index, &settings, &peaks);
+            let unix = dump.unix.finish(&self.index, &settings, &peaks);
+            sockets_scanned += tcp.sockets_scanned + unix.sockets_scanned;
             infos.push(info(&label, &job.namespace));
             let full = job.full();
             figures.push((
@@ -178,6 +180,7 @@ impl Collector {
                     netns: label,
                     full,
                     tcp,
+                    unix,
                     kernel: dump.kernel,
                 },
             ));
@@ -359,17 +362,18 @@ fn info(label: &Arc<str>, namespace: &Namespace) -> NetnsInfo {
     }
 }
 
-/// Keeps the `max` namespaces with the most sockets (ours and the host's always, among
-/// them), sorted by label; sums the state counts of the rest into `other`. Ties are
+/// Keeps the `max` namespaces with the most sockets, TCP and UNIX (ours and the host's
+/// always, among them), sorted by label; sums the state counts of the rest into `other`. Ties are
 /// broken by label, so the kept set does not flap between equal namespaces.
 pub fn cap_namespaces(
     mut figures: Vec<(bool, NetnsFigures)>,
     max: usize,
 ) -> (Vec<NetnsFigures>, FoldedNetns) {
+    let sockets = |ns: &NetnsFigures| ns.tcp.tcp_sockets.total() + ns.unix.sockets.total();
     figures.sort_by(|(a_pinned, a), (b_pinned, b)| {
         b_pinned
             .cmp(a_pinned)
-            .then(b.tcp.tcp_sockets.total().cmp(&a.tcp.tcp_sockets.total()))
+            .then(sockets(b).cmp(&sockets(a)))
             .then_with(|| a.netns.cmp(&b.netns))
     });
     let mut folded = FoldedNetns::default();
@@ -380,6 +384,7 @@ pub fn cap_namespaces(
             continue;
         }
         folded.namespaces += 1;
+        folded.unix_sockets.merge(&ns.unix.sockets);
         for (total, n) in folded
             .tcp_sockets
             .counts

@@ -2,7 +2,9 @@
 //! walks only the listening hash, so it costs the same at 1M sockets as at 10) whose
 //! accept-queue lengths are kept, the largest per listener, until the next main poll
 //! reports them as `sockdiag_tcp_listen_queue_peak`. Bursts shorter than a poll interval
-//! stay visible.
+//! stay visible. UNIX listeners are sampled in the same pass, for
+//! `sockdiag_unix_listen_queue_peak` (that dump walks the whole UNIX socket table: its
+//! cost grows with the number of UNIX sockets, docs/benchmarks.md).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,8 +20,10 @@ use super::{
 };
 use crate::fold::listen::{self, ListenSample};
 use crate::snapshot::{Published, Stage};
-use crate::source::inet_diag::{Family, SockDiag, SockDiagError, StateFilter};
+use crate::source::inet_diag::{Family, StateFilter};
 use crate::source::netns::{EnterError, HomeNetns};
+use crate::source::sock_diag::{SockDiag, SockDiagError};
+use crate::source::unix_diag::UnixFilter;
 
 /// The fast listener sampler's state.
 #[derive(Debug)]
@@ -65,11 +69,7 @@ impl ListenSampler {
         }
         let mut peaks = self.peaks.lock().unwrap_or_else(|p| p.into_inner());
         for (netns, sample) in samples {
-            let peaks = peaks.entry(netns).or_default();
-            for (key, length) in sample {
-                let peak = peaks.entry(key).or_default();
-                *peak = (*peak).max(length);
-            }
+            peaks.entry(netns).or_default().merge_max(sample);
         }
         failure.map_or(Ok(()), Err)
     }
@@ -81,7 +81,9 @@ fn listen_dump(open: &mut SockDiag, sample: &mut ListenSample) -> Result<(), Soc
             listen::add_to_sample(sample, record)
         })?;
     }
-    Ok(())
+    open.dump_unix(UnixFilter::Listen, &mut |record| {
+        listen::add_unix_to_sample(sample, record)
+    })
 }
 
 /// Samples each target from this thread, entering it; the first failure other than a

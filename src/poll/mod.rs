@@ -27,7 +27,7 @@ use rustc_hash::FxHashMap;
 use crate::fold::listen::ListenSample;
 use crate::fold::Settings;
 use crate::snapshot::{Published, Stage};
-use crate::source::inet_diag::{SockDiag, SockDiagError};
+use crate::source::sock_diag::{SockDiag, SockDiagError};
 use discover::Sources;
 
 pub mod collector;

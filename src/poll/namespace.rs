@@ -1,6 +1,6 @@
 //! One straight recipe for one network namespace, on a thread that is in it: read the
-//! kernel counters and sysctls, dump the listeners, dump every other socket, folding each
-//! record as it is decoded. What the recipe leaves for after every namespace's dump (the
+//! kernel counters and sysctls, dump the TCP listeners, dump every other TCP socket, dump
+//! every UNIX socket, folding each record as it is decoded. What the recipe leaves for after every namespace's dump (the
 //! /proc scan for owners the cache did not know, the caps) is in [`super::collector`].
 
 use std::sync::Mutex;
@@ -8,15 +8,19 @@ use std::sync::Mutex;
 use crate::fold::close_wait::CloseWaitTracker;
 use crate::fold::owners::Owners;
 use crate::fold::tcp::Aggregator;
+use crate::fold::unix::UnixAggregator;
 use crate::fold::Settings;
 use crate::snapshot::KernelStats;
-use crate::source::inet_diag::{Family, SockDiag, SockDiagError, StateFilter, TcpState};
+use crate::source::inet_diag::{Family, StateFilter, TcpState};
+use crate::source::sock_diag::{SockDiag, SockDiagError};
+use crate::source::unix_diag::UnixFilter;
 use crate::source::{proc_net_snmp, proc_sys_net};
 
 /// One namespace's dumps, folded, waiting for the owners the cache did not know.
 #[derive(Debug)]
 pub struct NetnsDump {
     pub aggregator: Aggregator,
+    pub unix: UnixAggregator,
     pub kernel: KernelStats,
     /// Kernel counter or sysctl files that could not be read (the values are missing).
     pub kernel_errors: Vec<String>,
@@ -53,8 +57,11 @@ pub fn dump(
             aggregator.add(record, age, owners)
         })?;
     }
+    let mut unix = UnixAggregator::new();
+    sock_diag.dump_unix(UnixFilter::All, &mut |record| unix.add(record, owners))?;
     Ok(NetnsDump {
         aggregator,
+        unix,
         kernel,
         kernel_errors,
     })

@@ -20,3 +20,5 @@ pub mod netns;
 pub mod proc_fd;
 pub mod proc_net_snmp;
 pub mod proc_sys_net;
+pub mod sock_diag;
+pub mod unix_diag;

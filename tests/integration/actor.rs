@@ -146,6 +146,22 @@ pub fn run(role: &str, args: &[String]) {
                 std::thread::sleep(std::time::Duration::from_millis(5));
             });
         }
+        // Listens on each UNIX stream NAME=BACKLOG given (`@name`: abstract) and never
+        // accepts: the queues fill with the connections the test makes.
+        "unix-listen" => {
+            let listeners: Vec<socket2::Socket> = args[1..]
+                .iter()
+                .map(|spec| {
+                    let (name, backlog) = spec.split_once('=').expect("NAME=BACKLOG");
+                    crate::unix::listen(name, backlog.parse().unwrap())
+                })
+                .collect();
+            announce();
+            let mut rest = Vec::new();
+            let _ = std::io::stdin().read_to_end(&mut rest);
+            drop(listeners);
+            return;
+        }
         other => panic!("unknown actor role {other}"),
     }
     // Hold everything until the test closes stdin (or kills us).

@@ -16,6 +16,7 @@ mod netns;
 mod owners;
 mod signals;
 mod states;
+mod unix;
 
 use libtest_mimic::{Arguments, Trial};
 
@@ -45,6 +46,7 @@ fn main() {
         namespaces::tests(),
         containers::tests(),
         owners::tests(),
+        unix::tests(),
     ]
     .into_iter()
     .flatten()

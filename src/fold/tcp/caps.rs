@@ -175,6 +175,7 @@ impl Aggregator {
                     length,
                     limit: group.iter().map(|l| l.limit).sum(),
                     peak: peaks
+                        .tcp
                         .get(&(*address, *port))
                         .copied()
                         .unwrap_or(0)

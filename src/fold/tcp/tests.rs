@@ -1,57 +1,14 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
-
 use super::*;
 use crate::fold::listen::{add_to_sample, ListenSample};
+use crate::fold::owners::testing::Table;
 use crate::fold::owners::NameId;
 use crate::fold::PortFilter;
 use crate::snapshot::PortLabel;
 use crate::snapshot::TcpFigures;
 use crate::source::inet_diag::Family;
-
-/// Owners from a fixed table: inode -> name; inodes in `later` resolve only at settle.
-#[derive(Default)]
-struct Table {
-    names: Vec<Arc<str>>,
-    now: FxHashMap<u32, NameId>,
-    later: FxHashMap<u32, NameId>,
-}
-
-impl Table {
-    fn name_id(&mut self, name: &str) -> NameId {
-        if let Some(i) = self.names.iter().position(|n| &**n == name) {
-            return NameId(i as u32);
-        }
-        self.names.push(Arc::from(name));
-        NameId((self.names.len() - 1) as u32)
-    }
-    fn own(&mut self, inode: u32, name: &str) {
-        let id = self.name_id(name);
-        self.now.insert(inode, id);
-    }
-    fn own_later(&mut self, inode: u32, name: &str) {
-        let id = self.name_id(name);
-        self.later.insert(inode, id);
-    }
-}
-
-impl Owners for Table {
-    fn owner(&self, inode: u32) -> Option<Owner> {
-        self.now.get(&inode).map(|id| Owner::Process(*id))
-    }
-    fn settle(&self, inode: u32) -> Owner {
-        self.now
-            .get(&inode)
-            .or_else(|| self.later.get(&inode))
-            .map(|id| Owner::Process(*id))
-            .unwrap_or(Owner::Unknown)
-    }
-    fn name(&self, id: NameId) -> Arc<str> {
-        Arc::clone(&self.names[id.0 as usize])
-    }
-}
 
 fn rec(state: TcpState, local: &str, remote: &str, inode: u32) -> Record {
     let local: SocketAddr = local.parse().unwrap();
@@ -79,7 +36,7 @@ impl Aggregator {
 }
 
 fn finish(aggregator: Aggregator, owners: &Table, limits: &Settings) -> TcpFigures {
-    aggregator.finish(owners, limits, &FxHashMap::default())
+    aggregator.finish(owners, limits, &ListenSample::default())
 }
 
 fn series(snapshot: &TcpFigures) -> Vec<String> {
@@ -196,7 +153,7 @@ fn unattributed_counts_listeners_known_unreachable_at_the_dump() {
         None,
         &owners,
     );
-    let snapshot = a.finish(&owners, &Settings::default(), &FxHashMap::default());
+    let snapshot = a.finish(&owners, &Settings::default(), &ListenSample::default());
     assert_eq!(snapshot.breakdown.unattributed, 3);
     assert_eq!(&*snapshot.breakdown.listeners[0].process, "unknown");
 }
@@ -291,8 +248,8 @@ fn reuseport_listeners_are_summed_and_peak_is_at_least_the_length() {
         l.send_queue = 511;
         a.add_listener(&l, &owners);
     }
-    let mut peaks = FxHashMap::default();
-    peaks.insert(("0.0.0.0".parse().unwrap(), 443), 40);
+    let mut peaks = ListenSample::default();
+    peaks.tcp.insert(("0.0.0.0".parse().unwrap(), 443), 40);
     let snapshot = a.finish(&owners, &Settings::default(), &peaks);
     let l = &snapshot.breakdown.listeners[0];
     assert_eq!((l.length, l.limit, l.peak), (6, 1022, 40));
@@ -307,7 +264,7 @@ fn listen_sample_sums_per_address() {
     let mut sample = ListenSample::default();
     add_to_sample(&mut sample, &a);
     add_to_sample(&mut sample, &b);
-    assert_eq!(sample.get(&("0.0.0.0".parse().unwrap(), 80)), Some(&7));
+    assert_eq!(sample.tcp.get(&("0.0.0.0".parse().unwrap(), 80)), Some(&7));
 }
 
 #[test]

@@ -1,10 +1,6 @@
-//! Pure decoder for one datagram of a NETLINK_SOCK_DIAG / inet_diag dump reply.
-//!
-//! A datagram holds one or more netlink messages (struct nlmsghdr, include/uapi/linux/
-//! netlink.h), each SOCK_DIAG_BY_FAMILY with a struct inet_diag_msg payload
-//! (include/uapi/linux/inet_diag.h), until NLMSG_DONE ends the dump or NLMSG_ERROR aborts
-//! it. Records are decoded in place from the receive buffer and handed to a visitor one by
-//! one: nothing per socket is allocated or kept.
+//! Pure decoder of one inet_diag message payload: a struct inet_diag_msg
+//! (include/uapi/linux/inet_diag.h), decoded in place into a [`Record`]. The netlink
+//! framing around it is [`crate::source::sock_diag::frame`]'s.
 //!
 //! Only the fixed inet_diag_msg header is parsed (through netlink-packet-sock-diag's
 //! `InetResponseHeader`); the request asks for no attributes, and any that arrive are
@@ -12,17 +8,12 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use netlink_packet_core::{
-    DoneBuffer, ErrorBuffer, NetlinkBuffer, Parseable, NLMSG_ALIGNTO, NLMSG_DONE, NLMSG_ERROR,
-    NLMSG_NOOP, NLMSG_OVERRUN, NLM_F_DUMP_INTR,
-};
-use netlink_packet_sock_diag::constants::SOCK_DIAG_BY_FAMILY;
+use netlink_packet_core::Parseable;
 use netlink_packet_sock_diag::inet::{InetResponseBuffer, InetResponseHeader};
 
 use super::state::{Family, TcpState};
+use crate::source::sock_diag::DecodeError;
 
-/// Size of struct nlmsghdr.
-pub const NLMSG_HEADER_LEN: usize = 16;
 /// Size of struct inet_diag_msg.
 pub const INET_DIAG_MSG_LEN: usize = std::mem::size_of::<InetResponseBuffer>();
 
@@ -44,136 +35,17 @@ pub struct Record {
     pub cookie: u64,
 }
 
-/// What the decoder learned from one datagram.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Progress {
-    /// More datagrams follow.
-    More,
-    /// NLMSG_DONE was seen: the dump is complete.
-    Done,
-}
-
-/// Why a datagram could not be decoded. Every variant fails the dump: a partial count
-/// would be a silently wrong number.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum DecodeError {
-    #[error("truncated netlink message at offset {offset}: {have} bytes left, header says {need}")]
-    Truncated {
-        offset: usize,
-        need: usize,
-        have: usize,
-    },
-    #[error("inet_diag reply at offset {offset} is {have} bytes, shorter than inet_diag_msg ({need} bytes)")]
-    ShortReply {
-        offset: usize,
-        need: usize,
-        have: usize,
-    },
-    #[error("kernel answered the dump with error {errno} ({})", std::io::Error::from_raw_os_error(*errno))]
-    Kernel { errno: i32 },
-    #[error("netlink message at offset {offset} has sequence {got}, expected {expected}")]
-    Sequence {
-        offset: usize,
-        expected: u32,
-        got: u32,
-    },
-    #[error("unexpected netlink message type {message_type} at offset {offset}")]
-    MessageType { offset: usize, message_type: u16 },
-    #[error("the kernel reported a receive buffer overrun: messages were lost")]
-    Overrun,
-    #[error("the dump was interrupted (NLM_F_DUMP_INTR): the socket tables changed under it")]
-    Interrupted,
-    #[error("malformed inet_diag_msg at offset {offset}: {reason}")]
-    Malformed { offset: usize, reason: String },
-}
-
-/// Decodes one received datagram, calling `visit` for each socket record.
-pub fn decode_datagram(
-    datagram: &[u8],
-    expected_seq: u32,
-    visit: &mut impl FnMut(&Record),
-) -> Result<Progress, DecodeError> {
-    let mut offset = 0;
-    while offset < datagram.len() {
-        let rest = &datagram[offset..];
-        if rest.len() < NLMSG_HEADER_LEN {
-            return Err(DecodeError::Truncated {
-                offset,
-                need: NLMSG_HEADER_LEN,
-                have: rest.len(),
-            });
-        }
-        let message = NetlinkBuffer::new(rest);
-        let length = message.length() as usize;
-        if length < NLMSG_HEADER_LEN || length > rest.len() {
-            return Err(DecodeError::Truncated {
-                offset,
-                need: length.max(NLMSG_HEADER_LEN),
-                have: rest.len(),
-            });
-        }
-        if message.sequence_number() != expected_seq {
-            return Err(DecodeError::Sequence {
-                offset,
-                expected: expected_seq,
-                got: message.sequence_number(),
-            });
-        }
-        if message.flags() & NLM_F_DUMP_INTR != 0 {
-            return Err(DecodeError::Interrupted);
-        }
-        let payload = &rest[NLMSG_HEADER_LEN..length];
-        match message.message_type() {
-            SOCK_DIAG_BY_FAMILY => visit(&decode_inet_diag_msg(payload, offset)?),
-            NLMSG_DONE => {
-                // A dump that failed after it started ends in DONE with a negative errno.
-                let code = DoneBuffer::new_checked(payload)
-                    .map(|done| done.code())
-                    .unwrap_or(0);
-                if code < 0 {
-                    return Err(DecodeError::Kernel { errno: -code });
-                }
-                return Ok(Progress::Done);
-            }
-            NLMSG_ERROR => {
-                let error =
-                    ErrorBuffer::new_checked(payload).map_err(|source| DecodeError::Malformed {
-                        offset,
-                        reason: source.to_string(),
-                    })?;
-                // An ACK (code 0) is not expected without NLM_F_ACK; tolerate it.
-                if let Some(code) = error.code() {
-                    return Err(DecodeError::Kernel { errno: -code.get() });
-                }
-            }
-            NLMSG_NOOP => {}
-            NLMSG_OVERRUN => return Err(DecodeError::Overrun),
-            message_type => {
-                return Err(DecodeError::MessageType {
-                    offset,
-                    message_type,
-                })
-            }
-        }
-        offset += align(length);
-    }
-    Ok(Progress::More)
-}
-
-fn align(length: usize) -> usize {
-    let to = usize::from(NLMSG_ALIGNTO);
-    (length + to - 1) & !(to - 1)
-}
-
-fn decode_inet_diag_msg(payload: &[u8], offset: usize) -> Result<Record, DecodeError> {
+pub fn decode_inet_diag_msg(payload: &[u8], offset: usize) -> Result<Record, DecodeError> {
     if payload.len() < INET_DIAG_MSG_LEN {
         return Err(DecodeError::ShortReply {
+            kind: "inet_diag",
             offset,
             need: INET_DIAG_MSG_LEN,
             have: payload.len(),
         });
     }
     let header = InetResponseHeader::parse(payload).map_err(|source| DecodeError::Malformed {
+        kind: "inet_diag",
         offset,
         reason: source.to_string(),
     })?;
@@ -199,28 +71,15 @@ fn decode_inet_diag_msg(payload: &[u8], offset: usize) -> Result<Record, DecodeE
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-
-    /// Builds a netlink message: nlmsghdr (len, type, flags, seq, pid) + payload, padded.
-    pub(crate) fn nlmsg(message_type: u16, flags: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
-        let len = (NLMSG_HEADER_LEN + payload.len()) as u32;
-        let mut out = Vec::new();
-        out.extend_from_slice(&len.to_ne_bytes());
-        out.extend_from_slice(&message_type.to_ne_bytes());
-        out.extend_from_slice(&flags.to_ne_bytes());
-        out.extend_from_slice(&seq.to_ne_bytes());
-        out.extend_from_slice(&4242u32.to_ne_bytes()); // nlmsg_pid
-        out.extend_from_slice(payload);
-        while out.len() % 4 != 0 {
-            out.push(0);
-        }
-        out
-    }
-
+    use crate::source::sock_diag::frame::tests::nlmsg;
+    use crate::source::sock_diag::frame::{decode_datagram, Progress};
+    use netlink_packet_core::NLMSG_DONE;
+    use netlink_packet_sock_diag::constants::SOCK_DIAG_BY_FAMILY;
     /// An inet_diag_msg for 10.1.2.3:8080 <- 10.9.8.7:51000, ESTABLISHED, as the kernel
     /// lays it out (ports and addresses big-endian, everything else host-endian).
-    pub(crate) fn ipv4_established() -> Vec<u8> {
+    fn ipv4_established() -> Vec<u8> {
         let mut m = vec![
             2, // idiag_family = AF_INET
             1, // idiag_state = TCP_ESTABLISHED
@@ -275,7 +134,10 @@ pub(crate) mod tests {
 
     fn collect(datagram: &[u8], seq: u32) -> (Result<Progress, DecodeError>, Vec<Record>) {
         let mut records = Vec::new();
-        let result = decode_datagram(datagram, seq, &mut |r: &Record| records.push(*r));
+        let result = decode_datagram(datagram, seq, &mut |payload: &[u8], offset| {
+            records.push(decode_inet_diag_msg(payload, offset)?);
+            Ok(())
+        });
         (result, records)
     }
 
@@ -349,60 +211,6 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn nlmsg_error_carries_errno() {
-        // struct nlmsgerr: int error; struct nlmsghdr msg (the request that failed).
-        let mut payload = (-16i32).to_ne_bytes().to_vec(); // -EBUSY
-        payload.extend_from_slice(&[0; NLMSG_HEADER_LEN]);
-        let datagram = nlmsg(NLMSG_ERROR, 0, 9, &payload);
-        let (result, _) = collect(&datagram, 9);
-        let error = result.unwrap_err();
-        assert_eq!(error, DecodeError::Kernel { errno: 16 });
-        assert_eq!(
-            error.to_string(),
-            "kernel answered the dump with error 16 (Device or resource busy (os error 16))"
-        );
-    }
-
-    #[test]
-    fn done_with_negative_code_is_an_error() {
-        let datagram = nlmsg(NLMSG_DONE, 2, 1, &(-12i32).to_ne_bytes()); // -ENOMEM
-        let (result, _) = collect(&datagram, 1);
-        assert_eq!(result, Err(DecodeError::Kernel { errno: 12 }));
-    }
-
-    #[test]
-    fn truncated_message_is_an_error_not_a_skip() {
-        let datagram = nlmsg(SOCK_DIAG_BY_FAMILY, 2, 1, &ipv4_established());
-        let cut = &datagram[..datagram.len() - 10];
-        let (result, records) = collect(cut, 1);
-        assert!(records.is_empty());
-        assert_eq!(
-            result.unwrap_err().to_string(),
-            "truncated netlink message at offset 0: 78 bytes left, header says 88"
-        );
-    }
-
-    #[test]
-    fn partial_header_is_an_error() {
-        let mut datagram = nlmsg(SOCK_DIAG_BY_FAMILY, 2, 1, &ipv4_established());
-        datagram.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
-        let (result, records) = collect(&datagram, 1);
-        assert_eq!(
-            records.len(),
-            1,
-            "the complete message before it was decoded"
-        );
-        assert_eq!(
-            result,
-            Err(DecodeError::Truncated {
-                offset: 88,
-                need: 16,
-                have: 8
-            })
-        );
-    }
-
-    #[test]
     fn reply_shorter_than_inet_diag_msg_is_an_error() {
         let datagram = nlmsg(SOCK_DIAG_BY_FAMILY, 2, 1, &ipv4_established()[..40]);
         let (result, _) = collect(&datagram, 1);
@@ -430,32 +238,11 @@ pub(crate) mod tests {
         let (result, _) = collect(&datagram, 1);
         assert!(matches!(
             result,
-            Err(DecodeError::Malformed { offset: 0, .. })
-        ));
-    }
-
-    #[test]
-    fn stale_sequence_is_rejected() {
-        let datagram = nlmsg(SOCK_DIAG_BY_FAMILY, 2, 4, &ipv4_established());
-        let (result, _) = collect(&datagram, 5);
-        assert_eq!(
-            result,
-            Err(DecodeError::Sequence {
+            Err(DecodeError::Malformed {
+                kind: "inet_diag",
                 offset: 0,
-                expected: 5,
-                got: 4
+                ..
             })
-        );
-    }
-
-    #[test]
-    fn interrupted_dump_is_rejected() {
-        let datagram = nlmsg(
-            SOCK_DIAG_BY_FAMILY,
-            2 | NLM_F_DUMP_INTR,
-            1,
-            &ipv4_established(),
-        );
-        assert_eq!(collect(&datagram, 1).0, Err(DecodeError::Interrupted));
+        ));
     }
 }

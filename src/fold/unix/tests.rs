@@ -1,0 +1,157 @@
+use super::*;
+use crate::fold::listen::add_unix_to_sample;
+use crate::fold::owners::testing::Table;
+use crate::source::unix_diag::UnixType;
+
+fn rec(kind: UnixType, state: UnixState, name: &'static [u8], inode: u32) -> Record<'static> {
+    Record {
+        kind,
+        state,
+        inode,
+        cookie: u64::from(inode),
+        name,
+        recv_queue: 0,
+        send_queue: 0,
+    }
+}
+
+fn listener(name: &'static [u8], inode: u32, queue: u32, backlog: u32) -> Record<'static> {
+    Record {
+        recv_queue: queue,
+        send_queue: backlog,
+        ..rec(UnixType::Stream, UnixState::Listen, name, inode)
+    }
+}
+
+fn lines(figures: &UnixFigures) -> Vec<String> {
+    figures
+        .listeners
+        .iter()
+        .map(|l| {
+            format!(
+                "{:?} {:?} {}/{} peak {}",
+                l.path, l.process, l.length, l.limit, l.peak
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn counts_every_socket_by_type_and_state() {
+    let owners = Table::default();
+    let mut a = UnixAggregator::new();
+    a.add(
+        &rec(UnixType::Stream, UnixState::Established, b"", 1),
+        &owners,
+    );
+    a.add(
+        &rec(UnixType::Stream, UnixState::Established, b"", 2),
+        &owners,
+    );
+    a.add(
+        &rec(UnixType::Dgram, UnixState::Other, b"/dev/log\0", 3),
+        &owners,
+    );
+    a.add(
+        &rec(UnixType::Seqpacket, UnixState::Established, b"", 4),
+        &owners,
+    );
+    let f = a.finish(&owners, &Settings::default(), &ListenSample::default());
+    assert_eq!(f.sockets.get(UnixType::Stream, UnixState::Established), 2);
+    assert_eq!(f.sockets.get(UnixType::Dgram, UnixState::Other), 1);
+    assert_eq!(
+        f.sockets.get(UnixType::Seqpacket, UnixState::Established),
+        1
+    );
+    assert_eq!(f.sockets.total(), 4);
+    assert_eq!(f.sockets_scanned, 4);
+    assert!(
+        f.listeners.is_empty(),
+        "a bound datagram socket is no listener"
+    );
+}
+
+#[test]
+fn listeners_get_their_owner_name_queue_and_peak() {
+    let mut owners = Table::default();
+    owners.own(10, "php-fpm8.2");
+    owners.own_later(20, "gunicorn");
+    let mut a = UnixAggregator::new();
+    a.add(&listener(b"/run/php/fpm.sock\0", 10, 3, 64), &owners);
+    a.add(&listener(b"\0gunicorn", 20, 0, 128), &owners);
+    a.add(&listener(b"/run/gone.sock\0", 30, 1, 5), &owners);
+    assert_eq!(a.missing_inodes().len(), 2, "gunicorn and the unowned one");
+    let mut peaks = ListenSample::default();
+    peaks.unix.insert(Box::from(&b"\0gunicorn"[..]), 9);
+    peaks.unix.insert(Box::from(&b"/run/php/fpm.sock\0"[..]), 1);
+    let f = a.finish(&owners, &Settings::default(), &peaks);
+    assert_eq!(
+        lines(&f),
+        vec![
+            "\"/run/gone.sock\" \"unknown\" 1/5 peak 1",
+            // The peak is at least the current length.
+            "\"/run/php/fpm.sock\" \"php-fpm8.2\" 3/64 peak 3",
+            "\"@gunicorn\" \"gunicorn\" 0/128 peak 9",
+        ]
+    );
+    assert_eq!(f.unattributed, 1);
+    assert_eq!(f.folded_paths, 0);
+}
+
+#[test]
+fn paths_beyond_the_cap_fold_into_other_by_queue_then_sockets() {
+    let mut owners = Table::default();
+    for inode in 1..=4 {
+        owners.own(inode, "app");
+    }
+    let mut a = UnixAggregator::new();
+    // a: idle, 3 accepted connections; b: idle, none; c: 2 queued; d: idle, 1 connection.
+    a.add(&listener(b"/a\0", 1, 0, 10), &owners);
+    a.add(&listener(b"/b\0", 2, 0, 20), &owners);
+    a.add(&listener(b"/c\0", 3, 2, 30), &owners);
+    a.add(&listener(b"/d\0", 4, 0, 40), &owners);
+    for inode in 100..103 {
+        a.add(
+            &rec(UnixType::Stream, UnixState::Established, b"/a\0", inode),
+            &owners,
+        );
+    }
+    a.add(
+        &rec(UnixType::Stream, UnixState::Established, b"/d\0", 103),
+        &owners,
+    );
+    let settings = Settings {
+        max_unix_paths: 2,
+        ..Settings::default()
+    };
+    let mut peaks = ListenSample::default();
+    peaks.unix.insert(Box::from(&b"/b\0"[..]), 7);
+    let f = a.finish(&owners, &settings, &peaks);
+    // c ranks first by queue, a second by sockets; b and d are summed into other.
+    assert_eq!(
+        lines(&f),
+        vec![
+            "\"/a\" \"app\" 0/10 peak 0",
+            "\"/c\" \"app\" 2/30 peak 2",
+            "\"other\" \"other\" 0/60 peak 7",
+        ]
+    );
+    assert_eq!(f.folded_paths, 2);
+    assert_eq!(f.sockets.get(UnixType::Stream, UnixState::Listen), 4);
+}
+
+#[test]
+fn listen_sample_keeps_the_largest_queue_per_name() {
+    let mut first = ListenSample::default();
+    add_unix_to_sample(&mut first, &listener(b"\0x", 1, 4, 8));
+    add_unix_to_sample(
+        &mut first,
+        &rec(UnixType::Stream, UnixState::Established, b"\0x", 2),
+    );
+    let mut second = ListenSample::default();
+    add_unix_to_sample(&mut second, &listener(b"\0x", 1, 2, 8));
+    add_unix_to_sample(&mut second, &listener(b"/y\0", 3, 1, 8));
+    first.merge_max(second);
+    assert_eq!(first.unix.get(&b"\0x"[..]), Some(&4));
+    assert_eq!(first.unix.get(&b"/y\0"[..]), Some(&1));
+}

@@ -1,0 +1,334 @@
+//! Pure decoder of the netlink framing of one NETLINK_SOCK_DIAG dump datagram.
+//!
+//! A datagram holds one or more netlink messages (struct nlmsghdr, include/uapi/linux/
+//! netlink.h): SOCK_DIAG_BY_FAMILY messages, each with one socket's payload, until
+//! NLMSG_DONE ends the dump or NLMSG_ERROR aborts it. This module checks the framing
+//! (lengths, sequence, flags, errors) and hands each SOCK_DIAG_BY_FAMILY payload, in
+//! place, to the payload decoder of the dump's family (`inet_diag::decode`,
+//! `unix_diag::decode`): nothing per socket is allocated or kept.
+
+use netlink_packet_core::{
+    DoneBuffer, ErrorBuffer, NetlinkBuffer, NLMSG_ALIGNTO, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP,
+    NLMSG_OVERRUN, NLM_F_DUMP_INTR,
+};
+use netlink_packet_sock_diag::constants::SOCK_DIAG_BY_FAMILY;
+
+/// Size of struct nlmsghdr.
+pub const NLMSG_HEADER_LEN: usize = 16;
+
+/// What the decoder learned from one datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// More datagrams follow.
+    More,
+    /// NLMSG_DONE was seen: the dump is complete.
+    Done,
+}
+
+/// Why a datagram could not be decoded. Every variant fails the dump: a partial count
+/// would be a silently wrong number. `kind` names the payload's struct family
+/// (`inet_diag`, `unix_diag`).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("truncated netlink message at offset {offset}: {have} bytes left, header says {need}")]
+    Truncated {
+        offset: usize,
+        need: usize,
+        have: usize,
+    },
+    #[error(
+        "{kind} reply at offset {offset} is {have} bytes, shorter than {kind}_msg ({need} bytes)"
+    )]
+    ShortReply {
+        kind: &'static str,
+        offset: usize,
+        need: usize,
+        have: usize,
+    },
+    #[error("kernel answered the dump with error {errno} ({})", std::io::Error::from_raw_os_error(*errno))]
+    Kernel { errno: i32 },
+    #[error("netlink message at offset {offset} has sequence {got}, expected {expected}")]
+    Sequence {
+        offset: usize,
+        expected: u32,
+        got: u32,
+    },
+    #[error("unexpected netlink message type {message_type} at offset {offset}")]
+    MessageType { offset: usize, message_type: u16 },
+    #[error("the kernel reported a receive buffer overrun: messages were lost")]
+    Overrun,
+    #[error("the dump was interrupted (NLM_F_DUMP_INTR): the socket tables changed under it")]
+    Interrupted,
+    #[error("malformed {kind}_msg at offset {offset}: {reason}")]
+    Malformed {
+        kind: &'static str,
+        offset: usize,
+        reason: String,
+    },
+}
+
+/// Decodes one received datagram, calling `payload` with each SOCK_DIAG_BY_FAMILY
+/// message's payload and the message's offset in the datagram (for error reports).
+pub fn decode_datagram(
+    datagram: &[u8],
+    expected_seq: u32,
+    payload: &mut impl FnMut(&[u8], usize) -> Result<(), DecodeError>,
+) -> Result<Progress, DecodeError> {
+    let mut offset = 0;
+    while offset < datagram.len() {
+        let rest = &datagram[offset..];
+        if rest.len() < NLMSG_HEADER_LEN {
+            return Err(DecodeError::Truncated {
+                offset,
+                need: NLMSG_HEADER_LEN,
+                have: rest.len(),
+            });
+        }
+        let message = NetlinkBuffer::new(rest);
+        let length = message.length() as usize;
+        if length < NLMSG_HEADER_LEN || length > rest.len() {
+            return Err(DecodeError::Truncated {
+                offset,
+                need: length.max(NLMSG_HEADER_LEN),
+                have: rest.len(),
+            });
+        }
+        if message.sequence_number() != expected_seq {
+            return Err(DecodeError::Sequence {
+                offset,
+                expected: expected_seq,
+                got: message.sequence_number(),
+            });
+        }
+        if message.flags() & NLM_F_DUMP_INTR != 0 {
+            return Err(DecodeError::Interrupted);
+        }
+        let body = &rest[NLMSG_HEADER_LEN..length];
+        match message.message_type() {
+            SOCK_DIAG_BY_FAMILY => payload(body, offset)?,
+            NLMSG_DONE => {
+                // A dump that failed after it started ends in DONE with a negative errno.
+                let code = DoneBuffer::new_checked(body)
+                    .map(|done| done.code())
+                    .unwrap_or(0);
+                if code < 0 {
+                    return Err(DecodeError::Kernel { errno: -code });
+                }
+                return Ok(Progress::Done);
+            }
+            NLMSG_ERROR => {
+                let error =
+                    ErrorBuffer::new_checked(body).map_err(|source| DecodeError::Malformed {
+                        kind: "nlmsgerr",
+                        offset,
+                        reason: source.to_string(),
+                    })?;
+                // An ACK (code 0) is not expected without NLM_F_ACK; tolerate it.
+                if let Some(code) = error.code() {
+                    return Err(DecodeError::Kernel { errno: -code.get() });
+                }
+            }
+            NLMSG_NOOP => {}
+            NLMSG_OVERRUN => return Err(DecodeError::Overrun),
+            message_type => {
+                return Err(DecodeError::MessageType {
+                    offset,
+                    message_type,
+                })
+            }
+        }
+        offset += align(length);
+    }
+    Ok(Progress::More)
+}
+
+fn align(length: usize) -> usize {
+    let to = usize::from(NLMSG_ALIGNTO);
+    (length + to - 1) & !(to - 1)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Builds a netlink message: nlmsghdr (len, type, flags, seq, pid) + payload, padded.
+    pub(crate) fn nlmsg(message_type: u16, flags: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
+        let len = (NLMSG_HEADER_LEN + payload.len()) as u32;
+        let mut out = Vec::new();
+        out.extend_from_slice(&len.to_ne_bytes());
+        out.extend_from_slice(&message_type.to_ne_bytes());
+        out.extend_from_slice(&flags.to_ne_bytes());
+        out.extend_from_slice(&seq.to_ne_bytes());
+        out.extend_from_slice(&4242u32.to_ne_bytes()); // nlmsg_pid
+        out.extend_from_slice(payload);
+        while out.len() % 4 != 0 {
+            out.push(0);
+        }
+        out
+    }
+
+    /// A payload handed on: (offset, length, first byte).
+    type Seen = (usize, usize, u8);
+
+    /// The payloads handed on.
+    fn collect(datagram: &[u8], seq: u32) -> (Result<Progress, DecodeError>, Vec<Seen>) {
+        let mut seen = Vec::new();
+        let result = decode_datagram(datagram, seq, &mut |body: &[u8], offset| {
+            seen.push((offset, body.len(), body[0]));
+            Ok(())
+        });
+        (result, seen)
+    }
+
+    /// A payload of `len` bytes, each `tag` (the framing never looks inside).
+    fn body(tag: u8, len: usize) -> Vec<u8> {
+        vec![tag; len]
+    }
+
+    #[test]
+    fn several_messages_then_done() {
+        let mut datagram = nlmsg(SOCK_DIAG_BY_FAMILY, 2, 3, &body(1, 72));
+        // 16 + 18 = 34 bytes, padded to 36: the next message starts aligned.
+        datagram.extend(nlmsg(SOCK_DIAG_BY_FAMILY, 2, 3, &body(2, 18)));
+        datagram.extend(nlmsg(NLMSG_NOOP, 2, 3, &[]));
+        datagram.extend(nlmsg(NLMSG_DONE, 2, 3, &0i32.to_ne_bytes()));
+        let (result, seen) = collect(&datagram, 3);
+        assert_eq!(result, Ok(Progress::Done));
+        assert_eq!(seen, vec![(0, 72, 1), (88, 18, 2)]);
+    }
+
+    #[test]
+    fn a_datagram_without_done_asks_for_more() {
+        let datagram = nlmsg(SOCK_DIAG_BY_FAMILY, 2, 3, &body(1, 16));
+        assert_eq!(collect(&datagram, 3).0, Ok(Progress::More));
+    }
+
+    #[test]
+    fn a_payload_error_fails_the_datagram() {
+        let datagram = nlmsg(SOCK_DIAG_BY_FAMILY, 2, 3, &body(1, 16));
+        let result = decode_datagram(&datagram, 3, &mut |_: &[u8], offset| {
+            Err(DecodeError::ShortReply {
+                kind: "unix_diag",
+                offset,
+                need: 17,
+                have: 16,
+            })
+        });
+        assert_eq!(
+            result.unwrap_err().to_string(),
+            "unix_diag reply at offset 0 is 16 bytes, shorter than unix_diag_msg (17 bytes)"
+        );
+    }
+
+    #[test]
+    fn nlmsg_error_carries_errno() {
+        // struct nlmsgerr: int error; struct nlmsghdr msg (the request that failed).
+        let mut payload = (-16i32).to_ne_bytes().to_vec(); // -EBUSY
+        payload.extend_from_slice(&[0; NLMSG_HEADER_LEN]);
+        let datagram = nlmsg(NLMSG_ERROR, 0, 9, &payload);
+        let (result, _) = collect(&datagram, 9);
+        let error = result.unwrap_err();
+        assert_eq!(error, DecodeError::Kernel { errno: 16 });
+        assert_eq!(
+            error.to_string(),
+            "kernel answered the dump with error 16 (Device or resource busy (os error 16))"
+        );
+    }
+
+    #[test]
+    fn nlmsg_error_too_short_is_malformed() {
+        let datagram = nlmsg(NLMSG_ERROR, 0, 9, &[0xf0, 0xff]);
+        let (result, _) = collect(&datagram, 9);
+        assert!(matches!(
+            result,
+            Err(DecodeError::Malformed {
+                kind: "nlmsgerr",
+                offset: 0,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn done_with_negative_code_is_an_error() {
+        let datagram = nlmsg(NLMSG_DONE, 2, 1, &(-12i32).to_ne_bytes()); // -ENOMEM
+        let (result, _) = collect(&datagram, 1);
+        assert_eq!(result, Err(DecodeError::Kernel { errno: 12 }));
+    }
+
+    #[test]
+    fn truncated_message_is_an_error_not_a_skip() {
+        let datagram = nlmsg(SOCK_DIAG_BY_FAMILY, 2, 1, &body(1, 72));
+        let cut = &datagram[..datagram.len() - 10];
+        let (result, seen) = collect(cut, 1);
+        assert!(seen.is_empty());
+        assert_eq!(
+            result.unwrap_err().to_string(),
+            "truncated netlink message at offset 0: 78 bytes left, header says 88"
+        );
+    }
+
+    #[test]
+    fn length_field_below_the_header_is_truncated() {
+        let mut datagram = nlmsg(SOCK_DIAG_BY_FAMILY, 2, 1, &body(1, 8));
+        datagram[..4].copy_from_slice(&8u32.to_ne_bytes()); // nlmsg_len 8 < 16
+        assert_eq!(
+            collect(&datagram, 1).0,
+            Err(DecodeError::Truncated {
+                offset: 0,
+                need: 16,
+                have: 24
+            })
+        );
+    }
+
+    #[test]
+    fn partial_header_is_an_error() {
+        let mut datagram = nlmsg(SOCK_DIAG_BY_FAMILY, 2, 1, &body(1, 72));
+        datagram.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
+        let (result, seen) = collect(&datagram, 1);
+        assert_eq!(seen.len(), 1, "the complete message before it was decoded");
+        assert_eq!(
+            result,
+            Err(DecodeError::Truncated {
+                offset: 88,
+                need: 16,
+                have: 8
+            })
+        );
+    }
+
+    #[test]
+    fn stale_sequence_is_rejected() {
+        let datagram = nlmsg(SOCK_DIAG_BY_FAMILY, 2, 4, &body(1, 72));
+        let (result, _) = collect(&datagram, 5);
+        assert_eq!(
+            result,
+            Err(DecodeError::Sequence {
+                offset: 0,
+                expected: 5,
+                got: 4
+            })
+        );
+    }
+
+    #[test]
+    fn interrupted_dump_is_rejected() {
+        let datagram = nlmsg(SOCK_DIAG_BY_FAMILY, 2 | NLM_F_DUMP_INTR, 1, &body(1, 72));
+        assert_eq!(collect(&datagram, 1).0, Err(DecodeError::Interrupted));
+    }
+
+    #[test]
+    fn overrun_and_unknown_types_are_errors() {
+        let datagram = nlmsg(NLMSG_OVERRUN, 0, 1, &[]);
+        assert_eq!(collect(&datagram, 1).0, Err(DecodeError::Overrun));
+        let datagram = nlmsg(99, 0, 1, &[]);
+        assert_eq!(
+            collect(&datagram, 1).0,
+            Err(DecodeError::MessageType {
+                offset: 0,
+                message_type: 99
+            })
+        );
+    }
+}

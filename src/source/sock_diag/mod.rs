@@ -1,0 +1,135 @@
+//! The NETLINK_SOCK_DIAG socket that every socket dump goes through, and its receive loop.
+//!
+//! Kernel interface: a NETLINK_SOCK_DIAG socket (net/core/sock_diag.c). One
+//! SOCK_DIAG_BY_FAMILY request with NLM_F_DUMP is answered by a stream of datagrams, one
+//! message per socket, until NLMSG_DONE. The families differ only in the request and in
+//! the payload of each message: [`super::inet_diag`] (TCP) and [`super::unix_diag`] (UNIX)
+//! build their request and decode their payload; the socket, the receive buffer, the
+//! sequence numbers and the framing ([`frame`]) are shared here.
+//!
+//! The socket belongs to the network namespace of the thread that opened it, so dumping
+//! another namespace is a matter of opening [`SockDiag`] from a thread that entered it.
+
+pub mod frame;
+
+use netlink_packet_core::{NetlinkHeader, NetlinkMessage, NLM_F_DUMP, NLM_F_REQUEST};
+use netlink_packet_sock_diag::SockDiagMessage;
+use netlink_sys::protocols::NETLINK_SOCK_DIAG;
+use netlink_sys::{Socket, SocketAddr};
+
+pub use frame::{DecodeError, Progress};
+
+/// Receive buffer capacity. The kernel sizes dump datagrams from the reader's buffer
+/// (capped at 32 KiB in netlink_recvmsg); 64 KiB leaves room, and MSG_TRUNC catches the
+/// case where it would not.
+pub const RECV_BUFFER_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SockDiagError {
+    #[error("cannot open a NETLINK_SOCK_DIAG socket: {0}")]
+    Open(#[source] std::io::Error),
+    #[error("cannot send the {family} dump request: {source}")]
+    Send {
+        family: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("receive failed during the {family} dump: {source}")]
+    Receive {
+        family: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{family} dump datagram of {length} bytes does not fit the {capacity} byte receive buffer"
+    )]
+    Oversized {
+        family: &'static str,
+        length: usize,
+        capacity: usize,
+    },
+    #[error("bad reply in the {family} dump: {source}")]
+    Decode {
+        family: &'static str,
+        #[source]
+        source: DecodeError,
+    },
+}
+
+/// One NETLINK_SOCK_DIAG socket and its receive buffer. One dump at a time: the kernel
+/// answers EBUSY to a second concurrent dump on the same socket, and `&mut self` makes
+/// that impossible to write. The TCP and UNIX dumps of a namespace share one.
+#[derive(Debug)]
+pub struct SockDiag {
+    socket: Socket,
+    buffer: Vec<u8>,
+    sequence: u32,
+}
+
+impl SockDiag {
+    /// Opens a socket in the calling thread's network namespace.
+    pub fn open() -> Result<SockDiag, SockDiagError> {
+        let mut socket = Socket::new(NETLINK_SOCK_DIAG).map_err(SockDiagError::Open)?;
+        socket.bind_auto().map_err(SockDiagError::Open)?;
+        socket
+            .connect(&SocketAddr::new(0, 0))
+            .map_err(SockDiagError::Open)?;
+        Ok(SockDiag {
+            socket,
+            buffer: Vec::with_capacity(RECV_BUFFER_BYTES),
+            sequence: 0,
+        })
+    }
+
+    /// Sends `request` as a dump and hands each socket's payload, in place, to `payload`
+    /// until the dump ends. `family` names the dump in errors (`ipv4`, `ipv6`, `unix`).
+    ///
+    /// On error the socket may still hold the rest of the failed dump; the caller should
+    /// drop it and open a new one (the sequence check would reject the leftovers anyway).
+    pub fn dump_raw(
+        &mut self,
+        family: &'static str,
+        request: SockDiagMessage,
+        payload: &mut impl FnMut(&[u8], usize) -> Result<(), DecodeError>,
+    ) -> Result<(), SockDiagError> {
+        self.sequence = self.sequence.wrapping_add(1);
+        let sequence = self.sequence;
+        self.send_request(request, sequence)
+            .map_err(|source| SockDiagError::Send { family, source })?;
+        loop {
+            self.buffer.clear();
+            // MSG_TRUNC makes recv return the datagram's real length, so a datagram larger
+            // than the buffer is detected instead of silently cut.
+            let length = match self.socket.recv(&mut self.buffer, libc::MSG_TRUNC) {
+                Ok(length) => length,
+                Err(source) if source.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(source) => return Err(SockDiagError::Receive { family, source }),
+            };
+            if length > self.buffer.len() {
+                return Err(SockDiagError::Oversized {
+                    family,
+                    length,
+                    capacity: self.buffer.capacity(),
+                });
+            }
+            match frame::decode_datagram(&self.buffer, sequence, payload) {
+                Ok(Progress::Done) => return Ok(()),
+                Ok(Progress::More) => {}
+                Err(source) => return Err(SockDiagError::Decode { family, source }),
+            }
+        }
+    }
+
+    fn send_request(&mut self, request: SockDiagMessage, sequence: u32) -> std::io::Result<()> {
+        let mut header = NetlinkHeader::default();
+        header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+        header.sequence_number = sequence;
+        let mut message = NetlinkMessage::new(header, request.into());
+        message.finalize();
+        let mut bytes = [0u8; 128];
+        let length = message.buffer_len();
+        message.serialize(&mut bytes[..length]);
+        self.socket.send(&bytes[..length], 0)?;
+        Ok(())
+    }
+}
