@@ -65,3 +65,25 @@ pub fn random_container_id() -> String {
         })
         .collect()
 }
+
+/// A tag unique to this process and call, for names of namespaces and directories.
+pub fn unique_tag() -> String {
+    static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}
+
+/// Writes `<data_root>/containers/<id>/config.v2.json` naming container `id` `name`, as
+/// Docker does.
+pub fn write_docker_config(data_root: &Path, id: &str, name: &str) {
+    let config = data_root.join("containers").join(id).join("config.v2.json");
+    std::fs::create_dir_all(config.parent().unwrap()).expect("create docker data root");
+    std::fs::write(
+        &config,
+        format!(r#"{{"ID":"{id}","Name":"/{name}","Driver":"overlay2"}}"#),
+    )
+    .expect("write config.v2.json");
+}

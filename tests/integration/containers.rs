@@ -12,11 +12,10 @@
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::actor::Actor;
-use crate::cgroups::{random_container_id, Cgroups};
+use crate::cgroups::{random_container_id, unique_tag, write_docker_config, Cgroups};
 use crate::exporter::{own_netns_inode, Exporter, Scrape};
 use crate::load;
 use crate::netns::{in_netns, output};
@@ -41,12 +40,7 @@ struct Incidents {
 
 impl Incidents {
     fn build() -> Incidents {
-        static COUNT: AtomicUsize = AtomicUsize::new(0);
-        let tag = format!(
-            "{}-{}",
-            std::process::id(),
-            COUNT.fetch_add(1, Ordering::Relaxed)
-        );
+        let tag = unique_tag();
         let mut scene = Incidents {
             named: format!("sockdiag-it-inc-{tag}"),
             named_inode: 0,
@@ -88,17 +82,7 @@ impl Incidents {
             scene.cgroups.move_into(&docker_cgroup, actor.pid());
         }
         scene.actors.extend(actors);
-        let config = scene
-            .docker_root()
-            .join("containers")
-            .join(&scene.docker_id)
-            .join("config.v2.json");
-        std::fs::create_dir_all(config.parent().unwrap()).expect("create docker data root");
-        std::fs::write(
-            &config,
-            format!(r#"{{"ID":"{}","Name":"/{DOCKER_NAME}"}}"#, scene.docker_id),
-        )
-        .expect("write config.v2.json");
+        write_docker_config(&scene.docker_root(), &scene.docker_id, DOCKER_NAME);
 
         // Incident 5 in a pod: a listener that never accepts, its clients gone.
         let (inode, actors) = in_netns(|| {

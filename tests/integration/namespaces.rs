@@ -10,7 +10,6 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rustix::thread::CapabilitySet;
@@ -19,7 +18,7 @@ use sockdiag_exporter::source::netns::{
     self, EnterError, HomeNetns, MissingPrivileges, VanishedBecause,
 };
 
-use crate::cgroups::{random_container_id, Cgroups};
+use crate::cgroups::{random_container_id, unique_tag, write_docker_config, Cgroups};
 use crate::netns::output;
 
 const POD_UID: &str = "8f1e2d3c-4b5a-4697-8887-a6b5c4d3e2f1";
@@ -50,12 +49,7 @@ struct Scene {
 
 impl Scene {
     fn build() -> Scene {
-        static COUNT: AtomicUsize = AtomicUsize::new(0);
-        let tag = format!(
-            "{}-{}",
-            std::process::id(),
-            COUNT.fetch_add(1, Ordering::Relaxed)
-        );
+        let tag = unique_tag();
         let temp = std::env::temp_dir().join(format!("sockdiag-it-ns-{tag}"));
         // Every field is set before anything can fail, so that Drop cleans up whatever
         // exists; the fallible steps come after.
@@ -91,20 +85,7 @@ impl Scene {
             .join(format!("cri-containerd-{}.scope", scene.kube_id));
         scene.cgroups.move_into(&kube_cgroup, scene.kube.id());
 
-        let config = scene
-            .docker_root()
-            .join("containers")
-            .join(&scene.docker_id)
-            .join("config.v2.json");
-        std::fs::create_dir_all(config.parent().unwrap()).expect("create docker data root");
-        std::fs::write(
-            &config,
-            format!(
-                r#"{{"ID":"{}","Name":"/{DOCKER_NAME}","Driver":"overlay2"}}"#,
-                scene.docker_id
-            ),
-        )
-        .expect("write config.v2.json");
+        write_docker_config(&scene.docker_root(), &scene.docker_id, DOCKER_NAME);
         scene
     }
 
