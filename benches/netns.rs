@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 use sockdiag_exporter::poll::discover::{self, Sources};
 
 #[path = "../tests/integration/cgroups.rs"]
+// The bench uses the cgroups and ids of the tests' fixtures, not their other helpers.
+#[allow(dead_code)]
 mod cgroups;
 use cgroups::{random_container_id, Cgroups};
 use sockdiag_exporter::source::netns::{self, HomeNetns};
