@@ -18,3 +18,4 @@ pub mod proc_net_snmp;
 pub mod proc_sys_net;
 pub mod snapshot;
 pub mod sock_diag;
+pub mod web_config;

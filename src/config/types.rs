@@ -39,6 +39,8 @@ pub struct WebConfig {
     pub idle_timeout: Duration,
     /// The exporter-toolkit web config file (TLS, basic auth, headers), if any.
     pub config_file: Option<PathBuf>,
+    /// `/-/healthy` answers without basic auth (it is protected like the rest by default).
+    pub healthy_without_auth: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -142,6 +144,7 @@ impl Default for Config {
                 header_read_timeout: Duration::from_secs(10),
                 idle_timeout: Duration::from_secs(60),
                 config_file: None,
+                healthy_without_auth: false,
             },
             log: LogConfig {
                 level: LogLevel::Info,

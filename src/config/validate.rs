@@ -172,6 +172,15 @@ pub(super) fn file_path(value: &Value) -> Result<Option<PathBuf>, String> {
     }
 }
 
+pub(super) fn boolean(value: &Value) -> Result<bool, String> {
+    match &value.kind {
+        ValueKind::Boolean(b) => Ok(*b),
+        ValueKind::String(s) if s == "true" => Ok(true),
+        ValueKind::String(s) if s == "false" => Ok(false),
+        _ => Err("expected true or false".to_string()),
+    }
+}
+
 pub(super) fn log_level(value: &Value) -> Result<LogLevel, String> {
     match string(value)? {
         "error" => Ok(LogLevel::Error),

@@ -1,0 +1,460 @@
+//! The accept loop and each connection's life: a cap on open connections, a header-read
+//! timeout and an idle keep-alive timeout, a bounded read buffer, and a shutdown that
+//! closes idle and half-sent connections at once and waits only for responses in flight.
+//!
+//! hyper has no idle timeout of its own, and its header-read timer also runs while a
+//! keep-alive connection waits for its next request. So each connection carries an
+//! [`Activity`]: the I/O wrapper notes when the bytes of a request start to arrive, the
+//! service wrapper when a request is in flight, and the connection task closes the
+//! connection at whichever deadline applies.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tower::ServiceExt;
+
+use super::{HttpError, HttpMetrics};
+use crate::web_config::WebSecurity;
+
+/// File descriptors kept out of the connection cap: the poll's netlink sockets and /proc
+/// reads, the runtime's own, the listeners and the logs.
+pub const RESERVED_FDS: u64 = 128;
+
+/// A read buffer grows to at most this per connection (hyper's default is about 400 KiB,
+/// which 200 slowloris clients turned into 76 MB). A request header above it gets 431.
+const MAX_BUF_SIZE: usize = 16 * 1024;
+
+/// After an accept() failure such as EMFILE, the listener stays readable: without a pause
+/// the loop would spin on the same error.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// A warning at most this often for refused connections and failed accepts.
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+}
+
+/// The connection cap actually used: `configured`, lowered so that `RESERVED_FDS` file
+/// descriptors stay free under the soft RLIMIT_NOFILE `nofile` (a quarter of the limit
+/// at least, 1 at the very least).
+pub fn connection_limit(configured: usize, nofile: u64) -> usize {
+    let room = nofile.saturating_sub(RESERVED_FDS).max(nofile / 4).max(1);
+    configured.min(usize::try_from(room).unwrap_or(usize::MAX))
+}
+
+/// What every listener shares: the routes, the limits, the connection slots.
+#[derive(Clone)]
+pub struct Server {
+    router: Router,
+    limits: Limits,
+    slots: Arc<Semaphore>,
+    metrics: HttpMetrics,
+    security: Option<WebSecurity>,
+}
+
+impl Server {
+    /// `limits.max_connections` is taken as is: lower it with [`connection_limit`] first.
+    pub fn new(
+        router: Router,
+        limits: Limits,
+        metrics: HttpMetrics,
+        security: Option<WebSecurity>,
+    ) -> Server {
+        metrics.limit.set(limits.max_connections as i64);
+        Server {
+            router,
+            limits,
+            slots: Arc::new(Semaphore::new(limits.max_connections)),
+            metrics,
+            security,
+        }
+    }
+}
+
+/// Serves `listener` until `shutdown` turns true, then closes idle connections at once and
+/// waits for the responses in flight.
+pub async fn serve(
+    listener: TcpListener,
+    server: Server,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), HttpError> {
+    let mut stop = shutdown.clone();
+    let address = listener.local_addr().map_err(|source| HttpError::Serve {
+        address: SocketAddr::from(([0, 0, 0, 0], 0)),
+        source,
+    })?;
+    let mut connections = JoinSet::new();
+    let mut refused_log = RateLimited::default();
+    let mut error_log = RateLimited::default();
+    loop {
+        tokio::select! {
+            _ = stopped(&mut stop) => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => match Arc::clone(&server.slots).try_acquire_owned() {
+                    Ok(slot) => {
+                        connections.spawn(connection(stream, server.clone(), slot, shutdown.clone()));
+                    }
+                    Err(_) => {
+                        server.metrics.refused.inc();
+                        if let Some(suppressed) = refused_log.due() {
+                            tracing::warn!(%address, %peer, limit = server.limits.max_connections, suppressed, "connection refused: too many open connections");
+                        }
+                        drop(stream);
+                    }
+                },
+                Err(error) => {
+                    server.metrics.accept_errors.inc();
+                    if let Some(suppressed) = error_log.due() {
+                        tracing::warn!(%address, %error, suppressed, "accept failed");
+                    }
+                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                }
+            },
+        }
+    }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// At most one log line per [`LOG_EVERY`]; `due` says how many were held back meanwhile.
+#[derive(Default)]
+struct RateLimited {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl RateLimited {
+    fn due(&mut self) -> Option<u64> {
+        let now = Instant::now();
+        if self.last.is_some_and(|last| now < last + LOG_EVERY) {
+            self.suppressed += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.suppressed))
+    }
+}
+
+async fn connection(
+    stream: TcpStream,
+    server: Server,
+    _slot: OwnedSemaphorePermit,
+    shutdown: watch::Receiver<bool>,
+) {
+    server.metrics.open.inc();
+    let _open = scopeguard(server.metrics.open.clone());
+    let _ = stream.set_nodelay(true);
+    let tls = server.security.as_ref().and_then(WebSecurity::tls);
+    match tls {
+        None => drive(stream, server, shutdown).await,
+        Some(tls) => {
+            let handshake = tls.acceptor.accept(stream);
+            match tokio::time::timeout(server.limits.header_read_timeout, handshake).await {
+                Ok(Ok(stream)) => {
+                    if let Err(reason) = tls.check_peer(stream.get_ref().1.peer_certificates()) {
+                        server
+                            .metrics
+                            .auth_failures
+                            .get_or_create(&super::metrics::Reason { reason: "san" })
+                            .inc();
+                        tracing::debug!(%reason, "client certificate refused");
+                        return;
+                    }
+                    drive(stream, server, shutdown).await
+                }
+                Ok(Err(error)) => {
+                    server.metrics.tls_handshake_errors.inc();
+                    tracing::debug!(%error, "tls handshake failed");
+                }
+                Err(_) => {
+                    server
+                        .metrics
+                        .timed_out
+                        .get_or_create(&super::metrics::Phase { phase: "header" })
+                        .inc();
+                }
+            }
+        }
+    }
+}
+
+/// Decrements the open-connections gauge however the connection ends.
+struct OpenGuard(prometheus_client::metrics::gauge::Gauge);
+
+fn scopeguard(gauge: prometheus_client::metrics::gauge::Gauge) -> OpenGuard {
+    OpenGuard(gauge)
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// Serves HTTP/1.1 on one connection until it ends, times out, or shutdown closes it.
+async fn drive<I>(io: I, server: Server, mut shutdown: watch::Receiver<bool>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let activity = Arc::new(Activity::new());
+    let io = TokioIo::new(Watched {
+        inner: io,
+        activity: Arc::clone(&activity),
+    });
+    let service = {
+        let activity = Arc::clone(&activity);
+        let server = server.clone();
+        hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            let busy = activity.begin();
+            let router = server.router.clone();
+            let security = server.security.clone();
+            let metrics = server.metrics.clone();
+            async move {
+                let response = match &security {
+                    Some(security) => security.serve(request, router, &metrics).await,
+                    None => router.oneshot(request.map(axum::body::Body::new)).await,
+                };
+                drop(busy);
+                response
+            }
+        })
+    };
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.max_buf_size(MAX_BUF_SIZE);
+    let conn = builder.serve_connection(io, service);
+    tokio::pin!(conn);
+    let mut draining = false;
+    loop {
+        let deadline = activity.deadline(&server.limits);
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(error) = result {
+                    tracing::debug!(%error, "connection ended with an error");
+                }
+                return;
+            }
+            _ = activity.changed.notified() => {}
+            _ = sleep_until(deadline) => {
+                if let Some((at, phase)) = activity.deadline(&server.limits) {
+                    if at <= Instant::now() {
+                        server.metrics.timed_out.get_or_create(&super::metrics::Phase { phase }).inc();
+                        return;
+                    }
+                }
+            }
+            _ = stopped(&mut shutdown), if !draining => {
+                if !activity.in_flight() {
+                    return;
+                }
+                // Finish the response in flight, then close.
+                conn.as_mut().graceful_shutdown();
+                draining = true;
+            }
+        }
+    }
+}
+
+/// Resolves once `stop` is true (at once if it already is).
+pub async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+async fn sleep_until(deadline: Option<(Instant, &'static str)>) {
+    match deadline {
+        Some((at, _)) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What a connection is doing, in milliseconds since it was accepted.
+struct Activity {
+    accepted: Instant,
+    in_flight: AtomicUsize,
+    /// When the first bytes of the next request arrived; `NONE` while idle.
+    request_started: AtomicU64,
+    /// When the last response was handed over; `NONE` before the first.
+    idle_since: AtomicU64,
+    /// Wakes the connection task to recompute its deadline.
+    changed: Notify,
+}
+
+const NONE: u64 = u64::MAX;
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            accepted: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            request_started: AtomicU64::new(NONE),
+            idle_since: AtomicU64::new(NONE),
+            changed: Notify::new(),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.accepted.elapsed().as_millis() as u64
+    }
+
+    fn at(&self, millis: u64) -> Instant {
+        self.accepted + Duration::from_millis(millis)
+    }
+
+    fn in_flight(&self) -> bool {
+        self.in_flight.load(Ordering::Acquire) > 0
+    }
+
+    /// Bytes arrived: if no request is in flight and none had started, one starts now.
+    fn bytes_read(&self) {
+        if !self.in_flight() && self.request_started.load(Ordering::Acquire) == NONE {
+            self.request_started.store(self.now(), Ordering::Release);
+            self.changed.notify_one();
+        }
+    }
+
+    /// A request's header is complete and its handler runs until the guard drops.
+    fn begin(self: &Arc<Self>) -> Busy {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.request_started.store(NONE, Ordering::Release);
+        self.changed.notify_one();
+        Busy(Arc::clone(self))
+    }
+
+    /// The instant this connection is closed unless something happens first, and why.
+    fn deadline(&self, limits: &Limits) -> Option<(Instant, &'static str)> {
+        if self.in_flight() {
+            return None;
+        }
+        let started = self.request_started.load(Ordering::Acquire);
+        if started != NONE {
+            return Some((self.at(started) + limits.header_read_timeout, "header"));
+        }
+        match self.idle_since.load(Ordering::Acquire) {
+            // A connection that never sent a byte has the header's time, not the idle time.
+            NONE => Some((self.accepted + limits.header_read_timeout, "header")),
+            since => Some((self.at(since) + limits.idle_timeout, "idle")),
+        }
+    }
+}
+
+struct Busy(Arc<Activity>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let activity = &self.0;
+        activity.idle_since.store(activity.now(), Ordering::Release);
+        activity.in_flight.fetch_sub(1, Ordering::AcqRel);
+        activity.changed.notify_one();
+    }
+}
+
+/// An I/O object that reports reads to the connection's [`Activity`].
+struct Watched<I> {
+    inner: I,
+    activity: Arc<Activity>,
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.activity.bytes_read();
+        }
+        result
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_limit_keeps_descriptors_for_the_poll() {
+        assert_eq!(connection_limit(512, 1024), 512);
+        assert_eq!(connection_limit(512, 256), 128);
+        assert_eq!(connection_limit(512, 160), 40);
+        assert_eq!(connection_limit(512, 2), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deadlines_follow_the_connection_phase() {
+        let limits = Limits {
+            max_connections: 1,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+        };
+        let activity = Arc::new(Activity::new());
+        let accepted = activity.accepted;
+        assert_eq!(
+            activity.deadline(&limits),
+            Some((accepted + Duration::from_secs(10), "header"))
+        );
+        let busy = activity.begin();
+        assert_eq!(activity.deadline(&limits), None);
+        tokio::time::advance(Duration::from_secs(3)).await;
+        drop(busy);
+        assert_eq!(
+            activity.deadline(&limits),
+            Some((accepted + Duration::from_secs(63), "idle"))
+        );
+        tokio::time::advance(Duration::from_secs(1)).await;
+        activity.bytes_read();
+        assert_eq!(
+            activity.deadline(&limits),
+            Some((accepted + Duration::from_secs(14), "header"))
+        );
+    }
+}
