@@ -98,9 +98,9 @@ fn init_logging(config: &Config) {
 fn raise_nofile_limit() -> u64 {
     use rustix::process::{getrlimit, setrlimit, Resource};
     let limit = getrlimit(Resource::Nofile);
-    let mut raised = limit.clone();
+    let mut raised = limit;
     raised.current = limit.maximum;
-    if raised.current != limit.current && setrlimit(Resource::Nofile, raised.clone()).is_ok() {
+    if raised.current != limit.current && setrlimit(Resource::Nofile, raised).is_ok() {
         return raised.current.unwrap_or(u64::MAX);
     }
     limit.current.unwrap_or(u64::MAX)

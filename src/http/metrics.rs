@@ -9,11 +9,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-pub(crate) struct Phase {
-    pub phase: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub(crate) struct Reason {
     pub reason: &'static str,
 }
@@ -25,7 +20,7 @@ pub struct HttpMetrics {
     pub(crate) limit: Gauge,
     pub(crate) refused: Counter,
     pub(crate) accept_errors: Counter,
-    pub(crate) timed_out: Family<Phase, Counter>,
+    pub(crate) closed: Family<Reason, Counter>,
     pub(crate) tls_handshake_errors: Counter,
     pub(crate) auth_failures: Family<Reason, Counter>,
 }
@@ -45,7 +40,7 @@ impl HttpMetrics {
         );
         registry.register(
             "sockdiag_http_connections_refused",
-            "HTTP connections closed right after accept because sockdiag_http_connections_max were open.",
+            "HTTP connections closed right after accept: sockdiag_http_connections_max were open, each with a request in flight.",
             metrics.refused.clone(),
         );
         registry.register(
@@ -54,9 +49,9 @@ impl HttpMetrics {
             metrics.accept_errors.clone(),
         );
         registry.register(
-            "sockdiag_http_connections_timed_out",
-            "HTTP connections closed by the exporter: phase=\"header\" when a request header (or TLS handshake) took longer than web.header_read_timeout, phase=\"idle\" after web.idle_timeout between requests.",
-            metrics.timed_out.clone(),
+            "sockdiag_http_connections_closed",
+            "HTTP connections closed by the exporter: reason=\"header_timeout\" when a request header (or TLS handshake) took longer than web.header_read_timeout, \"idle_timeout\" after web.idle_timeout between requests, \"evicted\" to make room for a new connection at sockdiag_http_connections_max.",
+            metrics.closed.clone(),
         );
         registry.register(
             "sockdiag_http_tls_handshake_errors",

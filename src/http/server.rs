@@ -8,11 +8,12 @@
 //! service wrapper when a request is in flight, and the connection task closes the
 //! connection at whichever deadline applies.
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -59,12 +60,19 @@ pub fn connection_limit(configured: usize, nofile: u64) -> usize {
     configured.min(usize::try_from(room).unwrap_or(usize::MAX))
 }
 
+/// How long the accept loop waits for an evicted connection to give its slot back.
+const EVICTION_WAIT: Duration = Duration::from_secs(1);
+
 /// What every listener shares: the routes, the limits, the connection slots.
 #[derive(Clone)]
 pub struct Server {
     router: Router,
     limits: Limits,
     slots: Arc<Semaphore>,
+    /// Open connections, oldest first: at the cap, the oldest one without a request in
+    /// flight makes room for the new one, so idle or stalled clients cannot lock out a
+    /// scraper.
+    open: Arc<Mutex<VecDeque<Weak<Activity>>>>,
     metrics: HttpMetrics,
     security: Option<WebSecurity>,
 }
@@ -82,6 +90,7 @@ impl Server {
             router,
             limits,
             slots: Arc::new(Semaphore::new(limits.max_connections)),
+            open: Arc::new(Mutex::new(VecDeque::new())),
             metrics,
             security,
         }
@@ -108,14 +117,15 @@ pub async fn serve(
             _ = stopped(&mut stop) => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => match Arc::clone(&server.slots).try_acquire_owned() {
-                    Ok(slot) => {
-                        connections.spawn(connection(stream, server.clone(), slot, shutdown.clone()));
+                Ok((stream, peer)) => match server.slot().await {
+                    Some(slot) => {
+                        let activity = server.admit();
+                        connections.spawn(connection(stream, activity, server.clone(), slot, shutdown.clone()));
                     }
-                    Err(_) => {
+                    None => {
                         server.metrics.refused.inc();
                         if let Some(suppressed) = refused_log.due() {
-                            tracing::warn!(%address, %peer, limit = server.limits.max_connections, suppressed, "connection refused: too many open connections");
+                            tracing::warn!(%address, %peer, limit = server.limits.max_connections, suppressed, "connection refused: every connection has a request in flight");
                         }
                         drop(stream);
                     }
@@ -133,6 +143,46 @@ pub async fn serve(
     drop(listener);
     while connections.join_next().await.is_some() {}
     Ok(())
+}
+
+impl Server {
+    /// A free slot, or one freed by evicting the oldest connection without a request in
+    /// flight; `None` when every connection is busy.
+    async fn slot(&self) -> Option<OwnedSemaphorePermit> {
+        if let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() {
+            return Some(slot);
+        }
+        let victim = {
+            let mut open = self.open.lock().ok()?;
+            let position = open
+                .iter()
+                .position(|c| c.upgrade().is_some_and(|c| !c.in_flight()))?;
+            open.remove(position)?.upgrade()?
+        };
+        victim.evict.notify_one();
+        drop(victim);
+        tokio::time::timeout(EVICTION_WAIT, Arc::clone(&self.slots).acquire_owned())
+            .await
+            .ok()?
+            .ok()
+    }
+
+    /// Registers a new connection's activity, forgetting connections gone meanwhile.
+    fn admit(&self) -> Arc<Activity> {
+        let activity = Arc::new(Activity::new());
+        if let Ok(mut open) = self.open.lock() {
+            open.retain(|c| c.strong_count() > 0);
+            open.push_back(Arc::downgrade(&activity));
+        }
+        activity
+    }
+
+    fn closed(&self, reason: &'static str) {
+        self.metrics
+            .closed
+            .get_or_create(&super::metrics::Reason { reason })
+            .inc();
+    }
 }
 
 /// At most one log line per [`LOG_EVERY`]; `due` says how many were held back meanwhile.
@@ -156,6 +206,7 @@ impl RateLimited {
 
 async fn connection(
     stream: TcpStream,
+    activity: Arc<Activity>,
     server: Server,
     _slot: OwnedSemaphorePermit,
     shutdown: watch::Receiver<bool>,
@@ -165,10 +216,18 @@ async fn connection(
     let _ = stream.set_nodelay(true);
     let tls = server.security.as_ref().and_then(WebSecurity::tls);
     match tls {
-        None => drive(stream, server, shutdown).await,
+        None => drive(stream, activity, server, shutdown).await,
         Some(tls) => {
             let handshake = tls.acceptor.accept(stream);
-            match tokio::time::timeout(server.limits.header_read_timeout, handshake).await {
+            let handshake = tokio::time::timeout(server.limits.header_read_timeout, handshake);
+            let done = tokio::select! {
+                done = handshake => done,
+                _ = activity.evict.notified() => {
+                    server.closed("evicted");
+                    return;
+                }
+            };
+            match done {
                 Ok(Ok(stream)) => {
                     if let Err(reason) = tls.check_peer(stream.get_ref().1.peer_certificates()) {
                         server
@@ -179,19 +238,13 @@ async fn connection(
                         tracing::debug!(%reason, "client certificate refused");
                         return;
                     }
-                    drive(stream, server, shutdown).await
+                    drive(stream, activity, server, shutdown).await
                 }
                 Ok(Err(error)) => {
                     server.metrics.tls_handshake_errors.inc();
                     tracing::debug!(%error, "tls handshake failed");
                 }
-                Err(_) => {
-                    server
-                        .metrics
-                        .timed_out
-                        .get_or_create(&super::metrics::Phase { phase: "header" })
-                        .inc();
-                }
+                Err(_) => server.closed("header_timeout"),
             }
         }
     }
@@ -211,11 +264,14 @@ impl Drop for OpenGuard {
 }
 
 /// Serves HTTP/1.1 on one connection until it ends, times out, or shutdown closes it.
-async fn drive<I>(io: I, server: Server, mut shutdown: watch::Receiver<bool>)
-where
+async fn drive<I>(
+    io: I,
+    activity: Arc<Activity>,
+    server: Server,
+    mut shutdown: watch::Receiver<bool>,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let activity = Arc::new(Activity::new());
     let io = TokioIo::new(Watched {
         inner: io,
         activity: Arc::clone(&activity),
@@ -253,10 +309,14 @@ where
                 return;
             }
             _ = activity.changed.notified() => {}
+            _ = activity.evict.notified() => {
+                server.closed("evicted");
+                return;
+            }
             _ = sleep_until(deadline) => {
-                if let Some((at, phase)) = activity.deadline(&server.limits) {
+                if let Some((at, reason)) = activity.deadline(&server.limits) {
                     if at <= Instant::now() {
-                        server.metrics.timed_out.get_or_create(&super::metrics::Phase { phase }).inc();
+                        server.closed(reason);
                         return;
                     }
                 }
@@ -295,6 +355,8 @@ struct Activity {
     idle_since: AtomicU64,
     /// Wakes the connection task to recompute its deadline.
     changed: Notify,
+    /// Asks the connection task to close: a new connection needs the slot.
+    evict: Notify,
 }
 
 const NONE: u64 = u64::MAX;
@@ -307,6 +369,7 @@ impl Activity {
             request_started: AtomicU64::new(NONE),
             idle_since: AtomicU64::new(NONE),
             changed: Notify::new(),
+            evict: Notify::new(),
         }
     }
 
@@ -345,12 +408,15 @@ impl Activity {
         }
         let started = self.request_started.load(Ordering::Acquire);
         if started != NONE {
-            return Some((self.at(started) + limits.header_read_timeout, "header"));
+            return Some((
+                self.at(started) + limits.header_read_timeout,
+                "header_timeout",
+            ));
         }
         match self.idle_since.load(Ordering::Acquire) {
             // A connection that never sent a byte has the header's time, not the idle time.
-            NONE => Some((self.accepted + limits.header_read_timeout, "header")),
-            since => Some((self.at(since) + limits.idle_timeout, "idle")),
+            NONE => Some((self.accepted + limits.header_read_timeout, "header_timeout")),
+            since => Some((self.at(since) + limits.idle_timeout, "idle_timeout")),
         }
     }
 }
@@ -440,7 +506,7 @@ mod tests {
         let accepted = activity.accepted;
         assert_eq!(
             activity.deadline(&limits),
-            Some((accepted + Duration::from_secs(10), "header"))
+            Some((accepted + Duration::from_secs(10), "header_timeout"))
         );
         let busy = activity.begin();
         assert_eq!(activity.deadline(&limits), None);
@@ -448,13 +514,13 @@ mod tests {
         drop(busy);
         assert_eq!(
             activity.deadline(&limits),
-            Some((accepted + Duration::from_secs(63), "idle"))
+            Some((accepted + Duration::from_secs(63), "idle_timeout"))
         );
         tokio::time::advance(Duration::from_secs(1)).await;
         activity.bytes_read();
         assert_eq!(
             activity.deadline(&limits),
-            Some((accepted + Duration::from_secs(14), "header"))
+            Some((accepted + Duration::from_secs(14), "header_timeout"))
         );
     }
 }

@@ -52,6 +52,16 @@ impl Exporter {
         exporter
     }
 
+    /// Starts the exporter under `prlimit --nofile=SOFT:HARD`.
+    pub fn start_with_nofile(port: u16, nofile: u64, args: &[&str]) -> Exporter {
+        let limit = format!("--nofile={nofile}:{nofile}");
+        Exporter::spawn("prlimit", port, args, |c| {
+            let mut wrapped = Command::new("prlimit");
+            wrapped.env_clear().args([limit.as_str(), BIN]);
+            *c = wrapped;
+        })
+    }
+
     fn spawn(
         bin: &str,
         port: u16,
@@ -60,12 +70,13 @@ impl Exporter {
     ) -> Exporter {
         let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let mut command = Command::new(bin);
+        command.env_clear();
+        // `customize` may replace the command (a wrapper): it runs first.
+        customize(&mut command);
         command
             .arg(format!("--web.listen-address={address}"))
             .arg("--log.level=debug")
-            .args(args)
-            .env_clear();
-        customize(&mut command);
+            .args(args);
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -7,6 +7,7 @@
 mod actor;
 mod breakdown;
 mod exporter;
+mod hardening;
 mod lifecycle;
 mod load;
 mod netns;
@@ -38,6 +39,7 @@ fn main() {
         lifecycle::tests(),
         breakdown::tests(),
         signals::tests(),
+        hardening::tests(),
     ]
     .into_iter()
     .flatten()
