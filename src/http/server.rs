@@ -218,7 +218,15 @@ async fn connection(
     match tls {
         None => drive(stream, activity, server, shutdown).await,
         Some(tls) => {
-            let handshake = tls.acceptor.accept(stream);
+            let handshake = async {
+                // Plain HTTP on the TLS port gets an answer saying so, as in Go.
+                let mut first = [0u8; 8];
+                let n = stream.peek(&mut first).await.unwrap_or(0);
+                if looks_like_http(&first[..n]) {
+                    return Err(plain_http(stream).await);
+                }
+                Ok(tls.acceptor.accept(stream).await)
+            };
             let handshake = tokio::time::timeout(server.limits.header_read_timeout, handshake);
             let done = tokio::select! {
                 done = handshake => done,
@@ -228,7 +236,10 @@ async fn connection(
                 }
             };
             match done {
-                Ok(Ok(stream)) => {
+                Ok(Err(())) => {
+                    server.metrics.tls_handshake_errors.inc();
+                }
+                Ok(Ok(Ok(stream))) => {
                     if let Err(reason) = tls.check_peer(stream.get_ref().1.peer_certificates()) {
                         server
                             .metrics
@@ -240,7 +251,7 @@ async fn connection(
                     }
                     drive(stream, activity, server, shutdown).await
                 }
-                Ok(Err(error)) => {
+                Ok(Ok(Err(error))) => {
                     server.metrics.tls_handshake_errors.inc();
                     tracing::debug!(%error, "tls handshake failed");
                 }
@@ -248,6 +259,23 @@ async fn connection(
             }
         }
     }
+}
+
+/// The start of an HTTP/1 request line: a method in capitals, then a space.
+fn looks_like_http(first: &[u8]) -> bool {
+    let method = first.iter().take_while(|b| b.is_ascii_uppercase()).count();
+    method >= 3 && first.get(method) == Some(&b' ')
+}
+
+async fn plain_http(mut stream: TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let _ = stream
+        .write_all(
+            b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n\
+              Client sent an HTTP request to an HTTPS server.\n",
+        )
+        .await;
+    let _ = stream.shutdown().await;
 }
 
 /// Decrements the open-connections gauge however the connection ends.
@@ -486,6 +514,16 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_http_is_told_apart_from_a_tls_hello() {
+        assert!(looks_like_http(b"GET /met"));
+        assert!(looks_like_http(b"POST / H"));
+        assert!(!looks_like_http(&[
+            0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01
+        ]));
+        assert!(!looks_like_http(b"GE"));
+    }
 
     #[test]
     fn connection_limit_keeps_descriptors_for_the_poll() {

@@ -14,6 +14,9 @@ mod reload;
 mod schema;
 mod tls;
 
+#[cfg(test)]
+mod tests;
+
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
