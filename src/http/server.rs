@@ -223,7 +223,8 @@ async fn connection(
                 let mut first = [0u8; 8];
                 let n = stream.peek(&mut first).await.unwrap_or(0);
                 if looks_like_http(&first[..n]) {
-                    return Err(plain_http(stream).await);
+                    plain_http(stream).await;
+                    return Err(());
                 }
                 Ok(tls.acceptor.accept(stream).await)
             };

@@ -137,6 +137,13 @@ impl Exporter {
         self.wait_for_poll();
     }
 
+    /// Moves every line logged so far into `log_lines`.
+    pub fn drain_log(&mut self) {
+        while let Ok(line) = self.log.try_recv() {
+            self.log_lines.push(line);
+        }
+    }
+
     pub fn get(&self, path: &str, accept: Option<&str>) -> Response {
         http_get(self.address, path, accept)
     }

@@ -11,8 +11,10 @@ mod hardening;
 mod lifecycle;
 mod load;
 mod netns;
+mod pki;
 mod signals;
 mod states;
+mod web;
 
 use libtest_mimic::{Arguments, Trial};
 
@@ -40,6 +42,7 @@ fn main() {
         breakdown::tests(),
         signals::tests(),
         hardening::tests(),
+        web::tests(),
     ]
     .into_iter()
     .flatten()
