@@ -38,7 +38,7 @@ fn main() -> ExitCode {
         }
     };
     let security = match &config.web.config_file {
-        Some(file) => match WebSecurity::load(file, config.web.healthy_without_auth) {
+        Some(file) => match WebSecurity::load(file, config.web.probes_without_auth) {
             Ok(security) => Some(security),
             Err(error) => {
                 eprintln!("sockdiag_exporter: invalid web config: {error}");

@@ -272,9 +272,9 @@ impl Reader {
                     v::duration(v, Duration::from_millis(100), Duration::from_secs(3600))
                 }),
                 config_file: self.take("web.config_file", defaults.web.config_file, v::file_path),
-                healthy_without_auth: self.take(
-                    "web.healthy_without_auth",
-                    defaults.web.healthy_without_auth,
+                probes_without_auth: self.take(
+                    "web.probes_without_auth",
+                    defaults.web.probes_without_auth,
                     v::boolean,
                 ),
             },

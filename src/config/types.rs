@@ -39,8 +39,9 @@ pub struct WebConfig {
     pub idle_timeout: Duration,
     /// The exporter-toolkit web config file (TLS, basic auth, headers), if any.
     pub config_file: Option<PathBuf>,
-    /// `/-/healthy` answers without basic auth (it is protected like the rest by default).
-    pub healthy_without_auth: bool,
+    /// `/-/healthy` and `/-/ready` answer without basic auth (for probes that cannot send
+    /// credentials); by default they are protected like the rest.
+    pub probes_without_auth: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -144,7 +145,7 @@ impl Default for Config {
                 header_read_timeout: Duration::from_secs(10),
                 idle_timeout: Duration::from_secs(60),
                 config_file: None,
-                healthy_without_auth: false,
+                probes_without_auth: false,
             },
             log: LogConfig {
                 level: LogLevel::Info,

@@ -60,19 +60,19 @@ impl WebConfigMetrics {
 pub struct WebSecurity {
     current: Current,
     file: PathBuf,
-    /// `/-/healthy` answers without credentials (`web.healthy_without_auth`).
-    healthy_open: bool,
+    /// `/-/healthy` and `/-/ready` answer without credentials (`web.probes_without_auth`).
+    probes_open: bool,
     reload_now: Arc<Notify>,
 }
 
 impl WebSecurity {
     /// Loads `file`; an error here stops the start (exit 78).
-    pub fn load(file: &Path, healthy_open: bool) -> Result<WebSecurity, WebConfigError> {
+    pub fn load(file: &Path, probes_open: bool) -> Result<WebSecurity, WebConfigError> {
         let active = load(file)?;
         Ok(WebSecurity {
             current: Arc::new(RwLock::new(Arc::new(active))),
             file: file.to_path_buf(),
-            healthy_open,
+            probes_open,
             reload_now: Arc::new(Notify::new()),
         })
     }
@@ -103,7 +103,8 @@ impl WebSecurity {
         metrics: &HttpMetrics,
     ) -> Result<Response<Body>, Infallible> {
         let active = self.active();
-        let exempt = self.healthy_open && request.uri().path() == "/-/healthy";
+        let exempt =
+            self.probes_open && matches!(request.uri().path(), "/-/healthy" | "/-/ready");
         let refused = match (&active.auth, exempt) {
             (Some(auth), false) => auth
                 .check(request.headers().get(header::AUTHORIZATION))

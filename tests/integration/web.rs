@@ -88,7 +88,7 @@ fn basic_auth_401_200_headers_and_healthy() {
         let _open = start(
             &pki,
             &std::fs::read_to_string(pki.dir.join("web.yml")).unwrap(),
-            &[("SOCKDIAG_WEB__HEALTHY_WITHOUT_AUTH", "true")],
+            &[("SOCKDIAG_WEB__PROBES_WITHOUT_AUTH", "true")],
         );
         assert_eq!(status(&[&format!("{http}/-/healthy")]), "200");
         assert_eq!(status(&[&format!("{http}/metrics")]), "401");
