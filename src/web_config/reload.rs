@@ -103,8 +103,7 @@ impl WebSecurity {
         metrics: &HttpMetrics,
     ) -> Result<Response<Body>, Infallible> {
         let active = self.active();
-        let exempt =
-            self.probes_open && matches!(request.uri().path(), "/-/healthy" | "/-/ready");
+        let exempt = self.probes_open && matches!(request.uri().path(), "/-/healthy" | "/-/ready");
         let refused = match (&active.auth, exempt) {
             (Some(auth), false) => auth
                 .check(request.headers().get(header::AUTHORIZATION))
