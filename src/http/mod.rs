@@ -3,6 +3,7 @@
 //! `/-/ready`), exposition-format negotiation ([`negotiate`]), and the server's own
 //! metrics ([`metrics`]). TLS and basic auth come from [`crate::web_config`].
 
+mod activity;
 mod metrics;
 mod negotiate;
 mod routes;

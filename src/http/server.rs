@@ -4,29 +4,25 @@
 //!
 //! hyper has no idle timeout of its own, and its header-read timer also runs while a
 //! keep-alive connection waits for its next request. So each connection carries an
-//! [`Activity`]: the I/O wrapper notes when the bytes of a request start to arrive, the
-//! service wrapper when a request is in flight, and the connection task closes the
-//! connection at whichever deadline applies.
+//! [`Activity`] (see [`super::activity`]), and the connection task closes the connection
+//! at whichever deadline applies.
 
 use std::collections::VecDeque;
-use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tower::ServiceExt;
 
+use super::activity::{Activity, Watched};
 use super::{HttpError, HttpMetrics};
 use crate::web_config::WebSecurity;
 
@@ -212,7 +208,7 @@ async fn connection(
     shutdown: watch::Receiver<bool>,
 ) {
     server.metrics.open.inc();
-    let _open = scopeguard(server.metrics.open.clone());
+    let _open = OpenGuard(server.metrics.open.clone());
     let _ = stream.set_nodelay(true);
     let tls = server.security.as_ref().and_then(WebSecurity::tls);
     match tls {
@@ -281,10 +277,6 @@ async fn plain_http(mut stream: TcpStream) {
 
 /// Decrements the open-connections gauge however the connection ends.
 struct OpenGuard(prometheus_client::metrics::gauge::Gauge);
-
-fn scopeguard(gauge: prometheus_client::metrics::gauge::Gauge) -> OpenGuard {
-    OpenGuard(gauge)
-}
 
 impl Drop for OpenGuard {
     fn drop(&mut self) {
@@ -374,144 +366,6 @@ async fn sleep_until(deadline: Option<(Instant, &'static str)>) {
     }
 }
 
-/// What a connection is doing, in milliseconds since it was accepted.
-struct Activity {
-    accepted: Instant,
-    in_flight: AtomicUsize,
-    /// When the first bytes of the next request arrived; `NONE` while idle.
-    request_started: AtomicU64,
-    /// When the last response was handed over; `NONE` before the first.
-    idle_since: AtomicU64,
-    /// Wakes the connection task to recompute its deadline.
-    changed: Notify,
-    /// Asks the connection task to close: a new connection needs the slot.
-    evict: Notify,
-}
-
-const NONE: u64 = u64::MAX;
-
-impl Activity {
-    fn new() -> Activity {
-        Activity {
-            accepted: Instant::now(),
-            in_flight: AtomicUsize::new(0),
-            request_started: AtomicU64::new(NONE),
-            idle_since: AtomicU64::new(NONE),
-            changed: Notify::new(),
-            evict: Notify::new(),
-        }
-    }
-
-    fn now(&self) -> u64 {
-        self.accepted.elapsed().as_millis() as u64
-    }
-
-    fn at(&self, millis: u64) -> Instant {
-        self.accepted + Duration::from_millis(millis)
-    }
-
-    fn in_flight(&self) -> bool {
-        self.in_flight.load(Ordering::Acquire) > 0
-    }
-
-    /// Bytes arrived: if no request is in flight and none had started, one starts now.
-    fn bytes_read(&self) {
-        if !self.in_flight() && self.request_started.load(Ordering::Acquire) == NONE {
-            self.request_started.store(self.now(), Ordering::Release);
-            self.changed.notify_one();
-        }
-    }
-
-    /// A request's header is complete and its handler runs until the guard drops.
-    fn begin(self: &Arc<Self>) -> Busy {
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
-        self.request_started.store(NONE, Ordering::Release);
-        self.changed.notify_one();
-        Busy(Arc::clone(self))
-    }
-
-    /// The instant this connection is closed unless something happens first, and why.
-    fn deadline(&self, limits: &Limits) -> Option<(Instant, &'static str)> {
-        if self.in_flight() {
-            return None;
-        }
-        let started = self.request_started.load(Ordering::Acquire);
-        if started != NONE {
-            return Some((
-                self.at(started) + limits.header_read_timeout,
-                "header_timeout",
-            ));
-        }
-        match self.idle_since.load(Ordering::Acquire) {
-            // A connection that never sent a byte has the header's time, not the idle time.
-            NONE => Some((self.accepted + limits.header_read_timeout, "header_timeout")),
-            since => Some((self.at(since) + limits.idle_timeout, "idle_timeout")),
-        }
-    }
-}
-
-struct Busy(Arc<Activity>);
-
-impl Drop for Busy {
-    fn drop(&mut self) {
-        let activity = &self.0;
-        activity.idle_since.store(activity.now(), Ordering::Release);
-        activity.in_flight.fetch_sub(1, Ordering::AcqRel);
-        activity.changed.notify_one();
-    }
-}
-
-/// An I/O object that reports reads to the connection's [`Activity`].
-struct Watched<I> {
-    inner: I,
-    activity: Arc<Activity>,
-}
-
-impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.activity.bytes_read();
-        }
-        result
-    }
-}
-
-impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -532,34 +386,5 @@ mod tests {
         assert_eq!(connection_limit(512, 256), 128);
         assert_eq!(connection_limit(512, 160), 40);
         assert_eq!(connection_limit(512, 2), 1);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn deadlines_follow_the_connection_phase() {
-        let limits = Limits {
-            max_connections: 1,
-            header_read_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(60),
-        };
-        let activity = Arc::new(Activity::new());
-        let accepted = activity.accepted;
-        assert_eq!(
-            activity.deadline(&limits),
-            Some((accepted + Duration::from_secs(10), "header_timeout"))
-        );
-        let busy = activity.begin();
-        assert_eq!(activity.deadline(&limits), None);
-        tokio::time::advance(Duration::from_secs(3)).await;
-        drop(busy);
-        assert_eq!(
-            activity.deadline(&limits),
-            Some((accepted + Duration::from_secs(63), "idle_timeout"))
-        );
-        tokio::time::advance(Duration::from_secs(1)).await;
-        activity.bytes_read();
-        assert_eq!(
-            activity.deadline(&limits),
-            Some((accepted + Duration::from_secs(14), "header_timeout"))
-        );
     }
 }

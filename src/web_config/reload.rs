@@ -160,9 +160,13 @@ impl WebSecurity {
                 Ok(active) => {
                     applied = fingerprint(&active.watched);
                     failed = None;
-                    if let Ok(mut current) = self.current.write() {
-                        *current = Arc::new(active);
-                    }
+                    // A reader never panics while holding the lock; take it even if poisoned.
+                    let mut current = match self.current.write() {
+                        Ok(current) => current,
+                        Err(poisoned) => poisoned.into_inner(),
+                    };
+                    *current = Arc::new(active);
+                    drop(current);
                     metrics
                         .reloads
                         .get_or_create(&Outcome { result: "success" })

@@ -167,7 +167,9 @@ impl Tls {
                             )
                         })?
                     }
-                    (None, None) => unreachable_key(invalid)?,
+                    (None, None) => {
+                        return Err(invalid(&key_name("key_file"), "", "missing".into()))
+                    }
                 };
                 (certs, key)
             }
@@ -374,10 +376,6 @@ impl Tls {
             Err("client certificate SAN not in client_allowed_sans".to_string())
         }
     }
-}
-
-fn unreachable_key(invalid: Invalid<'_>) -> Result<PrivateKeyDer<'static>, WebConfigError> {
-    Err(invalid("tls_server_config.key_file", "", "missing".into()))
 }
 
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
