@@ -277,6 +277,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn live_server_metrics_follow_the_snapshot_before_one_eof() {
+        let (router, tx) = app();
+        publish(&tx);
+        let (_, _, om) = get(&router, "/metrics", Some(PROMETHEUS_2_42_ACCEPT)).await;
+        assert_eq!(om.matches("# EOF").count(), 1, "{om}");
+        assert!(om.ends_with("\n# EOF\n"), "{om}");
+        let live = om
+            .find("\nsockdiag_http_connections_open 0\n")
+            .expect("live gauge");
+        let snapshot = om
+            .find("\nsockdiag_poll_errors_total{")
+            .expect("snapshot counter");
+        assert!(
+            snapshot < live,
+            "live families come after the snapshot's: {om}"
+        );
+
+        let (_, _, text) = get(&router, "/metrics", None).await;
+        assert!(!text.contains("# EOF"), "{text}");
+        assert!(
+            text.contains("# TYPE sockdiag_http_accept_errors_total counter\nsockdiag_http_accept_errors_total 0\n"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
     async fn cached_body_follows_each_publication() {
         let (router, tx) = app();
         let (_, _, before) = get(&router, "/metrics", None).await;
