@@ -60,7 +60,7 @@ impl HttpMetrics {
         );
         registry.register(
             "sockdiag_http_auth_failures",
-            "Requests answered 401 or 403: reason=\"missing\" (no credentials), \"wrong\" (bad user or password), \"san\" (client certificate SAN not allowed).",
+            "Requests answered 401, reason=\"missing\" (no credentials) or \"wrong\" (bad user or password), and connections closed after the TLS handshake, reason=\"san\" (client certificate SANs not in client_allowed_sans).",
             metrics.auth_failures.clone(),
         );
         metrics
