@@ -8,12 +8,16 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+
+#[allow(dead_code)]
+#[path = "../tests/integration/pki.rs"]
+mod pki;
 
 const BIN: &str = env!("CARGO_BIN_EXE_sockdiag_exporter");
 const ADDRESS: &str = "127.0.0.1:10120";
@@ -169,16 +173,6 @@ fn cpu_per_1000(
     (exporter.cpu() - before) * 1000 / scrapes as u32
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let ok = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(ok.success(), "openssl {args:?}");
-}
-
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo bench` asks harness-less benches for a list.
@@ -190,35 +184,12 @@ fn main() {
         .status()
         .unwrap()
         .success());
-    let dir: PathBuf =
-        std::env::temp_dir().join(format!("sockdiag-web-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    openssl(
-        &dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "tls.key",
-            "-out",
-            "tls.crt",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=bench",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ],
-    );
+    let pki = pki::Pki::new("web-bench");
+    let dir = pki.dir.clone();
     let tls_yml = dir.join("tls.yml");
     std::fs::write(
         &tls_yml,
-        "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n",
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n",
     )
     .unwrap();
     let auth_yml = dir.join("auth.yml");
@@ -230,7 +201,7 @@ fn main() {
     .unwrap();
 
     let mut roots = rustls::RootCertStore::empty();
-    let pem = std::fs::read(dir.join("tls.crt")).unwrap();
+    let pem = std::fs::read(dir.join("ca.crt")).unwrap();
     use rustls::pki_types::pem::PemObject;
     for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
         roots.add(cert.unwrap()).unwrap();
@@ -265,7 +236,7 @@ fn main() {
         );
         (cached, first)
     };
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(pki);
     let ms = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1000.0);
     println!("| Scrape, {SCRAPERS} concurrent keep-alive scrapers, {ROUNDS} rounds | p50 | p99 |");
     println!("|---|---|---|");

@@ -1,71 +1,23 @@
 //! Bad web config files, one per key, each with the exact message; and good ones.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use super::*;
 
-/// A temp dir with a self-signed CA and a server certificate and key made by openssl.
-struct Dir(PathBuf);
+/// Certificates from the integration tests' helper: ca.crt, server.crt and server.key.
+#[allow(dead_code)]
+#[path = "../../tests/integration/pki.rs"]
+mod pki;
+
+struct Dir(pki::Pki);
 
 impl Dir {
     fn new(name: &str) -> Dir {
-        let dir =
-            std::env::temp_dir().join(format!("sockdiag-webcfg-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let run = |args: &[&str]| {
-            let out = Command::new("openssl")
-                .args(args)
-                .current_dir(&dir)
-                .output()
-                .expect("openssl");
-            assert!(
-                out.status.success(),
-                "openssl {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        run(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=test-ca",
-        ]);
-        run(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "tls.key",
-            "-out",
-            "tls.crt",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        ]);
-        Dir(dir)
+        Dir(pki::Pki::new(&format!("webcfg-{name}")))
     }
 
     fn write(&self, yaml: &str) -> PathBuf {
-        let path = self.0.join("web.yml");
+        let path = self.0.dir.join("web.yml");
         std::fs::write(&path, yaml).unwrap();
         path
     }
@@ -79,13 +31,7 @@ impl Dir {
     }
 }
 
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-const TLS: &str = "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n";
+const TLS: &str = "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n";
 
 #[test]
 fn good_files_load() {
@@ -105,9 +51,9 @@ fn good_files_load() {
         active.watched,
         vec![
             path.clone(),
-            dir.0.join("tls.crt"),
-            dir.0.join("tls.key"),
-            dir.0.join("ca.crt")
+            dir.0.dir.join("server.crt"),
+            dir.0.dir.join("server.key"),
+            dir.0.dir.join("ca.crt")
         ]
     );
     // An empty file is valid: nothing configured.
@@ -124,11 +70,11 @@ fn every_bad_key_is_named_with_its_value() {
          "web.yml: unknown field `tls_server_confg`, expected one of `tls_server_config`, `http_server_config`, `basic_auth_users`"),
         (format!("{TLS}  cert_fil: x\n"),
          "web.yml: tls_server_config: unknown field `cert_fil`, expected one of `cert_file`, `key_file`, `cert`, `key`, `client_auth_type`, `client_ca_file`, `client_allowed_sans`, `min_version`, `max_version`, `cipher_suites`, `curve_preferences`, `prefer_server_cipher_suites` at line 4 column 3"),
-        ("tls_server_config:\n  key_file: tls.key\n".into(),
+        ("tls_server_config:\n  key_file: server.key\n".into(),
          "web.yml: `tls_server_config.cert_file` = \"\": missing: cert_file (or cert) is required with tls_server_config"),
-        ("tls_server_config:\n  cert_file: nope.crt\n  key_file: tls.key\n".into(),
+        ("tls_server_config:\n  cert_file: nope.crt\n  key_file: server.key\n".into(),
          "web.yml: `tls_server_config.cert_file` = \"nope.crt\": cannot read: I/O error: No such file or directory (os error 2)"),
-        ("tls_server_config:\n  cert_file: tls.crt\n  key_file: ca.crt\n".into(),
+        ("tls_server_config:\n  cert_file: server.crt\n  key_file: ca.crt\n".into(),
          "web.yml: `tls_server_config.key_file` = \"ca.crt\": no PEM private key read: no items found"),
         (format!("{TLS}  client_auth_type: RequireClientCert\n"),
          "web.yml: `tls_server_config.client_auth_type` = \"RequireClientCert\": expected one of NoClientCert, RequestClientCert, RequireAnyClientCert, VerifyClientCertIfGiven, RequireAndVerifyClientCert"),
