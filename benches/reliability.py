@@ -100,12 +100,13 @@ for s in clients:
 time.sleep(1)
 after = rss_kib(proc)
 _, _, body = scrape()
+header_closed = value(body, 'sockdiag_http_connections_closed_total{reason="header_timeout"}')
 rows.append((
     "Slowloris: partial headers, one byte per second",
     "200 clients, 20 s",
     f"RSS {before/1024:.1f} MiB before, peak {peak/1024:.1f} MiB, {after/1024:.1f} MiB after; "
     f"closed at the 10 s header timeout "
-    f"({value(body, 'sockdiag_http_connections_closed_total{reason=\"header_timeout\"}'):.0f} counted); "
+    f"({header_closed:.0f} counted); "
     f"/metrics answered every second, slowest {max(scrape_times)*1000:.1f} ms",
 ))
 stop(proc)
@@ -122,12 +123,13 @@ for _ in range(1100):
 time.sleep(2.5)
 statuses = [scrape() for _ in range(5)]
 body = statuses[-1][2]
+evicted = value(body, 'sockdiag_http_connections_closed_total{reason="evicted"}')
 rows.append((
     "Idle connections beyond the file limit",
     "1,100 connections from one peer, RLIMIT_NOFILE 1024",
     f"cap {value(body, 'sockdiag_http_connections_max'):.0f}, "
     f"{value(body, 'sockdiag_http_connections_open'):.0f} open, "
-    f"{value(body, 'sockdiag_http_connections_closed_total{reason=\"evicted\"}'):.0f} evicted; "
+    f"{evicted:.0f} evicted; "
     f"/metrics {sorted(set(s for s, _, _ in statuses))} in at most {max(t for _, t, _ in statuses)*1000:.1f} ms; "
     f"poll errors {poll_errors(body):.0f}; accept errors {value(body, 'sockdiag_http_accept_errors_total'):.0f}",
 ))
