@@ -109,6 +109,27 @@ fn every_bad_key_is_named_with_its_value() {
 }
 
 #[test]
+fn inline_cert_and_key_load_and_only_the_file_is_watched() {
+    let dir = Dir::new("inline");
+    let indented = |file: &str| {
+        std::fs::read_to_string(dir.0.dir.join(file))
+            .unwrap()
+            .lines()
+            .map(|line| format!("    {line}\n"))
+            .collect::<String>()
+    };
+    let yaml = format!(
+        "tls_server_config:\n  cert: |\n{}  key: |\n{}",
+        indented("server.crt"),
+        indented("server.key")
+    );
+    let path = dir.write(&yaml);
+    let active = load(&path).unwrap();
+    assert!(active.tls.is_some());
+    assert_eq!(active.watched, vec![path]);
+}
+
+#[test]
 fn unreadable_file_is_named() {
     let error = load(Path::new("/nonexistent/web.yml")).unwrap_err();
     assert_eq!(
