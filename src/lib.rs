@@ -7,7 +7,8 @@
 //!   [`snapshot::Snapshot`];
 //! - [`metrics`]: encodes the current snapshot at scrape time; a scrape never touches
 //!   netlink;
-//! - [`config`] and [`http`]: configuration and the HTTP server.
+//! - [`config`], [`http`] and [`web_config`]: configuration, the HTTP server, and its
+//!   security (TLS, client certificates, basic auth) in the exporter-toolkit format.
 #![forbid(unsafe_code)]
 
 pub mod config;
@@ -17,3 +18,4 @@ pub mod metrics;
 pub mod poll;
 pub mod snapshot;
 pub mod source;
+pub mod web_config;

@@ -1,6 +1,7 @@
 //! The `sockdiag_exporter` binary: flags and configuration, logging, the poller, the HTTP
 //! servers, and signal handling. Errors end here, as messages and exit codes: 78 for
-//! configuration errors, 1 for anything else that stops the start.
+//! configuration and usage errors (flags included), 1 for anything else that stops the
+//! start.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -13,16 +14,39 @@ use tokio::sync::watch;
 
 use sockdiag_exporter::config::{Config, Flags, LogFormat, EXIT_CONFIG};
 use sockdiag_exporter::poll as poller;
+use sockdiag_exporter::web_config::{WebConfigMetrics, WebSecurity};
 use sockdiag_exporter::{http, metrics};
 
 fn main() -> ExitCode {
-    let flags = Flags::parse();
+    let flags = match Flags::try_parse() {
+        Ok(flags) => flags,
+        Err(error) => {
+            let _ = error.print();
+            // --help and --version are not errors; a typo in a flag is a usage error,
+            // and systemd must not restart on it in a loop.
+            return if error.use_stderr() {
+                ExitCode::from(EXIT_CONFIG as u8)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     let config = match Config::load(&flags) {
         Ok(config) => config,
         Err(errors) => {
             eprintln!("sockdiag_exporter: {errors}");
             return ExitCode::from(EXIT_CONFIG as u8);
         }
+    };
+    let security = match &config.web.config_file {
+        Some(file) => match WebSecurity::load(file, config.web.probes_without_auth) {
+            Ok(security) => Some(security),
+            Err(error) => {
+                eprintln!("sockdiag_exporter: invalid web config: {error}");
+                return ExitCode::from(EXIT_CONFIG as u8);
+            }
+        },
+        None => None,
     };
     init_logging(&config);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -36,7 +60,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let code = match runtime.block_on(run(config)) {
+    let code = match runtime.block_on(run(config, security)) {
         Ok(code) => code,
         Err(error) => {
             tracing::error!(error = format!("{error:#}"), "exporter stopped");
@@ -70,29 +94,70 @@ fn init_logging(config: &Config) {
     }
 }
 
-async fn run(config: Config) -> anyhow::Result<ExitCode> {
+/// Raises the soft file limit to the hard one (as Go programs do at start) and returns
+/// the soft limit in force.
+fn raise_nofile_limit() -> u64 {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let limit = getrlimit(Resource::Nofile);
+    let mut raised = limit;
+    raised.current = limit.maximum;
+    if raised.current != limit.current && setrlimit(Resource::Nofile, raised).is_ok() {
+        return raised.current.unwrap_or(u64::MAX);
+    }
+    limit.current.unwrap_or(u64::MAX)
+}
+
+async fn run(config: Config, security: Option<WebSecurity>) -> anyhow::Result<ExitCode> {
     let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut hangup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
 
     let listeners = http::bind(&config.web.listen_addresses).await?;
     let (publish, published) = poller::channel();
     let mut registry = Registry::default();
     metrics::SnapshotCollector::register(&mut registry, published.clone());
+    let mut live = Registry::default();
+    let http_metrics = http::HttpMetrics::register(&mut live);
+    let web_metrics = WebConfigMetrics::register(&mut live);
     let router = http::router(
         Arc::new(registry),
+        Arc::new(live),
         published,
         &config.web.telemetry_path,
         config.web.max_requests,
     );
+    let nofile = raise_nofile_limit();
+    let limits = http::Limits {
+        max_connections: http::connection_limit(config.web.max_connections, nofile),
+        header_read_timeout: config.web.header_read_timeout,
+        idle_timeout: config.web.idle_timeout,
+    };
+    if limits.max_connections < config.web.max_connections {
+        tracing::warn!(
+            nofile,
+            configured = config.web.max_connections,
+            max_connections = limits.max_connections,
+            "connection limit lowered to keep file descriptors for polls"
+        );
+    }
+    let server = http::Server::new(router, limits, http_metrics, security.clone());
 
     let (stop, stopping) = watch::channel(false);
+    if let Some(security) = &security {
+        tokio::spawn(security.clone().watch(web_metrics, stopping.clone()));
+    }
     let mut servers = tokio::task::JoinSet::new();
     for listener in listeners {
         let address = listener
             .local_addr()
             .context("listener without an address")?;
-        tracing::info!(%address, path = %config.web.telemetry_path, "listening");
-        servers.spawn(http::serve(listener, router.clone(), stopping.clone()));
+        tracing::info!(
+            %address,
+            path = %config.web.telemetry_path,
+            tls = security.as_ref().is_some_and(|s| s.tls().is_some()),
+            "listening"
+        );
+        servers.spawn(http::serve(listener, server.clone(), stopping.clone()));
     }
     let peaks = poller::Peaks::default();
     let targets = poller::Targets::default();
@@ -131,17 +196,36 @@ async fn run(config: Config) -> anyhow::Result<ExitCode> {
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         poll_interval = %humantime::format_duration(config.poll_interval),
+        max_connections = limits.max_connections,
         "started"
     );
 
-    tokio::select! {
-        _ = terminate.recv() => tracing::info!(signal = "SIGTERM", "shutting down"),
-        _ = interrupt.recv() => tracing::info!(signal = "SIGINT", "shutting down"),
-        Some(result) = servers.join_next() => {
-            // A server ending on its own is a failure: stop the rest and report it.
-            let _ = stop.send(true);
-            result.context("server task failed")??;
-            anyhow::bail!("a server stopped unexpectedly");
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => {
+                tracing::info!(signal = "SIGTERM", "shutting down");
+                break;
+            }
+            _ = interrupt.recv() => {
+                tracing::info!(signal = "SIGINT", "shutting down");
+                break;
+            }
+            _ = hangup.recv() => match &security {
+                Some(security) => {
+                    tracing::info!(signal = "SIGHUP", "reloading the web config");
+                    security.reload();
+                }
+                None => tracing::info!(
+                    signal = "SIGHUP",
+                    "ignored: no web config to reload; the config file and flags are read at start only"
+                ),
+            },
+            Some(result) = servers.join_next() => {
+                // A server ending on its own is a failure: stop the rest and report it.
+                let _ = stop.send(true);
+                result.context("server task failed")??;
+                anyhow::bail!("a server stopped unexpectedly");
+            }
         }
     }
     let _ = stop.send(true);

@@ -6,7 +6,9 @@
 # closes them (CLOSE_WAIT, outbound, remote port 3306), plus 5 healthy ones per second that it
 # closes itself (TIME_WAIT). Both run in an application namespace ($APP_NS, as a container's
 # would); everything else runs in a monitoring namespace ($NS); both are created here:
-#   sockdiag_exporter (every namespace: it finds the application's and labels it netns=$APP_NS) (target/debug, --poll.interval=1s, CLOSE_WAIT stale after 5s)
+#   sockdiag_exporter (every namespace: it finds the application's and labels it netns=$APP_NS)
+#     (target/debug, --poll.interval=1s, CLOSE_WAIT stale after 5s), serving over TLS with
+#     basic auth (deploy/web-config/web.yml)
 #   Prometheus (Debian package; scrape and evaluation every 1s) loading the SHIPPED rules
 #     through the documented test overlay: grafana/tools/rules-overlay.py --scale 60
 #     (docs/alerts.md "Test overlay": every `for:`, range and offset / 60; nothing else)
@@ -54,6 +56,7 @@ fi
 need_apt ip iproute2 || exit 1
 need_apt python3 python3 || exit 1
 need_apt curl curl || exit 1
+need_apt openssl openssl || exit 1
 need_apt prometheus prometheus || exit 1
 need_apt promtool prometheus || exit 1
 need_apt prometheus-alertmanager prometheus-alertmanager || exit 1
@@ -245,6 +248,14 @@ echo "e2e: alertmanager: shipped routing tree kept (amtool config routes identic
 
 TARGET_LABELS=""
 [ -n "$CLUSTER_LABEL" ] && TARGET_LABELS=", labels: {$CLUSTER_LABEL: \"$CLUSTER\"}"
+
+# TLS and basic auth on, as in production (README "Securing the endpoint"): the shipped
+# example web config (user prometheus, password change-me) with a certificate made here.
+cp deploy/web-config/web.yml "$TMP/web.yml" || fail "no deploy/web-config/web.yml"
+(cd "$TMP" && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+  -keyout tls.key -out tls.crt -days 2 -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1) \
+  >/dev/null 2>&1 || fail "openssl could not make the exporter's certificate"
+
 cat >"$TMP/prometheus.yml" <<EOF
 global:
   scrape_interval: 1s
@@ -255,6 +266,9 @@ alerting:
     - static_configs: [{targets: ["$AM"]}]
 scrape_configs:
   - job_name: $JOB
+    scheme: https
+    tls_config: {ca_file: "$TMP/tls.crt"}
+    basic_auth: {username: prometheus, password: change-me}
     static_configs: [{targets: ["$EXPORTER"]$TARGET_LABELS}]
 EOF
 promtool check config "$TMP/prometheus.yml" >"$TMP/promtool-config.out" 2>&1 \
@@ -274,13 +288,16 @@ start alertmanager prometheus-alertmanager --config.file="$TMP/alertmanager.yml"
 # A clean environment: the exporter rejects unknown SOCKDIAG_* variables (e.g. this script's
 # SOCKDIAG_E2E_KEEP) and must not pick up the caller's configuration.
 start exporter env -i PATH="$PATH" SOCKDIAG_CLOSE_WAIT_STALE_AFTER=5s SOCKDIAG_LISTEN_POLL_INTERVAL=200ms \
-  "$BIN" --web.listen-address="$EXPORTER" --poll.interval=1s --log.level=debug
+  "$BIN" --web.listen-address="$EXPORTER" --poll.interval=1s --log.level=debug \
+  --web.config.file="$TMP/web.yml"
 start_in "$APP_NS" dbserver python3 tests/e2e/dbserver.py --name "$SERVER" --listen "127.0.0.1:$DB_PORT" --max-seconds 280
 start prometheus prometheus --config.file="$TMP/prometheus.yml" --storage.tsdb.path="$TMP/tsdb" \
   --web.listen-address="$PROM"
 wait_http receiver "http://$HOOK/-/ready"
 wait_http alertmanager "http://$AM/-/ready"
-wait_http exporter "http://$EXPORTER/metrics"
+nsx curl -sf -o /dev/null --max-time 5 --retry 20 --retry-connrefused --retry-delay 1 \
+  --cacert "$TMP/tls.crt" -u prometheus:change-me "https://$EXPORTER/metrics" \
+  || fail "the exporter does not answer over TLS with basic auth"
 wait_http prometheus "http://$PROM/-/ready"
 wait_promql "Prometheus scraping the exporter" "up{job=\"$JOB\",instance=\"$EXPORTER\"} == 1" 30
 wait_promql "the server's listener in $APP_NS seen by the exporter in $NS" \
@@ -311,7 +328,7 @@ echo "e2e: page after $PAGE_AFTER s of leak ($LEAKED CLOSE_WAIT sockets of $LEAK
 kill -0 "$(pid_of leaker)" 2>/dev/null || fail "the leaker exited before the leak was stopped"
 # The metric contract against the live exporter, while the leak is on (the CLOSE_WAIT
 # families exist only while there are CLOSE_WAIT sockets).
-nsx curl -sf --max-time 5 "http://$EXPORTER/metrics" >"$TMP/metrics.txt" || fail "cannot read the exporter's /metrics"
+nsx curl -sf --max-time 5 --cacert "$TMP/tls.crt" -u prometheus:change-me "https://$EXPORTER/metrics" >"$TMP/metrics.txt" || fail "cannot read the exporter's /metrics"
 python3 tests/e2e/contract.py "$TMP/metrics.txt" | sed 's/^/e2e: /'
 [ "${PIPESTATUS[0]}" -eq 0 ] || fail "the exporter's /metrics does not match grafana/tools/sockdiag-metrics.txt"
 

@@ -286,6 +286,9 @@ cp -a /lib/systemd/system "$root/usr/lib/systemd/"
 printf '#!/bin/sh\n' >"$root/usr/local/bin/sockdiag_exporter"
 chmod 0755 "$root/usr/local/bin/sockdiag_exporter"
 cp "$unit" "$root/etc/systemd/system/"
+# The web-config drop-in (LoadCredential=) is verified with the unit.
+mkdir -p "$root/etc/systemd/system/sockdiag_exporter.service.d"
+cp deploy/systemd/web-config.conf "$root/etc/systemd/system/sockdiag_exporter.service.d/"
 # verify exits 0 on an unknown or misspelled key and only warns: any output is a failure.
 out=$(systemd-analyze verify --root="$root" "$root/etc/systemd/system/sockdiag_exporter.service" 2>&1)
 rc=$?

@@ -61,6 +61,16 @@ impl Exporter {
         exporter
     }
 
+    /// Starts the exporter under `prlimit --nofile=SOFT:HARD`.
+    pub fn start_with_nofile(port: u16, nofile: u64, args: &[&str]) -> Exporter {
+        let limit = format!("--nofile={nofile}:{nofile}");
+        Exporter::spawn("prlimit", port, args, |c| {
+            let mut wrapped = Command::new("prlimit");
+            wrapped.env_clear().args([limit.as_str(), BIN]);
+            *c = wrapped;
+        })
+    }
+
     fn spawn(
         bin: &str,
         port: u16,
@@ -69,6 +79,9 @@ impl Exporter {
     ) -> Exporter {
         let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let mut command = Command::new(bin);
+        command.env_clear();
+        // `customize` may replace the command (a wrapper): it runs first.
+        customize(&mut command);
         command
             .arg(format!("--web.listen-address={address}"))
             .arg("--log.level=debug");
@@ -77,8 +90,7 @@ impl Exporter {
         if !args.iter().any(|a| a.starts_with("--namespaces")) {
             command.arg("--namespaces=own");
         }
-        command.args(args).env_clear();
-        customize(&mut command);
+        command.args(args);
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -138,6 +150,13 @@ impl Exporter {
         }
         self.wait_for_poll();
         self.wait_for_poll();
+    }
+
+    /// Moves every line logged so far into `log_lines`.
+    pub fn drain_log(&mut self) {
+        while let Ok(line) = self.log.try_recv() {
+            self.log_lines.push(line);
+        }
     }
 
     pub fn get(&self, path: &str, accept: Option<&str>) -> Response {

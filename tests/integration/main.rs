@@ -9,14 +9,17 @@ mod breakdown;
 mod cgroups;
 mod containers;
 mod exporter;
+mod hardening;
 mod lifecycle;
 mod load;
 mod namespaces;
 mod netns;
 mod owners;
+mod pki;
 mod signals;
 mod states;
 mod unix;
+mod web;
 
 use libtest_mimic::{Arguments, Trial};
 
@@ -47,6 +50,8 @@ fn main() {
         containers::tests(),
         owners::tests(),
         unix::tests(),
+        hardening::tests(),
+        web::tests(),
     ]
     .into_iter()
     .flatten()

@@ -1,4 +1,4 @@
-//! The HTTP server: `/` landing page, the telemetry path (default `/metrics`),
+//! The routes: `/` landing page, the telemetry path (default `/metrics`),
 //! `/-/healthy` and `/-/ready`.
 //!
 //! A scrape encodes the snapshot the poller last published and never touches netlink, so
@@ -6,7 +6,6 @@
 //! the Accept header: OpenMetrics when the client prefers it (Prometheus does), text
 //! 0.0.4 otherwise (curl, promtool, browsers).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -16,32 +15,17 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use prometheus_client::registry::Registry;
-use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
-use crate::config::ListenAddress;
+use super::negotiate;
 use crate::metrics::{self, Format};
 use crate::snapshot::Published;
-
-#[derive(Debug, thiserror::Error)]
-pub enum HttpError {
-    #[error("cannot listen on {address}: {source}")]
-    Bind {
-        address: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("server on {address} failed: {source}")]
-    Serve {
-        address: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
-}
 
 #[derive(Clone)]
 struct AppState {
     registry: Arc<Registry>,
+    /// Live metrics of the server itself, encoded on every scrape after the cached body.
+    live: Arc<Registry>,
     published: watch::Receiver<Arc<Published>>,
     /// Bounds concurrent scrapes (`web.max_requests`); `None` means unbounded.
     scrapes: Option<Arc<Semaphore>>,
@@ -55,15 +39,18 @@ struct AppState {
 /// waits on the lock for one encoder instead of each encoding the same snapshot.
 type BodyCache = tokio::sync::Mutex<Option<(Arc<Published>, Bytes)>>;
 
-/// Builds the router. `max_requests` 0 means no limit.
+/// Builds the router. `registry` holds the snapshot collector alone (its body is cached
+/// per publication); `live` the server's own counters. `max_requests` 0 means no limit.
 pub fn router(
     registry: Arc<Registry>,
+    live: Arc<Registry>,
     published: watch::Receiver<Arc<Published>>,
     telemetry_path: &str,
     max_requests: usize,
 ) -> Router {
     let state = AppState {
         registry,
+        live,
         published,
         scrapes: (max_requests > 0).then(|| Arc::new(Semaphore::new(max_requests))),
         telemetry_path: telemetry_path.to_string(),
@@ -76,79 +63,6 @@ pub fn router(
         .route("/-/ready", get(ready))
         .fallback(not_found)
         .with_state(state)
-}
-
-/// Binds every configured address. `:PORT` binds the IPv6 wildcard (dual-stack) and falls
-/// back to the IPv4 wildcard on hosts without IPv6.
-pub async fn bind(addresses: &[ListenAddress]) -> Result<Vec<TcpListener>, HttpError> {
-    let mut listeners = Vec::new();
-    for address in addresses {
-        let mut last_error = None;
-        for candidate in address.candidates() {
-            match TcpListener::bind(candidate).await {
-                Ok(listener) => {
-                    listeners.push(listener);
-                    last_error = None;
-                    break;
-                }
-                Err(source) => last_error = Some(source),
-            }
-        }
-        if let Some(source) = last_error {
-            return Err(HttpError::Bind {
-                address: address.to_string(),
-                source,
-            });
-        }
-    }
-    Ok(listeners)
-}
-
-/// Serves `router` on `listener` until `shutdown` turns true, then drains in-flight
-/// requests.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    mut shutdown: watch::Receiver<bool>,
-) -> Result<(), HttpError> {
-    let address = listener.local_addr().map_err(|source| HttpError::Serve {
-        address: SocketAddr::from(([0, 0, 0, 0], 0)),
-        source,
-    })?;
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            let _ = shutdown.wait_for(|stop| *stop).await;
-        })
-        .await
-        .map_err(|source| HttpError::Serve { address, source })
-}
-
-/// Picks the exposition format from an Accept header: OpenMetrics when its q-value is
-/// positive and at least that of text/plain (or a wildcard matching it).
-pub fn negotiate(accept: Option<&str>) -> Format {
-    let Some(accept) = accept else {
-        return Format::Text004;
-    };
-    let mut openmetrics = 0.0f32;
-    let mut text = 0.0f32;
-    for range in accept.split(',') {
-        let mut parts = range.split(';');
-        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-        let q = parts
-            .filter_map(|p| p.trim().strip_prefix("q="))
-            .find_map(|q| q.trim().parse::<f32>().ok())
-            .unwrap_or(1.0);
-        match media.as_str() {
-            "application/openmetrics-text" => openmetrics = openmetrics.max(q),
-            "text/plain" | "text/*" | "*/*" => text = text.max(q),
-            _ => {}
-        }
-    }
-    if openmetrics > 0.0 && openmetrics >= text {
-        Format::OpenMetrics
-    } else {
-        Format::Text004
-    }
 }
 
 async fn scrape(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -167,23 +81,15 @@ async fn scrape(State(state): State<AppState>, headers: HeaderMap) -> Response {
     };
     let format = negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     let published = Arc::clone(&state.published.borrow());
-    let mut cached = state.bodies[format as usize].lock().await;
-    if let Some((encoded_for, body)) = cached.as_ref() {
-        if Arc::ptr_eq(encoded_for, &published) {
-            return (
-                [(header::CONTENT_TYPE, format.content_type())],
-                body.clone(),
-            )
-                .into_response();
-        }
-    }
-    match metrics::encode(&state.registry, format) {
-        Ok(body) => {
-            let body = Bytes::from(body);
-            *cached = Some((published, body.clone()));
+    match (
+        snapshot_body(&state, format, published).await,
+        live_body(&state.live, format),
+    ) {
+        (Ok(body), Ok(live)) => {
+            let body = join(&body, &live, format);
             ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
         }
-        Err(error) => {
+        (Err(error), _) | (_, Err(error)) => {
             tracing::error!(%error, "encoding metrics failed");
             (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -192,6 +98,49 @@ async fn scrape(State(state): State<AppState>, headers: HeaderMap) -> Response {
                 .into_response()
         }
     }
+}
+
+/// The snapshot's body, encoded once per publication and format.
+async fn snapshot_body(
+    state: &AppState,
+    format: Format,
+    published: Arc<Published>,
+) -> Result<Bytes, std::fmt::Error> {
+    let mut cached = state.bodies[format as usize].lock().await;
+    if let Some((encoded_for, body)) = cached.as_ref() {
+        if Arc::ptr_eq(encoded_for, &published) {
+            return Ok(body.clone());
+        }
+    }
+    let body = Bytes::from(metrics::encode(&state.registry, format)?);
+    *cached = Some((published, body.clone()));
+    Ok(body)
+}
+
+/// The server's own families, without the OpenMetrics `# EOF`.
+fn live_body(live: &Registry, format: Format) -> Result<String, std::fmt::Error> {
+    let mut out = String::with_capacity(4096);
+    prometheus_client::encoding::text::encode_registry(&mut out, live)?;
+    Ok(match format {
+        Format::OpenMetrics => out,
+        Format::Text004 => metrics::to_text_004(&out),
+    })
+}
+
+/// The snapshot's families, then the live ones, then `# EOF` for OpenMetrics.
+fn join(snapshot: &Bytes, live: &str, format: Format) -> Bytes {
+    const EOF: &[u8] = b"# EOF\n";
+    let head = match format {
+        Format::OpenMetrics => snapshot.strip_suffix(EOF).unwrap_or(snapshot),
+        Format::Text004 => snapshot,
+    };
+    let mut body = Vec::with_capacity(snapshot.len() + live.len());
+    body.extend_from_slice(head);
+    body.extend_from_slice(live.as_bytes());
+    if format == Format::OpenMetrics {
+        body.extend_from_slice(EOF);
+    }
+    Bytes::from(body)
 }
 
 async fn landing(State(state): State<AppState>) -> Html<String> {
@@ -242,7 +191,12 @@ mod tests {
         let (tx, rx) = crate::poll::channel();
         let mut registry = Registry::default();
         SnapshotCollector::register(&mut registry, rx.clone());
-        (router(Arc::new(registry), rx, "/metrics", 0), tx)
+        let mut live = Registry::default();
+        crate::http::HttpMetrics::register(&mut live);
+        (
+            router(Arc::new(registry), Arc::new(live), rx, "/metrics", 0),
+            tx,
+        )
     }
 
     async fn get(
@@ -292,28 +246,6 @@ mod tests {
 
     const PROMETHEUS_2_42_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
-    #[test]
-    fn negotiation() {
-        assert_eq!(negotiate(Some(PROMETHEUS_2_42_ACCEPT)), Format::OpenMetrics);
-        assert_eq!(negotiate(Some("*/*")), Format::Text004);
-        assert_eq!(negotiate(None), Format::Text004);
-        assert_eq!(negotiate(Some("text/plain;version=0.0.4")), Format::Text004);
-        assert_eq!(
-            negotiate(Some("application/openmetrics-text; version=1.0.0")),
-            Format::OpenMetrics
-        );
-        assert_eq!(
-            negotiate(Some("application/openmetrics-text;q=0,text/plain")),
-            Format::Text004
-        );
-        assert_eq!(
-            negotiate(Some(
-                "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
-            )),
-            Format::Text004
-        );
-    }
-
     #[tokio::test]
     async fn content_type_follows_accept() {
         let (router, tx) = app();
@@ -344,6 +276,32 @@ mod tests {
                 "sockdiag_tcp_sockets{netns=\"host\",family=\"ipv6\",state=\"close_wait\"} 0\n"
             ),
             "{body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn live_server_metrics_follow_the_snapshot_before_one_eof() {
+        let (router, tx) = app();
+        publish(&tx);
+        let (_, _, om) = get(&router, "/metrics", Some(PROMETHEUS_2_42_ACCEPT)).await;
+        assert_eq!(om.matches("# EOF").count(), 1, "{om}");
+        assert!(om.ends_with("\n# EOF\n"), "{om}");
+        let live = om
+            .find("\nsockdiag_http_connections_open 0\n")
+            .expect("live gauge");
+        let snapshot = om
+            .find("\nsockdiag_poll_errors_total{")
+            .expect("snapshot counter");
+        assert!(
+            snapshot < live,
+            "live families come after the snapshot's: {om}"
+        );
+
+        let (_, _, text) = get(&router, "/metrics", None).await;
+        assert!(!text.contains("# EOF"), "{text}");
+        assert!(
+            text.contains("# TYPE sockdiag_http_accept_errors_total counter\nsockdiag_http_accept_errors_total 0\n"),
+            "{text}"
         );
     }
 

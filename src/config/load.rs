@@ -1,0 +1,410 @@
+//! Layers the sources (defaults, file, environment, flags) and reads the merged tree into
+//! a [`Config`], collecting every problem on the way.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use config::{Environment, File, FileFormat, Value, ValueKind};
+
+use super::error::{ConfigError, ConfigErrors};
+use super::flags::Flags;
+use super::types::{Config, LogConfig, NetnsConfig, WebConfig};
+use super::validate::{self as v, MAX_CONNECTIONS, MAX_POLL_INTERVAL, MAX_REQUESTS};
+use super::ENV_PREFIX;
+use crate::fold::{NetnsCaps, PortFilter, Settings};
+
+/// A config file larger than this is a mistake (a log, a device), not a configuration.
+const MAX_FILE_BYTES: u64 = 1 << 20;
+
+impl Config {
+    /// Loads the configuration from the flags' file (if any), the process environment
+    /// and the flags. Only `SOCKDIAG_` variables are read: any other variable, UTF-8 or
+    /// not, is none of our business.
+    pub fn load(flags: &Flags) -> Result<Config, ConfigErrors> {
+        let (env, errors) = utf8_environment(std::env::vars_os());
+        let loaded = Config::load_from(flags, env);
+        match (loaded, errors.is_empty()) {
+            (Ok(config), true) => Ok(config),
+            (Ok(_), false) => Err(ConfigErrors(errors)),
+            (Err(ConfigErrors(more)), _) => {
+                Err(ConfigErrors(errors.into_iter().chain(more).collect()))
+            }
+        }
+    }
+
+    /// As [`Config::load`], with the environment given (for tests).
+    pub fn load_from(
+        flags: &Flags,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigErrors> {
+        let env: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(name, _)| name.starts_with(&format!("{ENV_PREFIX}_")))
+            .collect();
+        let mut builder = config::Config::builder();
+        if let Some(path) = &flags.config_file {
+            // Read here rather than by the config crate: it would try `path.toml` when
+            // `path` is missing, and report a directory or a FIFO as "not found".
+            let text = read_file(path).map_err(|error| ConfigErrors(vec![error]))?;
+            check_toml(path, &text).map_err(|error| ConfigErrors(vec![error]))?;
+            builder = builder.add_source(File::from_str(&text, FileFormat::Toml));
+        }
+        builder = builder.add_source(
+            Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator("_")
+                .separator("__")
+                .source(Some(env)),
+        );
+        let overrides = flags.overrides();
+        for (key, _, value) in &overrides {
+            builder = builder
+                .set_override(*key, Value::new(None, value.clone()))
+                .map_err(|source| ConfigErrors(vec![ConfigError::Load(source.to_string())]))?;
+        }
+        let merged = builder
+            .build()
+            .map_err(|source| ConfigErrors(vec![ConfigError::Load(source.to_string())]))?;
+
+        let mut leaves = BTreeMap::new();
+        flatten(String::new(), merged.cache, &mut leaves);
+        let mut reader = Reader {
+            leaves,
+            flags: overrides
+                .iter()
+                .map(|(key, flag, _)| (*key, *flag))
+                .collect(),
+            file: flags.config_file.clone(),
+            errors: Vec::new(),
+        };
+        let config = reader.config();
+        reader.finish()?;
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+pub(super) fn utf8_environment_for_tests(
+    vars: Vec<(OsString, OsString)>,
+) -> (Vec<(String, String)>, Vec<ConfigError>) {
+    utf8_environment(vars)
+}
+
+/// Keeps the `SOCKDIAG_` variables; one of them that is not UTF-8 is an error.
+fn utf8_environment(
+    vars: impl IntoIterator<Item = (OsString, OsString)>,
+) -> (Vec<(String, String)>, Vec<ConfigError>) {
+    let prefix = format!("{ENV_PREFIX}_");
+    let mut env = Vec::new();
+    let mut errors = Vec::new();
+    for (name, value) in vars {
+        if !name.as_bytes().starts_with(prefix.as_bytes()) {
+            continue;
+        }
+        match (name.into_string(), value.into_string()) {
+            (Ok(name), Ok(value)) => env.push((name, value)),
+            (name, value) => errors.push(ConfigError::NotUtf8 {
+                name: name.unwrap_or_else(|n| n.to_string_lossy().into_owned()),
+                value: format!(
+                    "{:?}",
+                    value.unwrap_or_else(|v| v.to_string_lossy().into_owned())
+                ),
+            }),
+        }
+    }
+    (env, errors)
+}
+
+fn read_file(path: &Path) -> Result<String, ConfigError> {
+    let fail = |reason: String| ConfigError::File {
+        path: path.display().to_string(),
+        reason,
+    };
+    // Checked before opening: opening a FIFO would block until a writer comes.
+    let kind = std::fs::metadata(path)
+        .map_err(|source| fail(format!("cannot read the config file: {source}")))?
+        .file_type();
+    let what = if kind.is_file() {
+        None
+    } else if kind.is_dir() {
+        Some("a directory")
+    } else if kind.is_fifo() {
+        Some("a FIFO")
+    } else if kind.is_char_device() || kind.is_block_device() {
+        Some("a device")
+    } else {
+        Some("a socket")
+    };
+    if let Some(what) = what {
+        return Err(fail(format!("not a regular file ({what})")));
+    }
+    let file = std::fs::File::open(path)
+        .map_err(|source| fail(format!("cannot read the config file: {source}")))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|source| fail(format!("cannot read the config file: {source}")))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(fail(format!(
+            "larger than {MAX_FILE_BYTES} bytes: not a config file"
+        )));
+    }
+    String::from_utf8(bytes).map_err(|source| fail(format!("not UTF-8 text: {source}")))
+}
+
+/// Parses the file as TOML first, for an error that names the key: the config crate
+/// reports a number too large for TOML with neither key nor line.
+fn check_toml(path: &Path, text: &str) -> Result<(), ConfigError> {
+    let Err(error) = text.parse::<toml::Table>() else {
+        return Ok(());
+    };
+    let message = error.message().trim_end().to_string();
+    let key = error.span().and_then(|span| {
+        let start = text[..span.start].rfind('\n').map_or(0, |i| i + 1);
+        let line_number = text[..span.start].matches('\n').count() + 1;
+        let line = text[start..].lines().next().unwrap_or("");
+        Some((line.split_once('=')?.0.trim().to_string(), line_number))
+    });
+    Err(ConfigError::File {
+        path: path.display().to_string(),
+        reason: match key {
+            Some((key, line)) if !key.is_empty() => format!("line {line}: `{key}`: {message}"),
+            _ => message,
+        },
+    })
+}
+
+/// Takes known keys out of the merged tree; whatever is left is unknown.
+struct Reader {
+    leaves: BTreeMap<String, Value>,
+    flags: BTreeMap<&'static str, &'static str>,
+    file: Option<PathBuf>,
+    errors: Vec<ConfigError>,
+}
+
+impl Reader {
+    fn config(&mut self) -> Config {
+        let defaults = Config::default();
+        let day = Duration::from_secs(24 * 3600);
+        Config {
+            poll_interval: self.take("poll_interval", defaults.poll_interval, |v| {
+                v::duration(v, Duration::from_millis(100), MAX_POLL_INTERVAL)
+            }),
+            listen_poll_interval: self.take(
+                "listen_poll_interval",
+                defaults.listen_poll_interval,
+                |v| {
+                    let interval = v::duration(v, Duration::ZERO, MAX_POLL_INTERVAL)?;
+                    match interval {
+                        Duration::ZERO => Ok(None),
+                        short if short < Duration::from_millis(10) => {
+                            Err("must be 0s (off) or at least 10ms".to_string())
+                        }
+                        interval => Ok(Some(interval)),
+                    }
+                },
+            ),
+            settings: Settings {
+                max_ports: self.take("max_ports", defaults.settings.max_ports, v::positive),
+                max_processes: self.take(
+                    "max_processes",
+                    defaults.settings.max_processes,
+                    v::positive,
+                ),
+                ports: PortFilter {
+                    include: self.take("ports.include", Vec::new(), v::port_ranges),
+                    exclude: self.take("ports.exclude", Vec::new(), v::port_ranges),
+                },
+                max_destinations: self.take(
+                    "max_destinations",
+                    defaults.settings.max_destinations,
+                    v::positive,
+                ),
+                max_peers: self.take("max_peers", defaults.settings.max_peers, v::positive),
+                max_unix_paths: self.take(
+                    "max_unix_paths",
+                    defaults.settings.max_unix_paths,
+                    v::positive,
+                ),
+                netns: NetnsCaps {
+                    max_ports: self.take(
+                        "netns.max_ports",
+                        defaults.settings.netns.max_ports,
+                        v::positive,
+                    ),
+                    max_processes: self.take(
+                        "netns.max_processes",
+                        defaults.settings.netns.max_processes,
+                        v::positive,
+                    ),
+                    max_destinations: self.take(
+                        "netns.max_destinations",
+                        defaults.settings.netns.max_destinations,
+                        v::positive,
+                    ),
+                    max_peers: self.take(
+                        "netns.max_peers",
+                        defaults.settings.netns.max_peers,
+                        v::positive,
+                    ),
+                    max_unix_paths: self.take(
+                        "netns.max_unix_paths",
+                        defaults.settings.netns.max_unix_paths,
+                        v::positive,
+                    ),
+                },
+                close_wait_stale_after: self.take(
+                    "close_wait_stale_after",
+                    defaults.settings.close_wait_stale_after,
+                    |v| v::duration(v, Duration::from_secs(1), 365 * day),
+                ),
+            },
+            close_wait_capacity: self.take(
+                "close_wait_capacity",
+                defaults.close_wait_capacity,
+                v::positive,
+            ),
+            namespaces: self.take("namespaces", defaults.namespaces, v::scope),
+            netns: NetnsConfig {
+                max_namespaces: self.take(
+                    "netns.max_namespaces",
+                    defaults.netns.max_namespaces,
+                    v::positive,
+                ),
+                concurrency: self.take("netns.concurrency", defaults.netns.concurrency, |v| {
+                    let n = v::positive(v)?;
+                    if n > 64 {
+                        return Err("must be at most 64".to_string());
+                    }
+                    Ok(n)
+                }),
+                docker_root: self.take(
+                    "netns.docker_root",
+                    defaults.netns.docker_root,
+                    v::absolute_path,
+                ),
+                bind_roots: self.take(
+                    "netns.bind_roots",
+                    defaults.netns.bind_roots,
+                    v::absolute_paths,
+                ),
+            },
+            web: WebConfig {
+                listen_addresses: self.take(
+                    "web.listen_addresses",
+                    defaults.web.listen_addresses,
+                    v::listen_addresses,
+                ),
+                telemetry_path: self.take(
+                    "web.telemetry_path",
+                    defaults.web.telemetry_path,
+                    v::telemetry_path,
+                ),
+                max_requests: self.take("web.max_requests", defaults.web.max_requests, |v| {
+                    v::at_most(v, MAX_REQUESTS)
+                }),
+                shutdown_timeout: self.take(
+                    "web.shutdown_timeout",
+                    defaults.web.shutdown_timeout,
+                    |v| v::duration(v, Duration::ZERO, Duration::from_secs(600)),
+                ),
+                max_connections: self.take(
+                    "web.max_connections",
+                    defaults.web.max_connections,
+                    |v| match v::at_most(v, MAX_CONNECTIONS)? {
+                        0 => Err("must be at least 1".to_string()),
+                        n => Ok(n),
+                    },
+                ),
+                header_read_timeout: self.take(
+                    "web.header_read_timeout",
+                    defaults.web.header_read_timeout,
+                    |v| v::duration(v, Duration::from_millis(100), Duration::from_secs(3600)),
+                ),
+                idle_timeout: self.take("web.idle_timeout", defaults.web.idle_timeout, |v| {
+                    v::duration(v, Duration::from_millis(100), Duration::from_secs(3600))
+                }),
+                config_file: self.take("web.config_file", defaults.web.config_file, v::file_path),
+                probes_without_auth: self.take(
+                    "web.probes_without_auth",
+                    defaults.web.probes_without_auth,
+                    v::boolean,
+                ),
+            },
+            log: LogConfig {
+                level: self.take("log.level", defaults.log.level, v::log_level),
+                format: self.take("log.format", defaults.log.format, v::log_format),
+            },
+        }
+    }
+
+    fn take<T>(&mut self, key: &str, default: T, parse: impl Fn(&Value) -> Result<T, String>) -> T {
+        let Some(value) = self.leaves.remove(key) else {
+            return default;
+        };
+        match parse(&value) {
+            Ok(parsed) => parsed,
+            Err(reason) => {
+                self.errors.push(ConfigError::Invalid {
+                    origin: self.origin(key, &value),
+                    key: key.to_string(),
+                    value: v::render(&value),
+                    reason,
+                });
+                default
+            }
+        }
+    }
+
+    fn origin(&self, key: &str, value: &Value) -> String {
+        if let Some(flag) = self.flags.get(key) {
+            return format!("flag {flag}");
+        }
+        match (value.origin(), &self.file) {
+            (Some("the environment"), _) => format!("environment variable {}", env_name(key)),
+            // The file is read as a string, so its values carry no origin of their own.
+            (_, Some(file)) => file.display().to_string(),
+            (Some(origin), None) => origin.to_string(),
+            (None, None) => "configuration".to_string(),
+        }
+    }
+
+    fn finish(mut self) -> Result<(), ConfigErrors> {
+        let unknown = std::mem::take(&mut self.leaves);
+        for (key, value) in unknown {
+            self.errors.push(ConfigError::UnknownKey {
+                origin: self.origin(&key, &value),
+                key,
+            });
+        }
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(self.errors))
+        }
+    }
+}
+
+/// The environment variable that sets `key`.
+pub fn env_name(key: &str) -> String {
+    format!("{ENV_PREFIX}_{}", key.replace('.', "__").to_uppercase())
+}
+
+fn flatten(prefix: String, value: Value, out: &mut BTreeMap<String, Value>) {
+    if let ValueKind::Table(table) = &value.kind {
+        for (name, child) in table.clone() {
+            let key = if prefix.is_empty() {
+                name
+            } else {
+                format!("{prefix}.{name}")
+            };
+            flatten(key, child, out);
+        }
+        return;
+    }
+    out.insert(prefix, value);
+}

@@ -1,0 +1,35 @@
+//! Configuration: embedded defaults, then an optional TOML file (`--config.file`), then
+//! environment variables (`SOCKDIAG_KEY`, `SOCKDIAG_SECTION__KEY`), then command-line
+//! flags; each layer overrides the one before.
+//!
+//! Everything is validated before the exporter starts, and every problem is reported at
+//! once, each naming where the value came from (file path, environment variable or flag),
+//! the key and the value received. Unknown keys are errors, so a typo never silently
+//! falls back to a default. config.example.toml documents every key.
+//!
+//! Jobs by file: [`flags`] parses the command line, [`load`] layers the sources and reads
+//! the merged tree, [`validate`] turns one raw value into a typed one, [`types`] holds
+//! the validated configuration and its defaults, [`error`] the problems.
+
+mod error;
+mod flags;
+mod load;
+mod types;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::{ConfigError, ConfigErrors};
+pub use flags::Flags;
+pub use load::env_name;
+pub use types::{Config, ListenAddress, LogConfig, LogFormat, LogLevel, NetnsConfig, WebConfig};
+pub use validate::{MAX_CONNECTIONS, MAX_POLL_INTERVAL, MAX_REQUESTS};
+
+/// Exit code for configuration and usage errors (EX_CONFIG from sysexits.h).
+pub const EXIT_CONFIG: i32 = 78;
+
+/// Default `web.listen_addresses`: every interface, port 10120.
+pub const DEFAULT_LISTEN_ADDRESS: &str = ":10120";
+
+const ENV_PREFIX: &str = "SOCKDIAG";

@@ -1,0 +1,390 @@
+//! The accept loop and each connection's life: a cap on open connections, a header-read
+//! timeout and an idle keep-alive timeout, a bounded read buffer, and a shutdown that
+//! closes idle and half-sent connections at once and waits only for responses in flight.
+//!
+//! hyper has no idle timeout of its own, and its header-read timer also runs while a
+//! keep-alive connection waits for its next request. So each connection carries an
+//! [`Activity`] (see [`super::activity`]), and the connection task closes the connection
+//! at whichever deadline applies.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tower::ServiceExt;
+
+use super::activity::{Activity, Watched};
+use super::{HttpError, HttpMetrics};
+use crate::web_config::WebSecurity;
+
+/// File descriptors kept out of the connection cap: the poll's netlink sockets and /proc
+/// reads, the runtime's own, the listeners and the logs.
+pub const RESERVED_FDS: u64 = 128;
+
+/// A read buffer grows to at most this per connection (hyper's default is about 400 KiB,
+/// which 200 slowloris clients turned into 76 MB). A request header above it gets 431.
+const MAX_BUF_SIZE: usize = 16 * 1024;
+
+/// After an accept() failure such as EMFILE, the listener stays readable: without a pause
+/// the loop would spin on the same error.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// A warning at most this often for refused connections and failed accepts.
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+}
+
+/// The connection cap actually used: `configured`, lowered so that `RESERVED_FDS` file
+/// descriptors stay free under the soft RLIMIT_NOFILE `nofile` (a quarter of the limit
+/// at least, 1 at the very least).
+pub fn connection_limit(configured: usize, nofile: u64) -> usize {
+    let room = nofile.saturating_sub(RESERVED_FDS).max(nofile / 4).max(1);
+    configured.min(usize::try_from(room).unwrap_or(usize::MAX))
+}
+
+/// How long the accept loop waits for an evicted connection to give its slot back.
+const EVICTION_WAIT: Duration = Duration::from_secs(1);
+
+/// What every listener shares: the routes, the limits, the connection slots.
+#[derive(Clone)]
+pub struct Server {
+    router: Router,
+    limits: Limits,
+    slots: Arc<Semaphore>,
+    /// Open connections, oldest first: at the cap, the oldest one without a request in
+    /// flight makes room for the new one, so idle or stalled clients cannot lock out a
+    /// scraper.
+    open: Arc<Mutex<VecDeque<Weak<Activity>>>>,
+    metrics: HttpMetrics,
+    security: Option<WebSecurity>,
+}
+
+impl Server {
+    /// `limits.max_connections` is taken as is: lower it with [`connection_limit`] first.
+    pub fn new(
+        router: Router,
+        limits: Limits,
+        metrics: HttpMetrics,
+        security: Option<WebSecurity>,
+    ) -> Server {
+        metrics.limit.set(limits.max_connections as i64);
+        Server {
+            router,
+            limits,
+            slots: Arc::new(Semaphore::new(limits.max_connections)),
+            open: Arc::new(Mutex::new(VecDeque::new())),
+            metrics,
+            security,
+        }
+    }
+}
+
+/// Serves `listener` until `shutdown` turns true, then closes idle connections at once and
+/// waits for the responses in flight.
+pub async fn serve(
+    listener: TcpListener,
+    server: Server,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), HttpError> {
+    let mut stop = shutdown.clone();
+    let address = listener.local_addr().map_err(|source| HttpError::Serve {
+        address: SocketAddr::from(([0, 0, 0, 0], 0)),
+        source,
+    })?;
+    let mut connections = JoinSet::new();
+    let mut refused_log = RateLimited::default();
+    let mut error_log = RateLimited::default();
+    loop {
+        tokio::select! {
+            _ = stopped(&mut stop) => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => match server.slot().await {
+                    Some(slot) => {
+                        let activity = server.admit();
+                        connections.spawn(connection(stream, activity, server.clone(), slot, shutdown.clone()));
+                    }
+                    None => {
+                        server.metrics.refused.inc();
+                        if let Some(suppressed) = refused_log.due() {
+                            tracing::warn!(%address, %peer, limit = server.limits.max_connections, suppressed, "connection refused: every connection has a request in flight");
+                        }
+                        drop(stream);
+                    }
+                },
+                Err(error) => {
+                    server.metrics.accept_errors.inc();
+                    if let Some(suppressed) = error_log.due() {
+                        tracing::warn!(%address, %error, suppressed, "accept failed");
+                    }
+                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                }
+            },
+        }
+    }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
+    Ok(())
+}
+
+impl Server {
+    /// A free slot, or one freed by evicting the oldest connection without a request in
+    /// flight; `None` when every connection is busy.
+    async fn slot(&self) -> Option<OwnedSemaphorePermit> {
+        if let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() {
+            return Some(slot);
+        }
+        let victim = {
+            let mut open = self.open.lock().ok()?;
+            let position = open
+                .iter()
+                .position(|c| c.upgrade().is_some_and(|c| !c.in_flight()))?;
+            open.remove(position)?.upgrade()?
+        };
+        victim.evict.notify_one();
+        drop(victim);
+        tokio::time::timeout(EVICTION_WAIT, Arc::clone(&self.slots).acquire_owned())
+            .await
+            .ok()?
+            .ok()
+    }
+
+    /// Registers a new connection's activity, forgetting connections gone meanwhile.
+    fn admit(&self) -> Arc<Activity> {
+        let activity = Arc::new(Activity::new());
+        if let Ok(mut open) = self.open.lock() {
+            open.retain(|c| c.strong_count() > 0);
+            open.push_back(Arc::downgrade(&activity));
+        }
+        activity
+    }
+
+    fn closed(&self, reason: &'static str) {
+        self.metrics
+            .closed
+            .get_or_create(&super::metrics::Reason { reason })
+            .inc();
+    }
+}
+
+/// At most one log line per [`LOG_EVERY`]; `due` says how many were held back meanwhile.
+#[derive(Default)]
+struct RateLimited {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl RateLimited {
+    fn due(&mut self) -> Option<u64> {
+        let now = Instant::now();
+        if self.last.is_some_and(|last| now < last + LOG_EVERY) {
+            self.suppressed += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.suppressed))
+    }
+}
+
+async fn connection(
+    stream: TcpStream,
+    activity: Arc<Activity>,
+    server: Server,
+    _slot: OwnedSemaphorePermit,
+    shutdown: watch::Receiver<bool>,
+) {
+    server.metrics.open.inc();
+    let _open = OpenGuard(server.metrics.open.clone());
+    let _ = stream.set_nodelay(true);
+    let tls = server.security.as_ref().and_then(WebSecurity::tls);
+    match tls {
+        None => drive(stream, activity, server, shutdown).await,
+        Some(tls) => {
+            let handshake = async {
+                // Plain HTTP on the TLS port gets an answer saying so, as in Go.
+                let mut first = [0u8; 8];
+                let n = stream.peek(&mut first).await.unwrap_or(0);
+                if looks_like_http(&first[..n]) {
+                    plain_http(stream).await;
+                    return Err(());
+                }
+                Ok(tls.acceptor.accept(stream).await)
+            };
+            let handshake = tokio::time::timeout(server.limits.header_read_timeout, handshake);
+            let done = tokio::select! {
+                done = handshake => done,
+                _ = activity.evict.notified() => {
+                    server.closed("evicted");
+                    return;
+                }
+            };
+            match done {
+                Ok(Err(())) => {
+                    server.metrics.tls_handshake_errors.inc();
+                }
+                Ok(Ok(Ok(stream))) => {
+                    if let Err(reason) = tls.check_peer(stream.get_ref().1.peer_certificates()) {
+                        server
+                            .metrics
+                            .auth_failures
+                            .get_or_create(&super::metrics::Reason { reason: "san" })
+                            .inc();
+                        tracing::debug!(%reason, "client certificate refused");
+                        return;
+                    }
+                    drive(stream, activity, server, shutdown).await
+                }
+                Ok(Ok(Err(error))) => {
+                    server.metrics.tls_handshake_errors.inc();
+                    tracing::debug!(%error, "tls handshake failed");
+                }
+                Err(_) => server.closed("header_timeout"),
+            }
+        }
+    }
+}
+
+/// The start of an HTTP/1 request line: a method in capitals, then a space.
+fn looks_like_http(first: &[u8]) -> bool {
+    let method = first.iter().take_while(|b| b.is_ascii_uppercase()).count();
+    method >= 3 && first.get(method) == Some(&b' ')
+}
+
+async fn plain_http(mut stream: TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let _ = stream
+        .write_all(
+            b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n\
+              Client sent an HTTP request to an HTTPS server.\n",
+        )
+        .await;
+    let _ = stream.shutdown().await;
+}
+
+/// Decrements the open-connections gauge however the connection ends.
+struct OpenGuard(prometheus_client::metrics::gauge::Gauge);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// Serves HTTP/1.1 on one connection until it ends, times out, or shutdown closes it.
+async fn drive<I>(
+    io: I,
+    activity: Arc<Activity>,
+    server: Server,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(Watched {
+        inner: io,
+        activity: Arc::clone(&activity),
+    });
+    let service = {
+        let activity = Arc::clone(&activity);
+        let server = server.clone();
+        hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            let busy = activity.begin();
+            let router = server.router.clone();
+            let security = server.security.clone();
+            let metrics = server.metrics.clone();
+            async move {
+                let response = match &security {
+                    Some(security) => security.serve(request, router, &metrics).await,
+                    None => router.oneshot(request.map(axum::body::Body::new)).await,
+                };
+                drop(busy);
+                response
+            }
+        })
+    };
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.max_buf_size(MAX_BUF_SIZE);
+    let conn = builder.serve_connection(io, service);
+    tokio::pin!(conn);
+    let mut draining = false;
+    loop {
+        let deadline = activity.deadline(&server.limits);
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(error) = result {
+                    tracing::debug!(%error, "connection ended with an error");
+                }
+                return;
+            }
+            _ = activity.changed.notified() => {}
+            _ = activity.evict.notified() => {
+                server.closed("evicted");
+                return;
+            }
+            _ = sleep_until(deadline) => {
+                if let Some((at, reason)) = activity.deadline(&server.limits) {
+                    if at <= Instant::now() {
+                        server.closed(reason);
+                        return;
+                    }
+                }
+            }
+            _ = stopped(&mut shutdown), if !draining => {
+                if !activity.in_flight() {
+                    return;
+                }
+                // Finish the response in flight, then close.
+                conn.as_mut().graceful_shutdown();
+                draining = true;
+            }
+        }
+    }
+}
+
+/// Resolves once `stop` is true (at once if it already is).
+pub async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+async fn sleep_until(deadline: Option<(Instant, &'static str)>) {
+    match deadline {
+        Some((at, _)) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_is_told_apart_from_a_tls_hello() {
+        assert!(looks_like_http(b"GET /met"));
+        assert!(looks_like_http(b"POST / H"));
+        assert!(!looks_like_http(&[
+            0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01
+        ]));
+        assert!(!looks_like_http(b"GE"));
+    }
+
+    #[test]
+    fn connection_limit_keeps_descriptors_for_the_poll() {
+        assert_eq!(connection_limit(512, 1024), 512);
+        assert_eq!(connection_limit(512, 256), 128);
+        assert_eq!(connection_limit(512, 160), 40);
+        assert_eq!(connection_limit(512, 2), 1);
+    }
+}
