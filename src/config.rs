@@ -653,6 +653,9 @@ fn telemetry_path(value: &Value) -> Result<String, String> {
     if path.starts_with("/-/") {
         return Err("/-/ is reserved for /-/healthy and /-/ready".to_string());
     }
+    if path == "/api/summary" {
+        return Err("/api/summary is the landing page's data".to_string());
+    }
     Ok(path.to_string())
 }
 

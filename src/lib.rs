@@ -7,6 +7,7 @@
 //!   [`snapshot::Snapshot`];
 //! - [`metrics`]: encodes the current snapshot at scrape time; a scrape never touches
 //!   netlink;
+//! - [`view`]: the summary people read, `report` at a terminal and `/` in a browser;
 //! - [`config`] and [`http`]: configuration and the HTTP server.
 #![forbid(unsafe_code)]
 
@@ -17,3 +18,4 @@ pub mod metrics;
 pub mod poll;
 pub mod snapshot;
 pub mod source;
+pub mod view;
