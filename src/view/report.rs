@@ -176,6 +176,7 @@ pub fn run(args: &ReportArgs, config: &PollerConfig) -> ExitCode {
             }
         };
     }
+    // The interval is the gap between the polls; growth is measured between their ends.
     std::thread::sleep(args.interval);
     let second = match poll(&mut collector, &mut notes) {
         Ok(second) => second,

@@ -11,6 +11,7 @@ mod lifecycle;
 mod load;
 mod namespaces;
 mod netns;
+mod report;
 mod signals;
 mod states;
 
@@ -40,6 +41,7 @@ fn main() {
         breakdown::tests(),
         signals::tests(),
         namespaces::tests(),
+        report::tests(),
     ]
     .into_iter()
     .flatten()
