@@ -84,7 +84,7 @@ fn row<'a>(rows: &'a Value, field: &str, value: &str) -> &'a Value {
     rows.as_array()
         .unwrap()
         .iter()
-        .find(|r| r[field].as_str() == Some(value) || r[field].to_string() == value)
+        .find(|r| r[field] == value || r[field].as_u64().is_some_and(|n| n.to_string() == value))
         .unwrap_or_else(|| panic!("no row with {field} = {value} in {rows:#}"))
 }
 
@@ -449,7 +449,9 @@ fn watch_under_tmux_updates_in_place_and_restores_the_terminal() {
                 "{later}"
             );
             tmux.run(&["send-keys", "-t", pane, key]);
-            let after = tmux.wait_for(pane, "the shell after the report", |s| s.contains("tty-done"));
+            let after = tmux.wait_for(pane, "the shell after the report", |s| {
+                s.contains("tty-done")
+            });
             assert!(after.contains("exit=0"), "{key} exits 0:\n{after}");
             assert!(
                 after.contains("tty: icanon echo tty-done"),
