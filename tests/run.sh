@@ -21,6 +21,7 @@ need_apt ss iproute2 || exit 1
 need_apt sysctl procps || exit 1
 need_apt promtool prometheus || exit 1
 need_apt amtool prometheus-alertmanager || exit 1
+need_apt tmux tmux || exit 1
 
 passed=0
 failed=0
