@@ -126,6 +126,9 @@ fn report_names_a_growing_leak_a_full_backlog_and_a_time_wait_loop() {
         });
         std::thread::sleep(Duration::from_millis(500));
         let out = report(&["--json", "--check", "--time-wait-growth=5"]);
+        // The same as people read it (README shows this output).
+        let tables = stdout(&report(&["--time-wait-growth=5"]));
+        println!("{tables}");
         for (stop, handle) in [leak, churn] {
             stop.store(true, Ordering::Relaxed);
             handle.join().expect("load thread");
@@ -198,6 +201,24 @@ fn report_names_a_growing_leak_a_full_backlog_and_a_time_wait_loop() {
             "{last}"
         );
 
+        let mut findings = tables.lines();
+        assert!(
+            findings
+                .next()
+                .is_some_and(|l| l.starts_with("CLOSE_WAIT growing: leaky-app :8080 inbound, +")),
+            "the growing leak is the first line:\n{tables}"
+        );
+        assert_eq!(
+            findings.next(),
+            Some("also: accept queue full: cpp-server 127.0.0.1:8081, 5 waiting of 4, 5 never accepted in CLOSE_WAIT")
+        );
+        assert!(
+            findings
+                .next()
+                .is_some_and(|l| l.starts_with("also: TIME_WAIT growing: :6601 inbound, +")),
+            "{tables}"
+        );
+
         // Everything still: the tables' rows are exact, and equal to what ss counts.
         let leaked = ss_count("close-wait", "( sport = :8080 )");
         let orphans = ss_count("fin-wait-2", "( dport = :8080 )");
@@ -210,7 +231,6 @@ fn report_names_a_growing_leak_a_full_backlog_and_a_time_wait_loop() {
         let out = report(&[]);
         assert_eq!(out.status.code(), Some(0), "without --check: 0");
         let text = stdout(&out);
-        println!("{text}");
         let mut lines = text.lines();
         assert_eq!(
             lines.next(),
