@@ -149,6 +149,9 @@ fn note(poll: &PollNotes, notes: &mut Vec<String>) {
             "namespace discovery failed, only ours was sampled: {error}"
         ));
     }
+    for error in &poll.netns_errors {
+        add(format!("dropped from the poll: {error}"));
+    }
     if let Some(error) = &poll.proc_index_error {
         add(format!("owners unknown: {error}"));
     }

@@ -277,20 +277,25 @@ fn growth(now: u64, then: u64, window: Duration) -> Growth {
     }
 }
 
+/// "1 socket", "2 sockets".
+fn count(n: u64, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
 fn notes(latest: &Snapshot) -> Vec<String> {
     let mut notes = Vec::new();
     let skipped = &latest.skipped;
     if skipped.permission > 0 {
         notes.push(format!(
-            "{} network namespaces not sampled: entering them needs CAP_SYS_ADMIN and \
-             CAP_SYS_PTRACE (run as root)",
-            skipped.permission
+            "{} not sampled: entering them needs CAP_SYS_ADMIN and CAP_SYS_PTRACE (run as \
+             root)",
+            count(skipped.permission, "network namespace")
         ));
     }
     if skipped.error > 0 {
         notes.push(format!(
-            "{} network namespaces dropped: their dump failed",
-            skipped.error
+            "{} dropped: the dump failed (the log says why)",
+            count(skipped.error, "network namespace")
         ));
     }
     let unattributed: u64 = latest
@@ -300,14 +305,16 @@ fn notes(latest: &Snapshot) -> Vec<String> {
         .sum();
     if unattributed > 0 {
         notes.push(format!(
-            "{unattributed} sockets have an owner that was not found (process \"unknown\"): \
-             reading other processes' fds needs CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE"
+            "{} with an owner that was not found (process \"unknown\"): no privilege to \
+             read its fds (CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE), the process exited, or \
+             the socket is in flight between processes",
+            count(unattributed, "socket")
         ));
     }
     if latest.folded.namespaces > 0 {
         notes.push(format!(
-            "{} namespaces beyond netns.max_namespaces are summed under netns \"other\"",
-            latest.folded.namespaces
+            "{} beyond netns.max_namespaces summed under netns \"other\"",
+            count(latest.folded.namespaces, "network namespace")
         ));
     }
     notes
