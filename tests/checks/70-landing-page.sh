@@ -21,7 +21,16 @@ need_apt npm npm || exit 1
 check_begin
 NS="sockdiag-page-$$"
 ARTIFACTS="$PWD/target/artifacts"
-trap 'check_cleanup; ip netns del "$NS" 2>/dev/null' EXIT
+# Whatever still runs in the namespace (a process a failed step left) is stopped by pid
+# before the namespace goes.
+cleanup() {
+  check_cleanup
+  local pids
+  pids=$(ip netns pids "$NS" 2>/dev/null)
+  [ -n "$pids" ] && kill $pids 2>/dev/null
+  ip netns del "$NS" 2>/dev/null
+}
+trap cleanup EXIT
 mkdir -p "$ARTIFACTS"
 
 cargo build --locked --quiet --bin sockdiag_exporter || exit 1

