@@ -433,12 +433,15 @@ fn watch_under_tmux_updates_in_place_and_restores_the_terminal() {
         let tmux = Tmux::new();
         // After the report the shell prints its exit code and the terminal's line
         // discipline flags, then stays so the pane can be read.
-        let script = format!(
-            "{BIN} report --watch --interval=1s --namespaces=own; rc=$?; \
-             flags=$(stty -a | tr ' ;' '\\n\\n' | grep -xE -- '-?(icanon|echo)' | tr '\\n' ' '); \
-             echo \"exit=$rc tty: ${{flags}}tty-done\"; exec sleep 600"
-        );
-        for (pane, key) in [("q", "q"), ("ctrl-c", "C-c")] {
+        let script = |env: &str| {
+            format!(
+                "{env} {BIN} report --watch --interval=1s --namespaces=own; rc=$?; \
+                 flags=$(stty -a | tr ' ;' '\\n\\n' | grep -xE -- '-?(icanon|echo)' | tr '\\n' ' '); \
+                 echo \"exit=$rc tty: ${{flags}}tty-done\"; exec sleep 600"
+            )
+        };
+        // The second run also checks that NO_COLOR turns colour off on a terminal.
+        for (pane, key, env) in [("q", "q", "env"), ("ctrl-c", "C-c", "env NO_COLOR=1")] {
             tmux.run(&[
                 "new-session",
                 "-d",
@@ -450,7 +453,7 @@ fn watch_under_tmux_updates_in_place_and_restores_the_terminal() {
                 "50",
                 "sh",
                 "-c",
-                &script,
+                &script(env),
             ]);
             let first = tmux.wait_for(pane, "the first screen", |s| s.contains(" polls "));
             assert_eq!(
@@ -468,6 +471,16 @@ fn watch_under_tmux_updates_in_place_and_restores_the_terminal() {
             assert!(
                 later.contains("CLOSE_WAIT growing: leaky-app :8080 inbound, +"),
                 "{later}"
+            );
+            // With -e, capture-pane keeps the colours as SGR sequences (red: 31, 91 or
+            // palette colour 9, as tmux re-encodes it).
+            let coloured = tmux.run(&["capture-pane", "-p", "-e", "-t", pane]);
+            assert_eq!(
+                ["\u{1b}[31m", "\u{1b}[91m", "\u{1b}[38;5;9m"]
+                    .iter()
+                    .any(|red| coloured.contains(red)),
+                env == "env",
+                "{env}: the finding in red only without NO_COLOR:\n{coloured:?}"
             );
             tmux.run(&["send-keys", "-t", pane, key]);
             let after = tmux.wait_for(pane, "the shell after the report", |s| {
