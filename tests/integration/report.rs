@@ -2,7 +2,8 @@
 //! CLOSE_WAIT leak growing at a known rate (incident 1), a full backlog holding
 //! never-accepted CLOSE_WAIT (incident 5) and a TIME_WAIT loop (incident 4). The report
 //! runs with `--namespaces=own`, so other tests' namespaces never show; its counts are
-//! compared with `ss` in the same namespace. `--watch` runs under tmux.
+//! compared with `ss` in the same namespace. `--watch` runs under tmux, ended by q,
+//! Ctrl-C and SIGTERM.
 
 use std::io::Read;
 use std::net::TcpStream;
@@ -441,7 +442,12 @@ fn watch_under_tmux_updates_in_place_and_restores_the_terminal() {
             )
         };
         // The second run also checks that NO_COLOR turns colour off on a terminal.
-        for (pane, key, env) in [("q", "q", "env"), ("ctrl-c", "C-c", "env NO_COLOR=1")] {
+        // "SIGTERM" is not a key: the report gets that signal instead.
+        for (pane, key, env, code) in [
+            ("q", "q", "env", 0),
+            ("ctrl-c", "C-c", "env NO_COLOR=1", 0),
+            ("term", "SIGTERM", "env", 143),
+        ] {
             tmux.run(&[
                 "new-session",
                 "-d",
@@ -482,11 +488,27 @@ fn watch_under_tmux_updates_in_place_and_restores_the_terminal() {
                 env == "env",
                 "{env}: the finding in red only without NO_COLOR:\n{coloured:?}"
             );
-            tmux.run(&["send-keys", "-t", pane, key]);
+            if key == "SIGTERM" {
+                let shell = tmux.format(pane, "#{pane_pid}");
+                let children =
+                    std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children"))
+                        .expect("children of the pane's shell");
+                let report: i32 = children.trim().parse().expect("one child: the report");
+                nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(report),
+                    nix::sys::signal::Signal::SIGTERM,
+                )
+                .expect("kill");
+            } else {
+                tmux.run(&["send-keys", "-t", pane, key]);
+            }
             let after = tmux.wait_for(pane, "the shell after the report", |s| {
                 s.contains("tty-done")
             });
-            assert!(after.contains("exit=0"), "{key} exits 0:\n{after}");
+            assert!(
+                after.contains(&format!("exit={code} ")),
+                "{key} exits {code}:\n{after}"
+            );
             assert!(
                 after.contains("tty: icanon echo tty-done"),
                 "{key}: raw mode is off again (stty shows icanon echo):\n{after}"
