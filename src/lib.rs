@@ -7,6 +7,7 @@
 //!   [`snapshot::Snapshot`];
 //! - [`metrics`]: encodes the current snapshot at scrape time; a scrape never touches
 //!   netlink;
+//! - [`view`]: the summary people read, `report` at a terminal and `/` in a browser;
 //! - [`config`], [`http`] and [`web_config`]: configuration, the HTTP server, and its
 //!   security (TLS, client certificates, basic auth) in the exporter-toolkit format.
 #![forbid(unsafe_code)]
@@ -18,4 +19,5 @@ pub mod metrics;
 pub mod poll;
 pub mod snapshot;
 pub mod source;
+pub mod view;
 pub mod web_config;

@@ -1,13 +1,13 @@
 //! The `sockdiag_exporter` binary: flags and configuration, logging, the poller, the HTTP
-//! servers, and signal handling. Errors end here, as messages and exit codes: 78 for
-//! configuration and usage errors (flags included), 1 for anything else that stops the
-//! start.
+//! servers, and signal handling; or, with the `report` subcommand, the one-shot view.
+//! Errors end here, as messages and exit codes: 78 for configuration and usage errors
+//! (flags included), 1 for anything else that stops the start.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use prometheus_client::registry::Registry;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
@@ -15,11 +15,38 @@ use tokio::sync::watch;
 use sockdiag_exporter::config::{Config, Flags, LogFormat, EXIT_CONFIG};
 use sockdiag_exporter::poll as poller;
 use sockdiag_exporter::web_config::{WebConfigMetrics, WebSecurity};
-use sockdiag_exporter::{http, metrics};
+use sockdiag_exporter::{http, metrics, view};
+
+/// The exporter's flags, and its subcommands: with none it runs as the daemon.
+#[derive(Debug, Parser)]
+#[command(name = "sockdiag_exporter", version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    flags: Flags,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Two polls a few seconds apart, printed as tables (or JSON): what looks wrong, who
+    /// holds CLOSE_WAIT, listeners by queue fill, TIME_WAIT, ephemeral ports, peers.
+    Report(view::ReportArgs),
+}
+
+/// Parses the command line. The flags that shape a poll also apply after `report`.
+fn parse() -> Result<Cli, clap::Error> {
+    let mut command = Cli::command();
+    for flag in ["config_file", "namespaces", "log_level", "log_format"] {
+        command = command.mut_arg(flag, |arg| arg.global(true));
+    }
+    let matches = command.try_get_matches()?;
+    Cli::from_arg_matches(&matches)
+}
 
 fn main() -> ExitCode {
-    let flags = match Flags::try_parse() {
-        Ok(flags) => flags,
+    let Cli { flags, command } = match parse() {
+        Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();
             // --help and --version are not errors; a typo in a flag is a usage error,
@@ -49,6 +76,9 @@ fn main() -> ExitCode {
         None => None,
     };
     init_logging(&config);
+    if let Some(Command::Report(args)) = command {
+        return view::report::run(&args, &poller_config(&config));
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -92,6 +122,26 @@ fn init_logging(config: &Config) {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+}
+
+/// What the poller (and `report`) takes from the configuration.
+fn poller_config(config: &Config) -> poller::PollerConfig {
+    let mut poller_config = poller::PollerConfig {
+        settings: config.settings.clone(),
+        close_wait_capacity: config.close_wait_capacity,
+        scope: config.namespaces,
+        netns_concurrency: config.netns.concurrency,
+        max_namespaces: config.netns.max_namespaces,
+        ..poller::PollerConfig::new(
+            config.poll_interval,
+            config
+                .listen_poll_interval
+                .filter(|i| *i < config.poll_interval),
+        )
+    };
+    poller_config.sources.docker_root = config.netns.docker_root.clone();
+    poller_config.sources.bind_roots = config.netns.bind_roots.clone();
+    poller_config
 }
 
 /// Raises the soft file limit to the hard one (as Go programs do at start) and returns
@@ -161,21 +211,7 @@ async fn run(config: Config, security: Option<WebSecurity>) -> anyhow::Result<Ex
     }
     let peaks = poller::Peaks::default();
     let targets = poller::Targets::default();
-    let mut poller_config = poller::PollerConfig {
-        settings: config.settings.clone(),
-        close_wait_capacity: config.close_wait_capacity,
-        scope: config.namespaces,
-        netns_concurrency: config.netns.concurrency,
-        max_namespaces: config.netns.max_namespaces,
-        ..poller::PollerConfig::new(
-            config.poll_interval,
-            config
-                .listen_poll_interval
-                .filter(|i| *i < config.poll_interval),
-        )
-    };
-    poller_config.sources.docker_root = config.netns.docker_root.clone();
-    poller_config.sources.bind_roots = config.netns.bind_roots.clone();
+    let poller_config = poller_config(&config);
     if let Some(interval) = poller_config.listen_poll_interval {
         tokio::spawn(poller::run_listen_sampler(
             interval,

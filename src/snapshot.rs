@@ -341,6 +341,8 @@ impl Stage {
 pub struct Published {
     /// The last successful poll's snapshot; `None` until the first one lands.
     pub latest: Option<Arc<Snapshot>>,
+    /// The successful poll before `latest`: the landing page's growth per second.
+    pub previous: Option<Arc<Snapshot>>,
     /// Failed polls since start, by stage.
     pub errors_total: [u64; Stage::COUNT],
 }

@@ -4,7 +4,7 @@
 # Installs what it needs on a fresh Debian machine (root, apt-get and pip reachable), then:
 #   1. cargo test: unit tests and the integration binary (real sockets in private network
 #      namespaces, so it needs root);
-#   2. every tests/checks/*.sh: rule, dashboard, deploy and exposition checks against real
+#   2. every tests/checks/*.sh: rule, dashboard, deploy, exposition and landing-page checks against real
 #      promtool / amtool / Prometheus.
 # Ends with one line "tests/run.sh: N passed, N failed" and a non-zero exit on any failure.
 set -uo pipefail
@@ -25,6 +25,7 @@ need_apt amtool prometheus-alertmanager || exit 1
 # The UNIX listener test runs Debian's php-fpm (its service is never started: the test
 # runs its own master in a private namespace).
 need_apt_file '/usr/sbin/php-fpm[0-9]*' php-fpm || exit 1
+need_apt tmux tmux || exit 1
 
 passed=0
 failed=0

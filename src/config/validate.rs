@@ -152,6 +152,9 @@ pub(super) fn telemetry_path(value: &Value) -> Result<String, String> {
     if path.starts_with("/-/") {
         return Err("/-/ is reserved for /-/healthy and /-/ready".to_string());
     }
+    if path == "/api/summary" {
+        return Err("/api/summary is the landing page's data".to_string());
+    }
     if let Some(bad) = path
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '.' | '_' | '~')))

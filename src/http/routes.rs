@@ -1,5 +1,5 @@
-//! The routes: `/` landing page, the telemetry path (default `/metrics`),
-//! `/-/healthy` and `/-/ready`.
+//! The routes: the landing page `/` with its `/api/summary` ([`crate::view::web`]), the
+//! telemetry path (default `/metrics`), `/-/healthy` and `/-/ready`.
 //!
 //! A scrape encodes the snapshot the poller last published and never touches netlink, so
 //! its latency does not depend on the number of sockets. The exposition format follows
@@ -11,7 +11,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use prometheus_client::registry::Registry;
@@ -29,7 +29,6 @@ struct AppState {
     published: watch::Receiver<Arc<Published>>,
     /// Bounds concurrent scrapes (`web.max_requests`); `None` means unbounded.
     scrapes: Option<Arc<Semaphore>>,
-    telemetry_path: String,
     /// The last body encoded per format, with the publication it was encoded for.
     bodies: Arc<[BodyCache; 2]>,
 }
@@ -53,11 +52,11 @@ pub fn router(
         live,
         published,
         scrapes: (max_requests > 0).then(|| Arc::new(Semaphore::new(max_requests))),
-        telemetry_path: telemetry_path.to_string(),
         bodies: Arc::new([BodyCache::default(), BodyCache::default()]),
     };
+    let views = crate::view::web::routes(state.published.clone(), telemetry_path);
     Router::new()
-        .route("/", get(landing))
+        .merge(views)
         .route(telemetry_path, get(scrape))
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
@@ -141,19 +140,6 @@ fn join(snapshot: &Bytes, live: &str, format: Format) -> Bytes {
         body.extend_from_slice(EOF);
     }
     Bytes::from(body)
-}
-
-async fn landing(State(state): State<AppState>) -> Html<String> {
-    let path = &state.telemetry_path;
-    Html(format!(
-        "<!DOCTYPE html>\n<html><head><title>sockdiag_exporter</title></head><body>\n\
-         <h1>sockdiag_exporter {version}</h1>\n\
-         <p>TCP socket states, per port, per process and per listener, from netlink sock_diag.</p>\n\
-         <ul><li><a href=\"{path}\">{path}</a></li>\
-         <li><a href=\"/-/healthy\">/-/healthy</a></li><li><a href=\"/-/ready\">/-/ready</a></li></ul>\n\
-         </body></html>\n",
-        version = env!("CARGO_PKG_VERSION"),
-    ))
 }
 
 async fn healthy() -> &'static str {

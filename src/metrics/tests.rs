@@ -235,6 +235,7 @@ fn fixed() -> Published {
             poll_duration: Duration::from_micros(1250),
             completed_at: UNIX_EPOCH + Duration::from_secs(1_795_000_000),
         })),
+        previous: None,
         errors_total: [0, 2, 0, 1, 0, 0],
     }
 }

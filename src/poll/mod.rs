@@ -244,7 +244,7 @@ pub async fn run(
         let snapshot = Arc::new(snapshot);
         publish.send_modify(|published| {
             let mut next = (**published).clone();
-            next.latest = Some(snapshot);
+            next.previous = next.latest.replace(snapshot);
             *published = Arc::new(next);
         });
         // Logged after publishing: "poll done" means scrapes now see this poll.

@@ -16,6 +16,7 @@ mod namespaces;
 mod netns;
 mod owners;
 mod pki;
+mod report;
 mod signals;
 mod states;
 mod unix;
@@ -52,6 +53,7 @@ fn main() {
         unix::tests(),
         hardening::tests(),
         web::tests(),
+        report::tests(),
     ]
     .into_iter()
     .flatten()

@@ -1,0 +1,28 @@
+//! What a person reads: the `report` subcommand at a terminal and the landing page at `/`.
+//!
+//! Both show one [`Summary`], built by a pure function from one or two [`Snapshot`]s
+//! (the second gives growth per second): findings in plain words, states per namespace,
+//! who holds CLOSE_WAIT, listeners by queue fill, TIME_WAIT and ephemeral ports, top
+//! peers. The rows are the snapshot's, so they carry the same caps and the same label
+//! values as /metrics.
+//! - [`summary`]: the pure builder, filters and the versioned JSON schema;
+//! - [`findings`]: what looks wrong, against [`Thresholds`];
+//! - [`table`] and [`terminal`]: tables that fit the terminal, colour only on a TTY;
+//! - [`report`] and [`watch`]: the subcommand, its samples and exit codes, `--watch`;
+//! - [`web`]: `/` and `/api/summary`, served from the current snapshot.
+//!
+//! [`Snapshot`]: crate::snapshot::Snapshot
+
+pub mod findings;
+pub mod report;
+pub mod summary;
+pub mod table;
+pub mod terminal;
+#[cfg(test)]
+mod tests;
+pub mod watch;
+pub mod web;
+
+pub use findings::{Finding, FindingKind, Thresholds};
+pub use report::ReportArgs;
+pub use summary::{Filter, Summary, SCHEMA_VERSION};

@@ -1,0 +1,256 @@
+//! `sockdiag_exporter report`: two polls `--interval` apart with the daemon's own
+//! [`Collector`] (same namespaces, caps and labels), printed as tables or JSON; `--watch`
+//! keeps polling (module [`super::watch`]).
+//!
+//! Exit codes (README): 0 done (and, with `--check`, nothing above the thresholds),
+//! 1 a finding above the thresholds with `--check`, 2 a malformed command line, 74 a poll
+//! failed (netlink or /proc), 78 a configuration error.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::findings::Thresholds;
+use super::summary::{Filter, Summary};
+use super::terminal::{self, Style};
+use crate::config::EXIT_CONFIG;
+use crate::poll::{Collector, PollError, PollNotes, PollerConfig};
+use crate::snapshot::Snapshot;
+use crate::source::inet_diag::TcpState;
+
+/// `--check` found something above a threshold.
+pub const EXIT_FINDING: u8 = 1;
+/// A poll failed: no netlink socket, a dump error (EX_IOERR).
+pub const EXIT_SAMPLING: u8 = 74;
+
+/// Width of the tables when stdout is not a terminal.
+pub const DEFAULT_WIDTH: usize = 100;
+/// Rows per table in the one-shot report.
+const MAX_ROWS: usize = 15;
+
+/// Options of `report`. `--config.file`, `--namespaces` and `--log.level` are the
+/// exporter's own flags and apply here too.
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// Time between the two polls (growth per second is measured over it); with --watch,
+    /// between refreshes.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = interval)]
+    pub interval: Duration,
+    /// Print the summary as JSON (schema in docs/report.md) instead of tables.
+    #[arg(long, conflicts_with = "watch")]
+    pub json: bool,
+    /// Refresh in place until q or Ctrl-C, with growth since the start.
+    #[arg(long)]
+    pub watch: bool,
+    /// Exit 1 when a finding is above the thresholds, 0 otherwise.
+    #[arg(long, conflicts_with = "watch")]
+    pub check: bool,
+    /// Only these network namespaces (the `netns` label; repeatable or comma-separated).
+    #[arg(long, value_name = "NAME", value_delimiter = ',')]
+    pub netns: Vec<String>,
+    /// Only these states (`close_wait`, `time_wait`, ...; repeatable or comma-separated).
+    #[arg(long, value_name = "STATE", value_delimiter = ',', value_parser = state)]
+    pub state: Vec<TcpState>,
+    /// Only these ports (repeatable or comma-separated).
+    #[arg(long, value_name = "PORT", value_delimiter = ',')]
+    pub port: Vec<u16>,
+    /// Only these processes (the `process` label, i.e. comm; repeatable or comma-separated).
+    #[arg(long, value_name = "NAME", value_delimiter = ',')]
+    pub process: Vec<String>,
+    /// Finding: CLOSE_WAIT growing faster than this many sockets per second.
+    #[arg(long, value_name = "RATE", default_value_t = Thresholds::default().close_wait_growth, value_parser = non_negative)]
+    pub close_wait_growth: f64,
+    /// Finding: TIME_WAIT on one port growing faster than this many sockets per second.
+    #[arg(long, value_name = "RATE", default_value_t = Thresholds::default().time_wait_growth, value_parser = non_negative)]
+    pub time_wait_growth: f64,
+    /// Finding: an accept queue at least this full (queue / limit).
+    #[arg(long, value_name = "RATIO", default_value_t = Thresholds::default().listen_fill, value_parser = non_negative)]
+    pub listen_fill: f64,
+    /// Finding: ephemeral ports toward one destination at least this share of the range.
+    #[arg(long, value_name = "RATIO", default_value_t = Thresholds::default().ephemeral_fill, value_parser = non_negative)]
+    pub ephemeral_fill: f64,
+}
+
+fn interval(text: &str) -> Result<Duration, String> {
+    let interval = humantime::parse_duration(text)
+        .map_err(|e| format!("not a duration ({e}); write e.g. \"2s\" or \"500ms\""))?;
+    if interval < Duration::from_millis(100) {
+        return Err("must be at least 100ms".to_string());
+    }
+    Ok(interval)
+}
+
+fn state(text: &str) -> Result<TcpState, String> {
+    TcpState::ALL
+        .into_iter()
+        .find(|s| s.label() == text)
+        .ok_or_else(|| {
+            let labels: Vec<&str> = TcpState::ALL.iter().map(|s| s.label()).collect();
+            format!("expected one of {}", labels.join(", "))
+        })
+}
+
+fn non_negative(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if value >= 0.0 && value.is_finite() => Ok(value),
+        Ok(_) => Err("must be a number at least 0".to_string()),
+        Err(e) => Err(format!("not a number: {e}")),
+    }
+}
+
+impl ReportArgs {
+    pub fn filter(&self) -> Filter {
+        Filter {
+            netns: self.netns.clone(),
+            states: self.state.clone(),
+            ports: self.port.clone(),
+            processes: self.process.clone(),
+        }
+    }
+
+    pub fn thresholds(&self) -> Thresholds {
+        Thresholds {
+            close_wait_growth: self.close_wait_growth,
+            time_wait_growth: self.time_wait_growth,
+            listen_fill: self.listen_fill,
+            ephemeral_fill: self.ephemeral_fill,
+        }
+    }
+}
+
+/// Colour on a terminal, unless NO_COLOR is set and not empty (no-color.org).
+pub fn colour_wanted(stdout_is_terminal: bool) -> bool {
+    stdout_is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// One poll, with what it says about the picture's completeness added to `notes`.
+pub fn poll(collector: &mut Collector, notes: &mut Vec<String>) -> Result<Snapshot, PollError> {
+    let (snapshot, poll_notes) = collector.poll()?;
+    note(&poll_notes, notes);
+    Ok(snapshot)
+}
+
+fn note(poll: &PollNotes, notes: &mut Vec<String>) {
+    let mut add = |text: String| {
+        if !notes.contains(&text) {
+            notes.push(text);
+        }
+    };
+    if let Some(missing) = &poll.missing_privileges {
+        add(format!(
+            "only our own network namespace was sampled: {missing}; run as root (or with \
+             CAP_SYS_ADMIN and CAP_SYS_PTRACE) to see the others, or pass --namespaces=own"
+        ));
+    }
+    if let Some(error) = &poll.discovery_error {
+        add(format!(
+            "namespace discovery failed, only ours was sampled: {error}"
+        ));
+    }
+    for error in &poll.netns_errors {
+        add(format!("dropped from the poll: {error}"));
+    }
+    if let Some(error) = &poll.proc_index_error {
+        add(format!("owners unknown: {error}"));
+    }
+}
+
+/// Runs `report`. `config` is the daemon's poller configuration.
+pub fn run(args: &ReportArgs, config: &PollerConfig) -> ExitCode {
+    let stdout = std::io::stdout();
+    if args.watch && !stdout.is_terminal() {
+        eprintln!("sockdiag_exporter report: --watch needs a terminal on stdout");
+        return ExitCode::from(EXIT_CONFIG as u8);
+    }
+    let mut collector = Collector::new(config, Default::default(), Default::default());
+    let mut notes = Vec::new();
+    let first = match poll(&mut collector, &mut notes) {
+        Ok(first) => first,
+        Err(error) => return sampling_failed(&error),
+    };
+    if args.watch {
+        return match super::watch::run(args, &mut collector, first, notes) {
+            Ok(code) => code,
+            Err(error) => {
+                eprintln!("sockdiag_exporter report: terminal: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    // The interval is the gap between the polls; growth is measured between their ends.
+    std::thread::sleep(args.interval);
+    let second = match poll(&mut collector, &mut notes) {
+        Ok(second) => second,
+        Err(error) => return sampling_failed(&error),
+    };
+    let mut summary = Summary::build(
+        Some(&first),
+        &second,
+        None,
+        &args.filter(),
+        &args.thresholds(),
+    );
+    summary.notes.splice(0..0, notes);
+    let mut out = stdout.lock();
+    let written = if args.json {
+        serde_json::to_string_pretty(&summary)
+            .map_err(std::io::Error::other)
+            .and_then(|json| writeln!(out, "{json}"))
+    } else {
+        let colour = colour_wanted(std::io::stdout().is_terminal());
+        let width = crossterm::terminal::size()
+            .ok()
+            .filter(|_| std::io::stdout().is_terminal())
+            .map_or(DEFAULT_WIDTH, |(columns, _)| usize::from(columns));
+        let style = Style {
+            width,
+            max_rows: MAX_ROWS,
+            colour,
+        };
+        // Findings are sentences: a pipe gets them whole, only tables are fitted.
+        let mut lines = terminal::findings(&summary, colour, usize::MAX);
+        lines.push(header(&second, &summary, colour));
+        lines.push(String::new());
+        lines.extend(terminal::tables(&summary, style));
+        writeln!(out, "{}", lines.join("\n"))
+    };
+    if let Err(error) = written.and_then(|()| out.flush()) {
+        // A closed pipe (`| head`) is not worth a message.
+        if error.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("sockdiag_exporter report: cannot write: {error}");
+        }
+        return ExitCode::FAILURE;
+    }
+    if args.check && !summary.findings.is_empty() {
+        ExitCode::from(EXIT_FINDING)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn sampling_failed(error: &PollError) -> ExitCode {
+    eprintln!("sockdiag_exporter report: poll failed: {error}");
+    ExitCode::from(EXIT_SAMPLING)
+}
+
+/// The line under the findings: what was sampled and when.
+pub fn header(latest: &Snapshot, summary: &Summary, colour: bool) -> String {
+    use crossterm::style::Stylize;
+    let namespaces = summary.namespaces.sampled;
+    let window = summary
+        .window_seconds
+        .map_or_else(String::new, |w| format!(", growth over {w:.1} s"));
+    let line = format!(
+        "sockdiag_exporter report: {} sockets in {namespaces} network namespace{}{window}, {}",
+        latest.sockets_scanned,
+        if namespaces == 1 { "" } else { "s" },
+        humantime::format_rfc3339_seconds(latest.completed_at),
+    );
+    if colour {
+        line.dim().to_string()
+    } else {
+        line
+    }
+}

@@ -1,0 +1,78 @@
+// The landing page in headless Chromium against a live exporter (tests/checks/70-landing-page.sh
+// runs it inside the check's network namespace). Asserts that the page names the leaking
+// process and port, updates when the leak grows, loads nothing from elsewhere, logs no
+// JavaScript error and fits a phone's width; keeps desktop and phone screenshots.
+// Environment: BASE (the exporter's URL), GROW_PID (the leak to grow with SIGUSR1), OUT.
+import { chromium } from "playwright-core";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const base = process.env.BASE;
+const out = process.env.OUT;
+const growPid = Number(process.env.GROW_PID);
+const failures = [];
+function check(ok, what) {
+  console.log(`${ok ? "ok" : "FAIL"}: ${what}`);
+  if (!ok) failures.push(what);
+}
+
+const profile = mkdtempSync(join(tmpdir(), "sockdiag-chromium-"));
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  viewport: { width: 1280, height: 900 },
+});
+try {
+  const page = context.pages()[0] ?? await context.newPage();
+  const errors = [];
+  const foreign = [];
+  page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
+  page.on("pageerror", (e) => errors.push(String(e)));
+  page.on("request", (r) => { if (!r.url().startsWith(base)) foreign.push(r.url()); });
+
+  await page.goto(base + "/");
+  const leakRow = () => [...document.querySelectorAll("#close-wait tbody tr")]
+    .map((tr) => [...tr.cells].map((td) => td.textContent))
+    .find((cells) => cells[0] === "leaky-app");
+  await page.waitForFunction(leakRow, null, { timeout: 20000 });
+  const first = await page.evaluate(leakRow);
+  check(first[1] === "inbound" && first[2] === "8080",
+    `the CLOSE_WAIT table names leaky-app inbound :8080 (${first.join(" | ")})`);
+  const before = Number(first[3]);
+
+  process.kill(growPid, "SIGUSR1");
+  // Growth is between the last two polls: wait for the poll that saw the 5 new sockets.
+  await page.waitForFunction(([fn, before]) => {
+    const row = eval(fn)();
+    return row && Number(row[3]) >= before + 5 && row[4].startsWith("+") && row[4] !== "+0" &&
+      document.getElementById("headline").textContent.startsWith("CLOSE_WAIT growing: leaky-app :8080 inbound, +");
+  }, [`(${leakRow})`, before], { timeout: 20000 });
+  const grown = await page.evaluate(leakRow);
+  check(Number(grown[3]) >= before + 5, `the leak grew on the page: ${before} -> ${grown[3]} (${grown[4]}, ${grown[5]})`);
+  const headline = await page.textContent("#headline");
+  check(headline.startsWith("CLOSE_WAIT growing: leaky-app :8080 inbound, +"), `headline: ${headline}`);
+  const listener = await page.textContent("#listeners tbody tr:first-child");
+  check(listener.includes("cpp-server") && listener.includes("8081"), `the fullest listener first: ${listener}`);
+  const health = await page.textContent("#health");
+  check(health.includes("poll errors: none"), `poll health: ${health}`);
+  await page.screenshot({ path: join(out, "landing-page-desktop.png"), fullPage: true });
+
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.waitForTimeout(300);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  check(overflow <= 0, `the page fits a 390 px phone without sideways scrolling (overflow ${overflow} px)`);
+  await page.screenshot({ path: join(out, "landing-page-phone.png"), fullPage: true });
+
+  check(errors.length === 0, `no JavaScript console error ${JSON.stringify(errors)}`);
+  check(foreign.length === 0, `nothing loaded from elsewhere ${JSON.stringify(foreign)}`);
+} finally {
+  await context.close();
+  rmSync(profile, { recursive: true, force: true });
+}
+if (failures.length > 0) {
+  console.log(`${failures.length} failed`);
+  process.exit(1);
+}

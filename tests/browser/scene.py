@@ -1,0 +1,90 @@
+"""Socket roles for the landing-page check, each a process of its own name (comm).
+
+Run inside the check's private network namespace; every socket is on 127.0.0.1.
+  scene.py hold NAME PORT         accept and hold every connection (a CLOSE_WAIT leak
+                                  once the clients close); each SIGUSR1 makes 5 clients
+                                  connect and close
+  scene.py backlog NAME PORT N    listen with backlog N, never accept; N+1 clients give up
+  scene.py churn NAME PORT RATE   accept and close at once (the server closes first, its
+                                  end stays in TIME_WAIT), with a client looping at RATE/s
+Prints "ready" once set up, then runs until killed.
+"""
+import signal
+import socket
+import sys
+import threading
+import time
+
+
+def name(comm):
+    with open("/proc/self/comm", "w") as f:
+        f.write(comm)
+
+
+def listener(port, backlog=128):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", port))
+    s.listen(backlog)
+    return s
+
+
+def connect_and_close(port):
+    socket.create_connection(("127.0.0.1", port)).close()
+
+
+def ready():
+    print("ready", flush=True)
+
+
+def main():
+    role, comm, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    name(comm)
+    held = []
+    if role == "hold":
+        server = listener(port)
+
+        def accept():
+            while True:
+                held.append(server.accept()[0])
+
+        threading.Thread(target=accept, daemon=True).start()
+        grow = threading.Event()
+        signal.signal(signal.SIGUSR1, lambda *_: grow.set())
+        for _ in range(3):
+            connect_and_close(port)
+        ready()
+        while True:
+            if grow.wait(1):
+                grow.clear()
+                for _ in range(5):
+                    connect_and_close(port)
+    elif role == "backlog":
+        n = int(sys.argv[4])
+        server = listener(port, n)
+        for _ in range(n + 1):
+            connect_and_close(port)
+        ready()
+        while True:
+            time.sleep(60)
+        server.close()
+    elif role == "churn":
+        rate = float(sys.argv[4])
+        server = listener(port)
+
+        def serve():
+            while True:
+                server.accept()[0].close()
+
+        threading.Thread(target=serve, daemon=True).start()
+        ready()
+        while True:
+            c = socket.create_connection(("127.0.0.1", port))
+            c.recv(1)
+            c.close()
+            time.sleep(1 / rate)
+    else:
+        sys.exit(f"unknown role {role}")
+
+
+main()
