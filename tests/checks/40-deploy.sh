@@ -10,7 +10,7 @@
 #                          grafana/rules/*.yml today (drift) and its spec passes promtool
 #   systemd                systemd-analyze verify (no warning allowed) and
 #                          systemd-analyze security --offline=yes exposure <= 2.5
-#   compose                compose spec schema, bind-mount sources exist, promtool check config
+#   compose                compose spec schema, the stack's own bind-mount sources exist, promtool check config
 #                          (with the real rule files mounted the way compose mounts them),
 #                          amtool check-config and its severity routing
 # Every failed step is reported; the script exits 1 if any failed.
@@ -140,11 +140,11 @@ want(sc.get("allowPrivilegeEscalation") is False, "allowPrivilegeEscalation: fal
 want(sc.get("privileged") in (None, False), "not privileged")
 caps = sc.get("capabilities", {})
 want(caps.get("drop") == ["ALL"], "capabilities.drop: [ALL]")
-want(sorted(caps.get("add", [])) == ["DAC_READ_SEARCH", "SYS_PTRACE"],
-     "capabilities.add: exactly DAC_READ_SEARCH and SYS_PTRACE, got %s" % caps.get("add"))
+want(sorted(caps.get("add", [])) == ["DAC_READ_SEARCH", "SYS_ADMIN", "SYS_PTRACE"],
+     "capabilities.add: exactly DAC_READ_SEARCH, SYS_ADMIN and SYS_PTRACE, got %s" % caps.get("add"))
 psc = spec.get("securityContext", {})
 # Capabilities added to a non-root container never take effect (kubernetes#56374).
-want(psc.get("runAsUser", sc.get("runAsUser")) == 0, "runs as uid 0 so that the two capabilities take effect")
+want(psc.get("runAsUser", sc.get("runAsUser")) == 0, "runs as uid 0 so that the capabilities take effect")
 ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
 want(ports.get("http") == 10120, "container port http = 10120")
 want("--web.listen-address=:10120" in c.get("args", []), "args listen on :10120, the port the probes use")
@@ -160,7 +160,7 @@ labels = ds["spec"]["template"]["metadata"]["labels"]
 want(labels.get("app.kubernetes.io/version") == version, "app.kubernetes.io/version label = %s" % version)
 if errors:
     sys.exit("DaemonSet must have: " + "; ".join(errors))
-print("DaemonSet: hostNetwork+hostPID, uid 0 with drop ALL + DAC_READ_SEARCH,SYS_PTRACE, read-only root, "
+print("DaemonSet: hostNetwork+hostPID, uid 0 with drop ALL + DAC_READ_SEARCH,SYS_ADMIN,SYS_PTRACE, read-only root, "
       "probes /-/healthy and /-/ready, requests %s limits %s" % (res["requests"], res["limits"]))
 PY
 if out=$(python3 "$tmp/daemonset.py" "$k8s/daemonset.yaml" "$version" 2>&1); then
@@ -316,7 +316,8 @@ for forbidden in 'ProtectProc=invisible' 'ProtectProc=noaccess' 'ProtectProc=ptr
 done
 # shellcheck disable=SC2016 # $ARGS is literal: systemd expands it, not this shell.
 for required in 'DynamicUser=yes' 'NoNewPrivileges=yes' 'ProtectSystem=strict' \
-  'AmbientCapabilities=CAP_DAC_READ_SEARCH CAP_SYS_PTRACE' 'CapabilityBoundingSet=CAP_DAC_READ_SEARCH CAP_SYS_PTRACE' \
+  'AmbientCapabilities=CAP_DAC_READ_SEARCH CAP_SYS_PTRACE CAP_SYS_ADMIN' \
+  'CapabilityBoundingSet=CAP_DAC_READ_SEARCH CAP_SYS_PTRACE CAP_SYS_ADMIN' 'RestrictNamespaces=net' \
   'RestrictAddressFamilies=AF_NETLINK AF_UNIX AF_INET AF_INET6' 'SystemCallFilter=@system-service' \
   'EnvironmentFile=-/etc/default/sockdiag_exporter' 'ExecStart=/usr/local/bin/sockdiag_exporter $ARGS'; do
   grep -qxF "$required" "$unit" || unit_errors+=" lacks '$required';"
@@ -326,7 +327,7 @@ bad_lines=$(grep -nvE '^[[:space:]]*(#.*)?$|^[A-Z_][A-Z0-9_]*=' "$envfile" || tr
 [ -z "$bad_lines" ] || unit_errors+=" $envfile has lines that are not KEY=VALUE: $bad_lines;"
 grep -qE '^ARGS=' "$envfile" || unit_errors+=" $envfile does not define ARGS;"
 if [ -z "$unit_errors" ]; then
-  ok "unit: DynamicUser, the two capabilities only, nothing that hides /proc or the network; env file well-formed"
+  ok "unit: DynamicUser, the three capabilities only, setns into network namespaces only, nothing that hides /proc or the network; env file well-formed"
 else
   fail "systemd unit:$unit_errors"
 fi
@@ -363,7 +364,9 @@ for name, svc in services.items():
             errors.append("%s: no Dockerfile in build context %s" % (name, ctx))
     for v in svc.get("volumes", []):
         src = v.split(":")[0]
-        if src.startswith((".", "/")):
+        # Absolute sources are the host's (Docker's data root, its netns mounts): only the
+        # stack's own files can be checked here.
+        if src.startswith("."):
             mounts += 1
             if not os.path.exists(os.path.normpath(os.path.join(d, src))):
                 errors.append("%s: mount source %s does not exist" % (name, src))

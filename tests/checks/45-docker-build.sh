@@ -241,6 +241,7 @@ done
 setpriv --reuid=61234 --regid=61234 --clear-groups --inh-caps="-all,$caps" --ambient-caps="-all,$caps" \
   --bounding-set="-all,$bounding" --no-new-privs \
   /usr/bin/python3 "$sandbox" "$unit" "$bin" --web.listen-address=127.0.0.1:10120 --poll.interval=1s \
+  --namespaces=own \
   2>"$metrics.stderr" &
 pid=$!
 trap 'kill "$pid" "$holder" 2>/dev/null; wait 2>/dev/null || true' EXIT
@@ -258,7 +259,7 @@ fi
 sandbox_errors=""
 grep -q '^sockdiag_tcp_port_sockets{.*port="8080",process="python3"' "$sandboxed" \
   || sandbox_errors+=" the root-owned holder's sockets are not attributed to python3;"
-grep -q '^sockdiag_unattributed_sockets 0$' "$sandboxed" \
+grep -qE '^sockdiag_unattributed_sockets\{netns="[^"]+"\} 0$' "$sandboxed" \
   || sandbox_errors+=" not sockdiag_unattributed_sockets 0 but '$(grep '^sockdiag_unattributed_sockets' "$sandboxed" || true)';"
 nonzero=$(grep '^sockdiag_poll_errors_total' "$sandboxed" | grep -v ' 0$' || true)
 [ -z "$nonzero" ] || sandbox_errors+=" poll errors: $nonzero;"
