@@ -56,6 +56,17 @@ fn keep_alive_get(stream: &mut TcpStream, path: &str) -> u16 {
     head.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
+/// A connection with half a request header sent, and a keep-alive one after a response.
+fn partial_and_idle(address: SocketAddr) -> (TcpStream, TcpStream) {
+    let mut partial = connect(address);
+    partial
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let mut idle = connect(address);
+    assert_eq!(keep_alive_get(&mut idle, "/-/healthy"), 200);
+    (partial, idle)
+}
+
 fn stalled_connections_were_never_closed() {
     in_netns(|| {
         let mut exporter = Exporter::start_with(10120, &["--poll.interval=1h"], |c| {
@@ -64,12 +75,7 @@ fn stalled_connections_were_never_closed() {
         });
         exporter.wait_for_poll();
         let mut silent = connect(exporter.address);
-        let mut partial = connect(exporter.address);
-        partial
-            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
-            .unwrap();
-        let mut idle = connect(exporter.address);
-        assert_eq!(keep_alive_get(&mut idle, "/-/healthy"), 200);
+        let (mut partial, mut idle) = partial_and_idle(exporter.address);
         let silent_after = closed_after(&mut silent);
         let partial_after = closed_after(&mut partial);
         assert!(
@@ -296,12 +302,8 @@ fn half_sent_request_held_shutdown_for_the_drain_deadline() {
     in_netns(|| {
         let mut exporter = Exporter::start(10120, &["--poll.interval=1h"]);
         exporter.wait_for_poll();
-        let mut partial = connect(exporter.address);
-        partial
-            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
-            .unwrap();
-        let mut idle = connect(exporter.address);
-        assert_eq!(keep_alive_get(&mut idle, "/-/healthy"), 200);
+        // Held open until the exporter has exited.
+        let _stalled = partial_and_idle(exporter.address);
         std::thread::sleep(Duration::from_millis(100));
         let start = Instant::now();
         let status = exporter
