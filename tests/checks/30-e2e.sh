@@ -290,6 +290,13 @@ start alertmanager prometheus-alertmanager --config.file="$TMP/alertmanager.yml"
 start exporter env -i PATH="$PATH" SOCKDIAG_CLOSE_WAIT_STALE_AFTER=5s SOCKDIAG_LISTEN_POLL_INTERVAL=200ms \
   "$BIN" --web.listen-address="$EXPORTER" --poll.interval=1s --log.level=debug \
   --web.config.file="$TMP/web.yml"
+# A UNIX listener beside it (as php-fpm's), so that the UNIX families and panels have data.
+start_in "$APP_NS" unixserver python3 -c 'import socket, time
+open("/proc/self/comm", "w").write("fake-fpm")
+s = socket.socket(socket.AF_UNIX)
+s.bind("\0sockdiag-e2e-fpm")
+s.listen(16)
+time.sleep(280)'
 start_in "$APP_NS" dbserver python3 tests/e2e/dbserver.py --name "$SERVER" --listen "127.0.0.1:$DB_PORT" --max-seconds 280
 start prometheus prometheus --config.file="$TMP/prometheus.yml" --storage.tsdb.path="$TMP/tsdb" \
   --web.listen-address="$PROM"
