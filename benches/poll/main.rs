@@ -8,6 +8,8 @@
 
 mod http;
 mod load;
+mod many;
+mod many_report;
 mod measure;
 mod netns;
 mod report;
@@ -35,6 +37,10 @@ pub struct Options {
     /// Seconds to keep each load up (TIME_WAIT refreshed) before measuring it, for
     /// profiling from outside: `nsenter --net=/proc/PID/ns/net ...`.
     pub hold: u64,
+    /// Many-namespace layouts: (namespaces, sockets in each).
+    pub namespaces: Vec<(usize, u64)>,
+    /// Namespaces of the "node with N pods" series count; 0 skips it.
+    pub pods: usize,
 }
 
 impl Options {
@@ -47,7 +53,11 @@ impl Options {
             scrape_seconds: 10,
             report: None,
             hold: 0,
+            namespaces: vec![(200, 2_000), (20, 50_000)],
+            pods: 200,
         };
+        let mut explicit_namespaces = None;
+        let mut explicit_pods = None;
         let mut explicit_scales = None;
         let mut explicit_attribution = None;
         let mut args = std::env::args().skip(1);
@@ -73,6 +83,10 @@ impl Options {
                         .unwrap_or_else(|_| usage("--scrape-seconds"))
                 }
                 "--report" => options.report = Some(value()),
+                "--namespaces" => {
+                    explicit_namespaces = Some(many::parse_layouts(&value(), parse_count))
+                }
+                "--pods" => explicit_pods = Some(parse_count(&value()) as usize),
                 "--hold" => options.hold = value().parse().unwrap_or_else(|_| usage("--hold")),
                 // cargo bench passes --bench; libtest-style filters are ignored.
                 "--bench" => {}
@@ -86,6 +100,14 @@ impl Options {
             options.attribution = 10_000;
             options.reps = options.reps.min(3);
             options.scrape_seconds = 2;
+            options.namespaces = vec![(4, 500)];
+            options.pods = 10;
+        }
+        if let Some(namespaces) = explicit_namespaces {
+            options.namespaces = namespaces;
+        }
+        if let Some(pods) = explicit_pods {
+            options.pods = pods;
         }
         if let Some(scales) = explicit_scales {
             options.scales = scales;
@@ -104,7 +126,8 @@ fn usage(problem: &str) -> ! {
     }
     eprintln!(
         "usage: poll [--smoke] [--scales 10k,100k,1.1M] [--attribution 100k|0] [--reps N] \
-         [--scrape-seconds N] [--report docs/benchmarks.md] [--hold SECONDS]"
+         [--scrape-seconds N] [--report docs/benchmarks.md] [--hold SECONDS] \
+         [--namespaces 200x2k,20x50k|0] [--pods 200|0]"
     );
     std::process::exit(2);
 }
@@ -132,6 +155,8 @@ fn main() {
             "poller" => measure::poller_role(&args),
             "floor" => measure::floor_role(&args),
             "attrib" => measure::attrib_role(&args),
+            "nsload" => many::nsload_role(&args),
+            "nsfloor" => many::nsfloor_role(&args),
             other => panic!("unknown role {other}"),
         }
         return;
@@ -171,7 +196,37 @@ fn main() {
             run_attribution(total, &opts)
         })
     });
-    let text = report::render(&options, &scales, attribution.as_ref(), started.elapsed());
+    let mut namespaces = Vec::new();
+    for &(count, sockets) in &options.namespaces {
+        let name = format!("{count} × {}", report::count_label(sockets));
+        eprintln!("== {name} sockets in namespaces");
+        namespaces.push(many::run(
+            &name,
+            count,
+            many::NsMix::mostly_time_wait(sockets),
+            &options,
+        ));
+    }
+    let pods = (options.pods > 0).then(|| {
+        eprintln!("== a node with {} pods", options.pods);
+        many::run(
+            &format!("{} pods", options.pods),
+            options.pods,
+            many::NsMix::pod(),
+            &Options {
+                reps: 1,
+                ..options.clone()
+            },
+        )
+    });
+    let text = report::render(
+        &options,
+        &scales,
+        attribution.as_ref(),
+        &namespaces,
+        pods.as_ref(),
+        started.elapsed(),
+    );
     println!("{text}");
     if let Some(path) = &options.report {
         report::write(path, &text);
