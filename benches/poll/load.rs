@@ -146,7 +146,12 @@ impl Proc {
 
     /// Starts this binary in `role` with `args`; the caller reads its first lines.
     pub fn spawn(role: &str, args: &[String]) -> Proc {
-        let mut child = Command::new(std::env::current_exe().expect("own path"))
+        Proc::spawn_program(&std::env::current_exe().expect("own path"), role, args)
+    }
+
+    /// Starts `program` (this bench, or another build of it) in `role` with `args`.
+    pub fn spawn_program(program: &std::path::Path, role: &str, args: &[String]) -> Proc {
+        let mut child = Command::new(program)
             .env(ROLE_ENV, role)
             .args(args)
             .stdin(Stdio::piped())

@@ -41,6 +41,9 @@ pub struct Options {
     pub namespaces: Vec<(usize, u64)>,
     /// Namespaces of the "node with N pods" series count; 0 skips it.
     pub pods: usize,
+    /// Only the polls, floors and the namespace scenarios (no ss, node_exporter,
+    /// attribution alone or scrape test): for A/B runs.
+    pub quick: bool,
 }
 
 impl Options {
@@ -55,6 +58,7 @@ impl Options {
             hold: 0,
             namespaces: vec![(200, 2_000), (20, 50_000)],
             pods: 200,
+            quick: false,
         };
         let mut explicit_namespaces = None;
         let mut explicit_pods = None;
@@ -74,7 +78,16 @@ impl Options {
             };
             match name.as_str() {
                 "--smoke" => options.smoke = true,
-                "--scales" => explicit_scales = Some(value().split(',').map(parse_count).collect()),
+                "--quick" => options.quick = true,
+                "--scales" => {
+                    explicit_scales = Some(
+                        value()
+                            .split(',')
+                            .map(parse_count)
+                            .filter(|&n| n > 0)
+                            .collect(),
+                    )
+                }
                 "--attribution" => explicit_attribution = Some(parse_count(&value())),
                 "--reps" => options.reps = value().parse().unwrap_or_else(|_| usage("--reps")),
                 "--scrape-seconds" => {
@@ -127,7 +140,7 @@ fn usage(problem: &str) -> ! {
     eprintln!(
         "usage: poll [--smoke] [--scales 10k,100k,1.1M] [--attribution 100k|0] [--reps N] \
          [--scrape-seconds N] [--report docs/benchmarks.md] [--hold SECONDS] \
-         [--namespaces 200x2k,20x50k|0] [--pods 200|0]"
+         [--namespaces 200x2k,20x50k|0] [--pods 200|0] [--quick]"
     );
     std::process::exit(2);
 }
@@ -203,7 +216,7 @@ fn main() {
         namespaces.push(many::run(
             &name,
             count,
-            many::NsMix::mostly_time_wait(sockets),
+            many::NsMix::in_namespace(sockets),
             &options,
         ));
     }
@@ -342,6 +355,7 @@ fn run_scale(total: u64, options: &Options, with_node: bool) -> Scale {
     let mut floor = Proc::start("floor", &[]);
     let mut poller = Proc::start("poller", &[]);
     let mut attrib = Proc::start("attrib", &[]);
+    let mut other_poller = other_build_poller();
     let mut stepper = Stepper {
         load: &mut load,
         sd,
@@ -359,7 +373,7 @@ fn run_scale(total: u64, options: &Options, with_node: bool) -> Scale {
     };
 
     // The poll and the floors, interleaved so that drifts hit them alike.
-    let units = 6 * reps as u32 + 20;
+    let units = 8 * reps as u32 + 20;
     stepper.step("poll, floor, raw floor", units, |_| {
         let (cold, extra) = sample(&poller.call("poll"));
         scale.poll_cold = cold;
@@ -374,10 +388,23 @@ fn run_scale(total: u64, options: &Options, with_node: bool) -> Scale {
                 .steady_readlinks
                 .max(extra.get(2).copied().unwrap_or(0));
             scale.unattributed = extra.get(3).copied().unwrap_or(0);
+            if let Some(other) = &mut other_poller {
+                scale.poll_other.push(sample(&other.call("poll")).0);
+            }
         }
         scale.poll_rss_kib = peak_rss(&mut poller);
+        if let Some(other) = &mut other_poller {
+            scale.poll_other_rss_kib = peak_rss(other);
+        }
         scale.floor_rss_kib = peak_rss(&mut floor);
     });
+    if options.quick {
+        scale.low = stepper.low;
+        scale.high = stepper.high;
+        scale.refreshed = stepper.refreshed;
+        scale.drifts = stepper.drifts;
+        return scale;
+    }
     stepper.step("listen-only sample", 2, |_| {
         for _ in 0..20 {
             scale.listen.push(sample(&floor.call("listen")).0);
@@ -429,8 +456,20 @@ fn run_scale(total: u64, options: &Options, with_node: bool) -> Scale {
     scale.refreshed = stepper.refreshed;
     scale.drifts = stepper.drifts;
     scale.failed_connects = load.failed_connects();
-    drop((floor, poller, attrib));
+    drop((floor, poller, attrib, other_poller));
     scale
+}
+
+/// `SOCKDIAG_BENCH_OTHER_POLLER=PATH`: the bench binary of another build, whose poller
+/// runs beside ours on the same load, poll for poll (an A/B within one run). Its cold
+/// poll is taken at once, so that its steady polls interleave with ours.
+fn other_build_poller() -> Option<Proc> {
+    let path = std::env::var_os("SOCKDIAG_BENCH_OTHER_POLLER")?;
+    let mut other = Proc::spawn_program(std::path::Path::new(&path), "poller", &[]);
+    let line = other.read_line();
+    assert_eq!(line, "ready", "other build's poller said {line:?}");
+    other.call("poll");
+    Some(other)
 }
 
 fn sample_pair((wall, cpu): (Duration, Duration)) -> Sample {

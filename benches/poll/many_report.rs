@@ -54,12 +54,16 @@ pub fn tables(namespaces: &[NsScenario], pods: Option<&NsScenario>) -> String {
         "other namespaces on the host, sampled too (their sockets)",
         &|s| format!("{} ({})", s.foreign_namespaces, s.foreign_sockets),
     );
-    row(&mut table, "build; TIME_WAIT re-made before measuring", &|s| {
-        format!(
-            "{:.1} s; {:.1} s ({} failed connects)",
-            s.build_seconds, s.refresh_seconds, s.failed_connects
-        )
-    });
+    row(
+        &mut table,
+        "build; TIME_WAIT re-made before measuring",
+        &|s| {
+            format!(
+                "{:.1} s; {:.1} s ({} failed connects)",
+                s.build_seconds, s.refresh_seconds, s.failed_connects
+            )
+        },
+    );
     row(
         &mut table,
         "floor of one bench namespace: min / median / max",
@@ -79,9 +83,11 @@ pub fn tables(namespaces: &[NsScenario], pods: Option<&NsScenario>) -> String {
         "summed floors, every sampled namespace (one after the other)",
         &|s| wall_cpu(median(&s.floor_sum)),
     );
-    row(&mut table, "**exporter poll**, `Scope::All` (steady)", &|s| {
-        format!("**{}**", wall_cpu(median(&s.poll)))
-    });
+    row(
+        &mut table,
+        "**exporter poll**, `Scope::All` (steady)",
+        &|s| format!("**{}**", wall_cpu(median(&s.poll))),
+    );
     row(&mut table, "exporter poll, first (full /proc scan)", &|s| {
         format!("{} ({} readlinks)", wall_cpu(s.poll_cold), s.cold_readlinks)
     });

@@ -19,8 +19,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sockdiag_exporter::config::Config;
-use sockdiag_exporter::metrics;
 use sockdiag_exporter::fold::listen::{self, ListenSample};
+use sockdiag_exporter::metrics;
 use sockdiag_exporter::poll::{Collector, Peaks, PollerConfig, Scope, Targets};
 use sockdiag_exporter::source::inet_diag::{Family, SockDiag, StateFilter};
 use sockdiag_exporter::source::proc_fd::ProcIndex;
@@ -434,7 +434,10 @@ fn series_words(snapshot: sockdiag_exporter::snapshot::Snapshot) -> String {
     let mut families: BTreeMap<&str, u64> = BTreeMap::new();
     let mut netns: BTreeMap<&str, u64> = BTreeMap::new();
     let mut total = 0;
-    for line in body.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
+    for line in body
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
         total += 1;
         let name_end = line.find(['{', ' ']).unwrap_or(line.len());
         *families.entry(&line[..name_end]).or_default() += 1;

@@ -67,6 +67,9 @@ pub struct Scale {
     pub steady_readlinks: u64,
     pub unattributed: u64,
     pub poll_rss_kib: u64,
+    /// The poller of another build (`SOCKDIAG_BENCH_OTHER_POLLER`), interleaved with ours.
+    pub poll_other: Vec<Sample>,
+    pub poll_other_rss_kib: u64,
     /// VmHWM of the process that runs the floors (the binary, SockDiag, its buffer).
     pub floor_rss_kib: u64,
     /// VmHWM of the process that runs attribution alone (binary, SockDiag, ProcIndex).
@@ -398,6 +401,27 @@ pub fn render(
     row(&mut table, "poll ÷ kernel floor", &|s| {
         x(ratio(median(&s.poll).wall, median(&s.raw).wall))
     });
+    if scales.iter().any(|s| !s.poll_other.is_empty()) {
+        row(
+            &mut table,
+            "A/B: poll of the other build, interleaved (its peak RSS)",
+            &|s| {
+                format!(
+                    "{} ({})",
+                    wall_cpu(median(&s.poll_other)),
+                    mib(s.poll_other_rss_kib)
+                )
+            },
+        );
+        row(
+            &mut table,
+            "A/B: this build's poll ÷ the other's, wall / CPU",
+            &|s| {
+                let (a, b) = (median(&s.poll), median(&s.poll_other));
+                format!("{} / {}", x(ratio(a.wall, b.wall)), x(ratio(a.cpu, b.cpu)))
+            },
+        );
+    }
     row(&mut table, "`ss -tan -H` (max RSS)", &|s| {
         format!("{} ({})", wall_cpu(median(&s.ss)), mib(s.ss_rss_kib))
     });

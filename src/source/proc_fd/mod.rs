@@ -60,24 +60,11 @@ pub struct ScanReport {
     pub unresolved: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Slot {
-    Socket(u32),
-    Other,
-}
-
-#[derive(Debug)]
-struct FdEntry {
-    slot: Slot,
-    /// Scan generation that last saw this fd number in the directory.
-    listed: u32,
-}
-
 #[derive(Debug)]
 struct Process {
     start_time: u64,
     name: NameId,
-    fds: FxHashMap<u32, FdEntry>,
+    fds: FdSlots,
 }
 
 #[derive(Debug)]
@@ -105,6 +92,8 @@ pub struct ProcIndex {
     poll: u32,
     scan: u32,
     link: Vec<u8>,
+    /// The fd numbers one process's directory listed (scratch space of a scan).
+    listed: Bitset,
 }
 
 impl ProcIndex {
@@ -120,6 +109,7 @@ impl ProcIndex {
             poll: 0,
             scan: 0,
             link: vec![0; 64],
+            listed: Bitset::default(),
         }
     }
 
@@ -169,7 +159,7 @@ impl ProcIndex {
             let alive = seen == 0 || seen == poll;
             if !alive {
                 if let Some(process) = processes.get_mut(&owner.pid) {
-                    process.fds.remove(&owner.fd);
+                    process.fds.clear(owner.fd);
                 }
             }
             alive
@@ -259,9 +249,11 @@ pub fn default_root() -> &'static Path {
 
 mod read;
 mod scan;
+mod slots;
 
 pub use read::{parse_socket_link, parse_start_time, parse_stat_comm};
 use read::{parse_u32, read_comm, read_start_time, read_stat};
+use slots::{Bitset, FdSlots};
 
 #[cfg(test)]
 mod tests;
