@@ -67,15 +67,6 @@ struct Process {
     fds: FdSlots,
 }
 
-#[derive(Debug)]
-struct Owner {
-    pid: u32,
-    fd: u32,
-    /// Poll generation that last saw the inode in a dump; 0 = never (a socket of another
-    /// namespace, or one created after the dump).
-    seen: AtomicU32,
-}
-
 /// The inode -> owner cache. Scans and sweeps take `&mut self` and run between the
 /// dumps; lookups take `&self`, so the dumps of several network namespaces can ask at
 /// once. A lookup marks the inode alive with a relaxed atomic store: the sweep that reads
@@ -84,7 +75,7 @@ struct Owner {
 pub struct ProcIndex {
     root: PathBuf,
     processes: FxHashMap<u32, Process>,
-    owners: FxHashMap<u32, Owner>,
+    owners: OwnerMap,
     names: Vec<Arc<str>>,
     name_ids: FxHashMap<Arc<str>, NameId>,
     /// Dumped inodes a full pass could not find, by the poll generation that last saw them.
@@ -102,7 +93,7 @@ impl ProcIndex {
         ProcIndex {
             root: root.into(),
             processes: FxHashMap::default(),
-            owners: FxHashMap::default(),
+            owners: OwnerMap::default(),
             names: Vec::new(),
             name_ids: FxHashMap::default(),
             unresolvable: FxHashMap::default(),
@@ -128,7 +119,7 @@ impl ProcIndex {
     /// that a full pass already failed to find returns `None` without asking for a scan
     /// (see [`ProcIndex::is_unresolvable`]).
     pub fn lookup(&self, inode: u32) -> Option<NameId> {
-        let owner = self.owners.get(&inode)?;
+        let owner = self.owners.get(inode)?;
         owner.seen.store(self.poll, Ordering::Relaxed);
         let process = self.processes.get(&owner.pid)?;
         Some(process.name)
@@ -164,6 +155,7 @@ impl ProcIndex {
             }
             alive
         });
+        self.owners.merge();
         self.unresolvable.retain(|_, seen| *seen.get_mut() == poll);
     }
 
@@ -181,7 +173,7 @@ impl ProcIndex {
         }
         let poll = self.poll;
         for inode in missing {
-            if let Some(owner) = self.owners.get_mut(inode) {
+            if let Some(owner) = self.owners.get_mut(*inode) {
                 *owner.seen.get_mut() = poll;
             }
         }
@@ -203,7 +195,7 @@ impl ProcIndex {
         missing
             .iter()
             .copied()
-            .filter(|inode| !self.owners.contains_key(inode))
+            .filter(|&inode| !self.owners.contains(inode))
             .collect::<FxHashSet<u32>>()
             .into_iter()
             .collect()
@@ -211,7 +203,7 @@ impl ProcIndex {
 
     fn claim(&mut self, inode: u32, pid: u32, fd: u32) {
         self.unresolvable.remove(&inode);
-        match self.owners.get_mut(&inode) {
+        match self.owners.get_mut(inode) {
             Some(owner) if owner.pid < pid && self.processes.contains_key(&owner.pid) => {}
             Some(owner) => {
                 owner.pid = pid;
@@ -247,12 +239,14 @@ pub fn default_root() -> &'static Path {
     Path::new("/proc")
 }
 
+mod owners;
 mod read;
 mod scan;
 mod slots;
 
 pub use read::{parse_socket_link, parse_start_time, parse_stat_comm};
 use read::{parse_u32, read_comm, read_start_time, read_stat};
+use owners::{Owner, OwnerMap};
 use slots::{Bitset, FdSlots};
 
 #[cfg(test)]

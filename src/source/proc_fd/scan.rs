@@ -51,6 +51,7 @@ impl ProcIndex {
                 }
             }
         }
+        self.owners.merge();
         Ok(forgotten)
     }
 
@@ -94,14 +95,15 @@ impl ProcIndex {
         for pid in pids {
             self.scan_process(&proc, pid, full, report);
         }
+        self.owners.merge();
         Ok(())
     }
 
     pub(super) fn forget_process(&mut self, pid: u32) {
         if let Some(process) = self.processes.remove(&pid) {
             for (_, inode) in process.fds.sockets() {
-                if self.owners.get(&inode).is_some_and(|o| o.pid == pid) {
-                    self.owners.remove(&inode);
+                if self.owners.get(inode).is_some_and(|o| o.pid == pid) {
+                    self.owners.remove(inode);
                 }
             }
         }
@@ -170,7 +172,7 @@ impl ProcIndex {
                     // A cached socket whose owner was dropped (the lower-pid holder
                     // exited) is claimed again from the cache, without a readlink.
                     if let Some(inode) = cached {
-                        if !self.owners.contains_key(&inode) {
+                        if !self.owners.contains(inode) {
                             self.claim(inode, pid, fd);
                         }
                     }
@@ -188,10 +190,10 @@ impl ProcIndex {
                 if Some(old) != slot
                     && self
                         .owners
-                        .get(&old)
+                        .get(old)
                         .is_some_and(|o| o.pid == pid && o.fd == fd)
                 {
-                    self.owners.remove(&old);
+                    self.owners.remove(old);
                 }
             }
             if let Some(inode) = slot {
@@ -204,10 +206,10 @@ impl ProcIndex {
         for (fd, inode) in process.fds.keep_listed(&self.listed) {
             if self
                 .owners
-                .get(&inode)
+                .get(inode)
                 .is_some_and(|o| o.pid == pid && o.fd == fd)
             {
-                self.owners.remove(&inode);
+                self.owners.remove(inode);
             }
         }
         if found_socket {
