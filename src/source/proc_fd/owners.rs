@@ -26,6 +26,8 @@ const TOMBSTONE: u32 = 0;
 pub(super) struct OwnerMap {
     /// Sorted by inode, one entry per inode.
     sorted: Vec<(u32, Owner)>,
+    /// Where to search `sorted`, rebuilt by every merge.
+    directory: Directory,
     /// Owners inserted since the last merge (none of them in `sorted`, live).
     recent: FxHashMap<u32, Owner>,
     /// Tombstones in `sorted`.
@@ -33,8 +35,16 @@ pub(super) struct OwnerMap {
 }
 
 impl OwnerMap {
+    /// The index of `inode` in `sorted`, live or tombstone.
+    fn find(&self, inode: u32) -> Option<usize> {
+        let (start, end) = self.directory.range(inode, self.sorted.len());
+        let part = self.sorted.get(start..end)?;
+        let i = part.binary_search_by_key(&inode, |(k, _)| *k).ok()?;
+        Some(start + i)
+    }
+
     fn position(&self, inode: u32) -> Option<usize> {
-        let i = self.sorted.binary_search_by_key(&inode, |(k, _)| *k).ok()?;
+        let i = self.find(inode)?;
         (self.sorted[i].1.pid != TOMBSTONE).then_some(i)
     }
 
@@ -58,7 +68,7 @@ impl OwnerMap {
 
     /// Inserts or replaces the owner of `inode`.
     pub(super) fn insert(&mut self, inode: u32, owner: Owner) {
-        if let Ok(i) = self.sorted.binary_search_by_key(&inode, |(k, _)| *k) {
+        if let Some(i) = self.find(inode) {
             if self.sorted[i].1.pid == TOMBSTONE {
                 self.dead -= 1;
             }
@@ -109,9 +119,13 @@ impl OwnerMap {
             self.sorted.retain(|(_, owner)| owner.pid != TOMBSTONE);
             self.dead = 0;
         }
-        if self.recent.is_empty() {
-            return;
+        if !self.recent.is_empty() {
+            self.merge_recent();
         }
+        self.directory = Directory::build(&self.sorted);
+    }
+
+    fn merge_recent(&mut self) {
         let mut recent: Vec<(u32, Owner)> = self.recent.drain().collect();
         self.recent.shrink_to(4096);
         recent.sort_unstable_by_key(|(inode, _)| *inode);
@@ -128,6 +142,64 @@ impl OwnerMap {
             }
             k -= 1;
             self.sorted[k] = next;
+        }
+    }
+}
+
+/// A directory over the sorted inodes: the inode range cut into equal spans, one per
+/// about four owners, and where each span starts in the vector. Inodes are spread fairly
+/// evenly, so a lookup reads one directory word and binary-searches a few neighbouring
+/// entries, instead of some 18 steps across the whole vector (a cache miss each at 300k
+/// owners: the search was a sixth of a poll at 1.1M sockets).
+#[derive(Debug, Default)]
+struct Directory {
+    first: u32,
+    shift: u32,
+    /// `starts[b]` is the first index whose inode is in span `b` or later.
+    starts: Vec<u32>,
+}
+
+impl Directory {
+    fn build(sorted: &[(u32, Owner)]) -> Directory {
+        let (Some(&(first, _)), Some(&(last, _))) = (sorted.first(), sorted.last()) else {
+            return Directory::default();
+        };
+        let spans = (sorted.len() / 4).max(1).next_power_of_two() as u64;
+        let width = u64::from(last - first) + 1;
+        let mut shift = 0;
+        while width >> shift > spans {
+            shift += 1;
+        }
+        let count = (u64::from(last - first) >> shift) as usize + 1;
+        let mut starts = Vec::with_capacity(count + 1);
+        let mut at = 0usize;
+        for span in 0..count as u64 {
+            while at < sorted.len() && (u64::from(sorted[at].0 - first) >> shift) < span {
+                at += 1;
+            }
+            starts.push(at as u32);
+        }
+        starts.push(sorted.len() as u32);
+        Directory {
+            first,
+            shift,
+            starts,
+        }
+    }
+
+    /// The part of the vector (of length `len`) where `inode` can be.
+    fn range(&self, inode: u32, len: usize) -> (usize, usize) {
+        if self.starts.is_empty() {
+            // Not built yet (inserts since the last merge): the whole vector.
+            return (0, len);
+        }
+        let Some(offset) = inode.checked_sub(self.first) else {
+            return (0, 0);
+        };
+        let span = (offset >> self.shift) as usize;
+        match (self.starts.get(span), self.starts.get(span + 1)) {
+            (Some(&start), Some(&end)) => (start as usize, (end as usize).min(len)),
+            _ => (0, 0),
         }
     }
 }
@@ -199,6 +271,11 @@ mod tests {
         assert!(map.recent.len() <= 4096, "merged along the way");
         map.merge();
         assert!(map.sorted.windows(2).all(|w| w[0].0 < w[1].0));
-        assert!(inodes.iter().all(|&inode| pid(&map, inode) == Some(inode)));
+        let present: std::collections::HashSet<u32> = inodes.iter().copied().collect();
+        for inode in 0..=20_100 {
+            let expected = present.contains(&inode).then_some(inode);
+            assert_eq!(pid(&map, inode), expected, "inode {inode}");
+        }
+        assert_eq!(pid(&map, u32::MAX), None);
     }
 }
