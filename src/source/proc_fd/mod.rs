@@ -244,9 +244,9 @@ mod read;
 mod scan;
 mod slots;
 
+use owners::{Owner, OwnerMap};
 pub use read::{parse_socket_link, parse_start_time, parse_stat_comm};
 use read::{parse_u32, read_comm, read_start_time, read_stat};
-use owners::{Owner, OwnerMap};
 use slots::{Bitset, FdSlots};
 
 #[cfg(test)]
