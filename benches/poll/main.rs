@@ -169,6 +169,7 @@ fn main() {
             "floor" => measure::floor_role(&args),
             "attrib" => measure::attrib_role(&args),
             "nsload" => many::nsload_role(&args),
+            "nsclient" => many::nsclient_role(&args),
             "nsfloor" => many::nsfloor_role(&args),
             other => panic!("unknown role {other}"),
         }

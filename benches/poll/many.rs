@@ -356,19 +356,44 @@ pub fn nsload_role(args: &[String]) {
     ];
     let _metrics = load::listen(SocketAddr::new(v4, METRICS_PORT), false);
     let tw_listener = [load::listen(SocketAddr::new(v4, TW_PORT), false)];
-    let mut held: Vec<TcpStream> = Vec::new();
-    for i in 0..established + close_wait {
-        let listener = &service[usize::from(i % 4 == 3)];
-        let address = listener.local_addr().expect("address");
-        let client = TcpStream::connect(address).expect("connect");
-        let (server, _) = listener.accept().expect("accept");
-        if i >= established {
-            // FIN_WAIT2 here, CLOSE_WAIT at the acceptor, both held.
-            client.shutdown(Shutdown::Write).expect("shutdown");
-        }
-        held.push(client);
-        held.push(server);
-    }
+    // The client ends live in a second process in this namespace (role `nsclient`,
+    // started by this one, dying with it): 50k sockets in a namespace are more fds than
+    // the hard limit of one process here (20,000), which we may not raise.
+    let pairs = established + close_wait;
+    let mut client = std::process::Command::new(std::env::current_exe().expect("own path"))
+        .env(load::ROLE_ENV, "nsclient")
+        .args([
+            format!("{}-client", args[0]),
+            established.to_string(),
+            close_wait.to_string(),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start nsclient");
+    // Connection i goes over IPv6 when i % 4 == 3.
+    let v6 = pairs / 4;
+    let held: Vec<TcpStream> = std::thread::scope(|scope| {
+        let accepting: Vec<_> = [(&service[0], pairs - v6), (&service[1], v6)]
+            .into_iter()
+            .map(|(listener, n)| {
+                scope.spawn(move || {
+                    (0..n)
+                        .map(|_| listener.accept().expect("accept").0)
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        accepting
+            .into_iter()
+            .flat_map(|h| h.join().expect("accept thread"))
+            .collect()
+    });
+    let mut answer = String::new();
+    std::io::BufReader::new(client.stdout.as_mut().expect("client stdout"))
+        .read_line(&mut answer)
+        .expect("read nsclient");
+    assert_eq!(answer.trim(), "done", "nsclient said {answer:?}");
     let tuple = |c: u64| -> (SocketAddr, usize) {
         let host = c / TW_SPORTS + 1;
         let source = Ipv4Addr::new(127, 1, (host >> 8) as u8, host as u8);
@@ -387,6 +412,32 @@ pub fn nsload_role(args: &[String]) {
             other => panic!("nsload: unknown command {other:?}"),
         }
     }
+    drop(held);
+    let _ = client.kill();
+    let _ = client.wait();
+}
+
+/// Role `nsclient NAME EST_PAIRS CW_PAIRS`, started by `nsload` in its namespace:
+/// connects to the service ports (a quarter over IPv6), half-closes the last CW_PAIRS
+/// (FIN_WAIT2 here, CLOSE_WAIT at the acceptor), says `done` and holds them.
+pub fn nsclient_role(args: &[String]) {
+    child_setup(&args[0]);
+    let count = |i: usize| -> u64 { args[i].parse().expect("count") };
+    let (established, close_wait) = (count(1), count(2));
+    let v4 = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), SERVICE_PORT);
+    let v6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), SERVICE_PORT);
+    let mut held = Vec::new();
+    for i in 0..established + close_wait {
+        let address = if i % 4 == 3 { v6 } else { v4 };
+        let stream = TcpStream::connect(address).expect("connect");
+        if i >= established {
+            stream.shutdown(Shutdown::Write).expect("shutdown");
+        }
+        held.push(stream);
+    }
+    println!("done");
+    // Until nsload ends (stdin closes) or kills us.
+    for _ in std::io::stdin().lock().lines() {}
     drop(held);
 }
 
