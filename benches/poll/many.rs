@@ -138,6 +138,8 @@ pub fn parse_layouts(text: &str, count: impl Fn(&str) -> u64) -> Vec<(usize, u64
 /// The namespace loads of one scenario.
 struct NsLoads {
     procs: Vec<Proc>,
+    /// Pids of the `nsclient` processes the loads started (they also die with them).
+    clients: Vec<i32>,
     inodes: Vec<u64>,
     failed: u64,
 }
@@ -170,12 +172,15 @@ impl NsLoads {
             .map(|p| netns_inode(&p.pid().to_string()))
             .collect();
         let mut failed = 0;
+        let mut clients = Vec::with_capacity(procs.len());
         for proc in &mut procs {
             let words = proc.expect_done("build");
             failed += words.get(1).and_then(|w| w.parse().ok()).unwrap_or(0u64);
+            clients.extend(words.get(2).and_then(|w| w.parse::<i32>().ok()));
         }
         NsLoads {
             procs,
+            clients,
             inodes,
             failed,
         }
@@ -190,6 +195,18 @@ impl NsLoads {
         for proc in &mut self.procs {
             let words = proc.expect_done("tw");
             self.failed += words.get(1).and_then(|w| w.parse().ok()).unwrap_or(0u64);
+        }
+    }
+}
+
+impl Drop for NsLoads {
+    /// Stops every client process by its pid, then (dropping `procs`) every load.
+    fn drop(&mut self) {
+        for &pid in &self.clients {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
     }
 }
@@ -332,7 +349,7 @@ fn series(words: &[String], inodes: &[u64]) -> Series {
 /// Role `nsload NAME EST_PAIRS CW_PAIRS TIME_WAIT`: unshares a network namespace, says
 /// `unshared`, builds the load in it (listeners on 127.0.0.1 and ::1; a quarter of the
 /// pairs over IPv6; TIME_WAIT from explicit 127.1.x.y:port sources), says `done MADE
-/// FAILED`; then `tw` re-makes every TIME_WAIT 4-tuple.
+/// FAILED CLIENT_PID`; then `tw` re-makes every TIME_WAIT 4-tuple.
 pub fn nsload_role(args: &[String]) {
     child_setup(&args[0]);
     let count = |i: usize| -> u64 { args[i].parse().expect("count") };
@@ -401,7 +418,7 @@ pub fn nsload_role(args: &[String]) {
         (SocketAddr::new(IpAddr::V4(source), port), 0)
     };
     let (made, failed) = load::make_time_wait(&tw_listener, &tuple, 0, time_wait);
-    println!("done {made} {failed}");
+    println!("done {made} {failed} {}", client.id());
     for line in std::io::stdin().lock().lines() {
         let line = line.expect("stdin");
         match line.trim() {

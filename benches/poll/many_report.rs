@@ -6,7 +6,9 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::many::NsScenario;
-use crate::report::{count_label, median, mib, ratio, t, verdict, wall_cpu, x, Check, Table};
+use crate::report::{
+    count_label, median, mib, ratio, t, verdict, wall_cpu, x, Check, Table, POLL_RSS_ROW,
+};
 
 /// Series of a node that holds only the bench's namespaces: every series but those of
 /// other namespaces that exist on this shared machine, the host's kept.
@@ -110,11 +112,9 @@ pub fn tables(namespaces: &[NsScenario], pods: Option<&NsScenario>) -> String {
             )
         },
     );
-    row(
-        &mut table,
-        "**poll peak RSS** (VmHWM of a process that only polls)",
-        &|s| format!("**{}**", mib(s.poll_rss_kib)),
-    );
+    row(&mut table, POLL_RSS_ROW, &|s| {
+        format!("**{}**", mib(s.poll_rss_kib))
+    });
     row(
         &mut table,
         "series per scrape (bytes): all / without other namespaces",
