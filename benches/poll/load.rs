@@ -139,7 +139,20 @@ pub struct Proc {
 impl Proc {
     /// Starts this binary in `role` with `args` and waits for `ready`.
     pub fn start(role: &str, args: &[String]) -> Proc {
-        let mut child = Command::new(std::env::current_exe().expect("own path"))
+        let mut proc = Proc::spawn(role, args);
+        let line = proc.read_line();
+        assert_eq!(line, "ready", "{role} {args:?} said {line:?}");
+        proc
+    }
+
+    /// Starts this binary in `role` with `args`; the caller reads its first lines.
+    pub fn spawn(role: &str, args: &[String]) -> Proc {
+        Proc::spawn_program(&std::env::current_exe().expect("own path"), role, args)
+    }
+
+    /// Starts `program` (this bench, or another build of it) in `role` with `args`.
+    pub fn spawn_program(program: &std::path::Path, role: &str, args: &[String]) -> Proc {
+        let mut child = Command::new(program)
             .env(ROLE_ENV, role)
             .args(args)
             .stdin(Stdio::piped())
@@ -149,14 +162,11 @@ impl Proc {
             .unwrap_or_else(|e| panic!("spawn {role}: {e}"));
         let stdin = child.stdin.take().expect("stdin");
         let stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut proc = Proc {
+        Proc {
             child,
             stdin,
             stdout,
-        };
-        let line = proc.read_line();
-        assert_eq!(line, "ready", "{role} {args:?} said {line:?}");
-        proc
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -488,7 +498,7 @@ pub fn child_setup(name: &str) {
     );
 }
 
-fn listen(address: SocketAddr, nonblocking: bool) -> TcpListener {
+pub fn listen(address: SocketAddr, nonblocking: bool) -> TcpListener {
     let socket = Socket::new(Domain::for_address(address), Type::STREAM, None).expect("socket");
     socket.set_reuse_address(true).expect("SO_REUSEADDR");
     if address.is_ipv6() {
@@ -502,7 +512,7 @@ fn listen(address: SocketAddr, nonblocking: bool) -> TcpListener {
     socket.into()
 }
 
-fn loopback(family: &str) -> IpAddr {
+pub fn loopback(family: &str) -> IpAddr {
     match family {
         "4" => IpAddr::V4(Ipv4Addr::LOCALHOST),
         "6" => IpAddr::V6(Ipv6Addr::LOCALHOST),
@@ -596,35 +606,47 @@ pub fn twgen(args: &[String]) {
         };
         let from: u64 = from.parse().expect("from");
         let to: u64 = to.parse().expect("to");
-        let (mut made, mut failed) = (0u64, 0u64);
-        let mut c = from;
-        while c < to {
-            let end = (c + 128).min(to);
-            let mut clients = Vec::with_capacity(128);
-            for n in c..end {
-                let (source, listener) = tuple(n);
-                let socket =
-                    Socket::new(Domain::for_address(source), Type::STREAM, None).expect("socket");
-                socket.set_reuse_address(true).expect("SO_REUSEADDR");
-                let destination = listeners[listener].local_addr().expect("address");
-                match socket
-                    .bind(&source.into())
-                    .and_then(|()| socket.connect(&destination.into()))
-                {
-                    Ok(()) => clients.push((socket, listener)),
-                    Err(_) => failed += 1,
-                }
-            }
-            let mut servers = Vec::with_capacity(clients.len());
-            for (_, listener) in &clients {
-                servers.push(listeners[*listener].accept().expect("accept").0);
-            }
-            // The client closes first, so the client end is the one left in TIME_WAIT.
-            made += clients.len() as u64;
-            drop(clients);
-            drop(servers);
-            c = end;
-        }
+        let (made, failed) = make_time_wait(&listeners, &tuple, from, to);
         println!("done {made} {failed}");
     }
+}
+
+/// Makes (or re-makes) the TIME_WAIT 4-tuples [from, to): `tuple` gives each one's source
+/// and the index of its listener in `listeners`. Returns (made, failed connects).
+pub fn make_time_wait(
+    listeners: &[TcpListener],
+    tuple: &dyn Fn(u64) -> (SocketAddr, usize),
+    from: u64,
+    to: u64,
+) -> (u64, u64) {
+    let (mut made, mut failed) = (0u64, 0u64);
+    let mut c = from;
+    while c < to {
+        let end = (c + 128).min(to);
+        let mut clients = Vec::with_capacity(128);
+        for n in c..end {
+            let (source, listener) = tuple(n);
+            let socket =
+                Socket::new(Domain::for_address(source), Type::STREAM, None).expect("socket");
+            socket.set_reuse_address(true).expect("SO_REUSEADDR");
+            let destination = listeners[listener].local_addr().expect("address");
+            match socket
+                .bind(&source.into())
+                .and_then(|()| socket.connect(&destination.into()))
+            {
+                Ok(()) => clients.push((socket, listener)),
+                Err(_) => failed += 1,
+            }
+        }
+        let mut servers = Vec::with_capacity(clients.len());
+        for (_, listener) in &clients {
+            servers.push(listeners[*listener].accept().expect("accept").0);
+        }
+        // The client closes first, so the client end is the one left in TIME_WAIT.
+        made += clients.len() as u64;
+        drop(clients);
+        drop(servers);
+        c = end;
+    }
+    (made, failed)
 }

@@ -8,6 +8,8 @@
 
 mod http;
 mod load;
+mod many;
+mod many_report;
 mod measure;
 mod netns;
 mod report;
@@ -35,6 +37,13 @@ pub struct Options {
     /// Seconds to keep each load up (TIME_WAIT refreshed) before measuring it, for
     /// profiling from outside: `nsenter --net=/proc/PID/ns/net ...`.
     pub hold: u64,
+    /// Many-namespace layouts: (namespaces, sockets in each).
+    pub namespaces: Vec<(usize, u64)>,
+    /// Namespaces of the "node with N pods" series count; 0 skips it.
+    pub pods: usize,
+    /// Only the polls, floors and the namespace scenarios (no ss, node_exporter,
+    /// attribution alone or scrape test): for A/B runs.
+    pub quick: bool,
 }
 
 impl Options {
@@ -47,7 +56,12 @@ impl Options {
             scrape_seconds: 10,
             report: None,
             hold: 0,
+            namespaces: vec![(200, 2_000), (20, 50_000)],
+            pods: 200,
+            quick: false,
         };
+        let mut explicit_namespaces = None;
+        let mut explicit_pods = None;
         let mut explicit_scales = None;
         let mut explicit_attribution = None;
         let mut args = std::env::args().skip(1);
@@ -64,7 +78,16 @@ impl Options {
             };
             match name.as_str() {
                 "--smoke" => options.smoke = true,
-                "--scales" => explicit_scales = Some(value().split(',').map(parse_count).collect()),
+                "--quick" => options.quick = true,
+                "--scales" => {
+                    explicit_scales = Some(
+                        value()
+                            .split(',')
+                            .map(parse_count)
+                            .filter(|&n| n > 0)
+                            .collect(),
+                    )
+                }
                 "--attribution" => explicit_attribution = Some(parse_count(&value())),
                 "--reps" => options.reps = value().parse().unwrap_or_else(|_| usage("--reps")),
                 "--scrape-seconds" => {
@@ -73,6 +96,10 @@ impl Options {
                         .unwrap_or_else(|_| usage("--scrape-seconds"))
                 }
                 "--report" => options.report = Some(value()),
+                "--namespaces" => {
+                    explicit_namespaces = Some(many::parse_layouts(&value(), parse_count))
+                }
+                "--pods" => explicit_pods = Some(parse_count(&value()) as usize),
                 "--hold" => options.hold = value().parse().unwrap_or_else(|_| usage("--hold")),
                 // cargo bench passes --bench; libtest-style filters are ignored.
                 "--bench" => {}
@@ -86,6 +113,14 @@ impl Options {
             options.attribution = 10_000;
             options.reps = options.reps.min(3);
             options.scrape_seconds = 2;
+            options.namespaces = vec![(4, 500)];
+            options.pods = 10;
+        }
+        if let Some(namespaces) = explicit_namespaces {
+            options.namespaces = namespaces;
+        }
+        if let Some(pods) = explicit_pods {
+            options.pods = pods;
         }
         if let Some(scales) = explicit_scales {
             options.scales = scales;
@@ -104,7 +139,8 @@ fn usage(problem: &str) -> ! {
     }
     eprintln!(
         "usage: poll [--smoke] [--scales 10k,100k,1.1M] [--attribution 100k|0] [--reps N] \
-         [--scrape-seconds N] [--report docs/benchmarks.md] [--hold SECONDS]"
+         [--scrape-seconds N] [--report docs/benchmarks.md] [--hold SECONDS] \
+         [--namespaces 200x2k,20x50k|0] [--pods 200|0] [--quick]"
     );
     std::process::exit(2);
 }
@@ -132,6 +168,9 @@ fn main() {
             "poller" => measure::poller_role(&args),
             "floor" => measure::floor_role(&args),
             "attrib" => measure::attrib_role(&args),
+            "nsload" => many::nsload_role(&args),
+            "nsclient" => many::nsclient_role(&args),
+            "nsfloor" => many::nsfloor_role(&args),
             other => panic!("unknown role {other}"),
         }
         return;
@@ -171,7 +210,37 @@ fn main() {
             run_attribution(total, &opts)
         })
     });
-    let text = report::render(&options, &scales, attribution.as_ref(), started.elapsed());
+    let mut namespaces = Vec::new();
+    for &(count, sockets) in &options.namespaces {
+        let name = format!("{count} × {}", report::count_label(sockets));
+        eprintln!("== {name} sockets in namespaces");
+        namespaces.push(many::run(
+            &name,
+            count,
+            many::NsMix::in_namespace(sockets),
+            &options,
+        ));
+    }
+    let pods = (options.pods > 0).then(|| {
+        eprintln!("== a node with {} pods", options.pods);
+        many::run(
+            &format!("{} pods", options.pods),
+            options.pods,
+            many::NsMix::pod(),
+            &Options {
+                reps: 1,
+                ..options.clone()
+            },
+        )
+    });
+    let text = report::render(
+        &options,
+        &scales,
+        attribution.as_ref(),
+        &namespaces,
+        pods.as_ref(),
+        started.elapsed(),
+    );
     println!("{text}");
     if let Some(path) = &options.report {
         report::write(path, &text);
@@ -287,6 +356,7 @@ fn run_scale(total: u64, options: &Options, with_node: bool) -> Scale {
     let mut floor = Proc::start("floor", &[]);
     let mut poller = Proc::start("poller", &[]);
     let mut attrib = Proc::start("attrib", &[]);
+    let mut other_poller = other_build_poller();
     let mut stepper = Stepper {
         load: &mut load,
         sd,
@@ -304,7 +374,7 @@ fn run_scale(total: u64, options: &Options, with_node: bool) -> Scale {
     };
 
     // The poll and the floors, interleaved so that drifts hit them alike.
-    let units = 6 * reps as u32 + 20;
+    let units = 8 * reps as u32 + 20;
     stepper.step("poll, floor, raw floor", units, |_| {
         let (cold, extra) = sample(&poller.call("poll"));
         scale.poll_cold = cold;
@@ -319,10 +389,23 @@ fn run_scale(total: u64, options: &Options, with_node: bool) -> Scale {
                 .steady_readlinks
                 .max(extra.get(2).copied().unwrap_or(0));
             scale.unattributed = extra.get(3).copied().unwrap_or(0);
+            if let Some(other) = &mut other_poller {
+                scale.poll_other.push(sample(&other.call("poll")).0);
+            }
         }
         scale.poll_rss_kib = peak_rss(&mut poller);
+        if let Some(other) = &mut other_poller {
+            scale.poll_other_rss_kib = peak_rss(other);
+        }
         scale.floor_rss_kib = peak_rss(&mut floor);
     });
+    if options.quick {
+        scale.low = stepper.low;
+        scale.high = stepper.high;
+        scale.refreshed = stepper.refreshed;
+        scale.drifts = stepper.drifts;
+        return scale;
+    }
     stepper.step("listen-only sample", 2, |_| {
         for _ in 0..20 {
             scale.listen.push(sample(&floor.call("listen")).0);
@@ -374,8 +457,20 @@ fn run_scale(total: u64, options: &Options, with_node: bool) -> Scale {
     scale.refreshed = stepper.refreshed;
     scale.drifts = stepper.drifts;
     scale.failed_connects = load.failed_connects();
-    drop((floor, poller, attrib));
+    drop((floor, poller, attrib, other_poller));
     scale
+}
+
+/// `SOCKDIAG_BENCH_OTHER_POLLER=PATH`: the bench binary of another build, whose poller
+/// runs beside ours on the same load, poll for poll (an A/B within one run). Its cold
+/// poll is taken at once, so that its steady polls interleave with ours.
+fn other_build_poller() -> Option<Proc> {
+    let path = std::env::var_os("SOCKDIAG_BENCH_OTHER_POLLER")?;
+    let mut other = Proc::spawn_program(std::path::Path::new(&path), "poller", &[]);
+    let line = other.read_line();
+    assert_eq!(line, "ready", "other build's poller said {line:?}");
+    other.call("poll");
+    Some(other)
 }
 
 fn sample_pair((wall, cpu): (Duration, Duration)) -> Sample {

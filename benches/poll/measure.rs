@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use sockdiag_exporter::config::Config;
 use sockdiag_exporter::fold::listen::{self, ListenSample};
+use sockdiag_exporter::metrics;
 use sockdiag_exporter::poll::{Collector, Peaks, PollerConfig, Scope, Targets};
 use sockdiag_exporter::source::inet_diag::{Family, StateFilter};
 use sockdiag_exporter::source::proc_fd::ProcIndex;
@@ -87,7 +88,7 @@ pub fn poller_config(proc_root: &str) -> PollerConfig {
 }
 
 /// Times `f` in wall and process CPU time; prints `done WALL_NS CPU_NS EXTRA...`.
-fn timed(f: impl FnOnce() -> String) {
+pub fn timed(f: impl FnOnce() -> String) {
     let cpu = cpu_self();
     let started = Instant::now();
     let extra = f();
@@ -96,7 +97,7 @@ fn timed(f: impl FnOnce() -> String) {
     println!("done {} {} {extra}", wall.as_nanos(), cpu.as_nanos());
 }
 
-fn commands(mut handle: impl FnMut(&str)) {
+pub fn commands(mut handle: impl FnMut(&str)) {
     println!("ready");
     for line in std::io::stdin().lock().lines() {
         let line = line.expect("stdin");
@@ -110,19 +111,25 @@ fn commands(mut handle: impl FnMut(&str)) {
     }
 }
 
-/// Role `poller`: `poll` runs one `Collector::poll()`.
-pub fn poller_role(_args: &[String]) {
+/// Role `poller [all]`: `poll` runs one `Collector::poll()` (every namespace with `all`,
+/// with the binary's defaults for concurrency and the namespace cap); `series` encodes
+/// the last snapshot as a scrape would and counts its series.
+pub fn poller_role(args: &[String]) {
     child_setup("bench-poller");
-    let mut collector = Collector::new(
-        &poller_config("/proc"),
-        Peaks::default(),
-        Targets::default(),
-    );
+    let mut config = poller_config("/proc");
+    if args.first().map(String::as_str) == Some("all") {
+        let defaults = Config::default();
+        config.scope = Scope::All;
+        config.netns_concurrency = defaults.netns.concurrency;
+        config.max_namespaces = defaults.netns.max_namespaces;
+    }
+    let mut collector = Collector::new(&config, Peaks::default(), Targets::default());
+    let mut last = None;
     commands(|command| match command {
         "poll" => timed(|| {
             let (snapshot, notes) = collector.poll().expect("poll");
-            format!(
-                "{} {} {} {}",
+            let figures = format!(
+                "{} {} {} {} {}",
                 snapshot.sockets_scanned,
                 notes.scan.scans,
                 notes.scan.readlinks,
@@ -130,9 +137,16 @@ pub fn poller_role(_args: &[String]) {
                     .namespaces
                     .iter()
                     .map(|ns| ns.tcp.breakdown.unattributed)
-                    .sum::<u64>()
-            )
+                    .sum::<u64>(),
+                notes.namespaces
+            );
+            last = Some(snapshot);
+            figures
         }),
+        "series" => {
+            let snapshot = last.take().expect("series before any poll");
+            println!("done {}", series_words(snapshot));
+        }
         other => panic!("poller: unknown command {other:?}"),
     });
 }
@@ -401,4 +415,45 @@ impl Drop for NodeExporter {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A scrape of `snapshot` (OpenMetrics, as Prometheus asks): `TOTAL BYTES`, then
+/// `f:FAMILY:N` per metric family and `n:NETNS:N` per `netns` label value (empty for
+/// series without one).
+fn series_words(snapshot: sockdiag_exporter::snapshot::Snapshot) -> String {
+    use std::collections::BTreeMap;
+    let (publish, receiver) = sockdiag_exporter::poll::channel();
+    publish.send_replace(std::sync::Arc::new(
+        sockdiag_exporter::snapshot::Published {
+            latest: Some(std::sync::Arc::new(snapshot)),
+            ..Default::default()
+        },
+    ));
+    let mut registry = prometheus_client::registry::Registry::default();
+    metrics::SnapshotCollector::register(&mut registry, receiver);
+    let body = metrics::encode(&registry, metrics::Format::OpenMetrics).expect("encode");
+    let mut families: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut netns: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut total = 0;
+    for line in body
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        total += 1;
+        let name_end = line.find(['{', ' ']).unwrap_or(line.len());
+        *families.entry(&line[..name_end]).or_default() += 1;
+        let label = line
+            .split_once("netns=\"")
+            .and_then(|(_, rest)| rest.split_once('"'))
+            .map_or("", |(value, _)| value);
+        *netns.entry(label).or_default() += 1;
+    }
+    let mut words = format!("{total} {}", body.len());
+    for (name, n) in families {
+        words.push_str(&format!(" f:{name}:{n}"));
+    }
+    for (label, n) in netns {
+        words.push_str(&format!(" n:{label}:{n}"));
+    }
+    words
 }

@@ -17,7 +17,11 @@
 
 use std::io;
 use std::num::ParseIntError;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
 
 /// Where [`read`] looks by default.
 pub const DEFAULT_ROOT: &str = "/proc/sys/net";
@@ -156,14 +160,26 @@ pub enum Error {
 }
 
 /// Reads every sysctl under `root` (normally [`DEFAULT_ROOT`]).
+///
+/// The `ipv4` and `core` directories are opened once and each file is opened relative
+/// to them: a name lookup under /proc/sys compares the name with the entries of every
+/// network namespace on the host (proc_sys_compare), so a full path per file cost a
+/// namespace-count-long scan per path component, every poll, in every namespace.
 pub fn read(root: &Path) -> Result<NetSysctls, Error> {
+    let dirs = [Dir::open(root, "ipv4"), Dir::open(root, "core")];
+    // `rel` is `DIR/NAME` with DIR one of `dirs`.
+    let text_at = |rel: &str| -> Result<Option<String>, Error> {
+        let (dir, name) = rel.split_once('/').unwrap_or(("", rel));
+        match dirs.iter().find(|d| d.name == dir) {
+            Some(dir) => dir.read(name),
+            None => Dir::open(root, dir).read(name),
+        }
+    };
     let u64_at = |rel: &str| -> Result<Option<u64>, Error> {
-        let path = root.join(rel);
-        read_optional(&path)?
-            .map(|text| parse_u64(&path, &text))
+        text_at(rel)?
+            .map(|text| parse_u64(&root.join(rel), &text))
             .transpose()
     };
-    let port_range_path = root.join(IP_LOCAL_PORT_RANGE);
     Ok(NetSysctls {
         tcp_fin_timeout: u64_at(TCP_FIN_TIMEOUT)?,
         tcp_keepalive_time: u64_at(TCP_KEEPALIVE_TIME)?,
@@ -173,21 +189,69 @@ pub fn read(root: &Path) -> Result<NetSysctls, Error> {
         tcp_max_tw_buckets: u64_at(TCP_MAX_TW_BUCKETS)?,
         somaxconn: u64_at(SOMAXCONN)?,
         tcp_max_syn_backlog: u64_at(TCP_MAX_SYN_BACKLOG)?,
-        ip_local_port_range: read_optional(&port_range_path)?
-            .map(|text| parse_port_range(&port_range_path, &text))
+        ip_local_port_range: text_at(IP_LOCAL_PORT_RANGE)?
+            .map(|text| parse_port_range(&root.join(IP_LOCAL_PORT_RANGE), &text))
             .transpose()?,
     })
 }
 
-/// The file's text, `None` if it does not exist.
-fn read_optional(path: &Path) -> Result<Option<String>, Error> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(Some(text)),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(error) => Err(Error::Read {
-            path: path.to_path_buf(),
+/// A directory of sysctl files: `None` when it does not exist; a failure to open it is
+/// reported by the first read, with that file's path.
+struct Dir {
+    name: String,
+    path: PathBuf,
+    fd: Result<Option<OwnedFd>, Errno>,
+}
+
+impl Dir {
+    fn open(root: &Path, name: &str) -> Dir {
+        let path = root.join(name);
+        let fd = match rustix::fs::open(
+            &path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => Ok(Some(fd)),
+            Err(Errno::NOENT) => Ok(None),
+            Err(errno) => Err(errno),
+        };
+        Dir {
+            name: name.to_string(),
+            path,
+            fd,
+        }
+    }
+
+    /// The text of file `name`, `None` if it (or the directory) does not exist.
+    fn read(&self, name: &str) -> Result<Option<String>, Error> {
+        let error = |error: io::Error| Error::Read {
+            path: self.path.join(name),
             error,
-        }),
+        };
+        let dir = match &self.fd {
+            Ok(Some(dir)) => dir,
+            Ok(None) => return Ok(None),
+            Err(errno) => return Err(error((*errno).into())),
+        };
+        let file =
+            match rustix::fs::openat(dir, name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) {
+                Ok(file) => file,
+                Err(Errno::NOENT) => return Ok(None),
+                Err(errno) => return Err(error(errno.into())),
+            };
+        let mut bytes = Vec::with_capacity(64);
+        let mut buf = [0u8; 256];
+        loop {
+            match rustix::io::read(&file, &mut buf) {
+                Ok(0) => break,
+                Ok(n) => bytes.extend_from_slice(&buf[..n]),
+                Err(Errno::INTR) => continue,
+                Err(errno) => return Err(error(errno.into())),
+            }
+        }
+        String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|utf8| error(io::Error::new(io::ErrorKind::InvalidData, utf8)))
     }
 }
 

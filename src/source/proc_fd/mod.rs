@@ -60,33 +60,11 @@ pub struct ScanReport {
     pub unresolved: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Slot {
-    Socket(u32),
-    Other,
-}
-
-#[derive(Debug)]
-struct FdEntry {
-    slot: Slot,
-    /// Scan generation that last saw this fd number in the directory.
-    listed: u32,
-}
-
 #[derive(Debug)]
 struct Process {
     start_time: u64,
     name: NameId,
-    fds: FxHashMap<u32, FdEntry>,
-}
-
-#[derive(Debug)]
-struct Owner {
-    pid: u32,
-    fd: u32,
-    /// Poll generation that last saw the inode in a dump; 0 = never (a socket of another
-    /// namespace, or one created after the dump).
-    seen: AtomicU32,
+    fds: FdSlots,
 }
 
 /// The inode -> owner cache. Scans and sweeps take `&mut self` and run between the
@@ -97,7 +75,7 @@ struct Owner {
 pub struct ProcIndex {
     root: PathBuf,
     processes: FxHashMap<u32, Process>,
-    owners: FxHashMap<u32, Owner>,
+    owners: OwnerMap,
     names: Vec<Arc<str>>,
     name_ids: FxHashMap<Arc<str>, NameId>,
     /// Dumped inodes a full pass could not find, by the poll generation that last saw them.
@@ -105,6 +83,8 @@ pub struct ProcIndex {
     poll: u32,
     scan: u32,
     link: Vec<u8>,
+    /// The fd numbers one process's directory listed (scratch space of a scan).
+    listed: Bitset,
 }
 
 impl ProcIndex {
@@ -113,13 +93,14 @@ impl ProcIndex {
         ProcIndex {
             root: root.into(),
             processes: FxHashMap::default(),
-            owners: FxHashMap::default(),
+            owners: OwnerMap::default(),
             names: Vec::new(),
             name_ids: FxHashMap::default(),
             unresolvable: FxHashMap::default(),
             poll: 0,
             scan: 0,
             link: vec![0; 64],
+            listed: Bitset::default(),
         }
     }
 
@@ -138,7 +119,7 @@ impl ProcIndex {
     /// that a full pass already failed to find returns `None` without asking for a scan
     /// (see [`ProcIndex::is_unresolvable`]).
     pub fn lookup(&self, inode: u32) -> Option<NameId> {
-        let owner = self.owners.get(&inode)?;
+        let owner = self.owners.get(inode)?;
         owner.seen.store(self.poll, Ordering::Relaxed);
         let process = self.processes.get(&owner.pid)?;
         Some(process.name)
@@ -169,11 +150,12 @@ impl ProcIndex {
             let alive = seen == 0 || seen == poll;
             if !alive {
                 if let Some(process) = processes.get_mut(&owner.pid) {
-                    process.fds.remove(&owner.fd);
+                    process.fds.clear(owner.fd);
                 }
             }
             alive
         });
+        self.owners.merge();
         self.unresolvable.retain(|_, seen| *seen.get_mut() == poll);
     }
 
@@ -191,7 +173,7 @@ impl ProcIndex {
         }
         let poll = self.poll;
         for inode in missing {
-            if let Some(owner) = self.owners.get_mut(inode) {
+            if let Some(owner) = self.owners.get_mut(*inode) {
                 *owner.seen.get_mut() = poll;
             }
         }
@@ -213,7 +195,7 @@ impl ProcIndex {
         missing
             .iter()
             .copied()
-            .filter(|inode| !self.owners.contains_key(inode))
+            .filter(|&inode| !self.owners.contains(inode))
             .collect::<FxHashSet<u32>>()
             .into_iter()
             .collect()
@@ -221,7 +203,7 @@ impl ProcIndex {
 
     fn claim(&mut self, inode: u32, pid: u32, fd: u32) {
         self.unresolvable.remove(&inode);
-        match self.owners.get_mut(&inode) {
+        match self.owners.get_mut(inode) {
             Some(owner) if owner.pid < pid && self.processes.contains_key(&owner.pid) => {}
             Some(owner) => {
                 owner.pid = pid;
@@ -257,11 +239,15 @@ pub fn default_root() -> &'static Path {
     Path::new("/proc")
 }
 
+mod owners;
 mod read;
 mod scan;
+mod slots;
 
+use owners::{Owner, OwnerMap};
 pub use read::{parse_socket_link, parse_start_time, parse_stat_comm};
 use read::{parse_u32, read_comm, read_start_time, read_stat};
+use slots::{Bitset, FdSlots};
 
 #[cfg(test)]
 mod tests;

@@ -51,6 +51,7 @@ impl ProcIndex {
                 }
             }
         }
+        self.owners.merge();
         Ok(forgotten)
     }
 
@@ -94,16 +95,15 @@ impl ProcIndex {
         for pid in pids {
             self.scan_process(&proc, pid, full, report);
         }
+        self.owners.merge();
         Ok(())
     }
 
     pub(super) fn forget_process(&mut self, pid: u32) {
         if let Some(process) = self.processes.remove(&pid) {
-            for entry in process.fds.values() {
-                if let Slot::Socket(inode) = entry.slot {
-                    if self.owners.get(&inode).is_some_and(|o| o.pid == pid) {
-                        self.owners.remove(&inode);
-                    }
+            for (_, inode) in process.fds.sockets() {
+                if self.owners.get(inode).is_some_and(|o| o.pid == pid) {
+                    self.owners.remove(inode);
                 }
             }
         }
@@ -151,28 +151,28 @@ impl ProcIndex {
                 Process {
                     start_time,
                     name,
-                    fds: FxHashMap::default(),
+                    fds: FdSlots::default(),
                 },
             );
         }
         let Ok(entries) = Dir::read_from(&fd_dir) else {
             return;
         };
-        let scan = self.scan;
         let mut found_socket = false;
+        self.listed.clear();
         for entry in entries {
             let Ok(entry) = entry else { break };
             let Some(fd) = parse_u32(entry.file_name()) else {
                 continue;
             };
+            self.listed.insert(fd);
             let process = self.processes.get_mut(&pid).expect("inserted above");
-            if let Some(cached) = process.fds.get_mut(&fd) {
-                cached.listed = scan;
+            if let Some(cached) = process.fds.get(fd) {
                 if !full {
                     // A cached socket whose owner was dropped (the lower-pid holder
                     // exited) is claimed again from the cache, without a readlink.
-                    if let Slot::Socket(inode) = cached.slot {
-                        if !self.owners.contains_key(&inode) {
+                    if let Some(inode) = cached {
+                        if !self.owners.contains(inode) {
                             self.claim(inode, pid, fd);
                         }
                     }
@@ -185,49 +185,31 @@ impl ProcIndex {
             else {
                 continue; // closed between readdir and readlink
             };
-            let slot = match parse_socket_link(&self.link[..len]) {
-                Some(inode) => Slot::Socket(inode),
-                None => Slot::Other,
-            };
-            let previous = process.fds.insert(fd, FdEntry { slot, listed: scan });
-            if let Some(FdEntry {
-                slot: Slot::Socket(old),
-                ..
-            }) = previous
-            {
-                if Slot::Socket(old) != slot
+            let slot = parse_socket_link(&self.link[..len]);
+            if let Some(Some(old)) = process.fds.set(fd, slot) {
+                if Some(old) != slot
                     && self
                         .owners
-                        .get(&old)
+                        .get(old)
                         .is_some_and(|o| o.pid == pid && o.fd == fd)
                 {
-                    self.owners.remove(&old);
+                    self.owners.remove(old);
                 }
             }
-            if let Slot::Socket(inode) = slot {
+            if let Some(inode) = slot {
                 found_socket = true;
                 self.claim(inode, pid, fd);
             }
         }
         let process = self.processes.get_mut(&pid).expect("inserted above");
         // Closed fds: drop their slots (and the owners they gave).
-        let mut closed = Vec::new();
-        process.fds.retain(|fd, entry| {
-            let open = entry.listed == scan;
-            if !open {
-                if let Slot::Socket(inode) = entry.slot {
-                    closed.push((inode, *fd));
-                }
-            }
-            open
-        });
-        for (inode, fd) in closed {
+        for (fd, inode) in process.fds.keep_listed(&self.listed) {
             if self
                 .owners
-                .get(&inode)
+                .get(inode)
                 .is_some_and(|o| o.pid == pid && o.fd == fd)
             {
-                self.owners.remove(&inode);
+                self.owners.remove(inode);
             }
         }
         if found_socket {
