@@ -350,8 +350,11 @@ kill -0 "$(pid_of leaker)" 2>/dev/null || fail "the leaker exited: the alert mus
 echo "e2e: resolved $RESOLVED_AFTER s after the leaker closed its sockets (the leaker is still running)"
 
 bad=0
-python3 tests/e2e/notifications.py only --file "$TMP/notifications.jsonl" --receiver pager --alertname $ALERT || bad=1
-python3 tests/e2e/notifications.py never --file "$TMP/notifications.jsonl" --receiver ticket --alertname $ALERT || bad=1
+# Only the scenario's namespaces: the exporter sees every namespace on the machine.
+python3 tests/e2e/notifications.py only --file "$TMP/notifications.jsonl" --receiver pager --alertname $ALERT \
+  --netns "$NS|$APP_NS" || bad=1
+python3 tests/e2e/notifications.py never --file "$TMP/notifications.jsonl" --receiver ticket --alertname $ALERT \
+  --netns "$NS|$APP_NS" || bad=1
 [ $bad -eq 0 ] || fail "unexpected notifications (see above)"
 
 # ---- every dashboard query, at the time of the page ---------------------------------------------

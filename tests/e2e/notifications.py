@@ -8,13 +8,16 @@
            and those labels (--labels-from: exactly the label set saved by an earlier --save).
            Prints it; --save writes its labels as JSON. Exit 1 with everything received on
            timeout.
-  only     --file F --receiver R --alertname A   every alert delivered to R is named A
-  never    --file F --receiver R --alertname A   no alert named A was delivered to R
+  only     --file F --receiver R --alertname A [--netns RE]   every alert delivered to R is named A
+  never    --file F --receiver R --alertname A [--netns RE]   no alert named A was delivered to R
+           --netns: only alerts whose netns label fully matches RE, or that have none, count
+           (the exporter sees every namespace on the machine; others' alerts are listed)
   summary  --file F                              one line per notification
 Standard library only.
 """
 import argparse
 import json
+import re
 import sys
 import time
 
@@ -93,8 +96,21 @@ def cmd_wait(args):
         time.sleep(0.2)
 
 
+def in_scope(args, alert):
+    netns = alert.get("labels", {}).get("netns")
+    return args.netns is None or not netns or re.fullmatch(args.netns, netns) is not None
+
+
+def scoped(args):
+    alerts = list(delivered(load(args.file), args.receiver))
+    for r, a in alerts:
+        if not in_scope(args, a):
+            print(f"ignored, outside the scenario's namespaces: {describe(r)}")
+    return [(r, a) for r, a in alerts if in_scope(args, a)]
+
+
 def cmd_only(args):
-    bad = [(r, a) for r, a in delivered(load(args.file), args.receiver)
+    bad = [(r, a) for r, a in scoped(args)
            if a.get("labels", {}).get("alertname") != args.alertname]
     for r, _ in bad:
         print(f"FAIL unexpected alert at receiver {args.receiver}: {describe(r)}")
@@ -104,7 +120,7 @@ def cmd_only(args):
 
 
 def cmd_never(args):
-    bad = [(r, a) for r, a in delivered(load(args.file), args.receiver)
+    bad = [(r, a) for r, a in scoped(args)
            if a.get("labels", {}).get("alertname") == args.alertname]
     for r, _ in bad:
         print(f"FAIL {args.alertname} must not reach receiver {args.receiver}: {describe(r)}")
@@ -138,6 +154,7 @@ def main():
         s = sub.add_parser(name)
         s.add_argument("--receiver", required=True)
         s.add_argument("--alertname", required=True)
+        s.add_argument("--netns", metavar="RE")
     s = sub.add_parser("summary")
     s.add_argument("--since", type=float, help="print times relative to this unix time")
     for s in sub.choices.values():
