@@ -297,6 +297,11 @@ fn growth(now: u64, then: u64, window: Duration) -> Growth {
     }
 }
 
+/// Queue length over backlog; a backlog of 0 (possible with listen(fd, 0)) counts as 1.
+fn fill(length: u64, limit: u64) -> f64 {
+    length as f64 / limit.max(1) as f64
+}
+
 /// "1 socket", "2 sockets".
 fn count(n: u64, noun: &str) -> String {
     format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
@@ -437,7 +442,7 @@ fn listeners(ns: &NetnsFigures, filter: &Filter) -> Vec<ListenerRow> {
             process: l.process.to_string(),
             length: l.length,
             limit: l.limit,
-            fill: l.length as f64 / l.limit.max(1) as f64,
+            fill: fill(l.length, l.limit),
             peak: l.peak,
             unaccepted_close_wait: unaccepted(l.port, TcpState::CloseWait),
             unaccepted_established: unaccepted(l.port, TcpState::Established),
@@ -460,7 +465,7 @@ fn unix_listeners(ns: &NetnsFigures, filter: &Filter) -> Vec<UnixListenerRow> {
             process: l.process.to_string(),
             length: l.length,
             limit: l.limit,
-            fill: l.length as f64 / l.limit.max(1) as f64,
+            fill: fill(l.length, l.limit),
             peak: l.peak,
         })
         .collect()
