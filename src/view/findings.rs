@@ -1,13 +1,14 @@
 //! What looks wrong, in plain words, from a summary's rows and the thresholds.
 //!
 //! The kinds follow the incidents of shared/INCIDENTS.md: a CLOSE_WAIT leak growing or
-//! stale (1, 3, 6), an accept queue full or holding never-accepted CLOSE_WAIT (5),
-//! ephemeral ports toward one destination near the range (2), TIME_WAIT churn on a port
-//! (4). Ordered as a person should read them: growing leaks first, fastest first.
+//! stale (1, 3, 6), an accept queue full or holding never-accepted CLOSE_WAIT (5), a UNIX
+//! listener's queue full (php-fpm behind nginx), ephemeral ports toward one destination
+//! near the range (2), TIME_WAIT churn on a port (4). Ordered as a person should read
+//! them: growing leaks first, fastest first.
 
 use serde::Serialize;
 
-use super::summary::{process_text, Summary};
+use super::summary::{path_text, process_text, Summary};
 
 /// When a row becomes a finding. The defaults match the shipped alerts where one exists
 /// (grafana/rules/sockdiag-alerts.yml).
@@ -41,6 +42,7 @@ impl Default for Thresholds {
 pub enum FindingKind {
     CloseWaitGrowing,
     ListenQueueFull,
+    UnixListenQueueFull,
     UnacceptedCloseWait,
     CloseWaitStale,
     EphemeralPorts,
@@ -76,6 +78,15 @@ pub fn age_text(seconds: f64) -> String {
         format!("{:.0} min", seconds / 60.0)
     } else {
         format!("{:.1} h", seconds / 3600.0)
+    }
+}
+
+/// The kernel lets a queue hold one more than its backlog: beyond it, it is full.
+fn queue_word(length: u64, limit: u64) -> &'static str {
+    if length > limit {
+        "full"
+    } else {
+        "filling"
     }
 }
 
@@ -159,11 +170,7 @@ pub fn find(summary: &Summary, thresholds: &Thresholds) -> Vec<Finding> {
                 &row.netns,
                 format!(
                     "accept queue {}: {at}, {} waiting of {}{unaccepted}{}",
-                    if row.length > row.limit {
-                        "full"
-                    } else {
-                        "filling"
-                    },
+                    queue_word(row.length, row.limit),
                     row.length,
                     row.limit,
                     place(&row.netns)
@@ -176,6 +183,24 @@ pub fn find(summary: &Summary, thresholds: &Thresholds) -> Vec<Finding> {
                 &row.netns,
                 format!(
                     "clients gave up waiting: {at}{unaccepted}{}",
+                    place(&row.netns)
+                ),
+            );
+        }
+    }
+    for row in &summary.unix_listeners {
+        if row.fill >= thresholds.listen_fill {
+            push(
+                FindingKind::UnixListenQueueFull,
+                row.fill,
+                &row.netns,
+                format!(
+                    "UNIX accept queue {}: {} {}, {} waiting of {}{}",
+                    queue_word(row.length, row.limit),
+                    process_text(&row.process),
+                    path_text(&row.path),
+                    row.length,
+                    row.limit,
                     place(&row.netns)
                 ),
             );

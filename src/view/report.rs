@@ -53,7 +53,8 @@ pub struct ReportArgs {
     /// Only these states (`close_wait`, `time_wait`, ...; repeatable or comma-separated).
     #[arg(long, value_name = "STATE", value_delimiter = ',', value_parser = state)]
     pub state: Vec<TcpState>,
-    /// Only these ports (repeatable or comma-separated).
+    /// Only these ports (repeatable or comma-separated); UNIX listeners, having none, are
+    /// left out.
     #[arg(long, value_name = "PORT", value_delimiter = ',')]
     pub port: Vec<u16>,
     /// Only these processes (the `process` label, i.e. comm; repeatable or comma-separated).
@@ -65,7 +66,7 @@ pub struct ReportArgs {
     /// Finding: TIME_WAIT on one port growing faster than this many sockets per second.
     #[arg(long, value_name = "RATE", default_value_t = Thresholds::default().time_wait_growth, value_parser = non_negative)]
     pub time_wait_growth: f64,
-    /// Finding: an accept queue at least this full (queue / limit).
+    /// Finding: an accept queue, TCP or UNIX, at least this full (queue / limit).
     #[arg(long, value_name = "RATIO", default_value_t = Thresholds::default().listen_fill, value_parser = non_negative)]
     pub listen_fill: f64,
     /// Finding: ephemeral ports toward one destination at least this share of the range.

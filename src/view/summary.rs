@@ -29,6 +29,7 @@ pub struct Filter {
     pub netns: Vec<String>,
     pub states: Vec<TcpState>,
     /// Port numbers: the port label of ports, listeners, and destinations' remote port.
+    /// UNIX listeners have none: any port drops them.
     pub ports: Vec<u16>,
     /// `process` label values.
     pub processes: Vec<String>,
@@ -70,6 +71,7 @@ pub struct Summary {
     pub states: Vec<NetnsStates>,
     pub close_wait: Vec<CloseWaitRow>,
     pub listeners: Vec<ListenerRow>,
+    pub unix_listeners: Vec<UnixListenerRow>,
     pub time_wait: Vec<TimeWaitRow>,
     pub ephemeral: Vec<EphemeralRow>,
     pub peers: Vec<PeerRow>,
@@ -141,6 +143,22 @@ pub struct ListenerRow {
     /// Sockets of this port still in an accept queue, by state (per port, every address).
     pub unaccepted_close_wait: u64,
     pub unaccepted_established: u64,
+}
+
+/// A UNIX stream listener (php-fpm, gunicorn): the `sockdiag_unix_listen_queue_*` series.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnixListenerRow {
+    pub netns: String,
+    /// The `path` label: `@name` for an abstract name, `""` unnamed, `other` folded.
+    pub path: String,
+    pub process: String,
+    /// Connections waiting to be accepted (`ss -xl` Recv-Q).
+    pub length: u64,
+    /// The backlog (`ss -xl` Send-Q); a full queue shows `limit + 1`.
+    pub limit: u64,
+    /// length / limit (a limit of 0 counts as 1).
+    pub fill: f64,
+    pub peak: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -238,6 +256,7 @@ impl Summary {
             states: states(latest, filter),
             close_wait: Vec::new(),
             listeners: Vec::new(),
+            unix_listeners: Vec::new(),
             time_wait: Vec::new(),
             ephemeral: Vec::new(),
             peers: Vec::new(),
@@ -249,6 +268,7 @@ impl Summary {
             }
             if filter.state(TcpState::Listen) {
                 summary.listeners.extend(listeners(ns, filter));
+                summary.unix_listeners.extend(unix_listeners(ns, filter));
             }
             if filter.state(TcpState::TimeWait) {
                 summary.time_wait.extend(time_wait(ns, base, filter));
@@ -275,6 +295,11 @@ fn growth(now: u64, then: u64, window: Duration) -> Growth {
         sockets,
         per_second: sockets as f64 / window.as_secs_f64(),
     }
+}
+
+/// Queue length over backlog; a backlog of 0 (possible with listen(fd, 0)) counts as 1.
+fn fill(length: u64, limit: u64) -> f64 {
+    length as f64 / limit.max(1) as f64
 }
 
 /// "1 socket", "2 sockets".
@@ -417,10 +442,31 @@ fn listeners(ns: &NetnsFigures, filter: &Filter) -> Vec<ListenerRow> {
             process: l.process.to_string(),
             length: l.length,
             limit: l.limit,
-            fill: l.length as f64 / l.limit.max(1) as f64,
+            fill: fill(l.length, l.limit),
             peak: l.peak,
             unaccepted_close_wait: unaccepted(l.port, TcpState::CloseWait),
             unaccepted_established: unaccepted(l.port, TcpState::Established),
+        })
+        .collect()
+}
+
+/// UNIX listeners have no port: a `--port` filter asks about ports, so it drops them all.
+fn unix_listeners(ns: &NetnsFigures, filter: &Filter) -> Vec<UnixListenerRow> {
+    if !filter.ports.is_empty() {
+        return Vec::new();
+    }
+    ns.unix
+        .listeners
+        .iter()
+        .filter(|l| filter.process(&l.process))
+        .map(|l| UnixListenerRow {
+            netns: ns.netns.to_string(),
+            path: l.path.to_string(),
+            process: l.process.to_string(),
+            length: l.length,
+            limit: l.limit,
+            fill: fill(l.length, l.limit),
+            peak: l.peak,
         })
         .collect()
 }
@@ -530,6 +576,12 @@ fn sort(summary: &mut Summary) {
             .then(b.length.cmp(&a.length))
             .then_with(|| (&a.netns, a.port, &a.address).cmp(&(&b.netns, b.port, &b.address)))
     });
+    summary.unix_listeners.sort_by(|a, b| {
+        b.fill
+            .total_cmp(&a.fill)
+            .then(b.length.cmp(&a.length))
+            .then_with(|| (&a.netns, &a.path, &a.process).cmp(&(&b.netns, &b.path, &b.process)))
+    });
     summary.time_wait.sort_by(|a, b| {
         rate(b.growth)
             .total_cmp(&rate(a.growth))
@@ -556,5 +608,14 @@ pub fn process_text(process: &str) -> &str {
         "-"
     } else {
         process
+    }
+}
+
+/// The path label as people read it: `-` for an unnamed listener.
+pub fn path_text(path: &str) -> &str {
+    if path.is_empty() {
+        "-"
+    } else {
+        path
     }
 }

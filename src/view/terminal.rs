@@ -6,7 +6,7 @@
 use crossterm::style::Stylize;
 
 use super::findings::{age_text, rate_text};
-use super::summary::{process_text, Growth, Summary};
+use super::summary::{path_text, process_text, Growth, Summary};
 use super::table::{fit, number, text, word, Column, Table};
 use crate::source::inet_diag::TcpState;
 
@@ -210,6 +210,37 @@ pub fn tables(summary: &Summary, style: Style) -> Vec<String> {
         );
     }
     out.extend(listeners.render(style.width, style.max_rows, style.colour));
+    out.push(String::new());
+
+    let mut unix_listeners = Table::new(
+        "UNIX listeners by accept queue fill (queue: waiting to be accepted, of limit)",
+        netns(vec![
+            text("process"),
+            text("path"),
+            number("queue"),
+            number("limit"),
+            number("fill"),
+            number("peak"),
+        ]),
+        "no UNIX stream listener",
+    );
+    for row in &summary.unix_listeners {
+        unix_listeners.row(
+            with_netns(
+                &row.netns,
+                vec![
+                    process_text(&row.process).to_string(),
+                    path_text(&row.path).to_string(),
+                    row.length.to_string(),
+                    row.limit.to_string(),
+                    percent(row.fill),
+                    row.peak.to_string(),
+                ],
+            ),
+            row.length > row.limit,
+        );
+    }
+    out.extend(unix_listeners.render(style.width, style.max_rows, style.colour));
     out.push(String::new());
 
     let mut time_wait = Table::new(

@@ -35,9 +35,26 @@ fn port(
     }
 }
 
+fn unix_listener(
+    path: &str,
+    process: &str,
+    length: u64,
+    limit: u64,
+    peak: u64,
+) -> UnixListenerSeries {
+    UnixListenerSeries {
+        path: Arc::from(path),
+        process: Arc::from(process),
+        length,
+        limit,
+        peak,
+    }
+}
+
 /// One namespace `host` at `at` seconds: php-fpm holding `leak` inbound CLOSE_WAIT on
 /// 9000, a full listener on 8081 with 5 never-accepted CLOSE_WAIT, `tw` TIME_WAIT on
-/// inbound 6601, 22,000 ephemeral ports toward 10.0.0.5:3306.
+/// inbound 6601, 22,000 ephemeral ports toward 10.0.0.5:3306; UNIX listeners: a calm
+/// app.sock, php-fpm's socket full (65 of 64) and an unnamed one owned by nobody found.
 fn snapshot(at: u64, leak: u64, tw: u64) -> Snapshot {
     let mut states = StateCounts::default();
     for _ in 0..leak + 5 {
@@ -55,7 +72,14 @@ fn snapshot(at: u64, leak: u64, tw: u64) -> Snapshot {
         namespaces: vec![NetnsFigures {
             netns: Arc::from("host"),
             full: true,
-            unix: Default::default(),
+            unix: UnixFigures {
+                listeners: vec![
+                    unix_listener("", "unknown", 0, 16, 0),
+                    unix_listener("/run/app.sock", "gunicorn", 3, 128, 10),
+                    unix_listener("/run/php/fpm.sock", "php-fpm", 65, 64, 65),
+                ],
+                ..Default::default()
+            },
             tcp: TcpFigures {
                 tcp_sockets: states,
                 breakdown: Breakdown {
@@ -144,6 +168,10 @@ fn growth_per_second_between_two_polls_and_findings_in_order() {
                 "accept queue full: cpp-server 127.0.0.1:8081, 5 waiting of 4, 5 never accepted in CLOSE_WAIT"
             ),
             (
+                FindingKind::UnixListenQueueFull,
+                "UNIX accept queue full: php-fpm /run/php/fpm.sock, 65 waiting of 64"
+            ),
+            (
                 FindingKind::EphemeralPorts,
                 "ephemeral ports running out: 10.0.0.5:3306 holds 22000 of 28232 (78%)"
             ),
@@ -202,6 +230,10 @@ fn one_poll_has_no_growth_and_a_calm_one_nothing_wrong() {
         calm.ephemeral.is_empty(),
         "the destination's port is 3306, not 9000"
     );
+    assert!(
+        calm.unix_listeners.is_empty(),
+        "a UNIX listener has no port, so --port leaves it out"
+    );
 }
 
 #[test]
@@ -216,6 +248,7 @@ fn filters_keep_the_rows_that_carry_the_field() {
         &filter,
     );
     assert!(summary.close_wait.is_empty() && summary.listeners.is_empty());
+    assert!(summary.unix_listeners.is_empty(), "listen is not kept");
     assert_eq!(summary.time_wait.len(), 1);
     assert_eq!(
         summary.states[0].states.keys().copied().collect::<Vec<_>>(),
@@ -234,6 +267,7 @@ fn filters_keep_the_rows_that_carry_the_field() {
     );
     assert!(by_process.close_wait.is_empty());
     assert_eq!(by_process.listeners.len(), 1);
+    assert!(by_process.unix_listeners.is_empty());
     let other_netns = build(
         None,
         &snapshot(1000, 10, 0),
@@ -243,6 +277,7 @@ fn filters_keep_the_rows_that_carry_the_field() {
         },
     );
     assert!(other_netns.states.is_empty() && other_netns.listeners.is_empty());
+    assert!(other_netns.unix_listeners.is_empty());
 }
 
 #[test]
@@ -260,6 +295,26 @@ fn json_fields_are_the_documented_schema() {
     assert_eq!(json["close_wait"][0]["oldest_seconds"], 340.0);
     assert_eq!(json["listeners"][0]["unaccepted_close_wait"], 5);
     assert_eq!(json["ephemeral"][0]["range"], 28232);
+    assert_eq!(
+        json["unix_listeners"][0],
+        serde_json::json!({
+            "netns": "host",
+            "path": "/run/php/fpm.sock",
+            "process": "php-fpm",
+            "length": 65,
+            "limit": 64,
+            "fill": 65.0 / 64.0,
+            "peak": 65,
+        })
+    );
+    assert_eq!(
+        json["findings"][2],
+        serde_json::json!({
+            "kind": "unix_listen_queue_full",
+            "netns": "host",
+            "text": "UNIX accept queue full: php-fpm /run/php/fpm.sock, 65 waiting of 64",
+        })
+    );
     assert_eq!(json["states"][0]["states"]["close_wait"], 39);
     assert_eq!(json["poll"]["errors_total"], serde_json::Value::Null);
     let mut keys: Vec<&str> = json
@@ -285,6 +340,7 @@ fn json_fields_are_the_documented_schema() {
             "schema_version",
             "states",
             "time_wait",
+            "unix_listeners",
             "window_seconds"
         ]
     );
@@ -320,10 +376,121 @@ fn terminal_text_fits_100_columns_without_colour() {
         .find(|t| t.starts_with("CLOSE_WAIT: who holds them"))
         .unwrap();
     assert_eq!(
+        text.split("\n\n")
+            .find(|t| t.starts_with("UNIX listeners"))
+            .unwrap(),
+        "UNIX listeners by accept queue fill (queue: waiting to be accepted, of limit)\n\
+         process   path               queue  limit  fill  peak\n\
+         php-fpm   /run/php/fpm.sock     65     64  102%    65\n\
+         gunicorn  /run/app.sock          3    128    2%    10\n\
+         unknown   -                      0     16    0%     0"
+    );
+    assert_eq!(
         close_wait,
         "CLOSE_WAIT: who holds them (fastest growing first)\n\
          process  direction  port  sockets  growth  per s  oldest  stale\n\
          php-fpm  inbound    9000       34     +24  +12/s   340 s      0\n\
          -        inbound    8081        5      +0   +0/s   340 s      0"
+    );
+}
+
+#[test]
+fn unix_listeners_fullest_first_with_the_filters_that_apply() {
+    let summary = build(None, &snapshot(1000, 10, 0), &Filter::default());
+    let rows: Vec<(&str, &str, &str, u64, u64, f64, u64)> = summary
+        .unix_listeners
+        .iter()
+        .map(|r| {
+            (
+                r.netns.as_str(),
+                r.path.as_str(),
+                r.process.as_str(),
+                r.length,
+                r.limit,
+                r.fill,
+                r.peak,
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (
+                "host",
+                "/run/php/fpm.sock",
+                "php-fpm",
+                65,
+                64,
+                65.0 / 64.0,
+                65
+            ),
+            ("host", "/run/app.sock", "gunicorn", 3, 128, 3.0 / 128.0, 10),
+            ("host", "", "unknown", 0, 16, 0.0, 0),
+        ],
+        "the fullest first, whatever the snapshot's path order"
+    );
+
+    let only = |filter: Filter| -> Vec<String> {
+        build(None, &snapshot(1000, 10, 0), &filter)
+            .unix_listeners
+            .into_iter()
+            .map(|r| r.path)
+            .collect()
+    };
+    assert_eq!(
+        only(Filter {
+            processes: vec!["gunicorn".into()],
+            ..Filter::default()
+        }),
+        ["/run/app.sock"]
+    );
+    assert_eq!(
+        only(Filter {
+            states: vec![TcpState::Listen],
+            netns: vec!["host".into()],
+            ..Filter::default()
+        })
+        .len(),
+        3,
+        "listen and the namespace kept"
+    );
+    assert!(only(Filter {
+        ports: vec![8081],
+        ..Filter::default()
+    })
+    .is_empty());
+}
+
+#[test]
+fn unix_finding_follows_the_listen_fill_threshold() {
+    let texts = |listen_fill: f64| -> Vec<String> {
+        Summary::build(
+            None,
+            &snapshot(1000, 10, 0),
+            None,
+            &Filter::default(),
+            &Thresholds {
+                listen_fill,
+                ..Thresholds::default()
+            },
+        )
+        .findings
+        .into_iter()
+        .filter(|f| f.kind == FindingKind::UnixListenQueueFull)
+        .map(|f| f.text)
+        .collect()
+    };
+    assert_eq!(
+        texts(0.9),
+        ["UNIX accept queue full: php-fpm /run/php/fpm.sock, 65 waiting of 64"]
+    );
+    assert!(texts(1.1).is_empty(), "65 of 64 is a fill of 1.016");
+    assert_eq!(
+        texts(0.0),
+        [
+            "UNIX accept queue full: php-fpm /run/php/fpm.sock, 65 waiting of 64",
+            "UNIX accept queue filling: gunicorn /run/app.sock, 3 waiting of 128",
+            "UNIX accept queue filling: unknown -, 0 waiting of 16",
+        ]
     );
 }

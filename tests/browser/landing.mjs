@@ -1,7 +1,8 @@
 // The landing page in headless Chromium against a live exporter (tests/checks/70-landing-page.sh
 // runs it inside the check's network namespace). Asserts that the page names the leaking
-// process and port, updates when the leak grows, loads nothing from elsewhere, logs no
-// JavaScript error and fits a phone's width; keeps desktop and phone screenshots.
+// process and port, updates when the leak grows, shows the full TCP and UNIX listeners,
+// loads nothing from elsewhere, logs no JavaScript error and fits a phone's width; keeps
+// desktop and phone screenshots.
 // Environment: BASE (the exporter's URL), GROW_PID (the leak to grow with SIGUSR1), OUT.
 import { chromium } from "playwright-core";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -56,6 +57,12 @@ try {
   check(headline.startsWith("CLOSE_WAIT growing: leaky-app :8080 inbound, +"), `headline: ${headline}`);
   const listener = await page.textContent("#listeners tbody tr:first-child");
   check(listener.includes("cpp-server") && listener.includes("8081"), `the fullest listener first: ${listener}`);
+  const unix = await page.textContent("#unix-listeners tbody tr:first-child");
+  check(unix.includes("php-fpm") && unix.includes("@sockdiag-page-fpm") && unix.includes("125%"),
+    `the full UNIX listener first: ${unix}`);
+  const findings = await page.textContent("#findings");
+  check(findings.includes("UNIX accept queue full: php-fpm @sockdiag-page-fpm, 5 waiting of 4"),
+    `the UNIX finding: ${findings}`);
   const health = await page.textContent("#health");
   check(health.includes("poll errors: none"), `poll health: ${health}`);
   await page.screenshot({ path: join(out, "landing-page-desktop.png"), fullPage: true });

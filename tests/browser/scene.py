@@ -7,6 +7,8 @@ Run inside the check's private network namespace; every socket is on 127.0.0.1.
   scene.py backlog NAME PORT N    listen with backlog N, never accept; N+1 clients give up
   scene.py churn NAME PORT RATE   accept and close at once (the server closes first, its
                                   end stays in TIME_WAIT), with a client looping at RATE/s
+  scene.py unix NAME @PATH N      a UNIX stream listener on the abstract name PATH with
+                                  backlog N, never accepting; N+1 clients wait in its queue
 Prints "ready" once set up, then runs until killed.
 """
 import signal
@@ -38,9 +40,23 @@ def ready():
 
 
 def main():
-    role, comm, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    role, comm = sys.argv[1], sys.argv[2]
     name(comm)
     held = []
+    if role == "unix":
+        # Abstract, so private to the check's namespace; the kernel admits backlog + 1.
+        address, n = "\0" + sys.argv[3].removeprefix("@"), int(sys.argv[4])
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(address)
+        server.listen(n)
+        for _ in range(n + 1):
+            client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            client.connect(address)
+            held.append(client)
+        ready()
+        while True:
+            time.sleep(60)
+    port = int(sys.argv[3])
     if role == "hold":
         server = listener(port)
 

@@ -52,6 +52,7 @@ start hold leaky-app 8080 || exit 1
 LEAK_PID=${PIDS[-1]}
 start backlog cpp-server 8081 4 || exit 1
 start churn token-api 6601 20 || exit 1
+start unix php-fpm @sockdiag-page-fpm 4 || exit 1
 ip netns exec "$NS" target/debug/sockdiag_exporter --web.listen-address=127.0.0.1:10120 --namespaces=own \
   --poll.interval=3s --log.level=warn 2>"$TMP/exporter.log" &
 PIDS+=($!)

@@ -1,6 +1,7 @@
 //! `sockdiag_exporter report` against the incidents, in a private network namespace: a
 //! CLOSE_WAIT leak growing at a known rate (incident 1), a full backlog holding
-//! never-accepted CLOSE_WAIT (incident 5) and a TIME_WAIT loop (incident 4). The report
+//! never-accepted CLOSE_WAIT (incident 5), a TIME_WAIT loop (incident 4) and a php-fpm
+//! UNIX socket whose backlog is full. The report
 //! runs with `--namespaces=own`, so other tests' namespaces never show; its counts are
 //! compared with `ss` in the same namespace. `--watch` runs under tmux, ended by q,
 //! Ctrl-C and SIGTERM.
@@ -89,6 +90,9 @@ fn row<'a>(rows: &'a Value, field: &str, value: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no row with {field} = {value} in {rows:#}"))
 }
 
+/// php-fpm's listener: abstract, so private to the test's namespace.
+const FPM: &str = "@sockdiag-report-fpm";
+
 /// The block of the text report that starts with `title`.
 fn block<'a>(text: &'a str, title: &str) -> &'a str {
     text.split("\n\n")
@@ -105,6 +109,10 @@ fn report_names_a_growing_leak_a_full_backlog_and_a_time_wait_loop() {
         let _leaky = Actor::start("leaky-app", "accept-and-hold", &["127.0.0.1:8080", "200"]);
         let _cpp = Actor::start("cpp-server", "listen-no-accept", &["127.0.0.1:8081", "4"]);
         let _api = Actor::start("token-api", "accept-and-close", &["127.0.0.1:6601", "5000"]);
+        // A UNIX backlog of 4 admits 5 too; a sixth connect would block.
+        let _fpm = Actor::start("php-fpm", "unix-listen", &[&format!("{FPM}=4")]);
+        let _fpm_clients: Vec<socket2::Socket> =
+            (0..5).map(|_| crate::unix::connect(FPM)).collect();
         for _ in 0..4 {
             connect_and_close(8080);
         }
@@ -115,6 +123,7 @@ fn report_names_a_growing_leak_a_full_backlog_and_a_time_wait_loop() {
         crate::load::wait_for(|| {
             ss_count("close-wait", "( sport = :8080 )") == 4
                 && ss_count("close-wait", "( sport = :8081 )") == 5
+                && crate::unix::ss_queue(FPM) == Some(5)
         });
 
         // The leak: one more CLOSE_WAIT every 200 ms, 5/s. The loop: a token request
@@ -179,6 +188,28 @@ fn report_names_a_growing_leak_a_full_backlog_and_a_time_wait_loop() {
             growing["findings"][1]["text"],
             "accept queue full: cpp-server 127.0.0.1:8081, 5 waiting of 4, 5 never accepted in CLOSE_WAIT"
         );
+        assert_eq!(growing["findings"][2]["kind"], "unix_listen_queue_full");
+        assert_eq!(
+            growing["findings"][2]["text"],
+            "UNIX accept queue full: php-fpm @sockdiag-report-fpm, 5 waiting of 4"
+        );
+        let fpm = row(&growing["unix_listeners"], "path", FPM);
+        assert_eq!(
+            [
+                &fpm["process"],
+                &fpm["length"],
+                &fpm["limit"],
+                &fpm["fill"],
+                &fpm["peak"]
+            ],
+            [
+                &Value::from("php-fpm"),
+                &Value::from(5),
+                &Value::from(4),
+                &Value::from(1.25),
+                &Value::from(5)
+            ]
+        );
         let full = row(&growing["listeners"], "port", "8081");
         assert_eq!(
             [
@@ -214,6 +245,10 @@ fn report_names_a_growing_leak_a_full_backlog_and_a_time_wait_loop() {
             findings.next(),
             Some("also: accept queue full: cpp-server 127.0.0.1:8081, 5 waiting of 4, 5 never accepted in CLOSE_WAIT")
         );
+        assert_eq!(
+            findings.next(),
+            Some("also: UNIX accept queue full: php-fpm @sockdiag-report-fpm, 5 waiting of 4")
+        );
         assert!(
             findings
                 .next()
@@ -240,6 +275,10 @@ fn report_names_a_growing_leak_a_full_backlog_and_a_time_wait_loop() {
                 "accept queue full: cpp-server 127.0.0.1:8081, 5 waiting of 4, 5 never accepted in CLOSE_WAIT"
             ),
             "the leak stopped growing: the full queue is the first finding"
+        );
+        assert_eq!(
+            lines.next(),
+            Some("also: UNIX accept queue full: php-fpm @sockdiag-report-fpm, 5 waiting of 4")
         );
         assert!(
             lines
@@ -308,6 +347,12 @@ fn report_names_a_growing_leak_a_full_backlog_and_a_time_wait_loop() {
              cpp-server  127.0.0.1  8081      5      4  125%     5                      5\n\
              token-api   127.0.0.1  6601      0    128    0%     0                      0\n\
              leaky-app   127.0.0.1  8080      0    128    0%     0                      0"
+        );
+        assert_eq!(
+            block(&text, "UNIX listeners by accept queue fill"),
+            "UNIX listeners by accept queue fill (queue: waiting to be accepted, of limit)\n\
+             process  path                  queue  limit  fill  peak\n\
+             php-fpm  @sockdiag-report-fpm      5      4  125%     5"
         );
         assert_eq!(
             block(&text, "TIME_WAIT by port"),

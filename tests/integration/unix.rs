@@ -47,14 +47,14 @@ pub fn listen(name: &str, backlog: i32) -> Socket {
 }
 
 /// A client connected to `name`: it waits in the listener's accept queue.
-fn connect(name: &str) -> Socket {
+pub fn connect(name: &str) -> Socket {
     let socket = Socket::new(Domain::UNIX, Type::STREAM, None).expect("UNIX socket");
     socket.connect(&address(name)).expect("connect UNIX socket");
     socket
 }
 
 /// `ss -Hxl` of the calling thread's namespace: Recv-Q (the queue) of the listener `name`.
-fn ss_queue(name: &str) -> Option<u64> {
+pub fn ss_queue(name: &str) -> Option<u64> {
     output("ss", &["-Hxl"]).lines().find_map(|line| {
         let fields: Vec<&str> = line.split_whitespace().collect();
         (fields.get(4) == Some(&name)).then(|| fields[2].parse().expect("Recv-Q"))
