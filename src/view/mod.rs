@@ -15,6 +15,7 @@
 
 pub mod findings;
 pub mod report;
+pub mod rows;
 pub mod summary;
 pub mod table;
 pub mod terminal;
