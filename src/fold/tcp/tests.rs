@@ -370,3 +370,112 @@ fn peers_keep_the_top_k_addresses_and_fold_the_rest_per_state() {
     );
     assert_eq!(snapshot.exhaustion.folded_peers, 2);
 }
+
+/// (direction, port, process, state) -> (sockets, receive bytes, send bytes).
+type Series = FxHashMap<(Direction, PortLabel, String, TcpState), (u64, u64, u64)>;
+
+/// A socket of a small world: few ports and owners, so that sockets share series.
+fn arb_socket() -> impl proptest::strategy::Strategy<Value = (TcpState, u16, u16, u32)> {
+    use proptest::prelude::*;
+    (
+        0..TcpState::COUNT,
+        prop::sample::select(vec![80u16, 443, 3306, 40000, 40001]),
+        prop::sample::select(vec![80u16, 5432, 50000, 50001]),
+        0u32..4,
+    )
+        .prop_map(|(state, local, remote, owner)| (TcpState::ALL[state], local, remote, owner))
+}
+
+proptest::proptest! {
+    /// The fold of any records equals a naive count of them: states per family, sockets
+    /// per (direction, port, process, state) with inbound meaning "the local port is a
+    /// listening port", queued bytes, and never-accepted sockets. Caps high enough to fold
+    /// nothing.
+    #[test]
+    fn the_fold_equals_a_naive_count(sockets in proptest::collection::vec(arb_socket(), 0..60)) {
+        let mut owners = Table::default();
+        for inode in 1..4 {
+            owners.own(inode, &format!("proc-{inode}"));
+        }
+        let records: Vec<Record> = sockets
+            .iter()
+            .enumerate()
+            .map(|(i, &(state, local, remote, owner))| Record {
+                recv_queue: i as u32,
+                send_queue: 2 * i as u32,
+                ..rec(state, &format!("10.0.0.1:{local}"), &format!("10.0.0.2:{remote}"), owner)
+            })
+            .collect();
+        let settings = Settings {
+            max_ports: 1000,
+            max_processes: 1000,
+            ..Settings::default()
+        };
+        let mut a = Aggregator::new(&settings, None);
+        // The LISTEN dump first, as the recipe does.
+        for r in records.iter().filter(|r| r.state == TcpState::Listen) {
+            a.add_listener(r, &owners);
+        }
+        for r in records.iter().filter(|r| r.state != TcpState::Listen) {
+            a.add(r, None, &owners);
+        }
+        let figures = finish(a, &owners, &settings);
+
+        let mut states = StateCounts::default();
+        for r in &records {
+            states.add(r.family, r.state);
+        }
+        proptest::prop_assert_eq!(&figures.tcp_sockets, &states);
+
+        let listening: Vec<u16> = records
+            .iter()
+            .filter(|r| r.state == TcpState::Listen)
+            .map(|r| r.local.port())
+            .collect();
+        let mut naive: Series = FxHashMap::default();
+        let mut unaccepted: FxHashMap<(PortLabel, TcpState), u64> = FxHashMap::default();
+        for r in records.iter().filter(|r| r.state != TcpState::Listen) {
+            let (direction, port) = if listening.contains(&r.local.port()) {
+                (Direction::Inbound, r.local.port())
+            } else {
+                (Direction::Outbound, r.remote.port())
+            };
+            let process = match r.inode {
+                0 => String::new(),
+                inode => format!("proc-{inode}"),
+            };
+            let entry = naive
+                .entry((direction, PortLabel::Port(port), process, r.state))
+                .or_default();
+            entry.0 += 1;
+            entry.1 += u64::from(r.recv_queue);
+            entry.2 += u64::from(r.send_queue);
+            if r.inode == 0
+                && direction == Direction::Inbound
+                && matches!(r.state, TcpState::Established | TcpState::CloseWait)
+            {
+                *unaccepted.entry((PortLabel::Port(port), r.state)).or_default() += 1;
+            }
+        }
+        let folded: Series = figures
+            .breakdown
+            .ports
+            .iter()
+            .map(|s| {
+                (
+                    (s.direction, s.port, s.process.to_string(), s.state),
+                    (s.sockets, s.receive_bytes, s.send_bytes),
+                )
+            })
+            .collect();
+        proptest::prop_assert_eq!(folded, naive);
+        let folded_unaccepted: FxHashMap<(PortLabel, TcpState), u64> = figures
+            .breakdown
+            .unaccepted
+            .iter()
+            .map(|(port, state, n)| ((*port, *state), *n))
+            .collect();
+        proptest::prop_assert_eq!(folded_unaccepted, unaccepted);
+        proptest::prop_assert_eq!(figures.breakdown.unattributed, 0);
+    }
+}
