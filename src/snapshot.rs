@@ -32,6 +32,18 @@ impl StateCounts {
     pub fn total(&self) -> u64 {
         self.counts.iter().flatten().sum()
     }
+
+    /// Adds every count of `other`.
+    pub fn merge(&mut self, other: &StateCounts) {
+        for (total, n) in self
+            .counts
+            .iter_mut()
+            .flatten()
+            .zip(other.counts.iter().flatten())
+        {
+            *total += n;
+        }
+    }
 }
 
 /// Per type, per state UNIX socket counts: `counts[kind.index()][state.index()]`.

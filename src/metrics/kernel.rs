@@ -11,13 +11,16 @@ use super::labels::{Netns, SourceLabel};
 use super::tcp::nonzero;
 use crate::snapshot::{KernelStats, NetnsFigures};
 
+/// Reads one value of a namespace's kernel stats.
+type Value = fn(&KernelStats) -> Option<u64>;
+
 /// A counter family with a series for each namespace where the kernel had the value.
 fn counter(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
     namespaces: &[NetnsFigures],
-    value: fn(&KernelStats) -> Option<u64>,
+    value: Value,
 ) -> fmt::Result {
     let mut series = namespaces
         .iter()
@@ -86,55 +89,56 @@ pub(super) fn encode_kernel(
         namespaces,
         |k| k.counters.passive_opens,
     )?;
-    for (name, help, value) in [
+    let sysctls: [(&str, &str, Value); 8] = [
         (
             "sockdiag_sysctl_tcp_fin_timeout_seconds",
             "net.ipv4.tcp_fin_timeout: how long an orphaned socket stays in FIN_WAIT2.",
-            (|k: &KernelStats| k.sysctls.tcp_fin_timeout) as fn(&KernelStats) -> Option<u64>,
+            |k| k.sysctls.tcp_fin_timeout,
         ),
         (
             "sockdiag_sysctl_tcp_keepalive_time_seconds",
             "net.ipv4.tcp_keepalive_time: idle time before the first keepalive probe.",
-            (|k: &KernelStats| k.sysctls.tcp_keepalive_time) as fn(&KernelStats) -> Option<u64>,
+            |k| k.sysctls.tcp_keepalive_time,
         ),
         (
             "sockdiag_sysctl_tcp_keepalive_intvl_seconds",
             "net.ipv4.tcp_keepalive_intvl: interval between keepalive probes.",
-            (|k: &KernelStats| k.sysctls.tcp_keepalive_intvl) as fn(&KernelStats) -> Option<u64>,
+            |k| k.sysctls.tcp_keepalive_intvl,
         ),
         (
             "sockdiag_sysctl_tcp_keepalive_probes",
             "net.ipv4.tcp_keepalive_probes: unanswered probes before a connection is dropped.",
-            (|k: &KernelStats| k.sysctls.tcp_keepalive_probes) as fn(&KernelStats) -> Option<u64>,
+            |k| k.sysctls.tcp_keepalive_probes,
         ),
         (
             "sockdiag_sysctl_tcp_tw_reuse",
             "net.ipv4.tcp_tw_reuse: 0 off, 1 on, 2 loopback only; lets connect() reuse TIME_WAIT ports.",
-            (|k: &KernelStats| k.sysctls.tcp_tw_reuse) as fn(&KernelStats) -> Option<u64>,
+            |k| k.sysctls.tcp_tw_reuse,
         ),
         (
             "sockdiag_sysctl_tcp_max_tw_buckets",
             "net.ipv4.tcp_max_tw_buckets: TIME_WAIT sockets the namespace holds at most.",
-            (|k: &KernelStats| k.sysctls.tcp_max_tw_buckets) as fn(&KernelStats) -> Option<u64>,
+            |k| k.sysctls.tcp_max_tw_buckets,
         ),
         (
             "sockdiag_sysctl_somaxconn",
             "net.core.somaxconn: the largest accept-queue backlog listen() may get.",
-            (|k: &KernelStats| k.sysctls.somaxconn) as fn(&KernelStats) -> Option<u64>,
+            |k| k.sysctls.somaxconn,
         ),
         (
             "sockdiag_sysctl_tcp_max_syn_backlog",
             "net.ipv4.tcp_max_syn_backlog: half-open connections remembered per listener.",
-            (|k: &KernelStats| k.sysctls.tcp_max_syn_backlog) as fn(&KernelStats) -> Option<u64>,
+            |k| k.sysctls.tcp_max_syn_backlog,
         ),
-    ] {
+    ];
+    for (name, help, value) in sysctls {
         gauge(
             encoder,
             name,
             help,
-            namespaces.iter().filter_map(|ns| {
-                value(&ns.kernel).map(|value| (Netns::of(&ns.netns), value))
-            }),
+            namespaces
+                .iter()
+                .filter_map(|ns| value(&ns.kernel).map(|value| (Netns::of(&ns.netns), value))),
         )?;
     }
     gauge(

@@ -72,28 +72,29 @@ pub(super) fn encode_states(snapshot: &Snapshot, encoder: &mut DescriptorEncoder
     )
 }
 
+/// The CLOSE_WAIT series of a namespace, with their owner labels.
+fn close_wait(ns: &NetnsFigures) -> impl Iterator<Item = (OwnerLabels, &PortSeries)> {
+    ns.tcp
+        .breakdown
+        .ports
+        .iter()
+        .filter(|s| s.state == TcpState::CloseWait)
+        .map(|s| {
+            (
+                OwnerLabels {
+                    direction: s.direction.label(),
+                    port: s.port.to_string(),
+                    process: s.process.to_string(),
+                },
+                s,
+            )
+        })
+}
+
 pub(super) fn encode_close_wait(
     namespaces: &[NetnsFigures],
     encoder: &mut DescriptorEncoder,
 ) -> fmt::Result {
-    let close_wait = |ns: &NetnsFigures| -> Vec<(OwnerLabels, PortSeries)> {
-        ns.tcp
-            .breakdown
-            .ports
-            .iter()
-            .filter(|s| s.state == TcpState::CloseWait)
-            .map(|s| {
-                (
-                    OwnerLabels {
-                        direction: s.direction.label(),
-                        port: s.port.to_string(),
-                        process: s.process.to_string(),
-                    },
-                    s.clone(),
-                )
-            })
-            .collect()
-    };
     gauge(
         encoder,
         "sockdiag_tcp_close_wait_oldest_seconds",
@@ -101,9 +102,7 @@ pub(super) fn encode_close_wait(
          at least this old, with the poll interval as resolution; restarts at 0 with the exporter. \
          A healthy close lasts milliseconds, a leaked socket grows for ever.",
         per_netns(namespaces, |ns| {
-            close_wait(ns)
-                .into_iter()
-                .map(|(labels, s)| (labels, s.close_wait_oldest.as_secs_f64()))
+            close_wait(ns).map(|(labels, s)| (labels, s.close_wait_oldest.as_secs_f64()))
         }),
     )?;
     gauge(
@@ -111,9 +110,7 @@ pub(super) fn encode_close_wait(
         "sockdiag_tcp_close_wait_stale_sockets",
         "CLOSE_WAIT sockets older than close_wait_stale_after: the application never closed them after the peer did.",
         per_netns(namespaces, |ns| {
-            close_wait(ns)
-                .into_iter()
-                .map(|(labels, s)| (labels, s.close_wait_stale))
+            close_wait(ns).map(|(labels, s)| (labels, s.close_wait_stale))
         }),
     )?;
     gauge(

@@ -64,7 +64,10 @@ pub struct Collector {
     sock_diag: Reopening,
     index: ProcIndex,
     close_wait: Mutex<CloseWaitTracker>,
+    /// The caps of the host's and our own namespace.
     settings: Settings,
+    /// The caps of every other namespace, derived once from `settings`.
+    netns_settings: Settings,
     scope: Scope,
     sources: Sources,
     concurrency: usize,
@@ -85,6 +88,15 @@ impl Job {
     fn full(&self) -> bool {
         self.host || self.enter.is_none()
     }
+
+    /// The caps of this namespace: `full`'s for the host's and our own, else `netns`'.
+    fn settings<'a>(&self, full: &'a Settings, netns: &'a Settings) -> &'a Settings {
+        if self.full() {
+            full
+        } else {
+            netns
+        }
+    }
 }
 
 enum Outcome {
@@ -100,6 +112,7 @@ impl Collector {
             index: ProcIndex::new(&config.sources.proc_root),
             close_wait: Mutex::new(CloseWaitTracker::new(config.close_wait_capacity)),
             settings: config.settings.clone(),
+            netns_settings: config.settings.for_namespace(false),
             scope: config.scope,
             sources: config.sources.clone(),
             concurrency: config.netns_concurrency.max(1),
@@ -167,23 +180,19 @@ impl Collector {
             for error in &dump.kernel_errors {
                 notes.kernel_errors.push(format!("netns {label}: {error}"));
             }
-            let settings = self.settings.for_namespace(job.full());
+            let settings = job.settings(&self.settings, &self.netns_settings);
             let peaks = peaks.remove(&job.namespace.id).unwrap_or_default();
-            let tcp = dump.aggregator.finish(&self.index, &settings, &peaks);
-            let unix = dump.unix.finish(&self.index, &settings, &peaks);
+            let tcp = dump.aggregator.finish(&self.index, settings, &peaks);
+            let unix = dump.unix.finish(&self.index, settings, &peaks);
             sockets_scanned += tcp.sockets_scanned + unix.sockets_scanned;
             infos.push(info(&label, &job.namespace));
-            let full = job.full();
-            figures.push((
-                full,
-                NetnsFigures {
-                    netns: label,
-                    full,
-                    tcp,
-                    unix,
-                    kernel: dump.kernel,
-                },
-            ));
+            figures.push(NetnsFigures {
+                netns: label,
+                full: job.full(),
+                tcp,
+                unix,
+                kernel: dump.kernel,
+            });
         }
         let (namespaces, folded) = cap_namespaces(figures, self.max_namespaces);
         infos.sort_by(|a, b| a.netns.cmp(&b.netns));
@@ -260,9 +269,11 @@ impl Collector {
             index,
             close_wait,
             settings,
+            netns_settings,
             sources,
             ..
         } = self;
+        let (settings, netns_settings) = (&*settings, &*netns_settings);
         let (index, close_wait, proc_root) = (&*index, &*close_wait, &sources.proc_root);
         let own_result = std::thread::scope(|scope| {
             for _ in 0..workers {
@@ -273,9 +284,9 @@ impl Collector {
                         let n = next.fetch_add(1, Ordering::Relaxed);
                         let Some(&i) = others.get(n) else { break };
                         let job = &jobs[i];
-                        let settings = settings.for_namespace(job.full());
+                        let settings = job.settings(settings, netns_settings);
                         let outcome = match &home {
-                            Ok(home) => enter_and_dump(home, job, index, close_wait, &settings),
+                            Ok(home) => enter_and_dump(home, job, index, close_wait, settings),
                             Err(error) => Outcome::Failed(format!(
                                 "netns {}: cannot hold our own namespace: {error}",
                                 job.namespace.label
@@ -290,10 +301,10 @@ impl Collector {
             }
             own.map(|i| {
                 let job = &jobs[i];
-                let settings = settings.for_namespace(job.full());
+                let settings = job.settings(settings, netns_settings);
                 sock_diag
                     .with(PollError::Dump, |open| {
-                        namespace::dump(open, job.namespace.id, index, close_wait, &settings)
+                        namespace::dump(open, job.namespace.id, index, close_wait, settings)
                     })
                     .map(|dump| (i, Outcome::Dumped(Box::new(dump))))
             })
@@ -366,34 +377,27 @@ fn info(label: &Arc<str>, namespace: &Namespace) -> NetnsInfo {
 /// always, among them), sorted by label; sums the state counts of the rest into `other`. Ties are
 /// broken by label, so the kept set does not flap between equal namespaces.
 pub fn cap_namespaces(
-    mut figures: Vec<(bool, NetnsFigures)>,
+    mut figures: Vec<NetnsFigures>,
     max: usize,
 ) -> (Vec<NetnsFigures>, FoldedNetns) {
     let sockets = |ns: &NetnsFigures| ns.tcp.tcp_sockets.total() + ns.unix.sockets.total();
-    figures.sort_by(|(a_pinned, a), (b_pinned, b)| {
-        b_pinned
-            .cmp(a_pinned)
+    // The host's and our own (`full`) first: they are always kept.
+    figures.sort_by(|a, b| {
+        b.full
+            .cmp(&a.full)
             .then(sockets(b).cmp(&sockets(a)))
             .then_with(|| a.netns.cmp(&b.netns))
     });
     let mut folded = FoldedNetns::default();
     let mut kept = Vec::with_capacity(figures.len().min(max));
-    for (position, (pinned, ns)) in figures.into_iter().enumerate() {
-        if pinned || position < max {
+    for (position, ns) in figures.into_iter().enumerate() {
+        if ns.full || position < max {
             kept.push(ns);
             continue;
         }
         folded.namespaces += 1;
+        folded.tcp_sockets.merge(&ns.tcp.tcp_sockets);
         folded.unix_sockets.merge(&ns.unix.sockets);
-        for (total, n) in folded
-            .tcp_sockets
-            .counts
-            .iter_mut()
-            .flatten()
-            .zip(ns.tcp.tcp_sockets.counts.iter().flatten())
-        {
-            *total += n;
-        }
     }
     kept.sort_by(|a, b| a.netns.cmp(&b.netns));
     (kept, folded)
@@ -404,9 +408,11 @@ mod tests {
     use super::*;
     use crate::source::inet_diag::{Family, TcpState};
 
-    fn ns(label: &str, sockets: u64) -> NetnsFigures {
+    /// A namespace with `sockets` sockets; `full` for the host's or our own.
+    fn ns(label: &str, full: bool, sockets: u64) -> NetnsFigures {
         let mut figures = NetnsFigures {
             netns: Arc::from(label),
+            full,
             ..Default::default()
         };
         for _ in 0..sockets {
@@ -422,11 +428,11 @@ mod tests {
     fn namespaces_beyond_the_cap_fold_into_other_with_their_state_counts() {
         let (kept, folded) = cap_namespaces(
             vec![
-                (false, ns("b", 5)),
-                (true, ns("host", 1)),
-                (false, ns("a", 5)),
-                (false, ns("c", 2)),
-                (false, ns("d", 7)),
+                ns("b", false, 5),
+                ns("host", true, 1),
+                ns("a", false, 5),
+                ns("c", false, 2),
+                ns("d", false, 7),
             ],
             3,
         );

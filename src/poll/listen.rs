@@ -32,6 +32,8 @@ struct ListenSampler {
     peaks: Peaks,
     targets: Targets,
     proc_root: PathBuf,
+    /// Our own namespace's inode, read once: the pool thread never leaves it.
+    own: Option<u64>,
 }
 
 impl ListenSampler {
@@ -39,8 +41,13 @@ impl ListenSampler {
     /// poll sampled, folded into the peaks. Blocking. A namespace that vanished is skipped;
     /// another one's failure is reported after the rest were sampled.
     fn sample(&mut self) -> Result<(), PollError> {
-        let home = HomeNetns::open(&self.proc_root).map_err(PollError::Namespace)?;
-        let own = home.inode();
+        let own = match self.own {
+            Some(own) => own,
+            None => {
+                let home = HomeNetns::open(&self.proc_root).map_err(PollError::Namespace)?;
+                *self.own.insert(home.inode())
+            }
+        };
         let mut samples = vec![(own, ListenSample::default())];
         self.sock_diag.with(PollError::ListenDump, |open| {
             listen_dump(open, &mut samples[0].1)
@@ -145,6 +152,7 @@ pub async fn run_listen_sampler(
                 peaks: Arc::clone(&peaks),
                 targets: Arc::clone(&targets),
                 proc_root: proc_root.clone(),
+                own: None,
             },
             ListenSampler::sample,
         )

@@ -59,6 +59,12 @@ impl FdSlots {
         }
     }
 
+    /// True when some read slot holds a socket (a slot not read, or holding anything
+    /// else, has inode 0).
+    pub(super) fn holds_socket(&self) -> bool {
+        self.inodes.iter().any(|&inode| inode != 0)
+    }
+
     /// (fd, inode) of every read slot that holds a socket.
     pub(super) fn sockets(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
         self.read.iter().filter_map(|fd| Some((fd, self.get(fd)??)))
