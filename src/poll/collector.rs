@@ -27,7 +27,7 @@ use crate::fold::Settings;
 use crate::snapshot::{FoldedNetns, NetnsFigures, NetnsInfo, NetnsSkipped, Snapshot};
 use crate::source::netns::{self, EnterError, HomeNetns, MissingPrivileges};
 use crate::source::proc_fd::{ProcIndex, ProcIndexError, ScanReport};
-use crate::source::sock_diag::{SockDiag, SockDiagError};
+use crate::source::sock_diag::{Opener, SockDiagError};
 
 /// Which namespaces a poll samples: `namespaces` in the configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -62,6 +62,8 @@ pub struct PollNotes {
 #[derive(Debug)]
 pub struct Collector {
     sock_diag: Reopening,
+    /// Opens every sock_diag socket of the poll, ours and the other namespaces'.
+    open: Opener,
     index: ProcIndex,
     close_wait: Mutex<CloseWaitTracker>,
     /// The caps of the host's and our own namespace.
@@ -109,6 +111,7 @@ impl Collector {
     pub fn new(config: &PollerConfig, peaks: Peaks, targets: Targets) -> Collector {
         Collector {
             sock_diag: Reopening::default(),
+            open: config.open.clone(),
             index: ProcIndex::new(&config.sources.proc_root),
             close_wait: Mutex::new(CloseWaitTracker::new(config.close_wait_capacity)),
             settings: config.settings.clone(),
@@ -120,6 +123,12 @@ impl Collector {
             peaks,
             targets,
         }
+    }
+
+    /// The /proc index, for tests that inject faults into its scans.
+    #[cfg(test)]
+    pub(crate) fn index_mut(&mut self) -> &mut ProcIndex {
+        &mut self.index
     }
 
     /// One complete poll. Blocking.
@@ -266,6 +275,7 @@ impl Collector {
         let workers = self.concurrency.min(others.len());
         let Collector {
             sock_diag,
+            open,
             index,
             close_wait,
             settings,
@@ -286,7 +296,9 @@ impl Collector {
                         let job = &jobs[i];
                         let settings = job.settings(settings, netns_settings);
                         let outcome = match &home {
-                            Ok(home) => enter_and_dump(home, job, index, close_wait, settings),
+                            Ok(home) => {
+                                enter_and_dump(home, job, open, index, close_wait, settings)
+                            }
                             Err(error) => Outcome::Failed(format!(
                                 "netns {}: cannot hold our own namespace: {error}",
                                 job.namespace.label
@@ -303,8 +315,8 @@ impl Collector {
                 let job = &jobs[i];
                 let settings = job.settings(settings, netns_settings);
                 sock_diag
-                    .with(PollError::Dump, |open| {
-                        namespace::dump(open, job.namespace.id, index, close_wait, settings)
+                    .with(open, PollError::Dump, |socket| {
+                        namespace::dump(socket, job.namespace.id, index, close_wait, settings)
                     })
                     .map(|dump| (i, Outcome::Dumped(Box::new(dump))))
             })
@@ -322,6 +334,7 @@ impl Collector {
 fn enter_and_dump(
     home: &HomeNetns,
     job: &Job,
+    open: &Opener,
     index: &ProcIndex,
     close_wait: &Mutex<CloseWaitTracker>,
     settings: &Settings,
@@ -331,7 +344,7 @@ fn enter_and_dump(
     };
     let id = job.namespace.id;
     let ran = home.run_in(path, id, || -> Result<NetnsDump, SockDiagError> {
-        let mut sock_diag = SockDiag::open()?;
+        let mut sock_diag = open.open()?;
         namespace::dump(&mut sock_diag, id, index, close_wait, settings)
     });
     match ran {

@@ -22,13 +22,14 @@ use crate::fold::listen::{self, ListenSample};
 use crate::snapshot::{Published, Stage};
 use crate::source::inet_diag::{Family, StateFilter};
 use crate::source::netns::{EnterError, HomeNetns};
-use crate::source::sock_diag::{SockDiag, SockDiagError};
+use crate::source::sock_diag::{Opener, SockDiag, SockDiagError};
 use crate::source::unix_diag::UnixFilter;
 
 /// The fast listener sampler's state.
 #[derive(Debug)]
 struct ListenSampler {
     sock_diag: Reopening,
+    open: Opener,
     peaks: Peaks,
     targets: Targets,
     proc_root: PathBuf,
@@ -49,9 +50,10 @@ impl ListenSampler {
             }
         };
         let mut samples = vec![(own, ListenSample::default())];
-        self.sock_diag.with(PollError::ListenDump, |open| {
-            listen_dump(open, &mut samples[0].1)
-        })?;
+        self.sock_diag
+            .with(&self.open, PollError::ListenDump, |open| {
+                listen_dump(open, &mut samples[0].1)
+            })?;
         let targets = self
             .targets
             .lock()
@@ -149,6 +151,7 @@ pub async fn run_listen_sampler(
             &mut sampler,
             || ListenSampler {
                 sock_diag: Reopening::default(),
+                open: Opener::netlink(),
                 peaks: Arc::clone(&peaks),
                 targets: Arc::clone(&targets),
                 proc_root: proc_root.clone(),

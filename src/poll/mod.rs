@@ -26,8 +26,8 @@ use rustc_hash::FxHashMap;
 
 use crate::fold::listen::ListenSample;
 use crate::fold::Settings;
-use crate::snapshot::{Published, Stage};
-use crate::source::sock_diag::{SockDiag, SockDiagError};
+use crate::snapshot::{Published, Snapshot, Stage};
+use crate::source::sock_diag::{Opener, SockDiag, SockDiagError};
 use discover::Sources;
 
 pub mod collector;
@@ -35,6 +35,8 @@ pub mod discover;
 pub mod listen;
 pub mod namespace;
 mod owners;
+#[cfg(test)]
+mod tests;
 
 pub use collector::{Collector, PollNotes, Scope};
 pub use listen::run_listen_sampler;
@@ -85,6 +87,9 @@ pub struct PollerConfig {
     pub netns_concurrency: usize,
     /// Namespaces that keep their label; the rest fold into `other`.
     pub max_namespaces: usize,
+    /// How the main poll opens its sock_diag sockets: the kernel's, or a scripted
+    /// transport in tests.
+    pub open: Opener,
 }
 
 impl PollerConfig {
@@ -99,6 +104,7 @@ impl PollerConfig {
             sources: Sources::default(),
             netns_concurrency: 2,
             max_namespaces: 100,
+            open: Opener::netlink(),
         }
     }
 }
@@ -133,12 +139,13 @@ struct Reopening(Option<SockDiag>);
 impl Reopening {
     fn with<T>(
         &mut self,
+        opener: &Opener,
         dump_error: fn(SockDiagError) -> PollError,
         work: impl FnOnce(&mut SockDiag) -> Result<T, SockDiagError>,
     ) -> Result<T, PollError> {
         let mut open = match self.0.take() {
             Some(open) => open,
-            None => SockDiag::open().map_err(PollError::Open)?,
+            None => opener.open().map_err(PollError::Open)?,
         };
         let result = work(&mut open).map_err(dump_error);
         if result.is_ok() {
@@ -226,38 +233,50 @@ pub async fn run(
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
         let result = in_blocking_pool(&mut collector, fresh, Collector::poll).await;
-        let (snapshot, notes) = match result {
-            Ok(ok) => ok,
-            Err(error) => {
-                if failure.changed(Some(error.to_string())) {
-                    tracing::warn!(stage = error.stage().label(), %error, "poll failed");
-                }
-                count_error(&publish, error.stage());
-                continue;
-            }
-        };
-        if failure.changed(None) {
-            tracing::info!("poll recovered");
-        }
-        conditions.report(&notes, &publish);
-        let (sockets, duration) = (snapshot.sockets_scanned, snapshot.poll_duration);
-        let snapshot = Arc::new(snapshot);
-        publish.send_modify(|published| {
-            let mut next = (**published).clone();
-            next.previous = next.latest.replace(snapshot);
-            *published = Arc::new(next);
-        });
-        // Logged after publishing: "poll done" means scrapes now see this poll.
-        tracing::debug!(
-            sockets,
-            namespaces = notes.namespaces,
-            duration_ms = duration.as_secs_f64() * 1e3,
-            scans = notes.scan.scans,
-            readlinks = notes.scan.readlinks,
-            forgotten = notes.forgotten,
-            "poll done"
-        );
+        land(result, &publish, &mut failure, &mut conditions);
     }
+}
+
+/// Publishes a poll's result: a new snapshot (the previous one kept beside it for growth),
+/// or, when the poll failed, the same snapshot as before with the failure counted by stage.
+/// Never anything in between: a snapshot is only built from a poll that completed.
+fn land(
+    result: Result<(Snapshot, PollNotes), PollError>,
+    publish: &watch::Sender<Arc<Published>>,
+    failure: &mut Edge,
+    conditions: &mut Conditions,
+) {
+    let (snapshot, notes) = match result {
+        Ok(ok) => ok,
+        Err(error) => {
+            if failure.changed(Some(error.to_string())) {
+                tracing::warn!(stage = error.stage().label(), %error, "poll failed");
+            }
+            count_error(publish, error.stage());
+            return;
+        }
+    };
+    if failure.changed(None) {
+        tracing::info!("poll recovered");
+    }
+    conditions.report(&notes, publish);
+    let (sockets, duration) = (snapshot.sockets_scanned, snapshot.poll_duration);
+    let snapshot = Arc::new(snapshot);
+    publish.send_modify(|published| {
+        let mut next = (**published).clone();
+        next.previous = next.latest.replace(snapshot);
+        *published = Arc::new(next);
+    });
+    // Logged after publishing: "poll done" means scrapes now see this poll.
+    tracing::debug!(
+        sockets,
+        namespaces = notes.namespaces,
+        duration_ms = duration.as_secs_f64() * 1e3,
+        scans = notes.scan.scans,
+        readlinks = notes.scan.readlinks,
+        forgotten = notes.forgotten,
+        "poll done"
+    );
 }
 
 /// The conditions a poll can publish with, each logged when it changes, not every poll.

@@ -92,6 +92,7 @@ mod tests {
     use super::*;
     use crate::source::sock_diag::frame::tests::nlmsg;
     use crate::source::sock_diag::frame::{decode_datagram, Progress};
+    use crate::source::sock_diag::script::capture;
     use netlink_packet_core::NLMSG_DONE;
     use netlink_packet_sock_diag::constants::SOCK_DIAG_BY_FAMILY;
     /// An inet_diag_msg for 10.1.2.3:8080 <- 10.9.8.7:51000, ESTABLISHED, as the kernel
@@ -286,20 +287,6 @@ mod tests {
             inode: header.inode,
             cookie: (u64::from(high) << 32) | u64::from(low),
         }
-    }
-
-    /// The datagrams of a real dump of both families (testdata/capture.py): each a
-    /// native-endian u32 length and the bytes.
-    fn capture() -> Vec<Vec<u8>> {
-        let bytes: &[u8] = include_bytes!("testdata/loopback-v4-v6.bin");
-        let mut datagrams = Vec::new();
-        let mut rest = bytes;
-        while let Some((length, tail)) = rest.split_first_chunk::<4>() {
-            let (datagram, tail) = tail.split_at(u32::from_ne_bytes(*length) as usize);
-            datagrams.push(datagram.to_vec());
-            rest = tail;
-        }
-        datagrams
     }
 
     /// Every SOCK_DIAG_BY_FAMILY payload of a datagram, copied out.

@@ -11,6 +11,10 @@ impl ProcIndex {
     /// it names their current holder (a child that inherited them). A process that
     /// changed its comm (exec, prctl PR_SET_NAME) is renamed. Returns the processes
     /// forgotten.
+    ///
+    /// When /proc itself cannot be opened nothing can be checked, so every cached owner is
+    /// forgotten: the poll labels its sockets `unknown` rather than with names that may
+    /// belong to processes long gone (or to another process under a reused pid).
     pub fn revalidate(&mut self) -> Result<u32, ProcIndexError> {
         // Per process, not per owned socket: a walk over the cached processes instead of
         // collecting and sorting one pid per socket (a million of them on a large host).
@@ -31,7 +35,15 @@ impl ProcIndex {
         .map_err(|source| ProcIndexError::Root {
             path: self.root.clone(),
             source: source.into(),
-        })?;
+        });
+        let proc = match proc {
+            Ok(proc) => proc,
+            Err(error) => {
+                self.processes.clear();
+                self.owners = OwnerMap::default();
+                return Err(error);
+            }
+        };
         let mut forgotten = 0;
         for pid in holders {
             let Some(cached) = self.processes.get(&pid) else {
@@ -185,6 +197,10 @@ impl ProcIndex {
                 }
             }
             report.readlinks += 1;
+            #[cfg(test)]
+            if let Some(hook) = &mut self.before_readlink {
+                (hook.0)(pid, fd);
+            }
             let Ok(len) =
                 rustix::fs::readlinkat_raw(&fd_dir, entry.file_name(), &mut self.link[..])
             else {

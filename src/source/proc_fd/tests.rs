@@ -1,5 +1,5 @@
+use super::fake::FakeProc;
 use super::*;
-use std::os::unix::fs::symlink;
 
 #[test]
 fn socket_links() {
@@ -16,45 +16,6 @@ fn start_time_skips_comm_with_spaces_and_parens() {
     let stat = "4242 (we) ird) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10 18446744073709551615";
     assert_eq!(parse_start_time(stat), Some(987_654));
     assert_eq!(parse_start_time("garbage"), None);
-}
-
-/// A fake /proc: PID/{comm,stat,fd/N -> target}.
-struct FakeProc(PathBuf);
-
-impl FakeProc {
-    fn new(tag: &str) -> FakeProc {
-        let root = std::env::temp_dir().join(format!("sockdiag-proc-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(&root).unwrap();
-        FakeProc(root)
-    }
-    fn process(&self, pid: u32, comm: &str, start: u64) {
-        let dir = self.0.join(pid.to_string());
-        std::fs::create_dir_all(dir.join("fd")).unwrap();
-        std::fs::write(dir.join("comm"), format!("{comm}\n")).unwrap();
-        std::fs::write(
-            dir.join("stat"),
-            format!("{pid} ({comm}) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 {start} 0 0"),
-        )
-        .unwrap();
-    }
-    fn fd(&self, pid: u32, fd: u32, target: &str) {
-        let path = self.0.join(pid.to_string()).join("fd").join(fd.to_string());
-        let _ = std::fs::remove_file(&path);
-        symlink(target, path).unwrap();
-    }
-    fn close(&self, pid: u32, fd: u32) {
-        std::fs::remove_file(self.0.join(pid.to_string()).join("fd").join(fd.to_string())).unwrap();
-    }
-    fn exit(&self, pid: u32) {
-        std::fs::remove_dir_all(self.0.join(pid.to_string())).unwrap();
-    }
-}
-
-impl Drop for FakeProc {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn owner_name(index: &mut ProcIndex, inode: u32) -> Option<String> {

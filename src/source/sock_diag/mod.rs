@@ -9,8 +9,20 @@
 //!
 //! The socket belongs to the network namespace of the thread that opened it, so dumping
 //! another namespace is a matter of opening [`SockDiag`] from a thread that entered it.
+//!
+//! The socket is reached through [`Transport`] (send a request, receive one datagram):
+//! the seam where tests replay captured datagrams and inject faults (ENOBUFS, EINTR, a
+//! cut or interrupted reply) under the real receive loop, framing and poll. An
+//! [`Opener`] makes a `SockDiag` in the calling thread's namespace; the poll is built
+//! with one ([`Opener::netlink`] in production).
 
 pub mod frame;
+#[cfg(test)]
+pub mod script;
+
+use std::fmt;
+use std::io;
+use std::sync::Arc;
 
 use netlink_packet_core::{NetlinkHeader, NetlinkMessage, NLM_F_DUMP, NLM_F_REQUEST};
 use netlink_packet_sock_diag::SockDiagMessage;
@@ -56,29 +68,113 @@ pub enum SockDiagError {
     },
 }
 
+/// What a dump needs of a NETLINK_SOCK_DIAG socket. One indirect call per datagram (a
+/// datagram holds up to 32 KiB of replies): nothing next to the decoding.
+pub trait Transport: Send {
+    /// Sends one request message.
+    fn send(&mut self, request: &[u8]) -> io::Result<()>;
+
+    /// Receives one datagram into `buffer` (cleared by the caller; filled up to its
+    /// capacity) and returns the datagram's real length, which is larger than
+    /// `buffer.len()` when the datagram did not fit (MSG_TRUNC semantics).
+    fn recv(&mut self, buffer: &mut Vec<u8>) -> io::Result<usize>;
+}
+
+/// The kernel's NETLINK_SOCK_DIAG socket.
+#[derive(Debug)]
+pub struct Netlink(Socket);
+
+impl Netlink {
+    /// Opens a socket in the calling thread's network namespace.
+    pub fn open() -> io::Result<Netlink> {
+        let mut socket = Socket::new(NETLINK_SOCK_DIAG)?;
+        socket.bind_auto()?;
+        socket.connect(&SocketAddr::new(0, 0))?;
+        Ok(Netlink(socket))
+    }
+}
+
+impl Transport for Netlink {
+    fn send(&mut self, request: &[u8]) -> io::Result<()> {
+        self.0.send(request, 0)?;
+        Ok(())
+    }
+
+    fn recv(&mut self, buffer: &mut Vec<u8>) -> io::Result<usize> {
+        // MSG_TRUNC makes recv return the datagram's real length, so a datagram larger
+        // than the buffer is detected instead of silently cut.
+        self.0.recv(buffer, libc::MSG_TRUNC)
+    }
+}
+
+/// Makes a [`SockDiag`] in the calling thread's network namespace. Called by the poll for
+/// its own namespace (again after any failure) and once per other namespace per poll,
+/// from the thread that entered it.
+#[derive(Clone)]
+pub struct Opener(Arc<dyn Fn() -> Result<SockDiag, SockDiagError> + Send + Sync>);
+
+impl Opener {
+    /// The kernel's socket: [`SockDiag::open`].
+    pub fn netlink() -> Opener {
+        Opener(Arc::new(SockDiag::open))
+    }
+
+    /// Any other way to make one (tests: a scripted [`Transport`]).
+    pub fn new(
+        open: impl Fn() -> Result<SockDiag, SockDiagError> + Send + Sync + 'static,
+    ) -> Opener {
+        Opener(Arc::new(open))
+    }
+
+    pub fn open(&self) -> Result<SockDiag, SockDiagError> {
+        (self.0)()
+    }
+}
+
+impl Default for Opener {
+    fn default() -> Opener {
+        Opener::netlink()
+    }
+}
+
+impl fmt::Debug for Opener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Opener")
+    }
+}
+
 /// One NETLINK_SOCK_DIAG socket and its receive buffer. One dump at a time: the kernel
 /// answers EBUSY to a second concurrent dump on the same socket, and `&mut self` makes
 /// that impossible to write. The TCP and UNIX dumps of a namespace share one.
-#[derive(Debug)]
 pub struct SockDiag {
-    socket: Socket,
+    transport: Box<dyn Transport>,
     buffer: Vec<u8>,
     sequence: u32,
+}
+
+impl fmt::Debug for SockDiag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SockDiag")
+            .field("sequence", &self.sequence)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SockDiag {
     /// Opens a socket in the calling thread's network namespace.
     pub fn open() -> Result<SockDiag, SockDiagError> {
-        let mut socket = Socket::new(NETLINK_SOCK_DIAG).map_err(SockDiagError::Open)?;
-        socket.bind_auto().map_err(SockDiagError::Open)?;
-        socket
-            .connect(&SocketAddr::new(0, 0))
-            .map_err(SockDiagError::Open)?;
-        Ok(SockDiag {
-            socket,
+        Ok(SockDiag::over(Box::new(
+            Netlink::open().map_err(SockDiagError::Open)?,
+        )))
+    }
+
+    /// Dumps through `transport` instead of the kernel's socket.
+    pub fn over(transport: Box<dyn Transport>) -> SockDiag {
+        SockDiag {
+            transport,
             buffer: Vec::with_capacity(RECV_BUFFER_BYTES),
             sequence: 0,
-        })
+        }
     }
 
     /// Sends `request` as a dump and hands each socket's payload, in place, to `payload`
@@ -98,9 +194,7 @@ impl SockDiag {
             .map_err(|source| SockDiagError::Send { family, source })?;
         loop {
             self.buffer.clear();
-            // MSG_TRUNC makes recv return the datagram's real length, so a datagram larger
-            // than the buffer is detected instead of silently cut.
-            let length = match self.socket.recv(&mut self.buffer, libc::MSG_TRUNC) {
+            let length = match self.transport.recv(&mut self.buffer) {
                 Ok(length) => length,
                 Err(source) if source.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(source) => return Err(SockDiagError::Receive { family, source }),
@@ -129,7 +223,6 @@ impl SockDiag {
         let mut bytes = [0u8; 128];
         let length = message.buffer_len();
         message.serialize(&mut bytes[..length]);
-        self.socket.send(&bytes[..length], 0)?;
-        Ok(())
+        self.transport.send(&bytes[..length])
     }
 }
