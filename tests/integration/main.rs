@@ -9,6 +9,7 @@ mod breakdown;
 mod cgroups;
 mod containers;
 mod exporter;
+mod faults;
 mod hardening;
 mod lifecycle;
 mod load;
@@ -54,6 +55,7 @@ fn main() {
         hardening::tests(),
         web::tests(),
         report::tests(),
+        faults::tests(),
     ]
     .into_iter()
     .flatten()

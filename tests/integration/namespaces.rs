@@ -152,14 +152,14 @@ impl Drop for Scene {
     }
 }
 
-fn stop(child: &mut Child) {
+pub fn stop(child: &mut Child) {
     if child.try_wait().ok().flatten().is_none() {
         let _ = child.kill();
         let _ = child.wait();
     }
 }
 
-fn sleeper_in_new_netns() -> Child {
+pub fn sleeper_in_new_netns() -> Child {
     Command::new("unshare")
         .args(["--net", "--", "sleep", "600"])
         .stdin(Stdio::null())
@@ -168,7 +168,7 @@ fn sleeper_in_new_netns() -> Child {
 }
 
 /// The namespace inode of `child` once `unshare` has moved it out of ours.
-fn wait_for_own_netns(child: &Child) -> u64 {
+pub fn wait_for_own_netns(child: &Child) -> u64 {
     let ours = inode_of(Path::new("/proc/thread-self/ns/net"));
     let link = format!("/proc/{}/ns/net", child.id());
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -182,7 +182,7 @@ fn wait_for_own_netns(child: &Child) -> u64 {
     }
 }
 
-fn inode_of(path: &Path) -> u64 {
+pub fn inode_of(path: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(path)
         .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()))

@@ -1,0 +1,322 @@
+//! Faults in the sources with real network namespaces (issue 17): a namespace that
+//! vanishes between discovery and its dump, namespaces whose dump fails after they were
+//! entered, and processes whose cgroup file has a format we do not know.
+//!
+//! The poll is the real `Collector::poll`, over a fake /proc root that shows only this
+//! test's processes (each `PID` a directory whose `ns`, `stat`, `comm` and `fd` link to
+//! the real ones, beside a `cgroup` file the test writes), so the namespaces of other
+//! tests on the host never enter the figures. Faults come through the poll's sock_diag
+//! [`Opener`]. Each test runs in a private namespace of its own (`in_netns`), and its
+//! sockets listen on 127.0.0.1 inside namespaces the test created.
+
+use std::io;
+use std::net::TcpListener;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sockdiag_exporter::poll::discover::Sources;
+use sockdiag_exporter::poll::{Collector, PollerConfig, Scope};
+use sockdiag_exporter::snapshot::{NetnsSkipped, Snapshot};
+use sockdiag_exporter::source::inet_diag::{Family, TcpState};
+use sockdiag_exporter::source::netns::HomeNetns;
+use sockdiag_exporter::source::sock_diag::{Netlink, Opener, SockDiag, Transport};
+
+use crate::cgroups::{random_container_id, unique_tag};
+use crate::namespaces::{inode_of, sleeper_in_new_netns, stop, wait_for_own_netns};
+use crate::netns::in_netns;
+
+/// Sleepers in namespaces of their own, seen through a fake /proc; removed on drop.
+struct Scene {
+    temp: PathBuf,
+    /// Shared with openers that stop one of them mid-poll.
+    sleepers: Arc<Mutex<Vec<Child>>>,
+    /// The namespace inode of each sleeper.
+    inodes: Vec<u64>,
+    /// A listener on 127.0.0.1 inside each sleeper's namespace.
+    listeners: Vec<TcpListener>,
+}
+
+impl Scene {
+    /// One sleeper per entry of `cgroups`, whose fake `/proc/PID/cgroup` holds it.
+    fn build(cgroups: &[&[u8]]) -> Scene {
+        let temp = std::env::temp_dir().join(format!("sockdiag-it-faults-{}", unique_tag()));
+        let mut scene = Scene {
+            temp,
+            sleepers: Arc::new(Mutex::new(
+                cgroups.iter().map(|_| sleeper_in_new_netns()).collect(),
+            )),
+            inodes: Vec::new(),
+            listeners: Vec::new(),
+        };
+        let proc = scene.proc_root();
+        std::fs::create_dir_all(&proc).unwrap();
+        std::fs::create_dir_all(scene.temp.join("docker")).unwrap();
+        symlink("/proc/thread-self", proc.join("thread-self")).unwrap();
+        let pids: Vec<u32> = scene
+            .sleepers
+            .lock()
+            .unwrap()
+            .iter()
+            .map(Child::id)
+            .collect();
+        for (i, pid) in pids.into_iter().enumerate() {
+            scene
+                .inodes
+                .push(wait_for_own_netns(&scene.sleepers.lock().unwrap()[i]));
+            let dir = proc.join(pid.to_string());
+            std::fs::create_dir(&dir).unwrap();
+            for name in ["ns", "stat", "comm", "fd"] {
+                symlink(format!("/proc/{pid}/{name}"), dir.join(name)).unwrap();
+            }
+            std::fs::write(dir.join("cgroup"), cgroups[i]).unwrap();
+            let home = HomeNetns::open(Path::new("/proc")).unwrap();
+            let enter = PathBuf::from(format!("/proc/{pid}/ns/net"));
+            let listener = home
+                .run_in(&enter, scene.inodes[i], || TcpListener::bind("127.0.0.1:0"))
+                .unwrap()
+                .unwrap();
+            scene.listeners.push(listener);
+        }
+        scene
+    }
+
+    fn proc_root(&self) -> PathBuf {
+        self.temp.join("proc")
+    }
+
+    /// A collector over every namespace the fake /proc shows, one at a time.
+    fn collector(&self, open: Opener) -> Collector {
+        let mut config = PollerConfig::new(Duration::from_secs(1), None);
+        config.scope = Scope::All;
+        config.sources = Sources {
+            proc_root: self.proc_root(),
+            bind_roots: Vec::new(),
+            docker_root: self.temp.join("docker"),
+        };
+        config.netns_concurrency = 1;
+        config.open = open;
+        Collector::new(&config, Default::default(), Default::default())
+    }
+}
+
+impl Drop for Scene {
+    fn drop(&mut self) {
+        let mut sleepers = self.sleepers.lock().unwrap_or_else(|p| p.into_inner());
+        for child in sleepers.iter_mut() {
+            stop(child);
+        }
+        let _ = std::fs::remove_dir_all(&self.temp);
+    }
+}
+
+/// The calling thread's network namespace.
+fn here() -> u64 {
+    inode_of(Path::new("/proc/thread-self/ns/net"))
+}
+
+fn labels(snapshot: &Snapshot) -> Vec<String> {
+    snapshot
+        .namespaces
+        .iter()
+        .map(|ns| ns.netns.to_string())
+        .collect()
+}
+
+fn sorted(mut labels: Vec<String>) -> Vec<String> {
+    labels.sort();
+    labels
+}
+
+/// TCP sockets of the namespace labelled `label`: (IPv4 LISTEN, total).
+fn listeners(snapshot: &Snapshot, label: &str) -> (u64, u64) {
+    let ns = snapshot
+        .namespaces
+        .iter()
+        .find(|ns| &*ns.netns == label)
+        .unwrap_or_else(|| panic!("no namespace {label}"));
+    let tcp = &ns.tcp.tcp_sockets;
+    (tcp.get(Family::Ipv4, TcpState::Listen), tcp.total())
+}
+
+fn namespace_vanishing_between_discovery_and_enter_is_dropped_and_counted() {
+    in_netns(|| {
+        let scene = Scene::build(&[b"0::/\n", b"0::/\n"]);
+        let own = here();
+        // The first namespace entered stops the other one's only process: its path is gone
+        // by the time the poll gets to it (the listener keeps the namespace itself alive,
+        // as a container's leftover socket would).
+        let first: Arc<Mutex<Option<u64>>> = Arc::default();
+        let open = {
+            let (sleepers, inodes, first) = (
+                Arc::clone(&scene.sleepers),
+                scene.inodes.clone(),
+                Arc::clone(&first),
+            );
+            Opener::new(move || {
+                let here = here();
+                if here != own && first.lock().unwrap().replace(here).is_none() {
+                    let mut sleepers = sleepers.lock().unwrap();
+                    for (child, inode) in sleepers.iter_mut().zip(&inodes) {
+                        if *inode != here {
+                            stop(child);
+                        }
+                    }
+                }
+                SockDiag::open()
+            })
+        };
+        let mut collector = scene.collector(open);
+        let (snapshot, notes) = collector.poll().expect("the poll does not fail");
+        let survivor = first.lock().unwrap().expect("a namespace was entered");
+        assert_eq!(
+            snapshot.skipped,
+            NetnsSkipped {
+                permission: 0,
+                vanished: 1,
+                error: 0
+            }
+        );
+        assert!(notes.netns_errors.is_empty(), "{:?}", notes.netns_errors);
+        assert_eq!(
+            labels(&snapshot),
+            sorted(vec![format!("ns-{own}"), format!("ns-{survivor}")])
+        );
+        assert_eq!(listeners(&snapshot, &format!("ns-{survivor}")), (1, 1));
+        assert_eq!(listeners(&snapshot, &format!("ns-{own}")), (0, 0));
+        let infos: Vec<u64> = snapshot.netns_info.iter().map(|i| i.inode).collect();
+        assert_eq!(infos.len(), 2);
+        assert!(infos.contains(&own) && infos.contains(&survivor));
+    });
+}
+
+/// The kernel's socket, failing with ENOBUFS at the first receive after `requests`
+/// requests: after the LISTEN dumps of both families.
+struct FailAfter {
+    inner: Netlink,
+    requests: usize,
+}
+
+impl Transport for FailAfter {
+    fn send(&mut self, request: &[u8]) -> io::Result<()> {
+        self.requests = self.requests.saturating_sub(1);
+        self.inner.send(request)
+    }
+
+    fn recv(&mut self, buffer: &mut Vec<u8>) -> io::Result<usize> {
+        if self.requests == 0 {
+            return Err(io::Error::from_raw_os_error(libc::ENOBUFS));
+        }
+        self.inner.recv(buffer)
+    }
+}
+
+fn namespace_dump_failing_after_enter_is_dropped_and_counted() {
+    in_netns(|| {
+        let scene = Scene::build(&[b"0::/\n", b"0::/\n"]);
+        let own = here();
+        let open = Opener::new(move || {
+            if here() == own {
+                return SockDiag::open();
+            }
+            let inner = Netlink::open().expect("netlink socket");
+            Ok(SockDiag::over(Box::new(FailAfter { inner, requests: 3 })))
+        });
+        let mut collector = scene.collector(open);
+        let (snapshot, notes) = collector.poll().expect("the poll does not fail");
+        assert_eq!(
+            snapshot.skipped,
+            NetnsSkipped {
+                permission: 0,
+                vanished: 0,
+                error: 2
+            }
+        );
+        // Their LISTEN dumps had been folded: none of it is published.
+        assert_eq!(labels(&snapshot), vec![format!("ns-{own}")]);
+        let mut expected: Vec<String> = scene
+            .inodes
+            .iter()
+            .map(|inode| {
+                format!(
+                    "netns ns-{inode}: receive failed during the ipv4 dump: No buffer space \
+                     available (os error 105)"
+                )
+            })
+            .collect();
+        expected.sort();
+        assert_eq!(sorted(notes.netns_errors.clone()), expected);
+        assert_eq!(snapshot.netns_info.len(), 1);
+    });
+}
+
+fn cgroup_file_of_unknown_format_falls_back_to_the_inode_label() {
+    in_netns(|| {
+        let id = random_container_id();
+        let other_id = random_container_id();
+        // Neither line names a container: an unknown unit, a bare id outside any pod.
+        let unknown = format!(
+            "12:cpu,cpuacct:/custom.slice/sandbox-{other_id}.unit\n0::/apps/{other_id}\n\
+             not a cgroup line\n"
+        );
+        let docker = format!("0::/system.slice/docker-{id}.scope\n");
+        let scene = Scene::build(&[
+            unknown.as_bytes(),
+            b"\xff\xfe binary\x00 junk\n",
+            docker.as_bytes(),
+        ]);
+        let own = here();
+        let mut collector = scene.collector(Opener::netlink());
+        let (snapshot, _) = collector.poll().expect("the poll does not fail");
+        let [unknown, junk, docker] = [scene.inodes[0], scene.inodes[1], scene.inodes[2]];
+        assert_eq!(
+            labels(&snapshot),
+            sorted(vec![
+                id[..12].to_string(),
+                format!("ns-{own}"),
+                format!("ns-{unknown}"),
+                format!("ns-{junk}"),
+            ])
+        );
+        for inode in [unknown, junk] {
+            let label = format!("ns-{inode}");
+            assert_eq!(listeners(&snapshot, &label), (1, 1));
+            let info = snapshot
+                .netns_info
+                .iter()
+                .find(|i| i.inode == inode)
+                .unwrap();
+            assert_eq!(&*info.netns, label);
+            assert_eq!(
+                (
+                    info.container_id.as_str(),
+                    info.container_name.as_str(),
+                    info.pod_uid.as_str(),
+                    info.runtime.as_str()
+                ),
+                ("", "", "", "")
+            );
+        }
+        assert_eq!(listeners(&snapshot, &id[..12]), (1, 1));
+        let info = snapshot
+            .netns_info
+            .iter()
+            .find(|i| i.inode == docker)
+            .unwrap();
+        assert_eq!(
+            (info.container_id.as_str(), info.runtime.as_str()),
+            (id.as_str(), "docker")
+        );
+        assert_eq!(snapshot.skipped, NetnsSkipped::default());
+    });
+}
+
+pub fn tests() -> Vec<libtest_mimic::Trial> {
+    crate::trials![
+        namespace_vanishing_between_discovery_and_enter_is_dropped_and_counted,
+        namespace_dump_failing_after_enter_is_dropped_and_counted,
+        cgroup_file_of_unknown_format_falls_back_to_the_inode_label,
+    ]
+}
