@@ -54,6 +54,10 @@ pub struct PollNotes {
     pub discovery_error: Option<DiscoverError>,
     /// Namespaces dropped for a failure other than vanishing, with the failure.
     pub netns_errors: Vec<String>,
+    /// Namespaces sampled without their container, because a member's cgroup file or
+    /// the container's Docker config could not be read: they keep their `ns-<inode>`
+    /// label (or their `ip netns` name).
+    pub attribution_errors: Vec<String>,
     /// Namespaces sampled.
     pub namespaces: usize,
 }
@@ -240,6 +244,11 @@ impl Collector {
         let enter_others = self.scope == Scope::All
             && notes.missing_privileges.is_none()
             && notes.discovery_error.is_none();
+        notes.attribution_errors = found
+            .attribution_errors
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         let host = found.by_label(discover::HOST_LABEL).map(|ns| ns.id);
         let mut jobs = Vec::new();
         for namespace in found.namespaces {

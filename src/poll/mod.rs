@@ -287,6 +287,7 @@ struct Conditions {
     privileges: Edge,
     discovery: Edge,
     netns: Edge,
+    attribution: Edge,
     denied: bool,
 }
 
@@ -319,6 +320,16 @@ impl Conditions {
             match netns_errors {
                 Some(errors) => tracing::warn!(%errors, "network namespaces dropped from the poll"),
                 None => tracing::info!("every network namespace sampled again"),
+            }
+        }
+        let attribution =
+            (!notes.attribution_errors.is_empty()).then(|| notes.attribution_errors.join("; "));
+        if self.attribution.changed(attribution.clone()) {
+            match attribution {
+                Some(errors) => {
+                    tracing::warn!(%errors, "containers of network namespaces unknown; they keep their ns-<inode> label")
+                }
+                None => tracing::info!("containers of every network namespace known again"),
             }
         }
         let kernel_errors =

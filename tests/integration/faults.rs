@@ -252,7 +252,8 @@ fn namespace_dump_failing_after_enter_is_dropped_and_counted() {
     });
 }
 
-fn cgroup_file_of_unknown_format_falls_back_to_the_inode_label() {
+fn cgroup_file_of_unknown_format_falls_back_to_the_inode_label_and_unreadable_ones_were_dropped_silently(
+) {
     in_netns(|| {
         let id = random_container_id();
         let other_id = random_container_id();
@@ -269,7 +270,28 @@ fn cgroup_file_of_unknown_format_falls_back_to_the_inode_label() {
         ]);
         let own = here();
         let mut collector = scene.collector(Opener::netlink());
-        let (snapshot, _) = collector.poll().expect("the poll does not fail");
+        let (snapshot, notes) = collector.poll().expect("the poll does not fail");
+        // An unknown format is no error (most namespaces are no container's); a file that
+        // cannot be read as text is one, reported (and logged once) instead of dropped.
+        let pids: Vec<u32> = scene
+            .sleepers
+            .lock()
+            .unwrap()
+            .iter()
+            .map(Child::id)
+            .collect();
+        assert_eq!(
+            notes.attribution_errors,
+            vec![format!(
+                "finding the container of a network namespace: reading {}: stream did not \
+                 contain valid UTF-8",
+                scene
+                    .proc_root()
+                    .join(pids[1].to_string())
+                    .join("cgroup")
+                    .display()
+            )]
+        );
         let [unknown, junk, docker] = [scene.inodes[0], scene.inodes[1], scene.inodes[2]];
         assert_eq!(
             labels(&snapshot),
@@ -317,6 +339,6 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
     crate::trials![
         namespace_vanishing_between_discovery_and_enter_is_dropped_and_counted,
         namespace_dump_failing_after_enter_is_dropped_and_counted,
-        cgroup_file_of_unknown_format_falls_back_to_the_inode_label,
+        cgroup_file_of_unknown_format_falls_back_to_the_inode_label_and_unreadable_ones_were_dropped_silently,
     ]
 }
