@@ -9,6 +9,12 @@
 //! 5. the caps of each namespace, then the namespace cap: the largest keep their label,
 //!    the rest fold into `netns="other"`; the snapshot is built once.
 //!
+//! A dump interrupted by NLM_F_DUMP_INTR is run again once, the whole recipe of that
+//! namespace from a fresh socket (the interrupted attempt's figures are dropped whole;
+//! seeing a CLOSE_WAIT cookie or an owner twice in one poll changes nothing). Today's
+//! kernels do not set the flag on sock_diag dumps (only rtnetlink, genetlink and
+//! nf_tables check their dumps' consistency), so this guards later ones.
+//!
 //! A failure in our own namespace fails the poll (the previous snapshot stays). A
 //! namespace that vanished before or during its dump is dropped and counted; any other
 //! failure in another namespace drops that namespace, is counted and reported in the
@@ -323,11 +329,16 @@ impl Collector {
             own.map(|i| {
                 let job = &jobs[i];
                 let settings = job.settings(settings, netns_settings);
-                sock_diag
-                    .with(open, PollError::Dump, |socket| {
+                let mut attempt = || {
+                    sock_diag.with(open, PollError::Dump, |socket| {
                         namespace::dump(socket, job.namespace.id, index, close_wait, settings)
                     })
-                    .map(|dump| (i, Outcome::Dumped(Box::new(dump))))
+                };
+                match attempt() {
+                    Err(PollError::Dump(error)) if error.is_interrupted() => attempt(),
+                    result => result,
+                }
+                .map(|dump| (i, Outcome::Dumped(Box::new(dump))))
             })
             .transpose()
         })?;
@@ -352,9 +363,13 @@ fn enter_and_dump(
         return Outcome::Failed("own namespace given to a worker".into());
     };
     let id = job.namespace.id;
-    let ran = home.run_in(path, id, || -> Result<NetnsDump, SockDiagError> {
+    let attempt = || -> Result<NetnsDump, SockDiagError> {
         let mut sock_diag = open.open()?;
         namespace::dump(&mut sock_diag, id, index, close_wait, settings)
+    };
+    let ran = home.run_in(path, id, || match attempt() {
+        Err(error) if error.is_interrupted() => attempt(),
+        result => result,
     });
     match ran {
         Ok(Ok(dump)) => Outcome::Dumped(Box::new(dump)),

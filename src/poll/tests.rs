@@ -211,12 +211,46 @@ fn enobufs_mid_dump_keeps_the_previous_snapshot() {
 }
 
 #[test]
-fn dump_interrupted_keeps_the_previous_snapshot() {
+fn dump_interrupted_failed_the_poll_instead_of_a_retry() {
+    let mut rig = Rig::new("dump-intr").with_owners();
+    let first = rig.poll();
+    rig.script.arm(MID_DUMP, Fault::DumpInterrupted);
+    let published = rig.poll();
+    assert!(!rig.script.armed(), "the fault fired");
+    assert_exact(&published);
+    assert!(Arc::ptr_eq(
+        published.previous.as_ref().unwrap(),
+        first.latest.as_ref().unwrap()
+    ));
     assert_eq!(
-        fault_mid_dump("dump-intr", Fault::DumpInterrupted),
+        close_wait_owners(&published),
+        owners(&[("app", 1), ("db", 1)])
+    );
+    assert_eq!(errors(&published), []);
+    assert_eq!(
+        rig.script.opens(),
+        2,
+        "the retry starts from a fresh socket"
+    );
+}
+
+#[test]
+fn dump_interrupted_twice_keeps_the_previous_snapshot() {
+    let mut rig = Rig::new("dump-intr-twice").with_owners();
+    let first = rig.poll();
+    rig.script.always(Fault::DumpInterrupted);
+    let (error, published) = rig.failing_poll();
+    assert_eq!(
+        error,
         "bad reply in the ipv4 dump: the dump was interrupted (NLM_F_DUMP_INTR): the socket \
          tables changed under it"
     );
+    assert!(Arc::ptr_eq(
+        published.latest.as_ref().unwrap(),
+        first.latest.as_ref().unwrap()
+    ));
+    assert_eq!(errors(&published), [("dump", 1)]);
+    assert_eq!(rig.script.opens(), 2, "the retry opened a fresh socket");
 }
 
 #[test]

@@ -68,6 +68,20 @@ pub enum SockDiagError {
     },
 }
 
+impl SockDiagError {
+    /// NLM_F_DUMP_INTR: the socket tables changed under the dump, which is worth one more
+    /// try (from a fresh socket) rather than a failed poll.
+    pub fn is_interrupted(&self) -> bool {
+        matches!(
+            self,
+            SockDiagError::Decode {
+                source: DecodeError::Interrupted,
+                ..
+            }
+        )
+    }
+}
+
 /// What a dump needs of a NETLINK_SOCK_DIAG socket. One indirect call per datagram (a
 /// datagram holds up to 32 KiB of replies): nothing next to the decoding.
 pub trait Transport: Send {

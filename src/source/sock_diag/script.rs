@@ -53,6 +53,8 @@ struct State {
     per_datagram: usize,
     /// (datagrams still to deliver before the fault, the fault).
     armed: Option<(usize, Fault)>,
+    /// A fault on every datagram.
+    always: Option<Fault>,
     opens: usize,
 }
 
@@ -80,6 +82,7 @@ impl Script {
             messages,
             per_datagram: per_datagram.max(1),
             armed: None,
+            always: None,
             opens: 0,
         })))
     }
@@ -91,6 +94,11 @@ impl Script {
     /// The fault hits the datagram received `after` datagrams from now (0: the next).
     pub fn arm(&self, after: usize, fault: Fault) {
         self.state().armed = Some((after, fault));
+    }
+
+    /// `fault` hits every datagram from now on.
+    pub fn always(&self, fault: Fault) {
+        self.state().always = Some(fault);
     }
 
     /// True when an armed fault has not fired yet.
@@ -177,7 +185,7 @@ impl Transport for Scripted {
                     state.armed = Some((after - 1, fault));
                     None
                 }
-                None => None,
+                None => state.always,
             }
         };
         if let Some(Fault::Errno(errno)) = fault {
