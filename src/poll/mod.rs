@@ -203,6 +203,18 @@ impl Edge {
         self.0 = now;
         true
     }
+
+    /// Logs a list of failures when it changes: `failing` (warn) when it starts or
+    /// changes, `recovered` (info) when it clears.
+    fn report(&mut self, errors: &[String], failing: &str, recovered: &str) {
+        let now = (!errors.is_empty()).then(|| errors.join("; "));
+        if self.changed(now.clone()) {
+            match now {
+                Some(errors) => tracing::warn!(%errors, "{failing}"),
+                None => tracing::info!("{recovered}"),
+            }
+        }
+    }
 }
 
 fn count_error(publish: &watch::Sender<Arc<Published>>, stage: Stage) {
@@ -315,33 +327,21 @@ impl Conditions {
                 tracing::warn!(reason = %missing, "only our own network namespace is sampled; see sockdiag_netns_skipped");
             }
         }
-        let netns_errors = (!notes.netns_errors.is_empty()).then(|| notes.netns_errors.join("; "));
-        if self.netns.changed(netns_errors.clone()) {
-            match netns_errors {
-                Some(errors) => tracing::warn!(%errors, "network namespaces dropped from the poll"),
-                None => tracing::info!("every network namespace sampled again"),
-            }
-        }
-        let attribution =
-            (!notes.attribution_errors.is_empty()).then(|| notes.attribution_errors.join("; "));
-        if self.attribution.changed(attribution.clone()) {
-            match attribution {
-                Some(errors) => {
-                    tracing::warn!(%errors, "containers of network namespaces unknown; they keep their ns-<inode> label")
-                }
-                None => tracing::info!("containers of every network namespace known again"),
-            }
-        }
-        let kernel_errors =
-            (!notes.kernel_errors.is_empty()).then(|| notes.kernel_errors.join("; "));
-        if self.kernel.changed(kernel_errors.clone()) {
-            match kernel_errors {
-                Some(errors) => {
-                    tracing::warn!(%errors, "kernel counters or sysctls unreadable; their series are missing")
-                }
-                None => tracing::info!("kernel counters and sysctls readable again"),
-            }
-        }
+        self.netns.report(
+            &notes.netns_errors,
+            "network namespaces dropped from the poll",
+            "every network namespace sampled again",
+        );
+        self.attribution.report(
+            &notes.attribution_errors,
+            "containers of network namespaces unknown; they keep their ns-<inode> label",
+            "containers of every network namespace known again",
+        );
+        self.kernel.report(
+            &notes.kernel_errors,
+            "kernel counters or sysctls unreadable; their series are missing",
+            "kernel counters and sysctls readable again",
+        );
         if notes.scan.permission_denied > 0 && !self.denied {
             self.denied = true;
             tracing::warn!(

@@ -55,13 +55,7 @@ impl Scene {
         std::fs::create_dir_all(&proc).unwrap();
         std::fs::create_dir_all(scene.temp.join("docker")).unwrap();
         symlink("/proc/thread-self", proc.join("thread-self")).unwrap();
-        let pids: Vec<u32> = scene
-            .sleepers
-            .lock()
-            .unwrap()
-            .iter()
-            .map(Child::id)
-            .collect();
+        let pids = scene.pids();
         for (i, pid) in pids.into_iter().enumerate() {
             scene
                 .inodes
@@ -81,6 +75,11 @@ impl Scene {
             scene.listeners.push(listener);
         }
         scene
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        let sleepers = self.sleepers.lock().unwrap_or_else(|p| p.into_inner());
+        sleepers.iter().map(Child::id).collect()
     }
 
     fn proc_root(&self) -> PathBuf {
@@ -273,13 +272,7 @@ fn cgroup_file_of_unknown_format_falls_back_to_the_inode_label_and_unreadable_on
         let (snapshot, notes) = collector.poll().expect("the poll does not fail");
         // An unknown format is no error (most namespaces are no container's); a file that
         // cannot be read as text is one, reported (and logged once) instead of dropped.
-        let pids: Vec<u32> = scene
-            .sleepers
-            .lock()
-            .unwrap()
-            .iter()
-            .map(Child::id)
-            .collect();
+        let pids = scene.pids();
         assert_eq!(
             notes.attribution_errors,
             vec![format!(
