@@ -280,6 +280,27 @@ fn nlmsg_error_mid_dump_keeps_the_previous_snapshot() {
 }
 
 #[test]
+fn nlmsg_error_in_the_unix_dump_keeps_the_previous_snapshot() {
+    // The last datagram of the poll: every TCP socket is folded by then.
+    const UNIX_DONE: usize = 16;
+    let mut rig = Rig::new("unix-error").with_owners();
+    let first = rig.poll();
+    rig.script.arm(UNIX_DONE, Fault::KernelError(libc::EBUSY));
+    let (error, published) = rig.failing_poll();
+    assert!(!rig.script.armed(), "the fault fired");
+    assert_eq!(
+        error,
+        "bad reply in the unix dump: kernel answered the dump with error 16 (Device or \
+         resource busy (os error 16))"
+    );
+    assert!(Arc::ptr_eq(
+        published.latest.as_ref().unwrap(),
+        first.latest.as_ref().unwrap()
+    ));
+    assert_eq!(errors(&published), [("dump", 1)]);
+}
+
+#[test]
 fn a_fault_in_the_first_poll_publishes_nothing() {
     let mut rig = Rig::new("first").with_owners();
     rig.script.arm(MID_DUMP, Fault::Errno(libc::ENOBUFS));

@@ -14,6 +14,7 @@ use std::net::TcpListener;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Child;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -251,6 +252,38 @@ fn namespace_dump_failing_after_enter_is_dropped_and_counted() {
     });
 }
 
+fn own_namespace_failing_mid_dump_fails_the_whole_poll() {
+    in_netns(|| {
+        let scene = Scene::build(&[b"0::/\n"]);
+        let own = here();
+        // Our own first socket fails; the one opened again after the failure does not.
+        let failed = Arc::new(AtomicBool::new(false));
+        let open = Opener::new(move || {
+            if here() != own || failed.swap(true, Ordering::Relaxed) {
+                return SockDiag::open();
+            }
+            let inner = Netlink::open().expect("netlink socket");
+            Ok(SockDiag::over(Box::new(FailAfter { inner, requests: 3 })))
+        });
+        let mut collector = scene.collector(open);
+        // The other namespace was dumped whole meanwhile: the poll still fails as one, so
+        // nothing of it is published (`run` publishes only what `poll` returns).
+        let error = collector.poll().expect_err("our own namespace failed");
+        assert_eq!(error.stage().label(), "dump");
+        assert_eq!(
+            error.to_string(),
+            "receive failed during the ipv4 dump: No buffer space available (os error 105)"
+        );
+        let (snapshot, _) = collector.poll().expect("the next poll succeeds");
+        let label = format!("ns-{}", scene.inodes[0]);
+        assert_eq!(
+            labels(&snapshot),
+            sorted(vec![format!("ns-{own}"), label.clone()])
+        );
+        assert_eq!(listeners(&snapshot, &label), (1, 1));
+    });
+}
+
 fn cgroup_file_of_unknown_format_falls_back_to_the_inode_label_and_unreadable_ones_were_dropped_silently(
 ) {
     in_netns(|| {
@@ -332,6 +365,7 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
     crate::trials![
         namespace_vanishing_between_discovery_and_enter_is_dropped_and_counted,
         namespace_dump_failing_after_enter_is_dropped_and_counted,
+        own_namespace_failing_mid_dump_fails_the_whole_poll,
         cgroup_file_of_unknown_format_falls_back_to_the_inode_label_and_unreadable_ones_were_dropped_silently,
     ]
 }
