@@ -241,3 +241,31 @@ fn missing_root_is_an_error_naming_it() {
         "cannot read /nonexistent-proc: No such file or directory (os error 2)"
     );
 }
+
+#[test]
+fn unreadable_root_at_revalidation_forgets_every_cached_owner() {
+    let proc = FakeProc::new("revalidate-root");
+    proc.process(10, "app", 1);
+    proc.fd(10, 3, "socket:[7]");
+    let mut index = ProcIndex::new(&proc.0);
+    index.begin_poll();
+    index.warm().unwrap();
+    assert_eq!(owner_name(&mut index, 7).as_deref(), Some("app"));
+    index.sweep();
+    let moved = proc.0.with_extension("moved");
+    std::fs::rename(&proc.0, &moved).unwrap();
+    index.begin_poll();
+    let error = index.revalidate().unwrap_err();
+    std::fs::rename(&moved, &proc.0).unwrap();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "cannot read {}: No such file or directory (os error 2)",
+            proc.0.display()
+        )
+    );
+    assert_eq!(index.lookup(7), None, "no unverified name");
+    index.sweep();
+    index.resolve(&[7]).unwrap();
+    assert_eq!(owner_name(&mut index, 7).as_deref(), Some("app"));
+}
