@@ -327,6 +327,22 @@ impl Stepper<'_> {
     }
 }
 
+/// Keeps `load` up for `seconds` (TIME_WAIT refreshed), for measuring from outside.
+fn hold(load: &mut Load, seconds: u64) {
+    if seconds == 0 {
+        return;
+    }
+    eprintln!(
+        "   holding {seconds} s: nsenter --net=/proc/{}/ns/net",
+        load.pids()[0]
+    );
+    let until = Instant::now() + Duration::from_secs(seconds);
+    while Instant::now() < until {
+        load.ensure(Duration::from_secs(15));
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
 fn run_scale(total: u64, options: &Options, with_node: bool) -> Scale {
     let reps = options.reps;
     let mut sd = SockDiag::open().expect("open sock_diag");
@@ -341,18 +357,7 @@ fn run_scale(total: u64, options: &Options, with_node: bool) -> Scale {
     Census::take(&mut sd);
     let unit = unit_started.elapsed().max(Duration::from_millis(5));
     let build_seconds = load.build_seconds;
-    if options.hold > 0 {
-        eprintln!(
-            "   holding {} s: nsenter --net=/proc/{}/ns/net",
-            options.hold,
-            load.pids()[0]
-        );
-        let until = Instant::now() + Duration::from_secs(options.hold);
-        while Instant::now() < until {
-            load.ensure(Duration::from_secs(15));
-            std::thread::sleep(Duration::from_secs(2));
-        }
-    }
+    hold(&mut load, options.hold);
     let mut floor = Proc::start("floor", &[]);
     let mut poller = Proc::start("poller", &[]);
     let mut attrib = Proc::start("attrib", &[]);
@@ -561,6 +566,7 @@ fn run_attribution(total: u64, options: &Options) -> Attribution {
         census.total(),
         load.build_seconds
     );
+    hold(&mut load, options.hold);
     let mut floor = Proc::start("floor", &[]);
     let mut poller = Proc::start("poller", &[]);
     let mut attrib = Proc::start("attrib", &[]);
