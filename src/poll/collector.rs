@@ -20,7 +20,7 @@
 //! failure in another namespace drops that namespace, is counted and reported in the
 //! notes, and never fails the poll.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
@@ -86,6 +86,10 @@ pub struct Collector {
     max_namespaces: usize,
     peaks: Peaks,
     targets: Targets,
+    /// Our own namespace as the last successful discovery named it (and whether it was
+    /// the host's), so that a poll whose discovery fails keeps its label and info instead
+    /// of jumping to `ns-<inode>` (or `ns-0`) for one poll.
+    own: Option<(Namespace, bool)>,
 }
 
 /// A namespace to dump this poll: `enter` is `None` for our own.
@@ -132,6 +136,7 @@ impl Collector {
             max_namespaces: config.max_namespaces.max(1),
             peaks,
             targets,
+            own: None,
         }
     }
 
@@ -229,13 +234,13 @@ impl Collector {
 
     /// The namespaces to dump: every one discovered, ours only with `Scope::Own`, without
     /// the privileges to enter others, or when discovery fails.
-    fn discover(&self, notes: &mut PollNotes) -> (Vec<Job>, NetnsSkipped) {
+    fn discover(&mut self, notes: &mut PollNotes) -> (Vec<Job>, NetnsSkipped) {
         let mut skipped = NetnsSkipped::default();
         let found = match discover::discover(&self.sources) {
             Ok(found) => found,
             Err(error) => {
                 notes.discovery_error = Some(error);
-                return (vec![own_fallback(&self.sources.proc_root)], skipped);
+                return (vec![self.own_fallback()], skipped);
             }
         };
         if self.scope == Scope::All {
@@ -274,9 +279,42 @@ impl Collector {
         if !jobs.iter().any(|job| job.enter.is_none()) {
             // Our own namespace is always sampled, even if discovery missed it (a /proc
             // that is not ours): it is the one every privilege-less user gets.
-            jobs.push(own_fallback(&self.sources.proc_root));
+            jobs.push(self.own_fallback());
+        }
+        if let Some(own) = jobs.iter().find(|job| job.enter.is_none()) {
+            self.own = Some((own.namespace.clone(), own.host));
         }
         (jobs, skipped)
+    }
+
+    /// Our own namespace when discovery could not name it: as the last discovery named
+    /// it, if our inode is still that one's (or cannot be read: the exporter never changes
+    /// namespace), else `ns-<inode>` (inode 0 when neither is known).
+    fn own_fallback(&self) -> Job {
+        let inode = HomeNetns::open(&self.sources.proc_root).map(|home| home.inode());
+        if let Some((namespace, host)) = &self.own {
+            if inode.as_ref().map_or(true, |&inode| inode == namespace.id) {
+                return Job {
+                    namespace: namespace.clone(),
+                    enter: None,
+                    host: *host,
+                };
+            }
+        }
+        let id = inode.unwrap_or(0);
+        Job {
+            namespace: Namespace {
+                id,
+                label: format!("ns-{id}"),
+                info: discover::NetnsInfo {
+                    inode: id,
+                    ..Default::default()
+                },
+                enter: PathBuf::new(),
+            },
+            enter: None,
+            host: false,
+        }
     }
 
     /// Runs the recipe in every namespace of `jobs`; outcomes in the order of `jobs`.
@@ -376,25 +414,6 @@ fn enter_and_dump(
         Err(EnterError::Vanished { .. }) => Outcome::Vanished,
         Err(error) => Outcome::Failed(format!("netns {}: {error}", job.namespace.label)),
         Ok(Err(error)) => Outcome::Failed(format!("netns {}: {error}", job.namespace.label)),
-    }
-}
-
-/// Our own namespace when discovery could not name it: `ns-<inode>` (inode 0 when even
-/// our own link cannot be read).
-fn own_fallback(proc_root: &Path) -> Job {
-    let id = HomeNetns::open(proc_root).map_or(0, |home| home.inode());
-    Job {
-        namespace: Namespace {
-            id,
-            label: format!("ns-{id}"),
-            info: discover::NetnsInfo {
-                inode: id,
-                ..Default::default()
-            },
-            enter: PathBuf::new(),
-        },
-        enter: None,
-        host: false,
     }
 }
 
