@@ -1,0 +1,675 @@
+#!/usr/bin/env python3
+"""Churn soak of sockdiag_exporter (issue 17): run by benches/soak.sh, never by hand.
+
+`soak.py run` is PID 1 of a private network + PID + mount namespace (unshare -n -p -f
+--mount-proc). It starts, each as its own process and each stopped by its pid:
+  - the exporter (--namespaces=own, --poll.interval, debug log: one "poll done" line per poll);
+  - `soak.py load` (comm soak_load): opens and closes TCP connections on loopback at a fixed
+    rate, in four kinds: A client closes first (client TIME_WAIT, server CLOSE_WAIT held 1 s),
+    B server closes first (server TIME_WAIT, client CLOSE_WAIT held 1 s), C reset (no
+    TIME_WAIT), D like A over ::1 (hold 0.2 s); plus 100 ESTABLISHED pairs held throughout,
+    and the accepting end of the churn listeners 7001 and 7002;
+  - `soak.py churn` (comm soak_churn): forks processes at a fixed rate that each name
+    themselves churn_a or churn_b, connect to 7001 (churn_a) or 7002 (churn_b), hold the
+    socket and exit. Before each fork it writes the pid of a child it just reaped to
+    ns_last_pid, so pids are reused at once, and a reused pid always gets the other name.
+
+Every scrape (one a second, over one keep-alive connection) is checked for wrong owner
+names: a socket to or from 7001 can only be churn_a's (outbound) or soak_load's (inbound),
+and so on for every port of the load; a name that contradicts that is a wrong name. `unknown`
+(an owner that exited between the dump and the /proc scan) and "" (no owner) are not. Every
+`--sample` seconds the exporter's RSS, fds and poll figures are recorded.
+
+When the load stops, churn stops, the load closes what it had scheduled and opens a final
+set (ESTABLISHED pairs, CLOSE_WAIT/FIN_WAIT2 pairs held by shutdown, one churn_a and one
+churn_b holding connections), and nothing new starts. After TIME_WAIT and orphans have
+expired (up to tcp_fin_timeout, 60 s), `ss` is read, the next poll that started after that
+read is scraped, `ss` is read again; both ss reads must agree (settled) and the exporter's
+counts per family and state, and per process, must equal them exactly.
+"""
+
+import collections
+import ctypes
+import errno
+import http.client
+import json
+import os
+import re
+import resource
+import signal
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import time
+
+WEB_PORT = 9900
+CHURN_PORT = {"churn_a": 7001, "churn_b": 7002}
+LOAD_PORTS = (8001, 8002, 8003, 8004, 8005)
+LIBC = ctypes.CDLL(None, use_errno=True)
+PR_SET_NAME = 15
+
+
+def set_comm(name):
+    LIBC.prctl(PR_SET_NAME, name.encode(), 0, 0, 0)
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- load (soak_load)
+
+class Stop:
+    """Set by a signal handler; polled by the loops."""
+
+    def __init__(self):
+        self.stop = False
+        self.final = False
+
+    def on_usr1(self, *_):
+        self.stop = True
+
+    def on_term(self, *_):
+        self.final = True
+
+
+def listener(addr, port, family=socket.AF_INET, blocking=True):
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((addr, port))
+    s.listen(4096)
+    s.setblocking(blocking)
+    return s
+
+
+def rst_close(s):
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+
+
+def load_main(rate, stats_path):
+    set_comm("soak_load")
+    # About 2,000 sockets are held at once (CLOSE_WAIT for 1 s, the steady pairs).
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    st = Stop()
+    signal.signal(signal.SIGUSR1, st.on_usr1)
+    signal.signal(signal.SIGTERM, st.on_term)
+    la = [listener("127.0.0.1", 8001), listener("127.0.0.2", 8001)]
+    lb = listener("127.0.0.1", 8002)
+    lc = listener("127.0.0.1", 8003)
+    ld = listener("::1", 8004, socket.AF_INET6)
+    le = listener("127.0.0.1", 8005)
+    churn = [listener("127.0.0.1", p, blocking=False) for p in CHURN_PORT.values()]
+    # Held throughout: a server's steady connections.
+    held = []
+    for _ in range(100):
+        c = socket.create_connection(("127.0.0.1", 8005))
+        held += [c, le.accept()[0]]
+    pending = collections.deque()  # (close at, socket, reset?) in time order per hold
+    pending_d = collections.deque()
+    churn_pending = collections.deque()
+    counts = collections.Counter()
+    errors = collections.Counter()
+    kinds = ("a", "a", "a", "a", "b", "b", "b", "c", "c", "d")  # 40/30/20/10 %, cycled
+    start = time.monotonic()
+    n = 0
+    ready = open(stats_path + ".ready", "w")
+    ready.close()
+
+    def accept_churn(hold):
+        for lst in churn:
+            while True:
+                try:
+                    s, _ = lst.accept()
+                except BlockingIOError:
+                    break
+                counts["churn_accepted"] += 1
+                if hold is None:
+                    held.append(s)
+                else:
+                    churn_pending.append((time.monotonic() + hold, s))
+
+    def close_due(now, queue):
+        while queue and queue[0][0] <= now:
+            queue.popleft()[1].close()
+
+    while not st.stop and not st.final:
+        now = time.monotonic()
+        due = int((now - start) * rate)
+        while n < due:
+            kind = kinds[n % len(kinds)]
+            try:
+                if kind == "a":
+                    lst = la[n // len(kinds) % 2]
+                    c = socket.create_connection(lst.getsockname())
+                    s, _ = lst.accept()
+                    c.close()
+                    pending.append((now + 1.0, s))
+                elif kind == "b":
+                    c = socket.create_connection(("127.0.0.1", 8002))
+                    s, _ = lb.accept()
+                    s.close()
+                    pending.append((now + 1.0, c))
+                elif kind == "c":
+                    c = socket.create_connection(("127.0.0.1", 8003))
+                    s, _ = lc.accept()
+                    rst_close(c)
+                    s.close()
+                else:
+                    c = socket.create_connection(("::1", 8004))
+                    s, _ = ld.accept()
+                    c.close()
+                    pending_d.append((now + 0.2, s))
+                counts[kind] += 1
+            except OSError as e:
+                errors[errno.errorcode.get(e.errno, str(e.errno))] += 1
+            n += 1
+        close_due(now, pending)
+        close_due(now, pending_d)
+        accept_churn(2.0)
+        close_due(now, churn_pending)
+        time.sleep(0.005)
+    elapsed = time.monotonic() - start
+    # Stopped: close what was scheduled, then open the final set and hold it.
+    for q in (pending, pending_d, churn_pending):
+        while q:
+            q.popleft()[1].close()
+    for _ in range(20):
+        c = socket.create_connection(("127.0.0.1", 8001))
+        held += [c, la[0].accept()[0]]
+    for _ in range(30):
+        c = socket.create_connection(("127.0.0.1", 8002))
+        s, _ = lb.accept()
+        c.shutdown(socket.SHUT_WR)  # c: FIN_WAIT2, held (no orphan timeout); s: CLOSE_WAIT
+        held += [c, s]
+    for _ in range(10):
+        c = socket.create_connection(("::1", 8004))
+        held += [c, ld.accept()[0]]
+    total = sum(counts[k] for k in "abcd")
+    with open(stats_path, "w") as f:
+        json.dump({"seconds": elapsed, "connections": total, "per_second": total / elapsed,
+                   "by_kind": {k: counts[k] for k in "abcd"}, "errors": dict(errors),
+                   "churn_accepted": counts["churn_accepted"]}, f)
+    while not st.final:
+        accept_churn(None)  # the final churn holders connect after the stop: hold them
+        time.sleep(0.05)
+
+
+# ---------------------------------------------------------------- churn (soak_churn)
+
+def churn_child(name, kind):
+    set_comm(name)
+    try:
+        c = socket.create_connection(("127.0.0.1", CHURN_PORT[name]))
+        if kind == "hold":
+            time.sleep(0.3)
+        elif kind == "close_wait":
+            time.sleep(2.5)  # the server closes at 2 s: CLOSE_WAIT held by this name
+        c.close()
+    finally:
+        os._exit(0)
+
+
+def final_holder(name, count):
+    set_comm(name)
+    conns = [socket.create_connection(("127.0.0.1", CHURN_PORT[name])) for _ in range(count)]
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM])
+    while conns:
+        time.sleep(3600)
+
+
+def churn_main(rate, stats_path):
+    set_comm("soak_churn")
+    st = Stop()
+    signal.signal(signal.SIGUSR1, st.on_usr1)
+    signal.signal(signal.SIGTERM, st.on_term)
+    last_name = {}
+    free = collections.deque()  # pids reaped, reused first (FIFO)
+    reaped_at = {}
+    alive = set()
+    stats = collections.Counter()
+    gaps = []
+    kinds = ("instant", "hold", "hold", "hold", "close_wait")
+    start = time.monotonic()
+    n = 0
+
+    def reap():
+        while alive:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            alive.discard(pid)
+            free.append(pid)
+            reaped_at[pid] = time.monotonic()
+
+    while not st.stop and not st.final:
+        now = time.monotonic()
+        reap()
+        due = int((now - start) * rate)
+        while n < due:
+            wanted = free.popleft() if free else None
+            if wanted is not None:
+                try:
+                    with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+                        f.write(str(wanted - 1))
+                except OSError:
+                    stats["ns_last_pid_errors"] += 1
+            pid = os.fork()
+            me = os.getpid() if pid == 0 else pid
+            name = "churn_b" if last_name.get(me) == "churn_a" else "churn_a"
+            if pid == 0:
+                churn_child(name, kinds[n % len(kinds)])
+            alive.add(pid)
+            if pid in last_name:
+                stats["pid_reused"] += 1
+                if pid in reaped_at:
+                    gaps.append(time.monotonic() - reaped_at[pid])
+            last_name[pid] = name
+            stats[name] += 1
+            stats["forks"] += 1
+            n += 1
+        time.sleep(0.005)
+    elapsed = time.monotonic() - start
+    while alive:
+        reap()
+        time.sleep(0.01)
+    gaps.sort()
+    with open(stats_path, "w") as f:
+        json.dump({"seconds": elapsed, "processes": stats["forks"],
+                   "per_second": stats["forks"] / elapsed, "pid_reused": stats["pid_reused"],
+                   "distinct_pids": len(last_name), "churn_a": stats["churn_a"],
+                   "churn_b": stats["churn_b"],
+                   "reuse_gap_ms_p50": 1e3 * gaps[len(gaps) // 2] if gaps else None,
+                   "ns_last_pid_errors": stats["ns_last_pid_errors"]}, f)
+    # Final holders, kept until SIGTERM: a churn_a with 3 connections, a churn_b with 2,
+    # once the load holds every connection it accepts (it has stopped).
+    while not os.path.exists(stats_path + ".go") and not st.final:
+        time.sleep(0.05)
+    holders = []
+    for name, count in (("churn_a", 3), ("churn_b", 2)):
+        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            final_holder(name, count)
+            os._exit(0)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM])
+        holders.append(pid)
+    with open(stats_path + ".holders", "w") as f:
+        f.write(" ".join(map(str, holders)))
+    while not st.final:
+        time.sleep(0.05)
+    for pid in holders:
+        os.kill(pid, signal.SIGTERM)
+        os.waitpid(pid, 0)
+
+
+# ---------------------------------------------------------------- exposition and ss
+
+LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)')
+LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse(text):
+    out = collections.defaultdict(list)
+    for line in text.splitlines():
+        if not line or line[0] == "#":
+            continue
+        m = LINE.match(line)
+        if m:
+            out[m.group(1)].append((dict(LABEL.findall(m.group(2) or "")), float(m.group(3))))
+    return out
+
+
+SS_STATE = {"ESTAB": "established", "SYN-SENT": "syn_sent", "SYN-RECV": "syn_recv",
+            "FIN-WAIT-1": "fin_wait1", "FIN-WAIT-2": "fin_wait2", "TIME-WAIT": "time_wait",
+            "UNCONN": "close", "CLOSE-WAIT": "close_wait", "LAST-ACK": "last_ack",
+            "LISTEN": "listen", "CLOSING": "closing"}
+USERS = re.compile(r'users:\(\("((?:[^"\\]|\\.)*)",pid=(\d+)')
+
+
+def ss_read():
+    """Counts per (family, state) and per (process, listen?) from one `ss -Htanp`."""
+    out = subprocess.run(["ss", "-Htanp"], check=True, capture_output=True, text=True).stdout
+    states = collections.Counter()
+    owners = collections.Counter()
+    for line in out.splitlines():
+        f = line.split()
+        state = SS_STATE[f[0]]
+        family = "ipv6" if f[3].startswith("[") else "ipv4"
+        states[(family, state)] += 1
+        m = USERS.search(line)
+        owners[(m.group(1) if m else "", state == "listen")] += 1
+    return states, owners
+
+
+def exporter_counts(metrics):
+    states = collections.Counter()
+    for labels, v in metrics["sockdiag_tcp_sockets"]:
+        if v:
+            states[(labels["family"], labels["state"])] += int(v)
+    owners = collections.Counter()
+    for labels, v in metrics["sockdiag_tcp_port_sockets"]:
+        if v:
+            owners[(labels["process"], False)] += int(v)
+    for labels, _ in metrics["sockdiag_tcp_listen_queue_length"]:
+        owners[(labels["process"], True)] += 1
+    return states, owners
+
+
+def expected_owner(direction, port):
+    """Who may hold a socket of this series: the one true name, by construction."""
+    if port == str(WEB_PORT):
+        return "soak_run" if direction == "outbound" else EXPORTER_COMM
+    for name, p in CHURN_PORT.items():
+        if port == str(p):
+            return name if direction == "outbound" else "soak_load"
+    if port in map(str, LOAD_PORTS):
+        return "soak_load"
+    return None
+
+
+EXPORTER_COMM = "sockdiag_export"
+
+
+def wrong_names(metrics):
+    """Series whose process contradicts the truth; `unknown` and "" are never wrong."""
+    wrong = []
+    for labels, v in metrics["sockdiag_tcp_port_sockets"]:
+        proc = labels["process"]
+        if not v or proc in ("", "unknown"):
+            continue
+        if proc != expected_owner(labels["direction"], labels["port"]):
+            wrong.append(labels | {"value": v})
+    for labels, _ in metrics["sockdiag_tcp_listen_queue_length"]:
+        if labels["process"] not in ("unknown", expected_owner("inbound", labels["port"])):
+            wrong.append(labels)
+    return wrong
+
+
+# ---------------------------------------------------------------- run (PID 1)
+
+class Scraper:
+    def __init__(self):
+        self.conn = None
+        self.connects = 0
+
+    def get(self):
+        for attempt in (0, 1):
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection("127.0.0.1", WEB_PORT, timeout=10)
+                self.connects += 1
+            try:
+                self.conn.request("GET", "/metrics")
+                r = self.conn.getresponse()
+                body = r.read().decode()
+                if r.status != 200:
+                    raise RuntimeError(f"/metrics answered {r.status}")
+                return parse(body)
+            except (OSError, http.client.HTTPException):
+                self.conn.close()
+                self.conn = None
+                if attempt:
+                    raise
+
+
+def value(metrics, name, **want):
+    return sum(v for labels, v in metrics.get(name, []) if all(labels.get(k) == x for k, x in want.items()))
+
+
+def proc_figures(pid):
+    rss = None
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+            elif line.startswith("Threads:"):
+                threads = int(line.split()[1])
+    return rss, len(os.listdir(f"/proc/{pid}/fd")), threads, cpu
+
+
+def poll_durations(path):
+    out = []
+    pat = re.compile(r'"message":"poll done".*?"duration_ms":([0-9.e+-]+)|"duration_ms":([0-9.e+-]+).*?"message":"poll done"')
+    with open(path) as f:
+        for line in f:
+            m = pat.search(line)
+            if m:
+                out.append(float(m.group(1) or m.group(2)))
+    return out
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(p / 100 * len(xs)))] if xs else None
+
+
+def wait_file(path, timeout, proc=None):
+    end = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[2]} exited: {proc.returncode}")
+        if time.monotonic() > end:
+            raise RuntimeError(f"{path} not written within {timeout} s")
+        time.sleep(0.05)
+
+
+def stop_pid(proc, sig=signal.SIGTERM):
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def compare_settled(scraper, netns_poll, limit):
+    """ss, then a poll that started after it, then ss again: settled and exactly equal."""
+    for attempt in range(limit):
+        ss1_time = time.time()
+        ss1 = ss_read()
+        ss1_done = time.time()
+        while True:
+            m = scraper.get()
+            finished = value(m, "sockdiag_last_poll_success_timestamp_seconds")
+            started = finished - value(m, "sockdiag_poll_duration_seconds")
+            if started > ss1_done:
+                break
+            time.sleep(netns_poll)
+        ss2 = ss_read()
+        if ss1 == ss2:
+            return {"ss_read_at": ss1_time, "poll_started_at": started, "ss": ss1,
+                    "exporter": exporter_counts(m), "metrics": m, "attempts": attempt + 1}
+        time.sleep(1)
+    raise RuntimeError("ss never settled")
+
+
+def run_main(args):
+    set_comm("soak_run")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    out = args["out"]
+    duration, sample, poll = args["duration"], args["sample"], args["poll"]
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    with open("/proc/sys/net/ipv4/ip_local_port_range", "w") as f:
+        f.write("10000 65000")
+    procs = {}
+    exlog = open(os.path.join(out, "exporter.log"), "w")
+    procs["exporter"] = subprocess.Popen(
+        [args["binary"], f"--poll.interval={poll}ms", "--namespaces=own",
+         f"--web.listen-address=127.0.0.1:{WEB_PORT}", "--log.level=debug",
+         "--log.format=json"], stdout=exlog, stderr=subprocess.STDOUT)
+    me = os.path.abspath(__file__)
+    try:
+        global EXPORTER_COMM
+        scraper = Scraper()
+        for _ in range(100):
+            try:
+                scraper.get()
+                break
+            except (OSError, http.client.HTTPException):
+                time.sleep(0.1)
+        with open(f"/proc/{procs['exporter'].pid}/comm") as f:
+            EXPORTER_COMM = f.read().strip()
+        load_stats = os.path.join(out, "load.json")
+        churn_stats = os.path.join(out, "churn.json")
+        procs["load"] = subprocess.Popen([sys.executable, me, "load", str(args["rate"]), load_stats])
+        wait_file(load_stats + ".ready", 30, procs["load"])
+        procs["churn"] = subprocess.Popen([sys.executable, me, "churn", str(args["procs"]), churn_stats])
+        t0 = time.monotonic()
+        series = open(os.path.join(out, "series.csv"), "w")
+        series.write("seconds,rss_kib,fds,threads,cpu_seconds,load_cpu_seconds,poll_duration_ms,"
+                     "sockets_scanned,unattributed,poll_errors,scrapes,wrong_names\n")
+        scrapes = wrong = unknown_scrapes = 0
+        wrong_examples = []
+        next_sample = 0.0
+        pid = procs["exporter"].pid
+        log(f"load running for {duration} s")
+        while True:
+            t = time.monotonic() - t0
+            if t >= duration:
+                break
+            m = scraper.get()
+            scrapes += 1
+            bad = wrong_names(m)
+            if bad:
+                wrong += len(bad)
+                wrong_examples += bad[: 5 - len(wrong_examples)]
+            if value(m, "sockdiag_unattributed_sockets"):
+                unknown_scrapes += 1
+            if t >= next_sample:
+                rss, fds, threads, cpu = proc_figures(pid)
+                load_cpu = proc_figures(procs["load"].pid)[3]
+                series.write(f"{t:.1f},{rss},{fds},{threads},{cpu:.2f},{load_cpu:.2f},"
+                             f"{1e3 * value(m, 'sockdiag_poll_duration_seconds'):.2f},"
+                             f"{value(m, 'sockdiag_sockets_scanned'):.0f},"
+                             f"{value(m, 'sockdiag_unattributed_sockets'):.0f},"
+                             f"{value(m, 'sockdiag_poll_errors_total'):.0f},{scrapes},{wrong}\n")
+                series.flush()
+                next_sample += sample
+            for name in ("load", "churn", "exporter"):
+                if procs[name].poll() is not None:
+                    raise RuntimeError(f"{name} exited early: {procs[name].returncode}")
+            time.sleep(max(0.0, int(t) + 1 - (time.monotonic() - t0)))
+        rss_end, fds_end, _, cpu_end = proc_figures(pid)
+        log("load stopped; churn stops, then the final set")
+        procs["churn"].send_signal(signal.SIGUSR1)
+        wait_file(churn_stats, 30)
+        procs["load"].send_signal(signal.SIGUSR1)
+        wait_file(load_stats, 30)
+        open(churn_stats + ".go", "w").close()
+        wait_file(churn_stats + ".holders", 30)
+        # Settled: TIME_WAIT and orphaned FIN_WAIT2 expire within 60 s of the last close.
+        settle_start = time.monotonic()
+        while True:
+            states, _ = ss_read()
+            if not states[("ipv4", "time_wait")] + states[("ipv6", "time_wait")]:
+                break
+            if time.monotonic() - settle_start > 90:
+                raise RuntimeError("TIME_WAIT still present 90 s after the load stopped")
+            m = scraper.get()  # keeps checking names while it settles
+            scrapes += 1
+            bad = wrong_names(m)
+            wrong += len(bad)
+            wrong_examples += bad[: max(0, 5 - len(wrong_examples))]
+            time.sleep(2)
+        settled = compare_settled(scraper, poll / 1e3, 10)
+        final = settled["metrics"]
+        bad = wrong_names(final)
+        wrong += len(bad)
+        rss_final, fds_final, _, _ = proc_figures(pid)
+        series.close()
+        ss_states, ss_owners = settled["ss"]
+        ex_states, ex_owners = settled["exporter"]
+        state_diff = {f"{k[0]}/{k[1]}": [ss_states[k], ex_states[k]]
+                      for k in set(ss_states) | set(ex_states) if ss_states[k] != ex_states[k]}
+        owner_diff = {f"{k[0] or '-'}/{'listen' if k[1] else 'other'}": [ss_owners[k], ex_owners[k]]
+                      for k in set(ss_owners) | set(ex_owners) if ss_owners[k] != ex_owners[k]}
+        rows = [r.split(",") for r in open(os.path.join(out, "series.csv")).read().split("\n")[1:] if r]
+        at_min1 = [r for r in rows if float(r[0]) >= 60.0]
+        base = at_min1[0] if at_min1 else None
+        durations = poll_durations(os.path.join(out, "exporter.log"))
+        with open(load_stats) as f:
+            load = json.load(f)
+        with open(churn_stats) as f:
+            churn = json.load(f)
+        errors = {labels["stage"]: v for labels, v in final["sockdiag_poll_errors_total"] if v}
+        summary = {
+            "duration_s": duration, "poll_interval_ms": poll,
+            "load": load, "churn": churn,
+            "rss_kib": {"minute_1": int(base[1]) if base else None, "end_of_load": rss_end,
+                        "settled": rss_final,
+                        "max": max([rss_end, rss_final] + [int(r[1]) for r in rows])},
+            "fds": {"minute_1": int(base[2]) if base else None, "end_of_load": fds_end,
+                    "settled": fds_final,
+                    "max": max([fds_end, fds_final] + [int(r[2]) for r in rows])},
+            "exporter_cpu_seconds_during_load": cpu_end,
+            "polls": len(durations),
+            "poll_ms": {"p50": pct(durations, 50), "p99": pct(durations, 99),
+                        "max": max(durations) if durations else None,
+                        "mean": statistics.fmean(durations) if durations else None},
+            "poll_errors": errors,
+            "scrapes": scrapes, "scrape_connections": scraper.connects,
+            "scrapes_with_unattributed": unknown_scrapes,
+            "wrong_names": wrong, "wrong_examples": wrong_examples,
+            "settled": {"states_ss": {f"{k[0]}/{k[1]}": v for k, v in sorted(ss_states.items())},
+                        "owners_ss": {f"{k[0] or '-'}/{'listen' if k[1] else 'other'}": v
+                                      for k, v in sorted(ss_owners.items())},
+                        "state_diff_ss_vs_exporter": state_diff,
+                        "owner_diff_ss_vs_exporter": owner_diff,
+                        "attempts": settled["attempts"],
+                        "waited_after_stop_s": round(time.monotonic() - settle_start, 1)},
+        }
+        with open(os.path.join(out, "summary.json"), "w") as f:
+            json.dump(summary, f, indent=1)
+        print(json.dumps(summary, indent=1))
+        failures = []
+        if errors:
+            failures.append(f"poll errors: {errors}")
+        if wrong:
+            failures.append(f"{wrong} wrong owner names, e.g. {wrong_examples}")
+        if state_diff:
+            failures.append(f"counts per state differ from ss (ss, exporter): {state_diff}")
+        if owner_diff:
+            failures.append(f"counts per process differ from ss (ss, exporter): {owner_diff}")
+        if args["targets"] and base:
+            for key, col in (("rss_kib", 1), ("fds", 2)):
+                b = int(base[col])
+                worst = max(int(r[col]) for r in at_min1)
+                if worst > b * 1.1:
+                    failures.append(f"{key} grew past 10% of minute 1: {b} -> max {worst}")
+        for f in failures:
+            print(f"FAIL: {f}")
+        return 1 if failures else 0
+    finally:
+        for name in ("churn", "load", "exporter"):
+            if name in procs:
+                stop_pid(procs[name])
+        exlog.close()
+
+
+def main():
+    mode = sys.argv[1]
+    if mode == "load":
+        load_main(float(sys.argv[2]), sys.argv[3])
+    elif mode == "churn":
+        churn_main(float(sys.argv[2]), sys.argv[3])
+    elif mode == "run":
+        a = sys.argv[2:]
+        args = {"binary": a[0], "out": a[1], "duration": float(a[2]), "rate": float(a[3]),
+                "procs": float(a[4]), "poll": int(a[5]), "sample": float(a[6]),
+                "targets": a[7] == "1"}
+        sys.exit(run_main(args))
+
+
+if __name__ == "__main__":
+    main()
