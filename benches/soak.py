@@ -423,18 +423,46 @@ def value(metrics, name, **want):
     return sum(v for labels, v in metrics.get(name, []) if all(labels.get(k) == x for k, x in want.items()))
 
 
-def proc_figures(pid):
-    rss = None
+def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_figures(pid):
+    rss = None
+    cpu = cpu_seconds(pid)
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith("VmRSS:"):
                 rss = int(line.split()[1])
             elif line.startswith("Threads:"):
                 threads = int(line.split()[1])
-    return rss, len(os.listdir(f"/proc/{pid}/fd")), threads, cpu
+    return rss, threads, cpu
+
+
+class FdSampler:
+    """The exporter's descriptors, read every 20 ms while the orchestrator waits. `low` is
+    the count between polls (a leak shows there); `high` includes the few a poll in flight
+    holds for a moment (netlink, /proc directories)."""
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.reset()
+
+    def reset(self):
+        self.low, self.high = None, None
+
+    def read(self):
+        n = len(os.listdir(f"/proc/{self.pid}/fd"))
+        self.low = n if self.low is None else min(self.low, n)
+        self.high = n if self.high is None else max(self.high, n)
+        return n
+
+    def sleep_until(self, deadline):
+        while time.monotonic() < deadline:
+            self.read()
+            time.sleep(0.02)
 
 
 def poll_durations(path):
@@ -528,11 +556,12 @@ def run_main(args):
         t0 = time.monotonic()
         series = open(os.path.join(out, "series.csv"), "w")
         series.write("seconds,rss_kib,fds,threads,cpu_seconds,load_cpu_seconds,poll_duration_ms,"
-                     "sockets_scanned,unattributed,poll_errors,scrapes,wrong_names\n")
+                     "sockets_scanned,unattributed,poll_errors,scrapes,wrong_names,fds_in_poll\n")
         scrapes = wrong = unknown_scrapes = 0
         wrong_examples = []
         next_sample = 0.0
         pid = procs["exporter"].pid
+        fdsampler = FdSampler(pid)
         log(f"load running for {duration} s")
         while True:
             t = time.monotonic() - t0
@@ -547,20 +576,26 @@ def run_main(args):
             if value(m, "sockdiag_unattributed_sockets"):
                 unknown_scrapes += 1
             if t >= next_sample:
-                rss, fds, threads, cpu = proc_figures(pid)
-                load_cpu = proc_figures(procs["load"].pid)[3]
+                rss, threads, cpu = proc_figures(pid)
+                fdsampler.read()
+                fds, peak = fdsampler.low, fdsampler.high
+                fdsampler.reset()
+                load_cpu = cpu_seconds(procs["load"].pid)
                 series.write(f"{t:.1f},{rss},{fds},{threads},{cpu:.2f},{load_cpu:.2f},"
                              f"{1e3 * value(m, 'sockdiag_poll_duration_seconds'):.2f},"
                              f"{value(m, 'sockdiag_sockets_scanned'):.0f},"
                              f"{value(m, 'sockdiag_unattributed_sockets'):.0f},"
-                             f"{value(m, 'sockdiag_poll_errors_total'):.0f},{scrapes},{wrong}\n")
+                             f"{value(m, 'sockdiag_poll_errors_total'):.0f},{scrapes},{wrong},{peak}\n")
                 series.flush()
                 next_sample += sample
             for name in ("load", "churn", "exporter"):
                 if procs[name].poll() is not None:
                     raise RuntimeError(f"{name} exited early: {procs[name].returncode}")
-            time.sleep(max(0.0, int(t) + 1 - (time.monotonic() - t0)))
-        rss_end, fds_end, _, cpu_end = proc_figures(pid)
+            fdsampler.sleep_until(t0 + int(t) + 1)
+        rss_end, _, cpu_end = proc_figures(pid)
+        fdsampler.reset()
+        fdsampler.sleep_until(time.monotonic() + 1)
+        fds_end = fdsampler.low
         log("load stopped; churn stops, then the final set")
         procs["churn"].send_signal(signal.SIGUSR1)
         wait_file(churn_stats, 30)
@@ -586,7 +621,10 @@ def run_main(args):
         final = settled["metrics"]
         bad = wrong_names(final)
         wrong += len(bad)
-        rss_final, fds_final, _, _ = proc_figures(pid)
+        rss_final, _, _ = proc_figures(pid)
+        fdsampler.reset()
+        fdsampler.sleep_until(time.monotonic() + 1)
+        fds_final = fdsampler.low
         series.close()
         ss_states, ss_owners = settled["ss"]
         ex_states, ex_owners = settled["exporter"]
@@ -611,7 +649,8 @@ def run_main(args):
                         "max": max([rss_end, rss_final] + [int(r[1]) for r in rows])},
             "fds": {"minute_1": int(base[2]) if base else None, "end_of_load": fds_end,
                     "settled": fds_final,
-                    "max": max([fds_end, fds_final] + [int(r[2]) for r in rows])},
+                    "max": max([fds_end, fds_final] + [int(r[2]) for r in rows]),
+                    "max_during_a_poll": max(int(r[12]) for r in rows)},
             "exporter_cpu_seconds_during_load": cpu_end,
             "polls": len(durations),
             "poll_ms": {"p50": pct(durations, 50), "p99": pct(durations, 99),
@@ -633,6 +672,9 @@ def run_main(args):
             json.dump(summary, f, indent=1)
         print(json.dumps(summary, indent=1))
         failures = []
+        if not load["connections"] or not churn["processes"] or not churn["pid_reused"]:
+            failures.append(f"the load did not run: {load['connections']} connections, "
+                            f"{churn['processes']} processes, {churn['pid_reused']} pids reused")
         if errors:
             failures.append(f"poll errors: {errors}")
         if wrong:
@@ -657,9 +699,35 @@ def run_main(args):
         exlog.close()
 
 
+def selftest():
+    """The checks of this file can fail: a wrong name, a miscount and ss parsing."""
+    text = '''# TYPE sockdiag_tcp_port_sockets gauge
+sockdiag_tcp_port_sockets{netns="host",direction="outbound",port="7001",process="churn_a",state="established"} 3
+sockdiag_tcp_port_sockets{netns="host",direction="outbound",port="7002",process="churn_a",state="close_wait"} 1
+sockdiag_tcp_port_sockets{netns="host",direction="outbound",port="7002",process="unknown",state="established"} 2
+sockdiag_tcp_port_sockets{netns="host",direction="inbound",port="7002",process="churn_b",state="established"} 0
+sockdiag_tcp_port_sockets{netns="host",direction="inbound",port="8001",process="",state="time_wait"} 9
+sockdiag_tcp_listen_queue_length{netns="host",address="127.0.0.1",port="9900",process="soak_load"} 0
+sockdiag_tcp_sockets{netns="host",family="ipv4",state="established"} 5
+sockdiag_tcp_sockets{netns="host",family="ipv4",state="close_wait"} 1
+'''
+    m = parse(text)
+    wrong = wrong_names(m)
+    assert [(w["port"], w["process"]) for w in wrong] == [("7002", "churn_a"), ("9900", "soak_load")], wrong
+    states, owners = exporter_counts(m)
+    assert states == {("ipv4", "established"): 5, ("ipv4", "close_wait"): 1}, states
+    assert owners == {("churn_a", False): 4, ("unknown", False): 2, ("", False): 9,
+                      ("soak_load", True): 1}, owners
+    line = 'ESTAB 0 0 [::1]:8004 [::1]:40000 users:(("soak_load",pid=7,fd=3),("x",pid=9,fd=4))'
+    assert USERS.search(line).group(1) == "soak_load"
+    print("soak.py selftest: ok")
+
+
 def main():
     mode = sys.argv[1]
-    if mode == "load":
+    if mode == "selftest":
+        selftest()
+    elif mode == "load":
         load_main(float(sys.argv[2]), sys.argv[3])
     elif mode == "churn":
         churn_main(float(sys.argv[2]), sys.argv[3])

@@ -59,7 +59,9 @@ unshare --net --pid --fork --mount-proc --kill-child \
   python3 benches/soak.py run "$binary" "$out" "$duration" "$rate" "$procs" "$poll" \
   "$sample" "$targets" &
 pid=$!
-trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null' EXIT INT TERM
+# unshare blocks SIGTERM while it waits for its child: SIGKILL it, and --kill-child
+# then ends PID 1, which ends the whole PID namespace.
+trap 'kill -KILL "$pid" 2>/dev/null; wait "$pid" 2>/dev/null' EXIT INT TERM
 status=0
 wait "$pid" || status=$?
 trap - EXIT INT TERM
