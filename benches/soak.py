@@ -11,8 +11,12 @@
     and the accepting end of the churn listeners 7001 and 7002;
   - `soak.py churn` (comm soak_churn): forks processes at a fixed rate that each name
     themselves churn_a or churn_b, connect to 7001 (churn_a) or 7002 (churn_b), hold the
-    socket and exit. Before each fork it writes the pid of a child it just reaped to
-    ns_last_pid, so pids are reused at once, and a reused pid always gets the other name.
+    socket (0 s, 0.3 s, or 2.5 s: CLOSE_WAIT once the server closes at 2 s) and exit.
+    Before each fork it writes the pid of a child it has reaped to ns_last_pid, so pids
+    are reused at once (the last reaped first with --pid-reuse lifo), and a reused pid
+    always gets the other name. One fork in five is a pair: an instant child, reaped at
+    once, then the next child on the same pid, often within the same clock tick, so that
+    the two share a start time (the exporter's pid-reuse check cannot tell them apart).
 
 Every scrape (one a second, over one keep-alive connection) is checked for wrong owner
 names: a socket to or from 7001 can only be churn_a's (outbound) or soak_load's (inbound),
@@ -30,6 +34,7 @@ counts per family and state, and per process, must equal them exactly.
 
 import collections
 import ctypes
+import datetime
 import errno
 import http.client
 import json
@@ -139,7 +144,14 @@ def load_main(rate, stats_path):
     while not st.stop and not st.final:
         now = time.monotonic()
         due = int((now - start) * rate)
+        if due - n > rate:
+            # More than a second behind (the CPU was elsewhere): drop the backlog rather
+            # than open it in one burst; counted, so the rate reported is the one achieved.
+            counts["skipped"] += due - n - int(rate)
+            n = due - int(rate)
         while n < due:
+            if n % 64 == 0:
+                close_due(time.monotonic(), pending)
             kind = kinds[n % len(kinds)]
             try:
                 if kind == "a":
@@ -192,7 +204,8 @@ def load_main(rate, stats_path):
     with open(stats_path, "w") as f:
         json.dump({"seconds": elapsed, "connections": total, "per_second": total / elapsed,
                    "by_kind": {k: counts[k] for k in "abcd"}, "errors": dict(errors),
-                   "churn_accepted": counts["churn_accepted"]}, f)
+                   "churn_accepted": counts["churn_accepted"],
+                   "skipped_behind": counts["skipped"]}, f)
     while not st.final:
         accept_churn(None)  # the final churn holders connect after the stop: hold them
         time.sleep(0.05)
@@ -221,18 +234,29 @@ def final_holder(name, count):
         time.sleep(3600)
 
 
-def churn_main(rate, stats_path):
+def start_time(pid):
+    """Field 22 of /proc/PID/stat (clock ticks since boot); a zombie still has it."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def churn_main(rate, stats_path, reuse):
     set_comm("soak_churn")
     st = Stop()
     signal.signal(signal.SIGUSR1, st.on_usr1)
     signal.signal(signal.SIGTERM, st.on_term)
     last_name = {}
-    free = collections.deque()  # pids reaped, reused first (FIFO)
+    free = collections.deque()  # pids reaped: the next fork takes one back at once
     reaped_at = {}
     alive = set()
     stats = collections.Counter()
     gaps = []
-    kinds = ("instant", "hold", "hold", "hold", "close_wait")
+    # "pair": an instant child, reaped at once, then the next child on the same pid, so
+    # that both often start within one clock tick (the same start time in /proc/PID/stat).
+    kinds = ("instant", "hold", "pair", "hold", "close_wait")
     start = time.monotonic()
     n = 0
 
@@ -248,32 +272,47 @@ def churn_main(rate, stats_path):
             free.append(pid)
             reaped_at[pid] = time.monotonic()
 
+    def spawn(kind, wanted):
+        if wanted is not None:
+            try:
+                with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+                    f.write(str(wanted - 1))
+            except OSError:
+                stats["ns_last_pid_errors"] += 1
+        pid = os.fork()
+        me = os.getpid() if pid == 0 else pid
+        name = "churn_b" if last_name.get(me) == "churn_a" else "churn_a"
+        if pid == 0:
+            churn_child(name, kind)
+        if pid in last_name:
+            stats["pid_reused"] += 1
+            if pid in reaped_at:
+                gaps.append(time.monotonic() - reaped_at.pop(pid))
+        last_name[pid] = name
+        stats[name] += 1
+        stats["forks"] += 1
+        return pid
+
     while not st.stop and not st.final:
         now = time.monotonic()
         reap()
         due = int((now - start) * rate)
         while n < due:
-            wanted = free.popleft() if free else None
-            if wanted is not None:
-                try:
-                    with open("/proc/sys/kernel/ns_last_pid", "w") as f:
-                        f.write(str(wanted - 1))
-                except OSError:
-                    stats["ns_last_pid_errors"] += 1
-            pid = os.fork()
-            me = os.getpid() if pid == 0 else pid
-            name = "churn_b" if last_name.get(me) == "churn_a" else "churn_a"
-            if pid == 0:
-                churn_child(name, kinds[n % len(kinds)])
-            alive.add(pid)
-            if pid in last_name:
-                stats["pid_reused"] += 1
-                if pid in reaped_at:
-                    gaps.append(time.monotonic() - reaped_at[pid])
-            last_name[pid] = name
-            stats[name] += 1
-            stats["forks"] += 1
-            n += 1
+            kind = kinds[n % len(kinds)]
+            wanted = (free.pop() if reuse == "lifo" else free.popleft()) if free else None
+            if kind == "pair":
+                first = spawn("instant", wanted)
+                first_start = start_time(first)
+                os.waitpid(first, 0)
+                reaped_at[first] = time.monotonic()
+                second = spawn("hold", first)
+                if second == first and first_start is not None and start_time(second) == first_start:
+                    stats["same_tick_reuse"] += 1
+                alive.add(second)
+                n += 2
+            else:
+                alive.add(spawn(kind, wanted))
+                n += 1
         time.sleep(0.005)
     elapsed = time.monotonic() - start
     while alive:
@@ -285,6 +324,7 @@ def churn_main(rate, stats_path):
                    "per_second": stats["forks"] / elapsed, "pid_reused": stats["pid_reused"],
                    "distinct_pids": len(last_name), "churn_a": stats["churn_a"],
                    "churn_b": stats["churn_b"],
+                   "pid_reuse": reuse, "same_tick_reuse": stats["same_tick_reuse"],
                    "reuse_gap_ms_p50": 1e3 * gaps[len(gaps) // 2] if gaps else None,
                    "ns_last_pid_errors": stats["ns_last_pid_errors"]}, f)
     # Final holders, kept until SIGTERM: a churn_a with 3 connections, a churn_b with 2,
@@ -436,9 +476,11 @@ def proc_figures(pid):
         for line in f:
             if line.startswith("VmRSS:"):
                 rss = int(line.split()[1])
+            elif line.startswith("RssAnon:"):
+                anon = int(line.split()[1])
             elif line.startswith("Threads:"):
                 threads = int(line.split()[1])
-    return rss, threads, cpu
+    return rss, threads, cpu, anon
 
 
 class FdSampler:
@@ -465,14 +507,38 @@ class FdSampler:
             time.sleep(0.02)
 
 
-def poll_durations(path):
+def malloc_stats(pid, log_path):
+    """glibc's heap totals of the exporter (malloc_stats() called through gdb: it writes to
+    the exporter's stderr, our log file): bytes in use and bytes held from the system.
+    Pauses the exporter for about a second."""
+    subprocess.run(["gdb", "-p", str(pid), "-batch", "-ex", "call (void)malloc_stats()"],
+                   capture_output=True, timeout=120, check=True)
+    with open(log_path) as f:
+        text = f.read()
+    total = text[text.rindex("Total (incl. mmap):"):].splitlines()
+    figures = {}
+    for line in total[1:3]:
+        key, val = line.split("=")
+        figures[key.strip().replace(" ", "_")] = int(val)
+    return figures
+
+
+def host_load():
+    with open("/proc/loadavg") as f:
+        return f.read().split()[0]
+
+
+def poll_durations(path, since, until):
+    """Durations of the polls that ended between two wall-clock times, from the log."""
     out = []
-    pat = re.compile(r'"message":"poll done".*?"duration_ms":([0-9.e+-]+)|"duration_ms":([0-9.e+-]+).*?"message":"poll done"')
     with open(path) as f:
         for line in f:
-            m = pat.search(line)
-            if m:
-                out.append(float(m.group(1) or m.group(2)))
+            if '"poll done"' not in line:
+                continue
+            entry = json.loads(line)
+            ended = datetime.datetime.fromisoformat(entry["timestamp"].replace("Z", "+00:00"))
+            if since <= ended.timestamp() <= until:
+                out.append(float(entry["fields"]["duration_ms"]))
     return out
 
 
@@ -552,16 +618,20 @@ def run_main(args):
         churn_stats = os.path.join(out, "churn.json")
         procs["load"] = subprocess.Popen([sys.executable, me, "load", str(args["rate"]), load_stats])
         wait_file(load_stats + ".ready", 30, procs["load"])
-        procs["churn"] = subprocess.Popen([sys.executable, me, "churn", str(args["procs"]), churn_stats])
+        procs["churn"] = subprocess.Popen([sys.executable, me, "churn", str(args["procs"]),
+                                           churn_stats, args["reuse"]])
         t0 = time.monotonic()
+        load_started = time.time()
         series = open(os.path.join(out, "series.csv"), "w")
         series.write("seconds,rss_kib,fds,threads,cpu_seconds,load_cpu_seconds,poll_duration_ms,"
-                     "sockets_scanned,unattributed,poll_errors,scrapes,wrong_names,fds_in_poll\n")
+                     "sockets_scanned,unattributed,poll_errors,scrapes,wrong_names,fds_in_poll,"
+                     "host_load_1m,rss_anon_kib\n")
         scrapes = wrong = unknown_scrapes = 0
         wrong_examples = []
         next_sample = 0.0
         pid = procs["exporter"].pid
         fdsampler = FdSampler(pid)
+        heap = {}
         log(f"load running for {duration} s")
         while True:
             t = time.monotonic() - t0
@@ -575,8 +645,10 @@ def run_main(args):
                 wrong_examples += bad[: 5 - len(wrong_examples)]
             if value(m, "sockdiag_unattributed_sockets"):
                 unknown_scrapes += 1
+            if args["malloc_stats"] and t >= 60 and "minute_1" not in heap:
+                heap["minute_1"] = malloc_stats(pid, exlog.name)
             if t >= next_sample:
-                rss, threads, cpu = proc_figures(pid)
+                rss, threads, cpu, anon = proc_figures(pid)
                 fdsampler.read()
                 fds, peak = fdsampler.low, fdsampler.high
                 fdsampler.reset()
@@ -585,17 +657,21 @@ def run_main(args):
                              f"{1e3 * value(m, 'sockdiag_poll_duration_seconds'):.2f},"
                              f"{value(m, 'sockdiag_sockets_scanned'):.0f},"
                              f"{value(m, 'sockdiag_unattributed_sockets'):.0f},"
-                             f"{value(m, 'sockdiag_poll_errors_total'):.0f},{scrapes},{wrong},{peak}\n")
+                             f"{value(m, 'sockdiag_poll_errors_total'):.0f},{scrapes},{wrong},{peak},"
+                             f"{host_load()},{anon}\n")
                 series.flush()
                 next_sample += sample
             for name in ("load", "churn", "exporter"):
                 if procs[name].poll() is not None:
                     raise RuntimeError(f"{name} exited early: {procs[name].returncode}")
             fdsampler.sleep_until(t0 + int(t) + 1)
-        rss_end, _, cpu_end = proc_figures(pid)
+        load_stopped = time.time()
+        rss_end, _, cpu_end, anon_end = proc_figures(pid)
         fdsampler.reset()
         fdsampler.sleep_until(time.monotonic() + 1)
         fds_end = fdsampler.low
+        if args["malloc_stats"]:
+            heap["end_of_load"] = malloc_stats(pid, exlog.name)
         log("load stopped; churn stops, then the final set")
         procs["churn"].send_signal(signal.SIGUSR1)
         wait_file(churn_stats, 30)
@@ -621,10 +697,12 @@ def run_main(args):
         final = settled["metrics"]
         bad = wrong_names(final)
         wrong += len(bad)
-        rss_final, _, _ = proc_figures(pid)
+        rss_final, _, _, anon_final = proc_figures(pid)
         fdsampler.reset()
         fdsampler.sleep_until(time.monotonic() + 1)
         fds_final = fdsampler.low
+        if args["malloc_stats"]:
+            heap["settled"] = malloc_stats(pid, exlog.name)
         series.close()
         ss_states, ss_owners = settled["ss"]
         ex_states, ex_owners = settled["exporter"]
@@ -635,7 +713,7 @@ def run_main(args):
         rows = [r.split(",") for r in open(os.path.join(out, "series.csv")).read().split("\n")[1:] if r]
         at_min1 = [r for r in rows if float(r[0]) >= 60.0]
         base = at_min1[0] if at_min1 else None
-        durations = poll_durations(os.path.join(out, "exporter.log"))
+        durations = poll_durations(os.path.join(out, "exporter.log"), load_started, load_stopped)
         with open(load_stats) as f:
             load = json.load(f)
         with open(churn_stats) as f:
@@ -651,8 +729,12 @@ def run_main(args):
                     "settled": fds_final,
                     "max": max([fds_end, fds_final] + [int(r[2]) for r in rows]),
                     "max_during_a_poll": max(int(r[12]) for r in rows)},
+            "rss_anon_kib": {"minute_1": int(base[14]) if base else None, "end_of_load": anon_end,
+                             "settled": anon_final,
+                             "max": max([anon_end, anon_final] + [int(r[14]) for r in rows])},
+            "heap_bytes": heap,
             "exporter_cpu_seconds_during_load": cpu_end,
-            "polls": len(durations),
+            "polls_during_load": len(durations),
             "poll_ms": {"p50": pct(durations, 50), "p99": pct(durations, 99),
                         "max": max(durations) if durations else None,
                         "mean": statistics.fmean(durations) if durations else None},
@@ -730,12 +812,12 @@ def main():
     elif mode == "load":
         load_main(float(sys.argv[2]), sys.argv[3])
     elif mode == "churn":
-        churn_main(float(sys.argv[2]), sys.argv[3])
+        churn_main(float(sys.argv[2]), sys.argv[3], sys.argv[4])
     elif mode == "run":
         a = sys.argv[2:]
         args = {"binary": a[0], "out": a[1], "duration": float(a[2]), "rate": float(a[3]),
                 "procs": float(a[4]), "poll": int(a[5]), "sample": float(a[6]),
-                "targets": a[7] == "1"}
+                "targets": a[7] == "1", "reuse": a[8], "malloc_stats": a[9] == "1"}
         sys.exit(run_main(args))
 
 

@@ -13,7 +13,11 @@
 # Options: --duration SECONDS (600), --rate CONNECTIONS_PER_S (2000), --procs
 # PROCESSES_PER_S (50), --poll MS (100), --sample SECONDS (5), --out DIR (a new temp dir),
 # --binary PATH (default: build and use target/release/sockdiag_exporter), --no-targets
-# (do not fail on RSS/fd growth: a run shorter than 2 minutes has no minute-1 baseline).
+# (do not fail on RSS/fd growth: a run shorter than 2 minutes has no minute-1 baseline),
+# --pid-reuse lifo|fifo (lifo: the pid reaped last is the next one forked, often within
+# the same clock tick; fifo: the pid reaped longest ago, about 150 ms later),
+# --malloc-stats (glibc heap totals of the exporter at minute 1, the end of the load and
+# once settled, through gdb: each pauses the exporter for about a second).
 # Writes DIR/series.csv, DIR/summary.json, DIR/exporter.log; exits 1 if a check fails.
 # Needs root (namespaces). About 1 minute more than --duration: TIME_WAIT has to expire.
 set -euo pipefail
@@ -28,8 +32,9 @@ need_apt ss iproute2
 need_apt ip iproute2
 need_apt unshare util-linux
 need_apt python3 python3
+for arg in "$@"; do [ "$arg" = --malloc-stats ] && need_apt gdb gdb; done
 
-duration=600 rate=2000 procs=50 poll=100 sample=5 out="" binary="" targets=1
+duration=600 rate=2000 procs=50 poll=100 sample=5 out="" binary="" targets=1 reuse=lifo heap=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) duration=$2; shift 2 ;;
@@ -40,6 +45,8 @@ while [ $# -gt 0 ]; do
     --out) out=$2; shift 2 ;;
     --binary) binary=$2; shift 2 ;;
     --no-targets) targets=0; shift ;;
+    --pid-reuse) reuse=$2; shift 2 ;;
+    --malloc-stats) heap=1; shift ;;
     *) echo "benches/soak.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -51,13 +58,14 @@ fi
 binary=$(realpath "$binary")
 [ -n "$out" ] || out=$(mktemp -d /tmp/soak.XXXXXX)
 mkdir -p "$out"
-echo "soak: ${duration}s, ${rate} connections/s, ${procs} processes/s, poll ${poll}ms; output in $out"
+case "$reuse" in lifo|fifo) ;; *) echo "benches/soak.sh: --pid-reuse lifo|fifo" >&2; exit 2 ;; esac
+echo "soak: ${duration}s, ${rate} connections/s, ${procs} processes/s (pid reuse $reuse), poll ${poll}ms; output in $out"
 
 # PID 1 of the namespaces is benches/soak.py: when it ends, the kernel ends every process
 # left in its PID namespace, and --kill-child ends it if this script is killed.
 unshare --net --pid --fork --mount-proc --kill-child \
   python3 benches/soak.py run "$binary" "$out" "$duration" "$rate" "$procs" "$poll" \
-  "$sample" "$targets" &
+  "$sample" "$targets" "$reuse" "$heap" &
 pid=$!
 # unshare blocks SIGTERM while it waits for its child: SIGKILL it, and --kill-child
 # then ends PID 1, which ends the whole PID namespace.
