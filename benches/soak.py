@@ -32,408 +32,25 @@ read is scraped, `ss` is read again; both ss reads must agree (settled) and the 
 counts per family and state, and per process, must equal them exactly.
 """
 
-import collections
-import ctypes
 import datetime
-import errno
 import http.client
 import json
 import os
-import re
-import resource
 import signal
-import socket
 import statistics
-import struct
 import subprocess
 import sys
 import time
 
-WEB_PORT = 9900
-CHURN_PORT = {"churn_a": 7001, "churn_b": 7002}
-LOAD_PORTS = (8001, 8002, 8003, 8004, 8005)
-LIBC = ctypes.CDLL(None, use_errno=True)
-PR_SET_NAME = 15
-
-
-def set_comm(name):
-    LIBC.prctl(PR_SET_NAME, name.encode(), 0, 0, 0)
+sys.dont_write_bytecode = True  # no __pycache__ in the work tree for the two modules below
+import soak_check  # noqa: E402
+import soak_load  # noqa: E402
+from soak_check import WEB_PORT, exporter_counts, parse, ss_read, wrong_names  # noqa: E402
 
 
 def log(msg):
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
-
-# ---------------------------------------------------------------- load (soak_load)
-
-class Stop:
-    """Set by a signal handler; polled by the loops."""
-
-    def __init__(self):
-        self.stop = False
-        self.final = False
-
-    def on_usr1(self, *_):
-        self.stop = True
-
-    def on_term(self, *_):
-        self.final = True
-
-
-def listener(addr, port, family=socket.AF_INET, blocking=True):
-    s = socket.socket(family, socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((addr, port))
-    s.listen(4096)
-    s.setblocking(blocking)
-    return s
-
-
-def rst_close(s):
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    s.close()
-
-
-def load_main(rate, stats_path):
-    set_comm("soak_load")
-    # About 2,000 sockets are held at once (CLOSE_WAIT for 1 s, the steady pairs).
-    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    st = Stop()
-    signal.signal(signal.SIGUSR1, st.on_usr1)
-    signal.signal(signal.SIGTERM, st.on_term)
-    la = [listener("127.0.0.1", 8001), listener("127.0.0.2", 8001)]
-    lb = listener("127.0.0.1", 8002)
-    lc = listener("127.0.0.1", 8003)
-    ld = listener("::1", 8004, socket.AF_INET6)
-    le = listener("127.0.0.1", 8005)
-    churn = [listener("127.0.0.1", p, blocking=False) for p in CHURN_PORT.values()]
-    # Held throughout: a server's steady connections.
-    held = []
-    for _ in range(100):
-        c = socket.create_connection(("127.0.0.1", 8005))
-        held += [c, le.accept()[0]]
-    pending = collections.deque()  # (close at, socket, reset?) in time order per hold
-    pending_d = collections.deque()
-    churn_pending = collections.deque()
-    counts = collections.Counter()
-    errors = collections.Counter()
-    kinds = ("a", "a", "a", "a", "b", "b", "b", "c", "c", "d")  # 40/30/20/10 %, cycled
-    start = time.monotonic()
-    n = 0
-    ready = open(stats_path + ".ready", "w")
-    ready.close()
-
-    def accept_churn(hold):
-        for lst in churn:
-            while True:
-                try:
-                    s, _ = lst.accept()
-                except BlockingIOError:
-                    break
-                counts["churn_accepted"] += 1
-                if hold is None:
-                    held.append(s)
-                else:
-                    churn_pending.append((time.monotonic() + hold, s))
-
-    def close_due(now, queue):
-        while queue and queue[0][0] <= now:
-            queue.popleft()[1].close()
-
-    while not st.stop and not st.final:
-        now = time.monotonic()
-        due = int((now - start) * rate)
-        if due - n > rate:
-            # More than a second behind (the CPU was elsewhere): drop the backlog rather
-            # than open it in one burst; counted, so the rate reported is the one achieved.
-            counts["skipped"] += due - n - int(rate)
-            n = due - int(rate)
-        while n < due:
-            if n % 64 == 0:
-                close_due(time.monotonic(), pending)
-            kind = kinds[n % len(kinds)]
-            try:
-                if kind == "a":
-                    lst = la[n // len(kinds) % 2]
-                    c = socket.create_connection(lst.getsockname())
-                    s, _ = lst.accept()
-                    c.close()
-                    pending.append((now + 1.0, s))
-                elif kind == "b":
-                    c = socket.create_connection(("127.0.0.1", 8002))
-                    s, _ = lb.accept()
-                    s.close()
-                    pending.append((now + 1.0, c))
-                elif kind == "c":
-                    c = socket.create_connection(("127.0.0.1", 8003))
-                    s, _ = lc.accept()
-                    rst_close(c)
-                    s.close()
-                else:
-                    c = socket.create_connection(("::1", 8004))
-                    s, _ = ld.accept()
-                    c.close()
-                    pending_d.append((now + 0.2, s))
-                counts[kind] += 1
-            except OSError as e:
-                errors[errno.errorcode.get(e.errno, str(e.errno))] += 1
-            n += 1
-        close_due(now, pending)
-        close_due(now, pending_d)
-        accept_churn(2.0)
-        close_due(now, churn_pending)
-        time.sleep(0.005)
-    elapsed = time.monotonic() - start
-    # Stopped: close what was scheduled, then open the final set and hold it.
-    for q in (pending, pending_d, churn_pending):
-        while q:
-            q.popleft()[1].close()
-    for _ in range(20):
-        c = socket.create_connection(("127.0.0.1", 8001))
-        held += [c, la[0].accept()[0]]
-    for _ in range(30):
-        c = socket.create_connection(("127.0.0.1", 8002))
-        s, _ = lb.accept()
-        c.shutdown(socket.SHUT_WR)  # c: FIN_WAIT2, held (no orphan timeout); s: CLOSE_WAIT
-        held += [c, s]
-    for _ in range(10):
-        c = socket.create_connection(("::1", 8004))
-        held += [c, ld.accept()[0]]
-    total = sum(counts[k] for k in "abcd")
-    with open(stats_path, "w") as f:
-        json.dump({"seconds": elapsed, "connections": total, "per_second": total / elapsed,
-                   "by_kind": {k: counts[k] for k in "abcd"}, "errors": dict(errors),
-                   "churn_accepted": counts["churn_accepted"],
-                   "skipped_behind": counts["skipped"]}, f)
-    while not st.final:
-        accept_churn(None)  # the final churn holders connect after the stop: hold them
-        time.sleep(0.05)
-
-
-# ---------------------------------------------------------------- churn (soak_churn)
-
-def churn_child(name, kind):
-    set_comm(name)
-    try:
-        c = socket.create_connection(("127.0.0.1", CHURN_PORT[name]))
-        if kind == "hold":
-            time.sleep(0.3)
-        elif kind == "close_wait":
-            time.sleep(2.5)  # the server closes at 2 s: CLOSE_WAIT held by this name
-        c.close()
-    finally:
-        os._exit(0)
-
-
-def final_holder(name, count):
-    set_comm(name)
-    conns = [socket.create_connection(("127.0.0.1", CHURN_PORT[name])) for _ in range(count)]
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM])
-    while conns:
-        time.sleep(3600)
-
-
-def start_time(pid):
-    """Field 22 of /proc/PID/stat (clock ticks since boot); a zombie still has it."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[19])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def churn_main(rate, stats_path, reuse):
-    set_comm("soak_churn")
-    st = Stop()
-    signal.signal(signal.SIGUSR1, st.on_usr1)
-    signal.signal(signal.SIGTERM, st.on_term)
-    last_name = {}
-    free = collections.deque()  # pids reaped: the next fork takes one back at once
-    reaped_at = {}
-    alive = set()
-    stats = collections.Counter()
-    gaps = []
-    # "pair": an instant child, reaped at once, then the next child on the same pid, so
-    # that both often start within one clock tick (the same start time in /proc/PID/stat).
-    kinds = ("instant", "hold", "pair", "hold", "close_wait")
-    start = time.monotonic()
-    n = 0
-
-    def reap():
-        while alive:
-            try:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            alive.discard(pid)
-            free.append(pid)
-            reaped_at[pid] = time.monotonic()
-
-    def spawn(kind, wanted):
-        if wanted is not None:
-            try:
-                with open("/proc/sys/kernel/ns_last_pid", "w") as f:
-                    f.write(str(wanted - 1))
-            except OSError:
-                stats["ns_last_pid_errors"] += 1
-        pid = os.fork()
-        me = os.getpid() if pid == 0 else pid
-        name = "churn_b" if last_name.get(me) == "churn_a" else "churn_a"
-        if pid == 0:
-            churn_child(name, kind)
-        if pid in last_name:
-            stats["pid_reused"] += 1
-            if pid in reaped_at:
-                gaps.append(time.monotonic() - reaped_at.pop(pid))
-        last_name[pid] = name
-        stats[name] += 1
-        stats["forks"] += 1
-        return pid
-
-    while not st.stop and not st.final:
-        now = time.monotonic()
-        reap()
-        due = int((now - start) * rate)
-        while n < due:
-            kind = kinds[n % len(kinds)]
-            wanted = (free.pop() if reuse == "lifo" else free.popleft()) if free else None
-            if kind == "pair":
-                first = spawn("instant", wanted)
-                first_start = start_time(first)
-                os.waitpid(first, 0)
-                reaped_at[first] = time.monotonic()
-                second = spawn("hold", first)
-                if second == first and first_start is not None and start_time(second) == first_start:
-                    stats["same_tick_reuse"] += 1
-                alive.add(second)
-                n += 2
-            else:
-                alive.add(spawn(kind, wanted))
-                n += 1
-        time.sleep(0.005)
-    elapsed = time.monotonic() - start
-    while alive:
-        reap()
-        time.sleep(0.01)
-    gaps.sort()
-    with open(stats_path, "w") as f:
-        json.dump({"seconds": elapsed, "processes": stats["forks"],
-                   "per_second": stats["forks"] / elapsed, "pid_reused": stats["pid_reused"],
-                   "distinct_pids": len(last_name), "churn_a": stats["churn_a"],
-                   "churn_b": stats["churn_b"],
-                   "pid_reuse": reuse, "same_tick_reuse": stats["same_tick_reuse"],
-                   "reuse_gap_ms_p50": 1e3 * gaps[len(gaps) // 2] if gaps else None,
-                   "ns_last_pid_errors": stats["ns_last_pid_errors"]}, f)
-    # Final holders, kept until SIGTERM: a churn_a with 3 connections, a churn_b with 2,
-    # once the load holds every connection it accepts (it has stopped).
-    while not os.path.exists(stats_path + ".go") and not st.final:
-        time.sleep(0.05)
-    holders = []
-    for name, count in (("churn_a", 3), ("churn_b", 2)):
-        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
-        pid = os.fork()
-        if pid == 0:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            final_holder(name, count)
-            os._exit(0)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM])
-        holders.append(pid)
-    with open(stats_path + ".holders", "w") as f:
-        f.write(" ".join(map(str, holders)))
-    while not st.final:
-        time.sleep(0.05)
-    for pid in holders:
-        os.kill(pid, signal.SIGTERM)
-        os.waitpid(pid, 0)
-
-
-# ---------------------------------------------------------------- exposition and ss
-
-LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)')
-LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
-
-def parse(text):
-    out = collections.defaultdict(list)
-    for line in text.splitlines():
-        if not line or line[0] == "#":
-            continue
-        m = LINE.match(line)
-        if m:
-            out[m.group(1)].append((dict(LABEL.findall(m.group(2) or "")), float(m.group(3))))
-    return out
-
-
-SS_STATE = {"ESTAB": "established", "SYN-SENT": "syn_sent", "SYN-RECV": "syn_recv",
-            "FIN-WAIT-1": "fin_wait1", "FIN-WAIT-2": "fin_wait2", "TIME-WAIT": "time_wait",
-            "UNCONN": "close", "CLOSE-WAIT": "close_wait", "LAST-ACK": "last_ack",
-            "LISTEN": "listen", "CLOSING": "closing"}
-USERS = re.compile(r'users:\(\("((?:[^"\\]|\\.)*)",pid=(\d+)')
-
-
-def ss_read():
-    """Counts per (family, state) and per (process, listen?) from one `ss -Htanp`."""
-    out = subprocess.run(["ss", "-Htanp"], check=True, capture_output=True, text=True).stdout
-    states = collections.Counter()
-    owners = collections.Counter()
-    for line in out.splitlines():
-        f = line.split()
-        state = SS_STATE[f[0]]
-        family = "ipv6" if f[3].startswith("[") else "ipv4"
-        states[(family, state)] += 1
-        m = USERS.search(line)
-        owners[(m.group(1) if m else "", state == "listen")] += 1
-    return states, owners
-
-
-def exporter_counts(metrics):
-    states = collections.Counter()
-    for labels, v in metrics["sockdiag_tcp_sockets"]:
-        if v:
-            states[(labels["family"], labels["state"])] += int(v)
-    owners = collections.Counter()
-    for labels, v in metrics["sockdiag_tcp_port_sockets"]:
-        if v:
-            owners[(labels["process"], False)] += int(v)
-    for labels, _ in metrics["sockdiag_tcp_listen_queue_length"]:
-        owners[(labels["process"], True)] += 1
-    return states, owners
-
-
-def expected_owner(direction, port):
-    """Who may hold a socket of this series: the one true name, by construction."""
-    if port == str(WEB_PORT):
-        return "soak_run" if direction == "outbound" else EXPORTER_COMM
-    for name, p in CHURN_PORT.items():
-        if port == str(p):
-            return name if direction == "outbound" else "soak_load"
-    if port in map(str, LOAD_PORTS):
-        return "soak_load"
-    return None
-
-
-EXPORTER_COMM = "sockdiag_export"
-
-
-def wrong_names(metrics):
-    """Series whose process contradicts the truth; `unknown` and "" are never wrong."""
-    wrong = []
-    for labels, v in metrics["sockdiag_tcp_port_sockets"]:
-        proc = labels["process"]
-        if not v or proc in ("", "unknown"):
-            continue
-        if proc != expected_owner(labels["direction"], labels["port"]):
-            wrong.append(labels | {"value": v})
-    for labels, _ in metrics["sockdiag_tcp_listen_queue_length"]:
-        if labels["process"] not in ("unknown", expected_owner("inbound", labels["port"])):
-            wrong.append(labels)
-    return wrong
-
-
-# ---------------------------------------------------------------- run (PID 1)
 
 class Scraper:
     def __init__(self):
@@ -589,7 +206,7 @@ def compare_settled(scraper, netns_poll, limit):
 
 
 def run_main(args):
-    set_comm("soak_run")
+    soak_load.set_comm("soak_run")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     out = args["out"]
     duration, sample, poll = args["duration"], args["sample"], args["poll"]
@@ -604,7 +221,6 @@ def run_main(args):
          "--log.format=json"], stdout=exlog, stderr=subprocess.STDOUT)
     me = os.path.abspath(__file__)
     try:
-        global EXPORTER_COMM
         scraper = Scraper()
         for _ in range(100):
             try:
@@ -613,7 +229,7 @@ def run_main(args):
             except (OSError, http.client.HTTPException):
                 time.sleep(0.1)
         with open(f"/proc/{procs['exporter'].pid}/comm") as f:
-            EXPORTER_COMM = f.read().strip()
+            exporter_comm = f.read().strip()
         load_stats = os.path.join(out, "load.json")
         churn_stats = os.path.join(out, "churn.json")
         procs["load"] = subprocess.Popen([sys.executable, me, "load", str(args["rate"]), load_stats])
@@ -639,7 +255,7 @@ def run_main(args):
                 break
             m = scraper.get()
             scrapes += 1
-            bad = wrong_names(m)
+            bad = wrong_names(m, exporter_comm)
             if bad:
                 wrong += len(bad)
                 wrong_examples += bad[: 5 - len(wrong_examples)]
@@ -689,13 +305,13 @@ def run_main(args):
                 raise RuntimeError("TIME_WAIT still present 90 s after the load stopped")
             m = scraper.get()  # keeps checking names while it settles
             scrapes += 1
-            bad = wrong_names(m)
+            bad = wrong_names(m, exporter_comm)
             wrong += len(bad)
             wrong_examples += bad[: max(0, 5 - len(wrong_examples))]
             time.sleep(2)
         settled = compare_settled(scraper, poll / 1e3, 10)
         final = settled["metrics"]
-        bad = wrong_names(final)
+        bad = wrong_names(final, exporter_comm)
         wrong += len(bad)
         rss_final, _, _, anon_final = proc_figures(pid)
         fdsampler.reset()
@@ -781,38 +397,14 @@ def run_main(args):
         exlog.close()
 
 
-def selftest():
-    """The checks of this file can fail: a wrong name, a miscount and ss parsing."""
-    text = '''# TYPE sockdiag_tcp_port_sockets gauge
-sockdiag_tcp_port_sockets{netns="host",direction="outbound",port="7001",process="churn_a",state="established"} 3
-sockdiag_tcp_port_sockets{netns="host",direction="outbound",port="7002",process="churn_a",state="close_wait"} 1
-sockdiag_tcp_port_sockets{netns="host",direction="outbound",port="7002",process="unknown",state="established"} 2
-sockdiag_tcp_port_sockets{netns="host",direction="inbound",port="7002",process="churn_b",state="established"} 0
-sockdiag_tcp_port_sockets{netns="host",direction="inbound",port="8001",process="",state="time_wait"} 9
-sockdiag_tcp_listen_queue_length{netns="host",address="127.0.0.1",port="9900",process="soak_load"} 0
-sockdiag_tcp_sockets{netns="host",family="ipv4",state="established"} 5
-sockdiag_tcp_sockets{netns="host",family="ipv4",state="close_wait"} 1
-'''
-    m = parse(text)
-    wrong = wrong_names(m)
-    assert [(w["port"], w["process"]) for w in wrong] == [("7002", "churn_a"), ("9900", "soak_load")], wrong
-    states, owners = exporter_counts(m)
-    assert states == {("ipv4", "established"): 5, ("ipv4", "close_wait"): 1}, states
-    assert owners == {("churn_a", False): 4, ("unknown", False): 2, ("", False): 9,
-                      ("soak_load", True): 1}, owners
-    line = 'ESTAB 0 0 [::1]:8004 [::1]:40000 users:(("soak_load",pid=7,fd=3),("x",pid=9,fd=4))'
-    assert USERS.search(line).group(1) == "soak_load"
-    print("soak.py selftest: ok")
-
-
 def main():
     mode = sys.argv[1]
     if mode == "selftest":
-        selftest()
+        soak_check.selftest()
     elif mode == "load":
-        load_main(float(sys.argv[2]), sys.argv[3])
+        soak_load.load_main(float(sys.argv[2]), sys.argv[3])
     elif mode == "churn":
-        churn_main(float(sys.argv[2]), sys.argv[3], sys.argv[4])
+        soak_load.churn_main(float(sys.argv[2]), sys.argv[3], sys.argv[4])
     elif mode == "run":
         a = sys.argv[2:]
         args = {"binary": a[0], "out": a[1], "duration": float(a[2]), "rate": float(a[3]),
