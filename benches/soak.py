@@ -76,6 +76,27 @@ class Scraper:
                     raise
 
 
+class Checked:
+    """Scrapes through `scraper`, each checked for wrong owner names."""
+
+    def __init__(self, scraper, exporter_comm):
+        self.scraper, self.exporter_comm = scraper, exporter_comm
+        self.scrapes = self.wrong = self.with_unattributed = 0
+        self.examples = []
+
+    def check(self, m):
+        self.scrapes += 1
+        bad = wrong_names(m, self.exporter_comm)
+        self.wrong += len(bad)
+        self.examples += bad[: max(0, 5 - len(self.examples))]
+        if value(m, "sockdiag_unattributed_sockets"):
+            self.with_unattributed += 1
+        return m
+
+    def get(self):
+        return self.check(self.scraper.get())
+
+
 def value(metrics, name, **want):
     return sum(v for labels, v in metrics.get(name, []) if all(labels.get(k) == x for k, x in want.items()))
 
@@ -242,25 +263,26 @@ def run_main(args):
         series.write("seconds,rss_kib,fds,threads,cpu_seconds,load_cpu_seconds,poll_duration_ms,"
                      "sockets_scanned,unattributed,poll_errors,scrapes,wrong_names,fds_in_poll,"
                      "host_load_1m,rss_anon_kib\n")
-        scrapes = wrong = unknown_scrapes = 0
-        wrong_examples = []
-        next_sample = 0.0
+        checked = Checked(scraper, exporter_comm)
+        next_sample = sample  # each row covers the sample period before it
         pid = procs["exporter"].pid
         fdsampler = FdSampler(pid)
         heap = {}
+
+        def moment(label):
+            """RSS, CPU, RssAnon, fds between polls (over 1 s) and the heap, now."""
+            rss, _, cpu, anon = proc_figures(pid)
+            fdsampler.reset()
+            fdsampler.sleep_until(time.monotonic() + 1)
+            if args["malloc_stats"]:
+                heap[label] = malloc_stats(pid, exlog.name)
+            return rss, cpu, anon, fdsampler.low
         log(f"load running for {duration} s")
         while True:
             t = time.monotonic() - t0
             if t >= duration:
                 break
-            m = scraper.get()
-            scrapes += 1
-            bad = wrong_names(m, exporter_comm)
-            if bad:
-                wrong += len(bad)
-                wrong_examples += bad[: 5 - len(wrong_examples)]
-            if value(m, "sockdiag_unattributed_sockets"):
-                unknown_scrapes += 1
+            m = checked.get()
             if args["malloc_stats"] and t >= 60 and "minute_1" not in heap:
                 heap["minute_1"] = malloc_stats(pid, exlog.name)
             if t >= next_sample:
@@ -273,7 +295,7 @@ def run_main(args):
                              f"{1e3 * value(m, 'sockdiag_poll_duration_seconds'):.2f},"
                              f"{value(m, 'sockdiag_sockets_scanned'):.0f},"
                              f"{value(m, 'sockdiag_unattributed_sockets'):.0f},"
-                             f"{value(m, 'sockdiag_poll_errors_total'):.0f},{scrapes},{wrong},{peak},"
+                             f"{value(m, 'sockdiag_poll_errors_total'):.0f},{checked.scrapes},{checked.wrong},{peak},"
                              f"{host_load()},{anon}\n")
                 series.flush()
                 next_sample += sample
@@ -282,12 +304,7 @@ def run_main(args):
                     raise RuntimeError(f"{name} exited early: {procs[name].returncode}")
             fdsampler.sleep_until(t0 + int(t) + 1)
         load_stopped = time.time()
-        rss_end, _, cpu_end, anon_end = proc_figures(pid)
-        fdsampler.reset()
-        fdsampler.sleep_until(time.monotonic() + 1)
-        fds_end = fdsampler.low
-        if args["malloc_stats"]:
-            heap["end_of_load"] = malloc_stats(pid, exlog.name)
+        rss_end, cpu_end, anon_end, fds_end = moment("end_of_load")
         log("load stopped; churn stops, then the final set")
         procs["churn"].send_signal(signal.SIGUSR1)
         wait_file(churn_stats, 30)
@@ -303,22 +320,11 @@ def run_main(args):
                 break
             if time.monotonic() - settle_start > 90:
                 raise RuntimeError("TIME_WAIT still present 90 s after the load stopped")
-            m = scraper.get()  # keeps checking names while it settles
-            scrapes += 1
-            bad = wrong_names(m, exporter_comm)
-            wrong += len(bad)
-            wrong_examples += bad[: max(0, 5 - len(wrong_examples))]
+            checked.get()  # names are checked while it settles too
             time.sleep(2)
         settled = compare_settled(scraper, poll / 1e3, 10)
-        final = settled["metrics"]
-        bad = wrong_names(final, exporter_comm)
-        wrong += len(bad)
-        rss_final, _, _, anon_final = proc_figures(pid)
-        fdsampler.reset()
-        fdsampler.sleep_until(time.monotonic() + 1)
-        fds_final = fdsampler.low
-        if args["malloc_stats"]:
-            heap["settled"] = malloc_stats(pid, exlog.name)
+        final = checked.check(settled["metrics"])
+        rss_final, _, anon_final, fds_final = moment("settled")
         series.close()
         ss_states, ss_owners = settled["ss"]
         ex_states, ex_owners = settled["exporter"]
@@ -355,9 +361,9 @@ def run_main(args):
                         "max": max(durations) if durations else None,
                         "mean": statistics.fmean(durations) if durations else None},
             "poll_errors": errors,
-            "scrapes": scrapes, "scrape_connections": scraper.connects,
-            "scrapes_with_unattributed": unknown_scrapes,
-            "wrong_names": wrong, "wrong_examples": wrong_examples,
+            "scrapes": checked.scrapes, "scrape_connections": scraper.connects,
+            "scrapes_with_unattributed": checked.with_unattributed,
+            "wrong_names": checked.wrong, "wrong_examples": checked.examples,
             "settled": {"states_ss": {f"{k[0]}/{k[1]}": v for k, v in sorted(ss_states.items())},
                         "owners_ss": {f"{k[0] or '-'}/{'listen' if k[1] else 'other'}": v
                                       for k, v in sorted(ss_owners.items())},
@@ -375,8 +381,8 @@ def run_main(args):
                             f"{churn['processes']} processes, {churn['pid_reused']} pids reused")
         if errors:
             failures.append(f"poll errors: {errors}")
-        if wrong:
-            failures.append(f"{wrong} wrong owner names, e.g. {wrong_examples}")
+        if checked.wrong:
+            failures.append(f"{checked.wrong} wrong owner names, e.g. {checked.examples}")
         if state_diff:
             failures.append(f"counts per state differ from ss (ss, exporter): {state_diff}")
         if owner_diff:
