@@ -307,11 +307,11 @@ def run_main(args):
         rss_end, cpu_end, anon_end, fds_end = moment("end_of_load")
         log("load stopped; churn stops, then the final set")
         procs["churn"].send_signal(signal.SIGUSR1)
-        wait_file(churn_stats, 30)
+        wait_file(churn_stats, 120)
         procs["load"].send_signal(signal.SIGUSR1)
-        wait_file(load_stats, 30)
+        wait_file(load_stats, 120)
         open(churn_stats + ".go", "w").close()
-        wait_file(churn_stats + ".holders", 30)
+        wait_file(churn_stats + ".holders", 120)
         # Settled: TIME_WAIT and orphaned FIN_WAIT2 expire within 60 s of the last close.
         settle_start = time.monotonic()
         while True:
