@@ -269,3 +269,78 @@ fn unreadable_root_at_revalidation_forgets_every_cached_owner() {
     index.resolve(&[7]).unwrap();
     assert_eq!(owner_name(&mut index, 7).as_deref(), Some("app"));
 }
+
+/// The churn soak's pattern (benches/soak.sh): a long-lived process whose fd numbers are
+/// reused by new sockets every poll, sockets that live only between two dumps, and
+/// short-lived processes on reused pids. The index must stay the size of what is alive.
+#[test]
+fn churn_keeps_the_index_the_size_of_what_is_alive() {
+    let proc = FakeProc::new("churn");
+    proc.process(100, "soak_load", 1);
+    let mut index = ProcIndex::new(&proc.0);
+    let mut next_inode = 1000u32;
+    let mut load: Vec<Option<u32>> = vec![None; 64]; // fd 3.. of the long-lived process
+    let mut child: Option<(u32, u32)> = None; // (pid, inode)
+    for poll in 0..1000u32 {
+        // The dump: what is alive now, looked up; misses go to the scan.
+        index.begin_poll();
+        let dumped: Vec<u32> = load
+            .iter()
+            .flatten()
+            .copied()
+            .chain(child.map(|c| c.1))
+            .collect();
+        let missing: Vec<u32> = dumped
+            .iter()
+            .copied()
+            .filter(|&inode| index.lookup(inode).is_none() && !index.is_unresolvable(inode))
+            .collect();
+        index.sweep();
+        // Between the dump and the scan: a third of the load's fds get a new socket (the
+        // old one closed), one in seven is closed, and the child exits or is replaced on
+        // the same pid with a new start time.
+        for (i, slot) in load.iter_mut().enumerate() {
+            let fd = i as u32 + 3;
+            if (poll as usize + i) % 3 == 0 {
+                next_inode += 1;
+                *slot = Some(next_inode);
+                proc.fd(100, fd, &format!("socket:[{next_inode}]"));
+            } else if (poll as usize + i) % 7 == 0 && slot.is_some() {
+                *slot = None;
+                proc.close(100, fd);
+            }
+        }
+        if let Some((pid, _)) = child.take() {
+            proc.exit(pid);
+        }
+        if poll % 2 == 0 {
+            let pid = 200 + poll % 5;
+            next_inode += 1;
+            proc.process(
+                pid,
+                if poll % 4 == 0 { "churn_a" } else { "churn_b" },
+                u64::from(poll) + 2,
+            );
+            proc.fd(pid, 3, &format!("socket:[{next_inode}]"));
+            child = Some((pid, next_inode));
+        }
+        index.resolve(&missing).unwrap();
+    }
+    let alive = load.iter().flatten().count() + usize::from(child.is_some());
+    assert!(
+        index.processes.len() <= 2,
+        "processes: {}",
+        index.processes.len()
+    );
+    let owners = index.owners.values().count();
+    assert!(
+        owners <= alive + 64,
+        "owners: {owners} for {alive} sockets alive"
+    );
+    assert!(
+        index.unresolvable.len() <= alive,
+        "unresolvable: {}",
+        index.unresolvable.len()
+    );
+    assert!(index.names.len() <= 4, "names: {}", index.names.len());
+}
