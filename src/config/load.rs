@@ -42,17 +42,31 @@ impl Config {
         flags: &Flags,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigErrors> {
+        // Read here rather than by the config crate: it would try `path.toml` when
+        // `path` is missing, and report a directory or a FIFO as "not found".
+        let text = match &flags.config_file {
+            Some(path) => Some(read_file(path).map_err(|error| ConfigErrors(vec![error]))?),
+            None => None,
+        };
+        Config::load_text(flags, text.as_deref(), env)
+    }
+
+    /// As [`Config::load_from`], with the text of `flags.config_file` given: reads no
+    /// file. The entry of the fuzz target and of the round-trip property test.
+    pub fn load_text(
+        flags: &Flags,
+        text: Option<&str>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigErrors> {
         let env: config::Map<String, String> = env
             .into_iter()
             .filter(|(name, _)| name.starts_with(&format!("{ENV_PREFIX}_")))
             .collect();
         let mut builder = config::Config::builder();
-        if let Some(path) = &flags.config_file {
-            // Read here rather than by the config crate: it would try `path.toml` when
-            // `path` is missing, and report a directory or a FIFO as "not found".
-            let text = read_file(path).map_err(|error| ConfigErrors(vec![error]))?;
-            check_toml(path, &text).map_err(|error| ConfigErrors(vec![error]))?;
-            builder = builder.add_source(File::from_str(&text, FileFormat::Toml));
+        if let Some(text) = text {
+            let path = flags.config_file.as_deref().unwrap_or(Path::new("config"));
+            check_toml(path, text).map_err(|error| ConfigErrors(vec![error]))?;
+            builder = builder.add_source(File::from_str(text, FileFormat::Toml));
         }
         builder = builder.add_source(
             Environment::with_prefix(ENV_PREFIX)

@@ -383,3 +383,5 @@ fn integer_too_large_for_toml_names_the_key() {
         )
     );
 }
+
+mod roundtrip;

@@ -331,4 +331,99 @@ pub(crate) mod tests {
             })
         );
     }
+
+    /// Messages (NOOP or SOCK_DIAG_BY_FAMILY with a payload), framed one after the other
+    /// with sequence 7, optionally ended by DONE; with each message's offset, unpadded
+    /// length and payload (None for a NOOP).
+    fn frame_all(
+        messages: &[(bool, Vec<u8>)],
+        done: bool,
+    ) -> (Vec<u8>, Vec<(usize, usize, Option<Vec<u8>>)>) {
+        let mut datagram = Vec::new();
+        let mut layout = Vec::new();
+        for (noop, payload) in messages {
+            let (kind, body) = if *noop {
+                (NLMSG_NOOP, None)
+            } else {
+                (SOCK_DIAG_BY_FAMILY, Some(payload.clone()))
+            };
+            let bytes = nlmsg(kind, 2, 7, body.as_deref().unwrap_or(&[]));
+            let length = NLMSG_HEADER_LEN + body.as_ref().map_or(0, Vec::len);
+            layout.push((datagram.len(), length, body));
+            datagram.extend(bytes);
+        }
+        if done {
+            let bytes = nlmsg(NLMSG_DONE, 2, 7, &0i32.to_ne_bytes());
+            layout.push((datagram.len(), bytes.len(), None));
+            datagram.extend(bytes);
+        }
+        (datagram, layout)
+    }
+
+    fn payloads_of(datagram: &[u8]) -> (Result<Progress, DecodeError>, Vec<Vec<u8>>) {
+        let mut seen = Vec::new();
+        let result = decode_datagram(datagram, 7, &mut |body: &[u8], _| {
+            seen.push(body.to_vec());
+            Ok(())
+        });
+        (result, seen)
+    }
+
+    fn arb_messages() -> impl proptest::strategy::Strategy<Value = Vec<(bool, Vec<u8>)>> {
+        use proptest::prelude::*;
+        proptest::collection::vec(
+            (
+                prop::bool::weighted(0.2),
+                proptest::collection::vec(any::<u8>(), 0..90),
+            ),
+            0..8,
+        )
+    }
+
+    proptest::proptest! {
+        /// Any concatenation of valid messages hands on exactly their payloads, in order.
+        #[test]
+        fn any_concatenation_yields_exactly_its_payloads(
+            messages in arb_messages(),
+            done in proptest::prelude::any::<bool>(),
+        ) {
+            let (datagram, layout) = frame_all(&messages, done);
+            let (result, seen) = payloads_of(&datagram);
+            let want: Vec<Vec<u8>> = layout.into_iter().filter_map(|(_, _, p)| p).collect();
+            proptest::prop_assert_eq!(seen, want);
+            let progress = if done { Progress::Done } else { Progress::More };
+            proptest::prop_assert_eq!(result, Ok(progress));
+        }
+
+        /// Every truncation that cuts into a message is an error (never a panic, never a
+        /// short count); one at a message boundary is a datagram of the whole messages
+        /// before it. Either way only whole messages' payloads were handed on.
+        #[test]
+        fn any_truncation_into_a_message_is_an_error(
+            messages in arb_messages(),
+            done in proptest::prelude::any::<bool>(),
+        ) {
+            let (datagram, layout) = frame_all(&messages, done);
+            for cut in 0..datagram.len() {
+                let (result, seen) = payloads_of(&datagram[..cut]);
+                let whole: Vec<Vec<u8>> = layout
+                    .iter()
+                    .filter(|(at, length, _)| at + length <= cut)
+                    .filter_map(|(_, _, p)| p.clone())
+                    .collect();
+                proptest::prop_assert_eq!(&seen, &whole, "cut at {}", cut);
+                let into_a_message = layout
+                    .iter()
+                    .any(|(at, length, _)| *at < cut && cut < at + length);
+                if into_a_message {
+                    proptest::prop_assert!(
+                        matches!(result, Err(DecodeError::Truncated { .. })),
+                        "cut at {}: {:?}", cut, result
+                    );
+                } else {
+                    proptest::prop_assert_eq!(result, Ok(Progress::More), "cut at {}", cut);
+                }
+            }
+        }
+    }
 }
