@@ -69,7 +69,7 @@ for t in "${targets[@]}"; do
   wall=$(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.0f", e - s }')
   rate=$(awk -v n="${execs:-0}" -v w="$wall" 'BEGIN { printf "%.0f", (w > 0 ? n / w : 0) }')
   files=$(ls "corpus/$t" | wc -l)
-  bytes=$(du -sb "corpus/$t" | cut -f1)
+  bytes=$(cat "corpus/$t"/* | wc -c)
   found=$(( $(ls "artifacts/$t" | wc -l) - before ))
   [ "$status" = 0 ] || [ "$found" -gt 0 ] || found="exit $status"
   rows+=("$(printf '| %s | %s | %s s | %s | %s files, %s bytes | %s |' \

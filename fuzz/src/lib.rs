@@ -42,9 +42,9 @@ pub const TARGETS: [(&str, fn(&[u8])); 8] = [
 /// The sequence number the datagram's first message carries, so that mutations get past
 /// the sequence check as a live dump's replies do.
 fn first_sequence(datagram: &[u8]) -> u32 {
-    datagram
-        .get(8..12)
-        .map_or(0, |seq| u32::from_ne_bytes([seq[0], seq[1], seq[2], seq[3]]))
+    datagram.get(8..12).map_or(0, |seq| {
+        u32::from_ne_bytes([seq[0], seq[1], seq[2], seq[3]])
+    })
 }
 
 /// One inet_diag dump datagram, as `SockDiag::dump` decodes it.
