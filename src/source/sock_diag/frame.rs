@@ -332,13 +332,13 @@ pub(crate) mod tests {
         );
     }
 
+    /// Where a framed message sits: offset, unpadded length, payload (None: no payload
+    /// handed on, NOOP or DONE).
+    type Layout = Vec<(usize, usize, Option<Vec<u8>>)>;
+
     /// Messages (NOOP or SOCK_DIAG_BY_FAMILY with a payload), framed one after the other
-    /// with sequence 7, optionally ended by DONE; with each message's offset, unpadded
-    /// length and payload (None for a NOOP).
-    fn frame_all(
-        messages: &[(bool, Vec<u8>)],
-        done: bool,
-    ) -> (Vec<u8>, Vec<(usize, usize, Option<Vec<u8>>)>) {
+    /// with sequence 7, optionally ended by DONE; with each message's place.
+    fn frame_all(messages: &[(bool, Vec<u8>)], done: bool) -> (Vec<u8>, Layout) {
         let mut datagram = Vec::new();
         let mut layout = Vec::new();
         for (noop, payload) in messages {
