@@ -27,8 +27,11 @@ use sockdiag_exporter::source::unix_diag::Name;
 use sockdiag_exporter::source::{cgroup, docker, proc_net_snmp, proc_sys_net, sock_diag};
 use sockdiag_exporter::web_config;
 
+/// A target: takes libFuzzer's input, panics on a finding.
+pub type Target = fn(&[u8]);
+
 /// Every target, by name: the fuzz target's name is its corpus directory's.
-pub const TARGETS: [(&str, fn(&[u8])); 8] = [
+pub const TARGETS: [(&str, Target); 8] = [
     ("sock_diag_inet", sock_diag_inet),
     ("sock_diag_unix", sock_diag_unix),
     ("proc_net_snmp", proc_net_snmp),
