@@ -112,7 +112,7 @@ pub fn decode_datagram(
                     .map(|done| done.code())
                     .unwrap_or(0);
                 if code < 0 {
-                    return Err(DecodeError::Kernel { errno: -code });
+                    return Err(kernel_error("done", offset, code));
                 }
                 return Ok(Progress::Done);
             }
@@ -125,7 +125,7 @@ pub fn decode_datagram(
                     })?;
                 // An ACK (code 0) is not expected without NLM_F_ACK; tolerate it.
                 if let Some(code) = error.code() {
-                    return Err(DecodeError::Kernel { errno: -code.get() });
+                    return Err(kernel_error("nlmsgerr", offset, code.get()));
                 }
             }
             NLMSG_NOOP => {}
@@ -140,6 +140,20 @@ pub fn decode_datagram(
         offset += align(length);
     }
     Ok(Progress::More)
+}
+
+/// The error of a message carrying `code`, a negative errno. Any other code (a positive
+/// one, or i32::MIN, whose negation overflowed: a panic in debug builds, a negative
+/// errno in release ones) is a malformed message, not a kernel error.
+fn kernel_error(kind: &'static str, offset: usize, code: i32) -> DecodeError {
+    match code.checked_neg() {
+        Some(errno) if errno > 0 => DecodeError::Kernel { errno },
+        _ => DecodeError::Malformed {
+            kind,
+            offset,
+            reason: format!("error code {code} is not a negative errno"),
+        },
+    }
 }
 
 fn align(length: usize) -> usize {
@@ -247,6 +261,33 @@ pub(crate) mod tests {
                 ..
             })
         ));
+    }
+
+    /// Found by fuzzing (fuzz/corpus/sock_diag_*/crash-a8df2978..., crash-e20214dc...):
+    /// DONE or ERROR carrying i32::MIN negated it with overflow, a panic in debug builds
+    /// and errno -2147483648 in release ones; a positive ERROR code gave a negative errno.
+    #[test]
+    fn error_code_i32_min_overflowed_its_negation() {
+        for (message_type, code) in [
+            (NLMSG_DONE, i32::MIN),
+            (NLMSG_ERROR, i32::MIN),
+            (NLMSG_ERROR, 5),
+        ] {
+            let mut payload = code.to_ne_bytes().to_vec();
+            payload.extend_from_slice(&[0; NLMSG_HEADER_LEN]);
+            let datagram = nlmsg(message_type, 2, 7, &payload);
+            let kind = if message_type == NLMSG_DONE {
+                "done"
+            } else {
+                "nlmsgerr"
+            };
+            assert_eq!(
+                collect(&datagram, 7).0.unwrap_err().to_string(),
+                format!(
+                    "malformed {kind}_msg at offset 0: error code {code} is not a negative errno"
+                )
+            );
+        }
     }
 
     #[test]
