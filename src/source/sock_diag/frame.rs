@@ -181,6 +181,19 @@ pub(crate) mod tests {
         out
     }
 
+    /// The datagrams of a capture file (the testdata/capture.py scripts): each a
+    /// native-endian u32 length and the bytes.
+    pub(crate) fn capture_datagrams(bytes: &[u8]) -> Vec<Vec<u8>> {
+        let mut datagrams = Vec::new();
+        let mut rest = bytes;
+        while let Some((length, tail)) = rest.split_first_chunk::<4>() {
+            let (datagram, tail) = tail.split_at(u32::from_ne_bytes(*length) as usize);
+            datagrams.push(datagram.to_vec());
+            rest = tail;
+        }
+        datagrams
+    }
+
     /// A payload handed on: (offset, length, first byte).
     type Seen = (usize, usize, u8);
 

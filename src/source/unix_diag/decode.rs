@@ -187,7 +187,7 @@ pub fn decode_unix_diag_msg(payload: &[u8], offset: usize) -> Result<Record<'_>,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::sock_diag::frame::tests::nlmsg;
+    use crate::source::sock_diag::frame::tests::{capture_datagrams, nlmsg};
     use crate::source::sock_diag::frame::{decode_datagram, Progress};
     use netlink_packet_core::NLMSG_DONE;
     use netlink_packet_sock_diag::constants::SOCK_DIAG_BY_FAMILY;
@@ -383,18 +383,9 @@ mod tests {
         );
     }
 
-    /// The datagrams of a real dump (testdata/capture.py): each a native-endian u32
-    /// length and the bytes.
+    /// The datagrams of a real dump (testdata/capture.py).
     fn capture() -> Vec<Vec<u8>> {
-        let bytes: &[u8] = include_bytes!("testdata/loopback-unix.bin");
-        let mut datagrams = Vec::new();
-        let mut rest = bytes;
-        while let Some((length, tail)) = rest.split_first_chunk::<4>() {
-            let (datagram, tail) = tail.split_at(u32::from_ne_bytes(*length) as usize);
-            datagrams.push(datagram.to_vec());
-            rest = tail;
-        }
-        datagrams
+        capture_datagrams(include_bytes!("testdata/loopback-unix.bin"))
     }
 
     #[test]
