@@ -42,17 +42,56 @@ impl Config {
         flags: &Flags,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigErrors> {
+        // Read here rather than by the config crate: it would try `path.toml` when
+        // `path` is missing, and report a directory or a FIFO as "not found".
+        let text = match &flags.config_file {
+            Some(path) => Some(read_file(path).map_err(|error| ConfigErrors(vec![error]))?),
+            None => None,
+        };
+        Config::load_text(flags, text.as_deref(), env)
+    }
+
+    /// As [`Config::load_from`], with the text of `flags.config_file` given: reads no
+    /// file. The entry of the fuzz target and of the round-trip property test.
+    pub fn load_text(
+        flags: &Flags,
+        text: Option<&str>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigErrors> {
+        let prefix = format!("{ENV_PREFIX}_");
+        let mut not_keys = Vec::new();
         let env: config::Map<String, String> = env
             .into_iter()
-            .filter(|(name, _)| name.starts_with(&format!("{ENV_PREFIX}_")))
+            .filter(|(name, _)| match name.strip_prefix(&prefix) {
+                None => false,
+                Some(rest) if is_plain_key(rest) => true,
+                Some(rest) => {
+                    not_keys.push(ConfigError::UnknownKey {
+                        origin: format!("environment variable {name}"),
+                        key: rest.to_lowercase().replace("__", "."),
+                    });
+                    false
+                }
+            })
             .collect();
         let mut builder = config::Config::builder();
-        if let Some(path) = &flags.config_file {
-            // Read here rather than by the config crate: it would try `path.toml` when
-            // `path` is missing, and report a directory or a FIFO as "not found".
-            let text = read_file(path).map_err(|error| ConfigErrors(vec![error]))?;
-            check_toml(path, &text).map_err(|error| ConfigErrors(vec![error]))?;
-            builder = builder.add_source(File::from_str(&text, FileFormat::Toml));
+        if let Some(text) = text {
+            let path = flags.config_file.as_deref().unwrap_or(Path::new("config"));
+            let table = check_toml(path, text).map_err(|error| ConfigErrors(vec![error]))?;
+            let mut keys = Vec::new();
+            keys_not_plain(String::new(), &table, &mut keys);
+            not_keys.extend(keys.into_iter().map(|key| ConfigError::UnknownKey {
+                origin: path.display().to_string(),
+                key,
+            }));
+            builder = builder.add_source(File::from_str(text, FileFormat::Toml));
+        }
+        // The config crate reads a source's top-level names as path expressions, where
+        // `key[N]` grows an array to N elements: `SOCKDIAG_X[99999999999]` panicked
+        // (capacity overflow) or exhausted memory. No key of ours is anything but
+        // letters, digits and `_`; anything else is an unknown key, never handed on.
+        if !not_keys.is_empty() {
+            return Err(ConfigErrors(not_keys));
         }
         builder = builder.add_source(
             Environment::with_prefix(ENV_PREFIX)
@@ -156,11 +195,35 @@ fn read_file(path: &Path) -> Result<String, ConfigError> {
     String::from_utf8(bytes).map_err(|source| fail(format!("not UTF-8 text: {source}")))
 }
 
+/// A key name as ours are spelt: letters, digits and `_` (an environment variable's
+/// `__`, the section separator, included).
+fn is_plain_key(key: &str) -> bool {
+    !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// The keys of `table` and of the tables in it, as `section.key`, whose name is not
+/// plain (see [`is_plain_key`]).
+fn keys_not_plain(prefix: String, table: &toml::Table, out: &mut Vec<String>) {
+    for (name, value) in table {
+        let key = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}.{name}")
+        };
+        if !is_plain_key(name) {
+            out.push(key);
+        } else if let toml::Value::Table(inner) = value {
+            keys_not_plain(key, inner, out);
+        }
+    }
+}
+
 /// Parses the file as TOML first, for an error that names the key: the config crate
 /// reports a number too large for TOML with neither key nor line.
-fn check_toml(path: &Path, text: &str) -> Result<(), ConfigError> {
-    let Err(error) = text.parse::<toml::Table>() else {
-        return Ok(());
+fn check_toml(path: &Path, text: &str) -> Result<toml::Table, ConfigError> {
+    let error = match text.parse::<toml::Table>() {
+        Ok(table) => return Ok(table),
+        Err(error) => error,
     };
     let message = error.message().trim_end().to_string();
     let key = error.span().and_then(|span| {

@@ -137,6 +137,48 @@ fn unknown_environment_variable_is_named() {
     );
 }
 
+/// Found by fuzzing (fuzz/corpus/config_toml/crash-159c2413...): the config crate reads
+/// `NAME[N]` as "element N of array NAME" and grew an array to N elements, so one
+/// environment variable or quoted TOML key panicked the exporter at start (capacity
+/// overflow) or exhausted its memory.
+#[test]
+fn config_key_with_an_array_index_panicked() {
+    let env = vec![
+        (
+            "SOCKDIAG_WEB__LISTEN_ADDRESSES[99999999999999999]".to_string(),
+            ":1".to_string(),
+        ),
+        ("SOCKDIAG_X[-999999999999]".to_string(), "1".to_string()),
+        ("SOCKDIAG_".to_string(), "1".to_string()),
+    ];
+    let errors = Config::load_from(&Flags::default(), env).unwrap_err();
+    assert_eq!(
+        errors.to_string(),
+        "invalid configuration (3 problems):\n  \
+         environment variable SOCKDIAG_WEB__LISTEN_ADDRESSES[99999999999999999]: unknown key `web.listen_addresses[99999999999999999]`\n  \
+         environment variable SOCKDIAG_X[-999999999999]: unknown key `x[-999999999999]`\n  \
+         environment variable SOCKDIAG_: unknown key ``"
+    );
+    let f = file(
+        "\"max_ports[99999999999999999]\" = 1\n\"x[99999999999].y\" = 1\n[web]\n\"a[9]\" = 2\n",
+    );
+    let flags = Flags {
+        config_file: Some(f.path().to_path_buf()),
+        ..Flags::default()
+    };
+    let errors = Config::load_from(&flags, no_env()).unwrap_err();
+    let path = f.path().display();
+    assert_eq!(
+        errors.to_string(),
+        format!(
+            "invalid configuration (3 problems):\n  \
+             {path}: unknown key `max_ports[99999999999999999]`\n  \
+             {path}: unknown key `web.a[9]`\n  \
+             {path}: unknown key `x[99999999999].y`"
+        )
+    );
+}
+
 #[test]
 fn bad_listen_address_and_too_short_interval() {
     let flags = Flags {
@@ -383,3 +425,5 @@ fn integer_too_large_for_toml_names_the_key() {
         )
     );
 }
+
+mod roundtrip;

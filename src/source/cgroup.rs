@@ -422,4 +422,92 @@ mod tests {
         assert_eq!(Runtime::Crio.as_str(), "crio");
         assert_eq!(Runtime::Containerd.as_str(), "containerd");
     }
+
+    /// The cgroup path a runtime and the kubelet would create for `container`, with the
+    /// systemd or the cgroupfs driver, under `prefix` levels and above `suffix` levels.
+    fn render(
+        container: &Container,
+        systemd: bool,
+        qos: &str,
+        prefix: &str,
+        suffix: &str,
+    ) -> String {
+        let id = container.id.as_str();
+        let pod = container.pod_uid.as_ref().map(|uid| match (systemd, qos) {
+            (true, "") => format!("kubepods.slice/kubepods-pod{}.slice", uid.replace('-', "_")),
+            (true, qos) => format!(
+                "kubepods.slice/kubepods-{qos}.slice/kubepods-{qos}-pod{}.slice",
+                uid.replace('-', "_")
+            ),
+            (false, "") => format!("kubepods/pod{uid}"),
+            (false, qos) => format!("kubepods/{qos}/pod{uid}"),
+        });
+        let leaf = match (container.runtime, systemd) {
+            (Some(Runtime::Docker), true) => format!("docker-{id}.scope"),
+            (Some(Runtime::Docker), false) => format!("docker/{id}"),
+            (Some(Runtime::Containerd), _) => format!("cri-containerd-{id}.scope"),
+            (Some(Runtime::Crio), true) => format!("crio-{id}.scope"),
+            (Some(Runtime::Crio), false) => format!("crio-{id}"),
+            (Some(Runtime::Podman), true) => format!("libpod-{id}.scope"),
+            (Some(Runtime::Podman), false) => format!("libpod_parent/libpod-{id}"),
+            (None, _) => id.to_string(),
+        };
+        let levels = [
+            prefix.to_string(),
+            pod.unwrap_or_default(),
+            leaf,
+            suffix.to_string(),
+        ];
+        let path: Vec<&str> = levels
+            .iter()
+            .map(String::as_str)
+            .filter(|l| !l.is_empty())
+            .collect();
+        format!("/{}", path.join("/"))
+    }
+
+    fn arb_container() -> impl proptest::strategy::Strategy<Value = Container> {
+        use proptest::prelude::*;
+        let runtime = proptest::option::of(prop::sample::select(vec![
+            Runtime::Docker,
+            Runtime::Containerd,
+            Runtime::Crio,
+            Runtime::Podman,
+        ]));
+        let uid = prop_oneof![
+            "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+            "[0-9a-f]{32}",
+        ];
+        ("[0-9a-f]{64}", runtime, proptest::option::of(uid)).prop_map(|(id, runtime, pod_uid)| {
+            Container {
+                id: ContainerId::parse(&id).expect("64 hex"),
+                // A bare id names a container only under a pod.
+                runtime: if pod_uid.is_none() {
+                    runtime.or(Some(Runtime::Docker))
+                } else {
+                    runtime
+                },
+                pod_uid,
+            }
+        })
+    }
+
+    proptest::proptest! {
+        /// parse_path(render(container)) recovers the container's id, runtime and pod,
+        /// for every runtime, driver, QoS class, and levels above and below.
+        #[test]
+        fn parse_path_of_render_is_the_container(
+            container in arb_container(),
+            systemd in proptest::prelude::any::<bool>(),
+            qos in proptest::sample::select(vec!["", "burstable", "besteffort"]),
+            prefix in proptest::sample::select(vec!["", "..", "../..", "system.slice", "kubelet.slice"]),
+            suffix in proptest::sample::select(vec!["", "init.scope", "container", "app/worker"]),
+        ) {
+            let path = render(&container, systemd, qos, prefix, suffix);
+            proptest::prop_assert_eq!(parse_path(&path), Some(container.clone()), "{}", path);
+            // The same path as a cgroup v2 file, below a v1 line naming nothing.
+            let file = format!("4:memory:/user.slice\n0::{path}\n");
+            proptest::prop_assert_eq!(parse(&file), Some(container), "{}", file);
+        }
+    }
 }

@@ -484,4 +484,91 @@ mod tests {
         let counters = read(Path::new(DEFAULT_ROOT)).unwrap();
         assert_eq!(counters.missing_fields(), Vec::<&str>::new());
     }
+
+    /// The two lines of `section` with `fields` (name, value) in the order of `keys`
+    /// (a random sort key per field).
+    fn render_section(section: &str, fields: &[(String, String)], keys: &[u32]) -> String {
+        let mut order: Vec<usize> = (0..fields.len()).collect();
+        order.sort_by_key(|&i| (keys.get(i).copied().unwrap_or(0), i));
+        let names: Vec<&str> = order.iter().map(|&i| fields[i].0.as_str()).collect();
+        let values: Vec<&str> = order.iter().map(|&i| fields[i].1.as_str()).collect();
+        format!(
+            "{section}: {}\n{section}: {}\n",
+            names.join(" "),
+            values.join(" ")
+        )
+    }
+
+    /// A whole file: unrelated sections around `section`, whose wanted fields are
+    /// present when `Some`, among other fields (some negative, as `Tcp: MaxConn -1`).
+    fn render(
+        section: &str,
+        wanted: &[&str],
+        values: &[Option<u64>],
+        others: &[i64],
+        keys: &[u32],
+    ) -> String {
+        const OTHER_NAMES: [&str; 4] = ["SyncookiesSent", "MaxConn", "TCPFastRetrans", "RtoMin"];
+        let mut fields: Vec<(String, String)> = wanted
+            .iter()
+            .zip(values)
+            .filter_map(|(name, value)| Some((name.to_string(), (*value)?.to_string())))
+            .collect();
+        fields.extend(
+            OTHER_NAMES
+                .iter()
+                .zip(others)
+                .map(|(name, value)| (name.to_string(), value.to_string())),
+        );
+        // A section whose name starts like this one's comes first: it must not match.
+        let lookalike = format!("{section}Ext");
+        format!(
+            "Ip: Forwarding InReceives\nIp: 1 42\n{}{}IpExt: InNoRoutes\nIpExt: 0\n",
+            render_section(&lookalike, &[("ListenDrops".into(), "9".into())], &[]),
+            render_section(section, &fields, keys)
+        )
+    }
+
+    fn arb_layout() -> impl proptest::strategy::Strategy<Value = (Vec<i64>, Vec<u32>)> {
+        use proptest::prelude::*;
+        (
+            proptest::collection::vec(any::<i64>(), 0..4),
+            proptest::collection::vec(any::<u32>(), 9),
+        )
+    }
+
+    proptest::proptest! {
+        /// parse_netstat(render(x)) == x: any values, any field order, wanted fields
+        /// missing or not, among other fields and sections.
+        #[test]
+        fn netstat_parse_of_render_is_the_counters(
+            values in proptest::prelude::any::<[Option<u64>; 5]>(),
+            (others, keys) in arb_layout(),
+        ) {
+            let counters = NetstatCounters {
+                listen_overflows: values[0],
+                listen_drops: values[1],
+                abort_on_timeout: values[2],
+                abort_on_close: values[3],
+                time_wait_overflow: values[4],
+            };
+            // A "TcpExtExt" lookalike comes first; "TcpExt" still matches exactly.
+            let text = render(NETSTAT_SECTION, &NETSTAT_FIELDS, &values, &others, &keys);
+            proptest::prop_assert_eq!(parse_netstat(&text), Ok(counters), "{}", text);
+        }
+
+        /// parse_snmp(render(x)) == x, with a `TcpExt` section before `Tcp`.
+        #[test]
+        fn snmp_parse_of_render_is_the_counters(
+            values in proptest::prelude::any::<[Option<u64>; 2]>(),
+            (others, keys) in arb_layout(),
+        ) {
+            let counters = SnmpCounters {
+                active_opens: values[0],
+                passive_opens: values[1],
+            };
+            let text = render(SNMP_SECTION, &SNMP_FIELDS, &values, &others, &keys);
+            proptest::prop_assert_eq!(parse_snmp(&text), Ok(counters), "{}", text);
+        }
+    }
 }

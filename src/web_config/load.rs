@@ -26,11 +26,17 @@ pub fn load(file: &Path) -> Result<Active, WebConfigError> {
         file: file.to_path_buf(),
         reason: source.to_string(),
     })?;
+    parse(file, &text)
+}
+
+/// Validates `text`, the content of `file`; reads only the files the text names
+/// (relative to `file`'s directory). The entry of the fuzz target.
+pub fn parse(file: &Path, text: &str) -> Result<Active, WebConfigError> {
     // An empty file is an empty mapping: no TLS, no auth, as exporter-toolkit treats it.
     let parsed: WebConfigFile = if text.trim().is_empty() {
         WebConfigFile::default()
     } else {
-        serde_norway::from_str(&text).map_err(|source| WebConfigError::Parse {
+        serde_norway::from_str(text).map_err(|source| WebConfigError::Parse {
             file: file.to_path_buf(),
             reason: source.to_string(),
         })?

@@ -24,7 +24,7 @@ use std::sync::{Arc, RwLock};
 use axum::http::{HeaderName, HeaderValue};
 
 pub use auth::{unauthorized, Auth, AuthFailure};
-pub use load::load;
+pub use load::{load, parse};
 pub use reload::{WebConfigMetrics, WebSecurity};
 pub use tls::{Tls, CIPHER_SUITES};
 

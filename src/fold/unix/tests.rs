@@ -155,3 +155,78 @@ fn listen_sample_keeps_the_largest_queue_per_name() {
     assert_eq!(first.unix.get(&b"\0x"[..]), Some(&4));
     assert_eq!(first.unix.get(&b"/y\0"[..]), Some(&1));
 }
+
+fn arb_record() -> impl proptest::strategy::Strategy<Value = Record<'static>> {
+    use proptest::prelude::*;
+    const NAMES: [&[u8]; 4] = [b"", b"/run/a.sock\0", b"\0b", b"/run/c.sock\0"];
+    (
+        prop::sample::select(UnixType::ALL.to_vec()),
+        prop::sample::select(UnixState::ALL.to_vec()),
+        prop::sample::select(NAMES.to_vec()),
+        1u32..8,
+        0u32..5,
+        0u32..130,
+    )
+        .prop_map(
+            |(kind, state, name, inode, recv_queue, send_queue)| Record {
+                recv_queue,
+                send_queue,
+                ..rec(kind, state, name, inode)
+            },
+        )
+}
+
+proptest::proptest! {
+    /// The fold of any records equals a naive count of them: sockets per type and state,
+    /// and per listener name the summed queue and backlog, the lowest owner's name and
+    /// the unowned listeners; caps high enough to fold nothing.
+    #[test]
+    fn the_fold_equals_a_naive_count(records in proptest::collection::vec(arb_record(), 0..60)) {
+        let mut owners = Table::default();
+        for inode in 1..5 {
+            owners.own(inode, &format!("proc-{inode}"));
+        }
+        let mut a = UnixAggregator::new();
+        for r in &records {
+            a.add(r, &owners);
+        }
+        let settings = Settings {
+            max_unix_paths: 1000,
+            ..Settings::default()
+        };
+        let f = a.finish(&owners, &settings, &ListenSample::default());
+
+        let mut sockets = UnixCounts::default();
+        for r in &records {
+            sockets.add(r.kind, r.state);
+        }
+        proptest::prop_assert_eq!(&f.sockets, &sockets);
+        proptest::prop_assert_eq!(f.sockets_scanned, records.len() as u64);
+
+        type Naive = std::collections::BTreeMap<String, (Vec<String>, u64, u64)>;
+        let mut naive = Naive::new();
+        let mut unowned = 0;
+        for r in records.iter().filter(|r| r.state == UnixState::Listen) {
+            let process = if (1..5).contains(&r.inode) {
+                format!("proc-{}", r.inode)
+            } else {
+                unowned += 1;
+                "unknown".to_string()
+            };
+            let entry = naive.entry(Name::of(r.name).label()).or_default();
+            entry.0.push(process);
+            entry.1 += u64::from(r.recv_queue);
+            entry.2 += u64::from(r.send_queue);
+        }
+        let want: Vec<String> = naive
+            .into_iter()
+            .map(|(path, (processes, length, limit))| {
+                let process = processes.into_iter().min().expect("a listener");
+                format!("{path:?} {process:?} {length}/{limit} peak {length}")
+            })
+            .collect();
+        proptest::prop_assert_eq!(lines(&f), want);
+        proptest::prop_assert_eq!(f.unattributed, unowned);
+        proptest::prop_assert_eq!(f.folded_paths, 0);
+    }
+}

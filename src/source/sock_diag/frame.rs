@@ -112,7 +112,7 @@ pub fn decode_datagram(
                     .map(|done| done.code())
                     .unwrap_or(0);
                 if code < 0 {
-                    return Err(DecodeError::Kernel { errno: -code });
+                    return Err(kernel_error("done", offset, code));
                 }
                 return Ok(Progress::Done);
             }
@@ -125,7 +125,7 @@ pub fn decode_datagram(
                     })?;
                 // An ACK (code 0) is not expected without NLM_F_ACK; tolerate it.
                 if let Some(code) = error.code() {
-                    return Err(DecodeError::Kernel { errno: -code.get() });
+                    return Err(kernel_error("nlmsgerr", offset, code.get()));
                 }
             }
             NLMSG_NOOP => {}
@@ -140,6 +140,20 @@ pub fn decode_datagram(
         offset += align(length);
     }
     Ok(Progress::More)
+}
+
+/// The error of a message carrying `code`, a negative errno. Any other code (a positive
+/// one, or i32::MIN, whose negation overflowed: a panic in debug builds, a negative
+/// errno in release ones) is a malformed message, not a kernel error.
+fn kernel_error(kind: &'static str, offset: usize, code: i32) -> DecodeError {
+    match code.checked_neg() {
+        Some(errno) if errno > 0 => DecodeError::Kernel { errno },
+        _ => DecodeError::Malformed {
+            kind,
+            offset,
+            reason: format!("error code {code} is not a negative errno"),
+        },
+    }
 }
 
 fn align(length: usize) -> usize {
@@ -165,6 +179,19 @@ pub(crate) mod tests {
             out.push(0);
         }
         out
+    }
+
+    /// The datagrams of a capture file (the testdata/capture.py scripts): each a
+    /// native-endian u32 length and the bytes.
+    pub(crate) fn capture_datagrams(bytes: &[u8]) -> Vec<Vec<u8>> {
+        let mut datagrams = Vec::new();
+        let mut rest = bytes;
+        while let Some((length, tail)) = rest.split_first_chunk::<4>() {
+            let (datagram, tail) = tail.split_at(u32::from_ne_bytes(*length) as usize);
+            datagrams.push(datagram.to_vec());
+            rest = tail;
+        }
+        datagrams
     }
 
     /// A payload handed on: (offset, length, first byte).
@@ -249,6 +276,33 @@ pub(crate) mod tests {
         ));
     }
 
+    /// Found by fuzzing (fuzz/corpus/sock_diag_*/crash-a8df2978..., crash-e20214dc...):
+    /// DONE or ERROR carrying i32::MIN negated it with overflow, a panic in debug builds
+    /// and errno -2147483648 in release ones; a positive ERROR code gave a negative errno.
+    #[test]
+    fn error_code_i32_min_overflowed_its_negation() {
+        for (message_type, code) in [
+            (NLMSG_DONE, i32::MIN),
+            (NLMSG_ERROR, i32::MIN),
+            (NLMSG_ERROR, 5),
+        ] {
+            let mut payload = code.to_ne_bytes().to_vec();
+            payload.extend_from_slice(&[0; NLMSG_HEADER_LEN]);
+            let datagram = nlmsg(message_type, 2, 7, &payload);
+            let kind = if message_type == NLMSG_DONE {
+                "done"
+            } else {
+                "nlmsgerr"
+            };
+            assert_eq!(
+                collect(&datagram, 7).0.unwrap_err().to_string(),
+                format!(
+                    "malformed {kind}_msg at offset 0: error code {code} is not a negative errno"
+                )
+            );
+        }
+    }
+
     #[test]
     fn done_with_negative_code_is_an_error() {
         let datagram = nlmsg(NLMSG_DONE, 2, 1, &(-12i32).to_ne_bytes()); // -ENOMEM
@@ -330,5 +384,100 @@ pub(crate) mod tests {
                 message_type: 99
             })
         );
+    }
+
+    /// Where a framed message sits: offset, unpadded length, payload (None: no payload
+    /// handed on, NOOP or DONE).
+    type Layout = Vec<(usize, usize, Option<Vec<u8>>)>;
+
+    /// Messages (NOOP or SOCK_DIAG_BY_FAMILY with a payload), framed one after the other
+    /// with sequence 7, optionally ended by DONE; with each message's place.
+    fn frame_all(messages: &[(bool, Vec<u8>)], done: bool) -> (Vec<u8>, Layout) {
+        let mut datagram = Vec::new();
+        let mut layout = Vec::new();
+        for (noop, payload) in messages {
+            let (kind, body) = if *noop {
+                (NLMSG_NOOP, None)
+            } else {
+                (SOCK_DIAG_BY_FAMILY, Some(payload.clone()))
+            };
+            let bytes = nlmsg(kind, 2, 7, body.as_deref().unwrap_or(&[]));
+            let length = NLMSG_HEADER_LEN + body.as_ref().map_or(0, Vec::len);
+            layout.push((datagram.len(), length, body));
+            datagram.extend(bytes);
+        }
+        if done {
+            let bytes = nlmsg(NLMSG_DONE, 2, 7, &0i32.to_ne_bytes());
+            layout.push((datagram.len(), bytes.len(), None));
+            datagram.extend(bytes);
+        }
+        (datagram, layout)
+    }
+
+    fn payloads_of(datagram: &[u8]) -> (Result<Progress, DecodeError>, Vec<Vec<u8>>) {
+        let mut seen = Vec::new();
+        let result = decode_datagram(datagram, 7, &mut |body: &[u8], _| {
+            seen.push(body.to_vec());
+            Ok(())
+        });
+        (result, seen)
+    }
+
+    fn arb_messages() -> impl proptest::strategy::Strategy<Value = Vec<(bool, Vec<u8>)>> {
+        use proptest::prelude::*;
+        proptest::collection::vec(
+            (
+                prop::bool::weighted(0.2),
+                proptest::collection::vec(any::<u8>(), 0..90),
+            ),
+            0..8,
+        )
+    }
+
+    proptest::proptest! {
+        /// Any concatenation of valid messages hands on exactly their payloads, in order.
+        #[test]
+        fn any_concatenation_yields_exactly_its_payloads(
+            messages in arb_messages(),
+            done in proptest::prelude::any::<bool>(),
+        ) {
+            let (datagram, layout) = frame_all(&messages, done);
+            let (result, seen) = payloads_of(&datagram);
+            let want: Vec<Vec<u8>> = layout.into_iter().filter_map(|(_, _, p)| p).collect();
+            proptest::prop_assert_eq!(seen, want);
+            let progress = if done { Progress::Done } else { Progress::More };
+            proptest::prop_assert_eq!(result, Ok(progress));
+        }
+
+        /// Every truncation that cuts into a message is an error (never a panic, never a
+        /// short count); one at a message boundary is a datagram of the whole messages
+        /// before it. Either way only whole messages' payloads were handed on.
+        #[test]
+        fn any_truncation_into_a_message_is_an_error(
+            messages in arb_messages(),
+            done in proptest::prelude::any::<bool>(),
+        ) {
+            let (datagram, layout) = frame_all(&messages, done);
+            for cut in 0..datagram.len() {
+                let (result, seen) = payloads_of(&datagram[..cut]);
+                let whole: Vec<Vec<u8>> = layout
+                    .iter()
+                    .filter(|(at, length, _)| at + length <= cut)
+                    .filter_map(|(_, _, p)| p.clone())
+                    .collect();
+                proptest::prop_assert_eq!(&seen, &whole, "cut at {}", cut);
+                let into_a_message = layout
+                    .iter()
+                    .any(|(at, length, _)| *at < cut && cut < at + length);
+                if into_a_message {
+                    proptest::prop_assert!(
+                        matches!(result, Err(DecodeError::Truncated { .. })),
+                        "cut at {}: {:?}", cut, result
+                    );
+                } else {
+                    proptest::prop_assert_eq!(result, Ok(Progress::More), "cut at {}", cut);
+                }
+            }
+        }
     }
 }

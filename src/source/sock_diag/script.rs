@@ -19,15 +19,9 @@ use super::{Opener, SockDiag, Transport, RECV_BUFFER_BYTES};
 /// The datagrams of a real dump of both families: each a native-endian u32 length and
 /// the bytes.
 pub fn capture() -> Vec<Vec<u8>> {
-    let bytes: &[u8] = include_bytes!("../inet_diag/testdata/loopback-v4-v6.bin");
-    let mut datagrams = Vec::new();
-    let mut rest = bytes;
-    while let Some((length, tail)) = rest.split_first_chunk::<4>() {
-        let (datagram, tail) = tail.split_at(u32::from_ne_bytes(*length) as usize);
-        datagrams.push(datagram.to_vec());
-        rest = tail;
-    }
-    datagrams
+    super::frame::tests::capture_datagrams(include_bytes!(
+        "../inet_diag/testdata/loopback-v4-v6.bin"
+    ))
 }
 
 /// What goes wrong at the armed datagram.
