@@ -9,8 +9,9 @@
 # spread over 120 processes (the worst case for memory: the /proc index holds an owner per
 # socket), in a private network namespace and holds it; meanwhile the release exporter runs in that namespace, inside a
 # fresh memory cgroup per limit, with `--poll.interval=1s` and every namespace sampled (the
-# manifests' defaults), for POLLS polls. Reported per limit: the cgroup's peak charge
-# (everything the kernel charges to the exporter, not only its RSS), the exporter's VmHWM,
+# manifests' defaults): the time to its first poll (readiness), then POLLS more seconds.
+# Reported per limit: the cgroup's peak charge (everything the kernel charges to the
+# exporter, not only its RSS) and its kernel part, the exporter's VmHWM,
 # OOM events, failed polls, and the sockets the last scrape counted against the load's
 # census. Every process is stopped by its pid and every cgroup removed.
 set -euo pipefail
@@ -49,7 +50,8 @@ bench_pid=
 exporter_pid=
 cleanup() {
   [ -n "$exporter_pid" ] && kill -9 "$exporter_pid" 2>/dev/null || true
-  [ -n "$bench_pid" ] && kill -TERM "$bench_pid" 2>/dev/null || true
+  # The whole process group: cargo, the benchmark under it and its load processes.
+  [ -n "$bench_pid" ] && kill -TERM -- "-$bench_pid" 2>/dev/null || true
   [ -n "$bench_pid" ] && wait "$bench_pid" 2>/dev/null || true
   [ -n "$cgroup" ] && rmdir "$cgroup" 2>/dev/null || true
   rm -f "$log"
@@ -57,8 +59,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-hold=$(( (polls + 25) * ${#limits[@]} + 30 ))
-cargo bench --locked --bench poll -- --scales 0 --attribution 1M --hold "$hold" --reps 1 \
+# Held longer than needed: the load is stopped (by pid) once the last limit is measured.
+hold=$(( (polls + 330) * ${#limits[@]} ))
+setsid cargo bench --locked --bench poll -- --scales 0 --attribution 1M --hold "$hold" --reps 1 \
   --namespaces 0 --pods 0 >"$log" 2>&1 &
 bench_pid=$!
 echo "building the 1M-socket load (log: $log)"
@@ -73,7 +76,7 @@ metric() { # NAME FILTER: the sum of a family's samples whose labels match FILTE
   awk -v name="$1" -v filter="$2" '(index($1, name "{") == 1 || $1 == name) && $1 ~ filter { s += $2 } END { printf "%d", s }' "$3"
 }
 
-printf '\n| limit | run | last poll | failed polls | cgroup peak | VmHWM | OOM kills | sockets counted / `ss` + 1 (its listener) |\n|---|---|---|---|---|---|---|---|\n' > "$log.table"
+printf '\n| limit | first poll | then | last poll | failed polls | cgroup peak (kernel part) | VmHWM | OOM kills | sockets counted / `ss` + 1 (its listener) |\n|---|---|---|---|---|---|---|---|---|\n' > "$log.table"
 for limit in "${limits[@]}"; do
   cgroup=$cg_root/sockdiag-memory-limit-$$
   mkdir "$cgroup"
@@ -88,7 +91,19 @@ for limit in "${limits[@]}"; do
     nsenter --net="/proc/$netns_pid/ns/net" "$exporter" \
     --web.listen-address="127.0.0.1:$port" --poll.interval=1s --log.level=warn &
   exporter_pid=$!
-  sleep $((polls + 3))
+  # The first poll scans every process's fds: time it apart from the polls that follow.
+  started=$(date +%s.%N)
+  first=
+  for _ in $(seq 600); do
+    if in_ns curl -sf "http://127.0.0.1:$port/-/ready" >/dev/null 2>&1; then
+      first=$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f s", b - a }')
+      break
+    fi
+    kill -0 "$exporter_pid" 2>/dev/null || break
+    sleep 0.5
+  done
+  [ -n "$first" ] || first="not within 300 s"
+  sleep "$polls"
   # What the exporter should count: the load (ss, without the exporter's port) plus the
   # exporter's own listener; the scrape's connection may or may not be in the last poll.
   census=$(( $(in_ns ss -tan -H "not dport = :$port and not sport = :$port" | wc -l) + 1 ))
@@ -102,19 +117,23 @@ for limit in "${limits[@]}"; do
   hwm=$(awk '/VmHWM/ { printf "%.1f MiB", $2 / 1024 }' "/proc/$exporter_pid/status" 2>/dev/null || echo "exited")
   if [ "$v2" = 1 ]; then
     peak=$(cat "$cgroup/memory.peak" 2>/dev/null || echo 0)
+    kernel=$(awk '$1 == "kernel" || $1 == "slab" { s += $2 } END { print s + 0 }' "$cgroup/memory.stat")
     ooms=$(awk '/^oom_kill / { print $2 }' "$cgroup/memory.events")
   else
     peak=$(cat "$cgroup/memory.max_usage_in_bytes")
+    kernel=$(cat "$cgroup/memory.kmem.max_usage_in_bytes" 2>/dev/null || echo 0)
     ooms=$(awk '/^oom_kill / { print $2 } END {}' "$cgroup/memory.oom_control")
     ooms=${ooms:-$(cat "$cgroup/memory.failcnt") failcnt}
   fi
   alive=yes; kill -0 "$exporter_pid" 2>/dev/null || alive="no (exited)"
-  kill -TERM "$exporter_pid"; wait "$exporter_pid" 2>/dev/null || true
+  kill -TERM "$exporter_pid" 2>/dev/null || true
+  status=0; wait "$exporter_pid" 2>/dev/null || status=$?
   exporter_pid=
   rmdir "$cgroup"; cgroup=
-  printf '| %s | %s s, polls every 1 s | %s | %s | %.1f MiB | %s | %s | %s / %s |\n' "$limit" "$polls" "$duration" "$failed" \
-    "$(awk -v b="$peak" 'BEGIN { print b / 1048576 }')" "$hwm" "$ooms" "$counted" "$census" >> "$log.table"
-  echo "limit $limit: alive=$alive"
+  printf '| %s | %s | %s s, polls every 1 s | %s | %s | %.1f MiB (%.1f MiB) | %s | %s | %s / %s |\n' "$limit" "$first" \
+    "$polls" "$duration" "$failed" "$(awk -v b="$peak" 'BEGIN { print b / 1048576 }')" \
+    "$(awk -v b="$kernel" 'BEGIN { print b / 1048576 }')" "$hwm" "$ooms" "$counted" "$census" >> "$log.table"
+  echo "limit $limit: alive=$alive, exit status $status"
   rm -f "$scrape"
 done
 cat "$log.table"; rm -f "$log.table"
