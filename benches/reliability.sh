@@ -11,4 +11,4 @@ fi
 need_apt ip iproute2
 need_apt prlimit util-linux
 cargo build --locked --release --bin sockdiag_exporter
-exec unshare -n sh -c 'ip link set lo up && exec python3 benches/reliability.py target/release/sockdiag_exporter'
+exec unshare -n sh -c 'ip link set lo up && exec python3 benches/reliability.py target/release/sockdiag_exporter "$@"' sh "$@"

@@ -1,17 +1,19 @@
 //! What one connection is doing, for its deadlines: the I/O wrapper ([`Watched`]) notes
 //! when a request's first bytes arrive, the service wrapper ([`Activity::begin`]) when a
 //! request is in flight and when its response was handed over. The connection task asks
-//! [`Activity::deadline`] when to close.
+//! [`Activity::deadline`] when to close. It also holds the connection's slot, so that the
+//! accept loop can hand the slot of an evicted connection to a new one at once, without
+//! waiting for the evicted connection's task to run.
 
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OwnedSemaphorePermit};
 use tokio::time::Instant;
 
 use super::server::Limits;
@@ -26,14 +28,16 @@ pub(super) struct Activity {
     idle_since: AtomicU64,
     /// Wakes the connection task to recompute its deadline.
     pub(super) changed: Notify,
-    /// Asks the connection task to close: a new connection needs the slot.
+    /// Asks the connection task to close: a new connection has taken its slot.
     pub(super) evict: Notify,
+    /// One of the server's connection slots; taken away on eviction.
+    pub(super) slot: Mutex<Option<OwnedSemaphorePermit>>,
 }
 
 const NONE: u64 = u64::MAX;
 
 impl Activity {
-    pub(super) fn new() -> Activity {
+    pub(super) fn new(slot: Option<OwnedSemaphorePermit>) -> Activity {
         Activity {
             accepted: Instant::now(),
             in_flight: AtomicUsize::new(0),
@@ -41,6 +45,7 @@ impl Activity {
             idle_since: AtomicU64::new(NONE),
             changed: Notify::new(),
             evict: Notify::new(),
+            slot: Mutex::new(slot),
         }
     }
 
@@ -70,6 +75,17 @@ impl Activity {
         self.request_started.store(NONE, Ordering::Release);
         self.changed.notify_one();
         Busy(Arc::clone(self))
+    }
+
+    /// Where this connection stands in the eviction order, first out first: connections
+    /// that never completed a request (silent, slowloris), oldest first, then keep-alive
+    /// clients, longest idle first. A scraper that keeps its connection busy is evicted
+    /// last, whatever its age.
+    pub(super) fn eviction_order(&self) -> (bool, Instant) {
+        match self.idle_since.load(Ordering::Acquire) {
+            NONE => (false, self.accepted),
+            since => (true, self.at(since)),
+        }
     }
 
     /// The instant this connection is closed unless something happens first, and why.
@@ -165,7 +181,7 @@ mod tests {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
         };
-        let activity = Arc::new(Activity::new());
+        let activity = Arc::new(Activity::new(None));
         let accepted = activity.accepted;
         assert_eq!(
             activity.deadline(&limits),

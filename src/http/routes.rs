@@ -105,7 +105,15 @@ async fn snapshot_body(
     format: Format,
     published: Arc<Published>,
 ) -> Result<Bytes, std::fmt::Error> {
-    let mut cached = state.bodies[format as usize].lock().await;
+    let cache = &state.bodies[format as usize];
+    // Only a scrape that finds another encoding this publication waits. An uncontended
+    // `lock().await` still yields when the task has spent its scheduling budget, and on a
+    // busy server the parked scrape held its `web.max_requests` permit meanwhile: 500
+    // keep-alive scrapers made a normal scrape fail with 503.
+    let mut cached = match cache.try_lock() {
+        Ok(cached) => cached,
+        Err(_) => cache.lock().await,
+    };
     if let Some((encoded_for, body)) = cached.as_ref() {
         if Arc::ptr_eq(encoded_for, &published) {
             return Ok(body.clone());
@@ -174,13 +182,23 @@ mod tests {
     use tower::ServiceExt;
 
     fn app() -> (Router, watch::Sender<Arc<Published>>) {
+        app_with(0)
+    }
+
+    fn app_with(max_requests: usize) -> (Router, watch::Sender<Arc<Published>>) {
         let (tx, rx) = crate::poll::channel();
         let mut registry = Registry::default();
         SnapshotCollector::register(&mut registry, rx.clone());
         let mut live = Registry::default();
         crate::http::HttpMetrics::register(&mut live);
         (
-            router(Arc::new(registry), Arc::new(live), rx, "/metrics", 0),
+            router(
+                Arc::new(registry),
+                Arc::new(live),
+                rx,
+                "/metrics",
+                max_requests,
+            ),
             tx,
         )
     }
@@ -314,6 +332,31 @@ mod tests {
             failed.contains("sockdiag_poll_errors_total{stage=\"open\"} 7\n"),
             "{failed}"
         );
+    }
+
+    /// On a busy runtime a task runs out of its scheduling budget; a scrape polled then
+    /// must still finish in that poll, not park holding a `web.max_requests` permit.
+    #[tokio::test]
+    async fn scrape_parked_by_the_scheduler_held_its_permit_and_others_got_503() {
+        let (router, tx) = app_with(1);
+        publish(&tx);
+        let _ = get(&router, "/metrics", None).await;
+        let (spend, mut budget) = tokio::sync::mpsc::unbounded_channel();
+        for _ in 0..1024 {
+            spend.send(()).unwrap();
+        }
+        let request = Request::get("/metrics").body(Body::empty()).unwrap();
+        let mut first = std::pin::pin!(router.clone().oneshot(request));
+        let parked = std::future::poll_fn(|cx| {
+            // Each receive spends budget; Pending once it is gone.
+            let spent = (0..1024).find(|_| budget.poll_recv(cx).is_pending());
+            assert!(spent.is_some(), "the budget was never exhausted");
+            std::task::Poll::Ready(std::future::Future::poll(first.as_mut(), cx).is_pending())
+        })
+        .await;
+        let (status, _, body) = get(&router, "/metrics", None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(!parked, "the scrape parked with its permit");
     }
 
     #[tokio::test]
