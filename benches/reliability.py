@@ -16,11 +16,11 @@ BIN = sys.argv[1]
 ADDR = ("127.0.0.1", 10120)
 
 
-def start(*args, nofile=None):
+def start(*args, nofile=None, env=None):
     cmd = [BIN, "--web.listen-address=127.0.0.1:10120", "--poll.interval=1s", "--log.level=warn", *args]
     if nofile:
         cmd = ["prlimit", f"--nofile={nofile}:{nofile}", *cmd]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={})
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env or {})
     deadline = time.time() + 10
     while time.time() < deadline:
         try:
@@ -400,8 +400,9 @@ def latency(samples):
     )
 
 
-def overload_cases(rows, seconds=30):
-    proc = start()
+def overload_cases(rows, seconds=30, max_connections=None):
+    env = {"SOCKDIAG_WEB__MAX_CONNECTIONS": str(max_connections)} if max_connections else None
+    proc = start(env=env)
     pid = proc.pid
     base_rss, base_fds = rss_kib(proc), fds(pid)
     idle = probe_process_inline(20)
@@ -425,7 +426,8 @@ def overload_cases(rows, seconds=30):
         for reason in ("header_timeout", "idle_timeout", "evicted")
     )
     rows.append((
-        "Everything at once: scrapers, slowloris, 1 MB headers, malformed requests, HTTP/2",
+        "Everything at once: scrapers, slowloris, 1 MB headers, malformed requests, HTTP/2"
+        + (f" (web.max_connections {max_connections})" if max_connections else ""),
         f"500 looping keep-alive scrapers (2 processes), 300 slowloris, 10 clients sending 1 MB "
         f"headers, {len(MALFORMED)} malformed requests every 0.2 s each; {seconds} s",
         f"normal scrape (fresh connection every 50 ms) idle: {idle}; under load: {latency(samples)}. "
@@ -469,7 +471,13 @@ def scaling_cases(rows, seconds=10):
     stop(proc)
 
 
-CASES = {"issue16": issue16_cases, "overload": overload_cases, "scaling": scaling_cases}
+CASES = {
+    "issue16": issue16_cases,
+    "overload": overload_cases,
+    # The same load under a cap above the number of clients.
+    "overload-cap-2048": lambda rows: overload_cases(rows, max_connections=2048),
+    "scaling": scaling_cases,
+}
 
 if __name__ == "__main__":
     chosen = sys.argv[2:] or list(CASES)

@@ -7,7 +7,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -22,6 +22,8 @@ use super::server::Limits;
 pub(super) struct Activity {
     pub(super) accepted: Instant,
     in_flight: AtomicUsize,
+    /// The connection task has tried to read: until then the client had no chance to send.
+    read: AtomicBool,
     /// When the first bytes of the next request arrived; `NONE` while idle.
     request_started: AtomicU64,
     /// When the last response was handed over; `NONE` before the first.
@@ -41,6 +43,7 @@ impl Activity {
         Activity {
             accepted: Instant::now(),
             in_flight: AtomicUsize::new(0),
+            read: AtomicBool::new(false),
             request_started: AtomicU64::new(NONE),
             idle_since: AtomicU64::new(NONE),
             changed: Notify::new(),
@@ -77,14 +80,21 @@ impl Activity {
         Busy(Arc::clone(self))
     }
 
+    /// The connection task is about to read for the first time (or start a TLS handshake).
+    pub(super) fn reading(&self) {
+        self.read.store(true, Ordering::Release);
+    }
+
     /// Where this connection stands in the eviction order, first out first: connections
-    /// that never completed a request (silent, slowloris), oldest first, then keep-alive
-    /// clients, longest idle first. A scraper that keeps its connection busy is evicted
-    /// last, whatever its age.
-    pub(super) fn eviction_order(&self) -> (bool, Instant) {
+    /// read from but never served a request (silent, slowloris), oldest first; then
+    /// keep-alive clients, longest idle first; last, connections whose task has not run
+    /// yet. A scraper that keeps its connection busy is evicted late whatever its age, and
+    /// a new one is not evicted on a busy server before it could send its request.
+    pub(super) fn eviction_order(&self) -> (u8, Instant) {
         match self.idle_since.load(Ordering::Acquire) {
-            NONE => (false, self.accepted),
-            since => (true, self.at(since)),
+            NONE if self.read.load(Ordering::Acquire) => (0, self.accepted),
+            NONE => (2, self.accepted),
+            since => (1, self.at(since)),
         }
     }
 
@@ -131,6 +141,7 @@ impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        self.activity.reading();
         let before = buf.filled().len();
         let result = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {

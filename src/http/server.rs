@@ -235,6 +235,7 @@ async fn connection(
     match tls {
         None => drive(stream, activity, server, shutdown).await,
         Some(tls) => {
+            activity.reading();
             let handshake = async {
                 // Plain HTTP on the TLS port gets an answer saying so, as in Go.
                 let mut first = [0u8; 8];
@@ -447,22 +448,24 @@ mod tests {
         tokio::time::advance(Duration::from_secs(1)).await;
         let (stalled, _stalled) = server.admit().await.unwrap();
         let (silent, _silent) = server.admit().await.unwrap();
+        for read in [&scraper, &stalled, &silent] {
+            read.reading();
+        }
         tokio::time::advance(Duration::from_secs(5)).await;
         drop(scraper.begin());
         let (fourth, _fourth) = server.admit().await.unwrap();
         assert!(holds_slot(&scraper), "the scraper served last is kept");
-        assert!(
-            !holds_slot(&stalled),
-            "the oldest that never completed a request goes"
-        );
-        let (_fifth, _fifth_socket) = server.admit().await.unwrap();
+        assert!(!holds_slot(&stalled), "the oldest never served goes first");
+        let (fifth, _fifth) = server.admit().await.unwrap();
         assert!(!holds_slot(&silent));
+        // Neither new connection has been read from yet: the idle scraper goes now.
         let (_sixth, _sixth_socket) = server.admit().await.unwrap();
-        assert!(
-            !holds_slot(&fourth),
-            "newer than the scraper, but never served"
-        );
-        assert!(holds_slot(&scraper));
+        assert!(!holds_slot(&scraper));
+        assert!(holds_slot(&fourth) && holds_slot(&fifth));
+        fifth.reading();
+        let (_seventh, _seventh_socket) = server.admit().await.unwrap();
+        assert!(!holds_slot(&fifth), "read from, never served");
+        assert!(holds_slot(&fourth), "its task has not run yet");
     }
 
     #[test]
