@@ -28,6 +28,10 @@ def start(*args, nofile=None, env=None):
             break
         except OSError:
             time.sleep(0.05)
+    # The first poll scans every process's fds: seconds on a host with a million of them.
+    deadline = time.time() + 120
+    while time.time() < deadline and value(scrape()[2], "sockdiag_last_poll_success_timestamp_seconds") is None:
+        time.sleep(0.2)
     time.sleep(1.5)
     return proc
 
@@ -471,12 +475,108 @@ def scaling_cases(rows, seconds=10):
     stop(proc)
 
 
+def read_response(sock, timeout=40):
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except OSError:
+        pass
+    head, _, body = data.partition(b"\r\n\r\n")
+    parts = head.split(b" ", 2)
+    status = int(parts[1]) if len(parts) > 1 else 0
+    return status, body.decode(errors="replace")
+
+
+def signal_cases(rows, stop_seconds=30):
+    """SIGSTOP for `stop_seconds`, then SIGCONT, with polls every second."""
+    proc = start()
+    _, _, body = scrape()
+    before = value(body, "sockdiag_last_poll_success_timestamp_seconds")
+    early = socket.create_connection(ADDR)  # accepted before the stop, request sent during it
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGSTOP)
+    early.sendall(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+    during = socket.create_connection(ADDR)
+    during.sendall(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+    time.sleep(stop_seconds)
+    proc.send_signal(signal.SIGCONT)
+    continued = time.time()
+    answers = []
+    for sock in (early, during):
+        status, text = read_response(sock)
+        answers.append((status, time.time() - continued, value(text, "sockdiag_last_poll_success_timestamp_seconds")))
+    caught_up = None
+    while time.time() < continued + 10:
+        _, _, body = scrape()
+        last = value(body, "sockdiag_last_poll_success_timestamp_seconds")
+        if last and last > continued:
+            caught_up = time.time() - continued
+            break
+        time.sleep(0.05)
+    time.sleep(2)
+    _, _, body = scrape()
+    closed = ", ".join(
+        f"{reason} {value(body, CLOSED % reason) or 0:.0f}"
+        for reason in ("header_timeout", "idle_timeout", "evicted")
+    )
+    queued = ", ".join(
+        f"{status} after {took*1000:.0f} ms showing a last success {continued - (last or 0):.1f} s old"
+        for status, took, last in answers
+    )
+    resumed = f"a poll completed {caught_up*1000:.0f} ms after SIGCONT" if caught_up is not None else "no poll within 10 s"
+    rows.append((
+        f"SIGSTOP for {stop_seconds} s, then SIGCONT",
+        "polls every 1 s; 1 connection accepted before the stop and 1 opened during it, each sending a scrape during the stop",
+        f"last poll success {continued - before:.1f} s before SIGCONT; the 2 queued scrapes answered {queued}; {resumed}; "
+        f"poll errors {poll_errors(body):.0f}, closed: {closed}, "
+        f"accept errors {value(body, 'sockdiag_http_accept_errors_total') or 0:.0f}; "
+        f"poll duration {value(body, 'sockdiag_poll_duration_seconds')*1000:.1f} ms",
+    ))
+    stop(proc)
+
+
+def nofile_cases(rows):
+    """The exporter under a low open-file limit: refused at start, or serving."""
+    for nofile in (8, 16, 31, 32, 64):
+        cmd = ["prlimit", f"--nofile={nofile}:{nofile}", BIN, "--web.listen-address=127.0.0.1:10120",
+               "--poll.interval=500ms", "--log.level=warn"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={})
+        try:
+            _, err = proc.communicate(timeout=3)
+            rows.append((f"RLIMIT_NOFILE {nofile}", "start", f"exit {proc.returncode}: `{err.decode().strip()}`"))
+            continue
+        except subprocess.TimeoutExpired:
+            pass
+        deadline = time.time() + 120
+        while time.time() < deadline and value(scrape()[2], "sockdiag_last_poll_success_timestamp_seconds") is None:
+            time.sleep(0.2)
+        time.sleep(3)
+        statuses = [scrape() for _ in range(10)]
+        body = statuses[-1][2]
+        rows.append((
+            f"RLIMIT_NOFILE {nofile}",
+            "start, 3 s of polls every 500 ms after the first, 10 scrapes",
+            f"serving: scrapes {sorted(set(st for st, _, _ in statuses))}, "
+            f"cap {value(body, 'sockdiag_http_connections_max'):.0f}, poll errors {poll_errors(body):.0f}, "
+            f"accept errors {value(body, 'sockdiag_http_accept_errors_total'):.0f}",
+        ))
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=10)
+
+
 CASES = {
     "issue16": issue16_cases,
     "overload": overload_cases,
     # The same load under a cap above the number of clients.
     "overload-cap-2048": lambda rows: overload_cases(rows, max_connections=2048),
     "scaling": scaling_cases,
+    "signals": signal_cases,
+    "nofile": nofile_cases,
 }
 
 if __name__ == "__main__":

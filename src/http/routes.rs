@@ -27,7 +27,8 @@ struct AppState {
     /// Live metrics of the server itself, encoded on every scrape after the cached body.
     live: Arc<Registry>,
     published: watch::Receiver<Arc<Published>>,
-    /// Bounds concurrent scrapes (`web.max_requests`); `None` means unbounded.
+    /// Bounds concurrent scrapes (`web.max_requests`) past the cached body: the copies of
+    /// the body being built and sent; `None` means unbounded.
     scrapes: Option<Arc<Semaphore>>,
     /// The last body encoded per format, with the publication it was encoded for.
     bodies: Arc<[BodyCache; 2]>,
@@ -65,6 +66,12 @@ pub fn router(
 }
 
 async fn scrape(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let format = negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+    let published = Arc::clone(&state.published.borrow());
+    let body = snapshot_body(&state, format, published).await;
+    // Taken once the shared body is in hand: scrapes waiting for another one's encoding
+    // of the same poll hold no memory of their own, and on a busy server (every task
+    // waits its turn) counting them turned scrapers away with 503 after each poll.
     let _permit = match &state.scrapes {
         Some(semaphore) => match Arc::clone(semaphore).try_acquire_owned() {
             Ok(permit) => Some(permit),
@@ -78,12 +85,7 @@ async fn scrape(State(state): State<AppState>, headers: HeaderMap) -> Response {
         },
         None => None,
     };
-    let format = negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
-    let published = Arc::clone(&state.published.borrow());
-    match (
-        snapshot_body(&state, format, published).await,
-        live_body(&state.live, format),
-    ) {
+    match (body, live_body(&state.live, format)) {
         (Ok(body), Ok(live)) => {
             let body = join(&body, &live, format);
             ([(header::CONTENT_TYPE, format.content_type())], body).into_response()

@@ -11,6 +11,7 @@ mod containers;
 mod exporter;
 mod hardening;
 mod lifecycle;
+mod limits;
 mod load;
 mod namespaces;
 mod netns;
@@ -52,6 +53,7 @@ fn main() {
         owners::tests(),
         unix::tests(),
         hardening::tests(),
+        limits::tests(),
         web::tests(),
         report::tests(),
     ]
