@@ -13,10 +13,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::{Notify, OwnedSemaphorePermit};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::server::Limits;
+use super::server::{Limits, Slot};
 
 /// What a connection is doing, in milliseconds since it was accepted.
 pub(super) struct Activity {
@@ -33,13 +33,13 @@ pub(super) struct Activity {
     /// Asks the connection task to close: a new connection has taken its slot.
     pub(super) evict: Notify,
     /// One of the server's connection slots; taken away on eviction.
-    pub(super) slot: Mutex<Option<OwnedSemaphorePermit>>,
+    pub(super) slot: Mutex<Option<Slot>>,
 }
 
 const NONE: u64 = u64::MAX;
 
 impl Activity {
-    pub(super) fn new(slot: Option<OwnedSemaphorePermit>) -> Activity {
+    pub(super) fn new(slot: Option<Slot>) -> Activity {
         Activity {
             accepted: Instant::now(),
             in_flight: AtomicUsize::new(0),

@@ -15,6 +15,7 @@ use std::time::Duration;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
@@ -171,7 +172,7 @@ impl Server {
         let mut open = self.open.lock().ok()?;
         open.retain(|c| c.strong_count() > 0);
         let slot = match Arc::clone(&self.slots).try_acquire_owned() {
-            Ok(slot) => slot,
+            Ok(permit) => Slot::new(permit, &self.metrics.open),
             Err(_) => evict(&mut open)?,
         };
         let activity = Arc::new(Activity::new(Some(slot)));
@@ -189,7 +190,7 @@ impl Server {
 
 /// Takes the slot of the first connection in eviction order without a request in flight,
 /// and tells it to close.
-fn evict(open: &mut VecDeque<Weak<Activity>>) -> Option<OwnedSemaphorePermit> {
+fn evict(open: &mut VecDeque<Weak<Activity>>) -> Option<Slot> {
     let (position, victim) = open
         .iter()
         .enumerate()
@@ -228,8 +229,6 @@ async fn connection(
     _socket: OwnedSemaphorePermit,
     shutdown: watch::Receiver<bool>,
 ) {
-    server.metrics.open.inc();
-    let _open = OpenGuard(server.metrics.open.clone());
     let _ = stream.set_nodelay(true);
     let tls = server.security.as_ref().and_then(WebSecurity::tls);
     match tls {
@@ -297,12 +296,27 @@ async fn plain_http(mut stream: TcpStream) {
     let _ = stream.shutdown().await;
 }
 
-/// Decrements the open-connections gauge however the connection ends.
-struct OpenGuard(prometheus_client::metrics::gauge::Gauge);
+/// One of the `max_connections` slots. `sockdiag_http_connections_open` counts the slots
+/// held, so an evicted connection leaves it when its slot changes hands, not when its task
+/// gets to close it: the gauge never exceeds the cap.
+pub(super) struct Slot {
+    _permit: OwnedSemaphorePermit,
+    open: Gauge,
+}
 
-impl Drop for OpenGuard {
+impl Slot {
+    fn new(permit: OwnedSemaphorePermit, open: &Gauge) -> Slot {
+        open.inc();
+        Slot {
+            _permit: permit,
+            open: open.clone(),
+        }
+    }
+}
+
+impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.dec();
+        self.open.dec();
     }
 }
 
