@@ -173,7 +173,13 @@ impl Server {
         open.retain(|c| c.strong_count() > 0);
         let slot = match Arc::clone(&self.slots).try_acquire_owned() {
             Ok(permit) => Slot::new(permit, &self.metrics.open),
-            Err(_) => evict(&mut open)?,
+            Err(_) => {
+                let slot = evict(&mut open)?;
+                // Now, not when the evicted task runs: a scrape on the new connection
+                // already sees it.
+                self.closed("evicted");
+                slot
+            }
         };
         let activity = Arc::new(Activity::new(Some(slot)));
         open.push_back(Arc::downgrade(&activity));
@@ -248,10 +254,8 @@ async fn connection(
             let handshake = tokio::time::timeout(server.limits.header_read_timeout, handshake);
             let done = tokio::select! {
                 done = handshake => done,
-                _ = activity.evict.notified() => {
-                    server.closed("evicted");
-                    return;
-                }
+                // Counted by the accept loop when it took the slot.
+                _ = activity.evict.notified() => return,
             };
             match done {
                 Ok(Err(())) => {
@@ -370,10 +374,8 @@ async fn drive<I>(
                 return;
             }
             _ = activity.changed.notified() => {}
-            _ = activity.evict.notified() => {
-                server.closed("evicted");
-                return;
-            }
+            // Counted by the accept loop when it took the slot.
+            _ = activity.evict.notified() => return,
             _ = sleep_until(deadline) => {
                 if let Some((at, reason)) = activity.deadline(&server.limits) {
                     if at > Instant::now() {
