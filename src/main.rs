@@ -1,7 +1,8 @@
 //! The `sockdiag_exporter` binary: flags and configuration, logging, the poller, the HTTP
 //! servers, and signal handling; or, with the `report` subcommand, the one-shot view.
 //! Errors end here, as messages and exit codes: 78 for configuration and usage errors
-//! (flags included), 1 for anything else that stops the start.
+//! (flags included) and an open-file limit too low to run, 1 for anything else that
+//! stops the start.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -79,6 +80,16 @@ fn main() -> ExitCode {
     if let Some(Command::Report(args)) = command {
         return view::report::run(&args, &poller_config(&config));
     }
+    let nofile = raise_nofile_limit();
+    if nofile < MIN_NOFILE {
+        eprintln!(
+            "sockdiag_exporter: the open-file limit (RLIMIT_NOFILE) is {nofile}; the exporter \
+             needs at least {MIN_NOFILE} (the async runtime, the listeners, netlink sockets, \
+             /proc reads and a few HTTP connections): raise it (LimitNOFILE= in the systemd \
+             unit, ulimit -n, prlimit --nofile)"
+        );
+        return ExitCode::from(EXIT_CONFIG as u8);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -90,7 +101,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let code = match runtime.block_on(run(config, security)) {
+    let code = match runtime.block_on(run(config, security, nofile)) {
         Ok(code) => code,
         Err(error) => {
             tracing::error!(error = format!("{error:#}"), "exporter stopped");
@@ -144,6 +155,11 @@ fn poller_config(config: &Config) -> poller::PollerConfig {
     poller_config
 }
 
+/// The lowest open-file limit the daemon starts under. Below 9 the async runtime cannot
+/// start; below about 20 polls and accepts fail with EMFILE and /metrics is unreachable.
+/// At 32 the connection cap is 8 and polls keep 24 descriptors.
+const MIN_NOFILE: u64 = 32;
+
 /// Raises the soft file limit to the hard one (as Go programs do at start) and returns
 /// the soft limit in force.
 fn raise_nofile_limit() -> u64 {
@@ -157,7 +173,11 @@ fn raise_nofile_limit() -> u64 {
     limit.current.unwrap_or(u64::MAX)
 }
 
-async fn run(config: Config, security: Option<WebSecurity>) -> anyhow::Result<ExitCode> {
+async fn run(
+    config: Config,
+    security: Option<WebSecurity>,
+    nofile: u64,
+) -> anyhow::Result<ExitCode> {
     let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     let mut hangup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
@@ -176,7 +196,6 @@ async fn run(config: Config, security: Option<WebSecurity>) -> anyhow::Result<Ex
         &config.web.telemetry_path,
         config.web.max_requests,
     );
-    let nofile = raise_nofile_limit();
     let limits = http::Limits {
         max_connections: http::connection_limit(config.web.max_connections, nofile),
         header_read_timeout: config.web.header_read_timeout,

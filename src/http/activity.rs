@@ -1,12 +1,14 @@
 //! What one connection is doing, for its deadlines: the I/O wrapper ([`Watched`]) notes
 //! when a request's first bytes arrive, the service wrapper ([`Activity::begin`]) when a
 //! request is in flight and when its response was handed over. The connection task asks
-//! [`Activity::deadline`] when to close.
+//! [`Activity::deadline`] when to close. It also holds the connection's slot, so that the
+//! accept loop can hand the slot of an evicted connection to a new one at once, without
+//! waiting for the evicted connection's task to run.
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -14,33 +16,39 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::server::Limits;
+use super::server::{Limits, Slot};
 
 /// What a connection is doing, in milliseconds since it was accepted.
 pub(super) struct Activity {
     pub(super) accepted: Instant,
     in_flight: AtomicUsize,
+    /// The connection task has tried to read: until then the client had no chance to send.
+    read: AtomicBool,
     /// When the first bytes of the next request arrived; `NONE` while idle.
     request_started: AtomicU64,
     /// When the last response was handed over; `NONE` before the first.
     idle_since: AtomicU64,
     /// Wakes the connection task to recompute its deadline.
     pub(super) changed: Notify,
-    /// Asks the connection task to close: a new connection needs the slot.
+    /// Asks the connection task to close: a new connection has taken its slot.
     pub(super) evict: Notify,
+    /// One of the server's connection slots; taken away on eviction.
+    pub(super) slot: Mutex<Option<Slot>>,
 }
 
 const NONE: u64 = u64::MAX;
 
 impl Activity {
-    pub(super) fn new() -> Activity {
+    pub(super) fn new(slot: Option<Slot>) -> Activity {
         Activity {
             accepted: Instant::now(),
             in_flight: AtomicUsize::new(0),
+            read: AtomicBool::new(false),
             request_started: AtomicU64::new(NONE),
             idle_since: AtomicU64::new(NONE),
             changed: Notify::new(),
             evict: Notify::new(),
+            slot: Mutex::new(slot),
         }
     }
 
@@ -70,6 +78,24 @@ impl Activity {
         self.request_started.store(NONE, Ordering::Release);
         self.changed.notify_one();
         Busy(Arc::clone(self))
+    }
+
+    /// The connection task is about to read for the first time (or start a TLS handshake).
+    pub(super) fn reading(&self) {
+        self.read.store(true, Ordering::Release);
+    }
+
+    /// Where this connection stands in the eviction order, first out first: connections
+    /// read from but never served a request (silent, slowloris), oldest first; then
+    /// keep-alive clients, longest idle first; last, connections whose task has not run
+    /// yet. A scraper that keeps its connection busy is evicted late whatever its age, and
+    /// a new one is not evicted on a busy server before it could send its request.
+    pub(super) fn eviction_order(&self) -> (u8, Instant) {
+        match self.idle_since.load(Ordering::Acquire) {
+            NONE if self.read.load(Ordering::Acquire) => (0, self.accepted),
+            NONE => (2, self.accepted),
+            since => (1, self.at(since)),
+        }
     }
 
     /// The instant this connection is closed unless something happens first, and why.
@@ -115,6 +141,7 @@ impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        self.activity.reading();
         let before = buf.filled().len();
         let result = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
@@ -165,7 +192,7 @@ mod tests {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
         };
-        let activity = Arc::new(Activity::new());
+        let activity = Arc::new(Activity::new(None));
         let accepted = activity.accepted;
         assert_eq!(
             activity.deadline(&limits),

@@ -27,7 +27,8 @@ struct AppState {
     /// Live metrics of the server itself, encoded on every scrape after the cached body.
     live: Arc<Registry>,
     published: watch::Receiver<Arc<Published>>,
-    /// Bounds concurrent scrapes (`web.max_requests`); `None` means unbounded.
+    /// Bounds concurrent scrapes (`web.max_requests`) past the cached body: the copies of
+    /// the body being built and sent; `None` means unbounded.
     scrapes: Option<Arc<Semaphore>>,
     /// The last body encoded per format, with the publication it was encoded for.
     bodies: Arc<[BodyCache; 2]>,
@@ -65,6 +66,12 @@ pub fn router(
 }
 
 async fn scrape(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let format = negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+    let published = Arc::clone(&state.published.borrow());
+    let body = snapshot_body(&state, format, published).await;
+    // Taken once the shared body is in hand: scrapes waiting for another one's encoding
+    // of the same poll hold no memory of their own, and on a busy server (every task
+    // waits its turn) counting them turned scrapers away with 503 after each poll.
     let _permit = match &state.scrapes {
         Some(semaphore) => match Arc::clone(semaphore).try_acquire_owned() {
             Ok(permit) => Some(permit),
@@ -78,12 +85,7 @@ async fn scrape(State(state): State<AppState>, headers: HeaderMap) -> Response {
         },
         None => None,
     };
-    let format = negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
-    let published = Arc::clone(&state.published.borrow());
-    match (
-        snapshot_body(&state, format, published).await,
-        live_body(&state.live, format),
-    ) {
+    match (body, live_body(&state.live, format)) {
         (Ok(body), Ok(live)) => {
             let body = join(&body, &live, format);
             ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
@@ -105,7 +107,15 @@ async fn snapshot_body(
     format: Format,
     published: Arc<Published>,
 ) -> Result<Bytes, std::fmt::Error> {
-    let mut cached = state.bodies[format as usize].lock().await;
+    let cache = &state.bodies[format as usize];
+    // Only a scrape that finds another encoding this publication waits. An uncontended
+    // `lock().await` still yields when the task has spent its scheduling budget, and on a
+    // busy server the parked scrape held its `web.max_requests` permit meanwhile: 500
+    // keep-alive scrapers made a normal scrape fail with 503.
+    let mut cached = match cache.try_lock() {
+        Ok(cached) => cached,
+        Err(_) => cache.lock().await,
+    };
     if let Some((encoded_for, body)) = cached.as_ref() {
         if Arc::ptr_eq(encoded_for, &published) {
             return Ok(body.clone());
@@ -174,13 +184,23 @@ mod tests {
     use tower::ServiceExt;
 
     fn app() -> (Router, watch::Sender<Arc<Published>>) {
+        app_with(0)
+    }
+
+    fn app_with(max_requests: usize) -> (Router, watch::Sender<Arc<Published>>) {
         let (tx, rx) = crate::poll::channel();
         let mut registry = Registry::default();
         SnapshotCollector::register(&mut registry, rx.clone());
         let mut live = Registry::default();
         crate::http::HttpMetrics::register(&mut live);
         (
-            router(Arc::new(registry), Arc::new(live), rx, "/metrics", 0),
+            router(
+                Arc::new(registry),
+                Arc::new(live),
+                rx,
+                "/metrics",
+                max_requests,
+            ),
             tx,
         )
     }
@@ -314,6 +334,31 @@ mod tests {
             failed.contains("sockdiag_poll_errors_total{stage=\"open\"} 7\n"),
             "{failed}"
         );
+    }
+
+    /// On a busy runtime a task runs out of its scheduling budget; a scrape polled then
+    /// must still finish in that poll, not park holding a `web.max_requests` permit.
+    #[tokio::test]
+    async fn scrape_parked_by_the_scheduler_held_its_permit_and_others_got_503() {
+        let (router, tx) = app_with(1);
+        publish(&tx);
+        let _ = get(&router, "/metrics", None).await;
+        let (spend, mut budget) = tokio::sync::mpsc::unbounded_channel();
+        for _ in 0..1024 {
+            spend.send(()).unwrap();
+        }
+        let request = Request::get("/metrics").body(Body::empty()).unwrap();
+        let mut first = std::pin::pin!(router.clone().oneshot(request));
+        let parked = std::future::poll_fn(|cx| {
+            // Each receive spends budget; Pending once it is gone.
+            let spent = (0..1024).find(|_| budget.poll_recv(cx).is_pending());
+            assert!(spent.is_some(), "the budget was never exhausted");
+            std::task::Poll::Ready(std::future::Future::poll(first.as_mut(), cx).is_pending())
+        })
+        .await;
+        let (status, _, body) = get(&router, "/metrics", None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(!parked, "the scrape parked with its permit");
     }
 
     #[tokio::test]

@@ -15,6 +15,7 @@ use std::time::Duration;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
@@ -27,8 +28,13 @@ use super::{HttpError, HttpMetrics};
 use crate::web_config::WebSecurity;
 
 /// File descriptors kept out of the connection cap: the poll's netlink sockets and /proc
-/// reads, the runtime's own, the listeners and the logs.
+/// reads, the runtime's own, the listeners and the logs, and evicted connections not yet
+/// closed ([`EVICTED_NOT_CLOSED`]).
 pub const RESERVED_FDS: u64 = 128;
+
+/// Evicted connections whose task has not closed them yet, at most: their slot is already
+/// another connection's, their socket not yet closed.
+const EVICTED_NOT_CLOSED: usize = 32;
 
 /// A read buffer grows to at most this per connection (hyper's default is about 400 KiB,
 /// which 200 slowloris clients turned into 76 MB). A request header above it gets 431.
@@ -56,7 +62,8 @@ pub fn connection_limit(configured: usize, nofile: u64) -> usize {
     configured.min(usize::try_from(room).unwrap_or(usize::MAX))
 }
 
-/// How long the accept loop waits for an evicted connection to give its slot back.
+/// How long the accept loop waits for an evicted connection to close its socket, when
+/// [`EVICTED_NOT_CLOSED`] of them are still open.
 const EVICTION_WAIT: Duration = Duration::from_secs(1);
 
 /// What every listener shares: the routes, the limits, the connection slots.
@@ -64,10 +71,14 @@ const EVICTION_WAIT: Duration = Duration::from_secs(1);
 pub struct Server {
     router: Router,
     limits: Limits,
+    /// `max_connections` slots, each held in a connection's [`Activity`].
     slots: Arc<Semaphore>,
-    /// Open connections, oldest first: at the cap, the oldest one without a request in
-    /// flight makes room for the new one, so idle or stalled clients cannot lock out a
-    /// scraper.
+    /// One per socket a connection task holds: `max_connections` plus the evicted ones
+    /// not yet closed.
+    sockets: Arc<Semaphore>,
+    /// Open connections: at the cap, the first one in [`Activity::eviction_order`] without
+    /// a request in flight gives its slot to the new one, so idle or stalled clients
+    /// cannot lock out a scraper.
     open: Arc<Mutex<VecDeque<Weak<Activity>>>>,
     metrics: HttpMetrics,
     security: Option<WebSecurity>,
@@ -86,6 +97,7 @@ impl Server {
             router,
             limits,
             slots: Arc::new(Semaphore::new(limits.max_connections)),
+            sockets: Arc::new(Semaphore::new(limits.max_connections + EVICTED_NOT_CLOSED)),
             open: Arc::new(Mutex::new(VecDeque::new())),
             metrics,
             security,
@@ -113,10 +125,9 @@ pub async fn serve(
             _ = stopped(&mut stop) => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => match server.slot().await {
-                    Some(slot) => {
-                        let activity = server.admit();
-                        connections.spawn(connection(stream, activity, server.clone(), slot, shutdown.clone()));
+                Ok((stream, peer)) => match server.admit().await {
+                    Some((activity, socket)) => {
+                        connections.spawn(connection(stream, activity, server.clone(), socket, shutdown.clone()));
                     }
                     None => {
                         server.metrics.refused.inc();
@@ -142,35 +153,37 @@ pub async fn serve(
 }
 
 impl Server {
-    /// A free slot, or one freed by evicting the oldest connection without a request in
-    /// flight; `None` when every connection is busy.
-    async fn slot(&self) -> Option<OwnedSemaphorePermit> {
-        if let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() {
-            return Some(slot);
-        }
-        let victim = {
-            let mut open = self.open.lock().ok()?;
-            let position = open
-                .iter()
-                .position(|c| c.upgrade().is_some_and(|c| !c.in_flight()))?;
-            open.remove(position)?.upgrade()?
+    /// A new connection's activity, holding a free slot or one taken from an evicted
+    /// connection, and its socket permit; `None` when every connection is busy.
+    ///
+    /// The slot changes hands at once: waiting here for the evicted connection's task to
+    /// run stalled the accept loop behind every busy connection, the accept queue
+    /// overflowed and new clients waited a SYN retransmission (1 s) to connect.
+    async fn admit(&self) -> Option<(Arc<Activity>, OwnedSemaphorePermit)> {
+        let socket = match Arc::clone(&self.sockets).try_acquire_owned() {
+            Ok(socket) => socket,
+            Err(_) => {
+                tokio::time::timeout(EVICTION_WAIT, Arc::clone(&self.sockets).acquire_owned())
+                    .await
+                    .ok()?
+                    .ok()?
+            }
         };
-        victim.evict.notify_one();
-        drop(victim);
-        tokio::time::timeout(EVICTION_WAIT, Arc::clone(&self.slots).acquire_owned())
-            .await
-            .ok()?
-            .ok()
-    }
-
-    /// Registers a new connection's activity, forgetting connections gone meanwhile.
-    fn admit(&self) -> Arc<Activity> {
-        let activity = Arc::new(Activity::new());
-        if let Ok(mut open) = self.open.lock() {
-            open.retain(|c| c.strong_count() > 0);
-            open.push_back(Arc::downgrade(&activity));
-        }
-        activity
+        let mut open = self.open.lock().ok()?;
+        open.retain(|c| c.strong_count() > 0);
+        let slot = match Arc::clone(&self.slots).try_acquire_owned() {
+            Ok(permit) => Slot::new(permit, &self.metrics.open),
+            Err(_) => {
+                let slot = evict(&mut open)?;
+                // Now, not when the evicted task runs: a scrape on the new connection
+                // already sees it.
+                self.closed("evicted");
+                slot
+            }
+        };
+        let activity = Arc::new(Activity::new(Some(slot)));
+        open.push_back(Arc::downgrade(&activity));
+        Some((activity, socket))
     }
 
     fn closed(&self, reason: &'static str) {
@@ -179,6 +192,21 @@ impl Server {
             .get_or_create(&super::metrics::Reason { reason })
             .inc();
     }
+}
+
+/// Takes the slot of the first connection in eviction order without a request in flight,
+/// and tells it to close.
+fn evict(open: &mut VecDeque<Weak<Activity>>) -> Option<Slot> {
+    let (position, victim) = open
+        .iter()
+        .enumerate()
+        .filter_map(|(position, c)| Some((position, c.upgrade()?)))
+        .filter(|(_, c)| !c.in_flight())
+        .min_by_key(|(_, c)| c.eviction_order())?;
+    open.remove(position);
+    let slot = victim.slot.lock().ok()?.take()?;
+    victim.evict.notify_one();
+    Some(slot)
 }
 
 /// At most one log line per [`LOG_EVERY`]; `due` says how many were held back meanwhile.
@@ -204,16 +232,15 @@ async fn connection(
     stream: TcpStream,
     activity: Arc<Activity>,
     server: Server,
-    _slot: OwnedSemaphorePermit,
+    _socket: OwnedSemaphorePermit,
     shutdown: watch::Receiver<bool>,
 ) {
-    server.metrics.open.inc();
-    let _open = OpenGuard(server.metrics.open.clone());
     let _ = stream.set_nodelay(true);
     let tls = server.security.as_ref().and_then(WebSecurity::tls);
     match tls {
         None => drive(stream, activity, server, shutdown).await,
         Some(tls) => {
+            activity.reading();
             let handshake = async {
                 // Plain HTTP on the TLS port gets an answer saying so, as in Go.
                 let mut first = [0u8; 8];
@@ -227,10 +254,8 @@ async fn connection(
             let handshake = tokio::time::timeout(server.limits.header_read_timeout, handshake);
             let done = tokio::select! {
                 done = handshake => done,
-                _ = activity.evict.notified() => {
-                    server.closed("evicted");
-                    return;
-                }
+                // Counted by the accept loop when it took the slot.
+                _ = activity.evict.notified() => return,
             };
             match done {
                 Ok(Err(())) => {
@@ -275,12 +300,27 @@ async fn plain_http(mut stream: TcpStream) {
     let _ = stream.shutdown().await;
 }
 
-/// Decrements the open-connections gauge however the connection ends.
-struct OpenGuard(prometheus_client::metrics::gauge::Gauge);
+/// One of the `max_connections` slots. `sockdiag_http_connections_open` counts the slots
+/// held, so an evicted connection leaves it when its slot changes hands, not when its task
+/// gets to close it: the gauge never exceeds the cap.
+pub(super) struct Slot {
+    _permit: OwnedSemaphorePermit,
+    open: Gauge,
+}
 
-impl Drop for OpenGuard {
+impl Slot {
+    fn new(permit: OwnedSemaphorePermit, open: &Gauge) -> Slot {
+        open.inc();
+        Slot {
+            _permit: permit,
+            open: open.clone(),
+        }
+    }
+}
+
+impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.dec();
+        self.open.dec();
     }
 }
 
@@ -320,9 +360,13 @@ async fn drive<I>(
     let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);
     let mut draining = false;
+    // The deadline that has had its second look (see below).
+    let mut looked_again = None;
     loop {
         let deadline = activity.deadline(&server.limits);
         tokio::select! {
+            // The connection first, so that bytes already read count before a deadline.
+            biased;
             result = conn.as_mut() => {
                 if let Err(error) = result {
                     tracing::debug!(%error, "connection ended with an error");
@@ -330,16 +374,24 @@ async fn drive<I>(
                 return;
             }
             _ = activity.changed.notified() => {}
-            _ = activity.evict.notified() => {
-                server.closed("evicted");
-                return;
-            }
+            // Counted by the accept loop when it took the slot.
+            _ = activity.evict.notified() => return,
             _ = sleep_until(deadline) => {
                 if let Some((at, reason)) = activity.deadline(&server.limits) {
-                    if at <= Instant::now() {
-                        server.closed(reason);
-                        return;
+                    if at > Instant::now() {
+                        continue;
                     }
+                    // After a stop (SIGSTOP, a frozen VM) the timer fires before the I/O
+                    // driver has seen what the client sent meanwhile: one more turn of
+                    // the driver, then the connection is read first. Without it 13 of 20
+                    // requests sent during a stop were closed unread as header timeouts.
+                    if looked_again != Some(at) {
+                        looked_again = Some(at);
+                        tokio::task::yield_now().await;
+                        continue;
+                    }
+                    server.closed(reason);
+                    return;
                 }
             }
             _ = stopped(&mut shutdown), if !draining => {
@@ -378,6 +430,72 @@ mod tests {
             0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01
         ]));
         assert!(!looks_like_http(b"GE"));
+    }
+
+    fn server(max_connections: usize) -> Server {
+        let limits = Limits {
+            max_connections,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+        };
+        let metrics = HttpMetrics::register(&mut prometheus_client::registry::Registry::default());
+        Server::new(Router::new(), limits, metrics, None)
+    }
+
+    fn holds_slot(activity: &Activity) -> bool {
+        activity.slot.lock().unwrap().is_some()
+    }
+
+    /// No connection task runs here, as on a runtime busy with other connections: the
+    /// slot must change hands all the same. Waiting for the evicted connection's task
+    /// stalled the accept loop, the accept queue overflowed, and clients waited a SYN
+    /// retransmission (1 s, then 3 s) to connect.
+    #[tokio::test(start_paused = true)]
+    async fn eviction_stalled_the_accept_loop_until_the_evicted_task_ran() {
+        let server = server(2);
+        let (first, _first) = server.admit().await.unwrap();
+        let (second, _second) = server.admit().await.unwrap();
+        let started = Instant::now();
+        let (third, _third) = server.admit().await.expect("admitted by eviction");
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        assert!(
+            !holds_slot(&first),
+            "the oldest idle connection gave its slot"
+        );
+        assert!(holds_slot(&second) && holds_slot(&third));
+        // A busy connection is never a victim; with every one busy, the next is refused.
+        let busy = (second.begin(), third.begin());
+        assert!(server.admit().await.is_none());
+        drop(busy);
+    }
+
+    /// Oldest first evicted the connection of a scraper that had just been served before
+    /// any slowloris client; the scraper reconnected and evicted the next one, in a loop.
+    #[tokio::test(start_paused = true)]
+    async fn keep_alive_scraper_was_evicted_before_stalled_clients() {
+        let server = server(3);
+        let (scraper, _scraper) = server.admit().await.unwrap();
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let (stalled, _stalled) = server.admit().await.unwrap();
+        let (silent, _silent) = server.admit().await.unwrap();
+        for read in [&scraper, &stalled, &silent] {
+            read.reading();
+        }
+        tokio::time::advance(Duration::from_secs(5)).await;
+        drop(scraper.begin());
+        let (fourth, _fourth) = server.admit().await.unwrap();
+        assert!(holds_slot(&scraper), "the scraper served last is kept");
+        assert!(!holds_slot(&stalled), "the oldest never served goes first");
+        let (fifth, _fifth) = server.admit().await.unwrap();
+        assert!(!holds_slot(&silent));
+        // Neither new connection has been read from yet: the idle scraper goes now.
+        let (_sixth, _sixth_socket) = server.admit().await.unwrap();
+        assert!(!holds_slot(&scraper));
+        assert!(holds_slot(&fourth) && holds_slot(&fifth));
+        fifth.reading();
+        let (_seventh, _seventh_socket) = server.admit().await.unwrap();
+        assert!(!holds_slot(&fifth), "read from, never served");
+        assert!(holds_slot(&fourth), "its task has not run yet");
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod exporter;
 mod faults;
 mod hardening;
 mod lifecycle;
+mod limits;
 mod load;
 mod namespaces;
 mod netns;
@@ -53,6 +54,7 @@ fn main() {
         owners::tests(),
         unix::tests(),
         hardening::tests(),
+        limits::tests(),
         web::tests(),
         report::tests(),
         faults::tests(),
