@@ -9,11 +9,9 @@
 //! 5. the caps of each namespace, then the namespace cap: the largest keep their label,
 //!    the rest fold into `netns="other"`; the snapshot is built once.
 //!
-//! A dump interrupted by NLM_F_DUMP_INTR is run again once, the whole recipe of that
-//! namespace from a fresh socket (the interrupted attempt's figures are dropped whole;
-//! seeing a CLOSE_WAIT cookie or an owner twice in one poll changes nothing). Today's
-//! kernels do not set the flag on sock_diag dumps (only rtnetlink, genetlink and
-//! nf_tables check their dumps' consistency), so this guards later ones.
+//! Every namespace's recipe runs through [`Reopening`], which runs it once more from a
+//! fresh socket when the kernel interrupted the dump (NLM_F_DUMP_INTR; seeing a
+//! CLOSE_WAIT cookie or an owner twice in one poll changes nothing).
 //!
 //! A failure in our own namespace fails the poll (the previous snapshot stays). A
 //! namespace that vanished before or during its dump is dropped and counted; any other
@@ -33,7 +31,7 @@ use crate::fold::Settings;
 use crate::snapshot::{FoldedNetns, NetnsFigures, NetnsInfo, NetnsSkipped, Snapshot};
 use crate::source::netns::{self, EnterError, HomeNetns, MissingPrivileges};
 use crate::source::proc_fd::{ProcIndex, ProcIndexError, ScanReport};
-use crate::source::sock_diag::{Opener, SockDiagError};
+use crate::source::sock_diag::Opener;
 
 /// Which namespaces a poll samples: `namespaces` in the configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -367,16 +365,11 @@ impl Collector {
             own.map(|i| {
                 let job = &jobs[i];
                 let settings = job.settings(settings, netns_settings);
-                let mut attempt = || {
-                    sock_diag.with(open, PollError::Dump, |socket| {
+                sock_diag
+                    .with(open, PollError::Dump, |socket| {
                         namespace::dump(socket, job.namespace.id, index, close_wait, settings)
                     })
-                };
-                match attempt() {
-                    Err(PollError::Dump(error)) if error.is_interrupted() => attempt(),
-                    result => result,
-                }
-                .map(|dump| (i, Outcome::Dumped(Box::new(dump))))
+                    .map(|dump| (i, Outcome::Dumped(Box::new(dump))))
             })
             .transpose()
         })?;
@@ -401,13 +394,11 @@ fn enter_and_dump(
         return Outcome::Failed("own namespace given to a worker".into());
     };
     let id = job.namespace.id;
-    let attempt = || -> Result<NetnsDump, SockDiagError> {
-        let mut sock_diag = open.open()?;
-        namespace::dump(&mut sock_diag, id, index, close_wait, settings)
-    };
-    let ran = home.run_in(path, id, || match attempt() {
-        Err(error) if error.is_interrupted() => attempt(),
-        result => result,
+    // A socket of its own, opened in the namespace and dropped before the thread leaves.
+    let ran = home.run_in(path, id, || {
+        Reopening::default().with(open, PollError::Dump, |socket| {
+            namespace::dump(socket, id, index, close_wait, settings)
+        })
     });
     match ran {
         Ok(Ok(dump)) => Outcome::Dumped(Box::new(dump)),

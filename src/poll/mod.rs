@@ -132,7 +132,11 @@ pub struct Target {
 pub type Targets = Arc<Mutex<Vec<Target>>>;
 
 /// A sock_diag socket opened on first use and dropped after any failure, so that the rest
-/// of an aborted dump is never read as the next dump's reply.
+/// of an aborted dump is never read as the next dump's reply. A dump interrupted by
+/// NLM_F_DUMP_INTR (the socket tables changed under it) is run once more, whole, from a
+/// fresh socket: the interrupted attempt's figures are dropped with it. Today's kernels
+/// do not set the flag on sock_diag dumps (only rtnetlink, genetlink and nf_tables check
+/// their dumps' consistency), so this guards later ones.
 #[derive(Debug, Default)]
 struct Reopening(Option<SockDiag>);
 
@@ -141,17 +145,23 @@ impl Reopening {
         &mut self,
         opener: &Opener,
         dump_error: fn(SockDiagError) -> PollError,
-        work: impl FnOnce(&mut SockDiag) -> Result<T, SockDiagError>,
+        mut work: impl FnMut(&mut SockDiag) -> Result<T, SockDiagError>,
     ) -> Result<T, PollError> {
-        let mut open = match self.0.take() {
-            Some(open) => open,
-            None => opener.open().map_err(PollError::Open)?,
-        };
-        let result = work(&mut open).map_err(dump_error);
-        if result.is_ok() {
-            self.0 = Some(open);
+        let mut retried = false;
+        loop {
+            let mut open = match self.0.take() {
+                Some(open) => open,
+                None => opener.open().map_err(PollError::Open)?,
+            };
+            match work(&mut open) {
+                Ok(value) => {
+                    self.0 = Some(open);
+                    return Ok(value);
+                }
+                Err(error) if error.is_interrupted() && !retried => retried = true,
+                Err(error) => return Err(dump_error(error)),
+            }
         }
-        result
     }
 }
 
