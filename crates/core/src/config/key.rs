@@ -95,9 +95,22 @@ fn array<T>(items: &[T], item: impl Fn(&T) -> String) -> String {
     format!("[{}]", items.join(", "))
 }
 
-impl ToToml for usize {
+macro_rules! integer_to_toml {
+    ($($integer:ty),*) => {$(
+        impl ToToml for $integer {
+            fn to_toml(&self) -> String {
+                self.to_string()
+            }
+        }
+    )*};
+}
+
+integer_to_toml!(u16, u32, u64, usize);
+
+/// Always with a decimal point (`1.0`, not `1`), as TOML writes a float.
+impl ToToml for f64 {
     fn to_toml(&self) -> String {
-        self.to_string()
+        format!("{self:?}")
     }
 }
 
