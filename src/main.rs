@@ -79,7 +79,7 @@ fn main() -> ExitCode {
     };
     init_logging(&config);
     if let Some(Command::Report(args)) = command {
-        return view::report::run(&args, &poller_config(&config));
+        return view::report::run(&args, &poller::PollerConfig::from(&config));
     }
     let nofile = raise_nofile_limit();
     if nofile < MIN_NOFILE {
@@ -134,26 +134,6 @@ fn init_logging(config: &Config) {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
-}
-
-/// What the poller (and `report`) takes from the configuration.
-fn poller_config(config: &Config) -> poller::PollerConfig {
-    let mut poller_config = poller::PollerConfig {
-        settings: config.settings.clone(),
-        close_wait_capacity: config.close_wait_capacity,
-        scope: config.namespaces,
-        netns_concurrency: config.netns.concurrency,
-        max_namespaces: config.netns.max_namespaces,
-        ..poller::PollerConfig::new(
-            config.poll_interval,
-            config
-                .listen_poll_interval
-                .filter(|i| *i < config.poll_interval),
-        )
-    };
-    poller_config.sources.docker_root = config.netns.docker_root.clone();
-    poller_config.sources.bind_roots = config.netns.bind_roots.clone();
-    poller_config
 }
 
 /// The lowest open-file limit the daemon starts under. Below 9 the async runtime cannot
@@ -231,7 +211,7 @@ async fn run(
     }
     let peaks = poller::Peaks::default();
     let targets = poller::Targets::default();
-    let poller_config = poller_config(&config);
+    let poller_config = poller::PollerConfig::from(&config);
     if let Some(interval) = poller_config.listen_poll_interval {
         tokio::spawn(poller::run_listen_sampler(
             interval,

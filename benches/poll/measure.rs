@@ -77,10 +77,7 @@ pub fn cpu_of(pid: u32) -> Duration {
 
 /// The poller configuration the binary would run with by default.
 pub fn poller_config(proc_root: &str) -> PollerConfig {
-    let config = Config::default();
-    let mut poller = PollerConfig::new(config.poll_interval, None);
-    poller.settings = config.settings.clone();
-    poller.close_wait_capacity = config.close_wait_capacity;
+    let mut poller = PollerConfig::from(&Config::default());
     poller.sources.proc_root = proc_root.into();
     // The load lives in the bench's own namespace; the many-namespace bench sets All.
     poller.scope = Scope::Own;
@@ -118,10 +115,7 @@ pub fn poller_role(args: &[String]) {
     child_setup("bench-poller");
     let mut config = poller_config("/proc");
     if args.first().map(String::as_str) == Some("all") {
-        let defaults = Config::default();
         config.scope = Scope::All;
-        config.netns_concurrency = defaults.netns.concurrency;
-        config.max_namespaces = defaults.netns.max_namespaces;
     }
     let mut collector = Collector::new(&config, Peaks::default(), Targets::default());
     let mut last = None;

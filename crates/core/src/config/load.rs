@@ -7,16 +7,14 @@ use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use config::{Environment, File, FileFormat, Value, ValueKind};
 
 use super::error::{ConfigError, ConfigErrors};
-use super::flags::Flags;
-use super::types::{Config, LogConfig, NetnsConfig, WebConfig};
-use super::validate::{self as v, MAX_CONNECTIONS, MAX_POLL_INTERVAL, MAX_REQUESTS};
+use super::keys::{Flags, KEYS};
+use super::types::Config;
+use super::validate as v;
 use super::ENV_PREFIX;
-use crate::fold::{NetnsCaps, PortFilter, Settings};
 
 /// A config file larger than this is a mistake (a log, a device), not a configuration.
 const MAX_FILE_BYTES: u64 = 1 << 20;
@@ -250,177 +248,24 @@ struct Reader {
 }
 
 impl Reader {
+    /// The defaults, with every key found in the tree parsed over them. A value that
+    /// fails leaves the default and adds a problem.
     fn config(&mut self) -> Config {
-        let defaults = Config::default();
-        let day = Duration::from_secs(24 * 3600);
-        Config {
-            poll_interval: self.take("poll_interval", defaults.poll_interval, |v| {
-                v::duration(v, Duration::from_millis(100), MAX_POLL_INTERVAL)
-            }),
-            listen_poll_interval: self.take(
-                "listen_poll_interval",
-                defaults.listen_poll_interval,
-                |v| {
-                    let interval = v::duration(v, Duration::ZERO, MAX_POLL_INTERVAL)?;
-                    match interval {
-                        Duration::ZERO => Ok(None),
-                        short if short < Duration::from_millis(10) => {
-                            Err("must be 0s (off) or at least 10ms".to_string())
-                        }
-                        interval => Ok(Some(interval)),
-                    }
-                },
-            ),
-            settings: Settings {
-                max_ports: self.take("max_ports", defaults.settings.max_ports, v::positive),
-                max_processes: self.take(
-                    "max_processes",
-                    defaults.settings.max_processes,
-                    v::positive,
-                ),
-                ports: PortFilter {
-                    include: self.take("ports.include", Vec::new(), v::port_ranges),
-                    exclude: self.take("ports.exclude", Vec::new(), v::port_ranges),
-                },
-                max_destinations: self.take(
-                    "max_destinations",
-                    defaults.settings.max_destinations,
-                    v::positive,
-                ),
-                max_peers: self.take("max_peers", defaults.settings.max_peers, v::positive),
-                max_unix_paths: self.take(
-                    "max_unix_paths",
-                    defaults.settings.max_unix_paths,
-                    v::positive,
-                ),
-                netns: NetnsCaps {
-                    max_ports: self.take(
-                        "netns.max_ports",
-                        defaults.settings.netns.max_ports,
-                        v::positive,
-                    ),
-                    max_processes: self.take(
-                        "netns.max_processes",
-                        defaults.settings.netns.max_processes,
-                        v::positive,
-                    ),
-                    max_destinations: self.take(
-                        "netns.max_destinations",
-                        defaults.settings.netns.max_destinations,
-                        v::positive,
-                    ),
-                    max_peers: self.take(
-                        "netns.max_peers",
-                        defaults.settings.netns.max_peers,
-                        v::positive,
-                    ),
-                    max_unix_paths: self.take(
-                        "netns.max_unix_paths",
-                        defaults.settings.netns.max_unix_paths,
-                        v::positive,
-                    ),
-                },
-                close_wait_stale_after: self.take(
-                    "close_wait_stale_after",
-                    defaults.settings.close_wait_stale_after,
-                    |v| v::duration(v, Duration::from_secs(1), 365 * day),
-                ),
-            },
-            close_wait_capacity: self.take(
-                "close_wait_capacity",
-                defaults.close_wait_capacity,
-                v::positive,
-            ),
-            namespaces: self.take("namespaces", defaults.namespaces, v::scope),
-            netns: NetnsConfig {
-                max_namespaces: self.take(
-                    "netns.max_namespaces",
-                    defaults.netns.max_namespaces,
-                    v::positive,
-                ),
-                concurrency: self.take("netns.concurrency", defaults.netns.concurrency, |v| {
-                    let n = v::positive(v)?;
-                    if n > 64 {
-                        return Err("must be at most 64".to_string());
-                    }
-                    Ok(n)
-                }),
-                docker_root: self.take(
-                    "netns.docker_root",
-                    defaults.netns.docker_root,
-                    v::absolute_path,
-                ),
-                bind_roots: self.take(
-                    "netns.bind_roots",
-                    defaults.netns.bind_roots,
-                    v::absolute_paths,
-                ),
-            },
-            web: WebConfig {
-                listen_addresses: self.take(
-                    "web.listen_addresses",
-                    defaults.web.listen_addresses,
-                    v::listen_addresses,
-                ),
-                telemetry_path: self.take(
-                    "web.telemetry_path",
-                    defaults.web.telemetry_path,
-                    v::telemetry_path,
-                ),
-                max_requests: self.take("web.max_requests", defaults.web.max_requests, |v| {
-                    v::at_most(v, MAX_REQUESTS)
-                }),
-                shutdown_timeout: self.take(
-                    "web.shutdown_timeout",
-                    defaults.web.shutdown_timeout,
-                    |v| v::duration(v, Duration::ZERO, Duration::from_secs(600)),
-                ),
-                max_connections: self.take(
-                    "web.max_connections",
-                    defaults.web.max_connections,
-                    |v| match v::at_most(v, MAX_CONNECTIONS)? {
-                        0 => Err("must be at least 1".to_string()),
-                        n => Ok(n),
-                    },
-                ),
-                header_read_timeout: self.take(
-                    "web.header_read_timeout",
-                    defaults.web.header_read_timeout,
-                    |v| v::duration(v, Duration::from_millis(100), Duration::from_secs(3600)),
-                ),
-                idle_timeout: self.take("web.idle_timeout", defaults.web.idle_timeout, |v| {
-                    v::duration(v, Duration::from_millis(100), Duration::from_secs(3600))
-                }),
-                config_file: self.take("web.config_file", defaults.web.config_file, v::file_path),
-                probes_without_auth: self.take(
-                    "web.probes_without_auth",
-                    defaults.web.probes_without_auth,
-                    v::boolean,
-                ),
-            },
-            log: LogConfig {
-                level: self.take("log.level", defaults.log.level, v::log_level),
-                format: self.take("log.format", defaults.log.format, v::log_format),
-            },
-        }
-    }
-
-    fn take<T>(&mut self, key: &str, default: T, parse: impl Fn(&Value) -> Result<T, String>) -> T {
-        let Some(value) = self.leaves.remove(key) else {
-            return default;
-        };
-        match parse(&value) {
-            Ok(parsed) => parsed,
-            Err(reason) => {
+        let mut config = Config::default();
+        for key in KEYS {
+            let Some(value) = self.leaves.remove(key.name) else {
+                continue;
+            };
+            if let Err(reason) = (key.set)(&mut config, &value) {
                 self.errors.push(ConfigError::Invalid {
-                    origin: self.origin(key, &value),
-                    key: key.to_string(),
+                    origin: self.origin(key.name, &value),
+                    key: key.name.to_string(),
                     value: v::render(&value),
                     reason,
                 });
-                default
             }
         }
+        config
     }
 
     fn origin(&self, key: &str, value: &Value) -> String {

@@ -426,4 +426,6 @@ fn integer_too_large_for_toml_names_the_key() {
     );
 }
 
+mod drift;
+mod poller;
 mod roundtrip;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::fold::Settings;
-use crate::poll::Scope;
+use crate::poll::{PollerConfig, Scope};
 
 use super::DEFAULT_LISTEN_ADDRESS;
 
@@ -148,24 +148,25 @@ impl fmt::Display for ListenAddress {
 }
 
 impl Default for Config {
+    /// The embedded defaults. The poller's settings (caps, namespaces, where discovery
+    /// reads) are the poller's own defaults, defined once in [`PollerConfig::new`], the
+    /// fold's in `Settings::default`; the web and log defaults are here.
     fn default() -> Config {
+        let poller = PollerConfig::new(Duration::from_secs(15), Some(Duration::from_secs(1)));
         Config {
-            poll_interval: Duration::from_secs(15),
-            listen_poll_interval: Some(Duration::from_secs(1)),
-            settings: Settings::default(),
-            close_wait_capacity: 100_000,
-            namespaces: Scope::All,
+            poll_interval: poller.poll_interval,
+            listen_poll_interval: poller.listen_poll_interval,
+            settings: poller.settings,
+            close_wait_capacity: poller.close_wait_capacity,
+            namespaces: poller.scope,
             netns: NetnsConfig {
-                max_namespaces: 100,
-                concurrency: 2,
-                docker_root: PathBuf::from(crate::source::docker::DEFAULT_DATA_ROOT),
-                bind_roots: crate::source::netns::DEFAULT_BIND_ROOTS
-                    .iter()
-                    .map(PathBuf::from)
-                    .collect(),
+                max_namespaces: poller.max_namespaces,
+                concurrency: poller.netns_concurrency,
+                docker_root: poller.sources.docker_root,
+                bind_roots: poller.sources.bind_roots,
             },
             web: WebConfig {
-                listen_addresses: vec![ListenAddress::AnyInterface(10120)],
+                listen_addresses: vec![DEFAULT_LISTEN_ADDRESS],
                 telemetry_path: "/metrics".to_string(),
                 max_requests: 40,
                 shutdown_timeout: Duration::from_secs(5),

@@ -85,6 +85,26 @@ pub(super) fn at_most(value: &Value, maximum: u64) -> Result<usize, String> {
     }
 }
 
+/// An integer in `[minimum, maximum]`.
+pub(super) fn between(value: &Value, minimum: u64, maximum: u64) -> Result<usize, String> {
+    match integer(value)? {
+        n if n < minimum => Err(format!("must be at least {minimum}")),
+        n if n > maximum => Err(format!("must be at most {maximum}")),
+        n => usize::try_from(n).map_err(|source| source.to_string()),
+    }
+}
+
+/// `listen_poll_interval`: `0s` turns the sampler off (none); otherwise at least 10ms.
+pub(super) fn listen_interval(value: &Value) -> Result<Option<Duration>, String> {
+    match duration(value, Duration::ZERO, MAX_POLL_INTERVAL)? {
+        Duration::ZERO => Ok(None),
+        short if short < Duration::from_millis(10) => {
+            Err("must be 0s (off) or at least 10ms".to_string())
+        }
+        interval => Ok(Some(interval)),
+    }
+}
+
 pub(super) fn positive(value: &Value) -> Result<usize, String> {
     match integer(value)? {
         0 => Err("must be at least 1".to_string()),

@@ -77,7 +77,8 @@ pub struct PollerConfig {
 }
 
 impl PollerConfig {
-    /// Defaults for everything but the intervals.
+    /// Defaults for everything but the intervals. They are the configuration's defaults
+    /// too: `Config::default` takes the poller's settings from here.
     pub fn new(poll_interval: Duration, listen_poll_interval: Option<Duration>) -> PollerConfig {
         PollerConfig {
             poll_interval,

@@ -1,7 +1,7 @@
 //! Any valid configuration, rendered as a TOML file and `SOCKDIAG_` variables (each key
 //! in one or the other), loads to the same values.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -243,6 +243,20 @@ fn toml_file(rendered: &[Rendered], in_env: &[bool]) -> String {
             section => format!("[{section}]\n{}", lines.concat()),
         })
         .collect()
+}
+
+/// A key the property does not render would go untested by it.
+#[test]
+fn every_key_is_rendered() {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let (_, rendered) = arb_config()
+        .new_tree(&mut runner)
+        .expect("a config")
+        .current();
+    let rendered: BTreeSet<&str> = rendered.iter().map(|r| r.key).collect();
+    let defined: BTreeSet<&str> = KEYS.iter().map(|key| key.name).collect();
+    assert_eq!(rendered, defined);
 }
 
 proptest! {
