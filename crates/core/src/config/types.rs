@@ -156,7 +156,7 @@ impl Default for Config {
             close_wait_capacity: 100_000,
             namespaces: Scope::All,
             netns: NetnsConfig {
-                max_namespaces: 100,
+                max_namespaces: 128,
                 concurrency: 2,
                 docker_root: PathBuf::from(crate::source::docker::DEFAULT_DATA_ROOT),
                 bind_roots: crate::source::netns::DEFAULT_BIND_ROOTS
