@@ -352,6 +352,6 @@ pub(super) fn encode_folded_anomalies(
         encoder,
         "sockdiag_folded_anomalies",
         "Label values holding an anomaly (docs/metrics.md, \"Caps keep the signal\") folded into \"other\" in the last poll because the anomaly ceiling was full as well; with netns empty, label=\"netns\": namespaces beyond twice netns.max_namespaces.",
-        netns.into_iter(),
+        netns,
     )
 }
