@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=fuzz/seeds
 rm -rf "$out"
-mkdir -p "$out"/{sock_diag_inet,sock_diag_unix,proc_net_snmp,sysctl,cgroup,docker_config,config_toml,web_config}
+mkdir -p "$out"/{sock_diag_inet,sock_diag_unix,proc_net_snmp,sysctl,cgroup,uid_map,docker_config,config_toml,web_config}
 
 python3 - "$out" <<'PY'
 import hashlib, os, re, struct, sys
@@ -62,6 +62,12 @@ put("cgroup", f"12:pids:/system.slice/docker-{ID}.scope\n11:memory:/system.slice
 put("cgroup", f"4:memory:/docker/{ID}\n1:name=systemd:/docker/{ID}\n0::/\n")
 put("cgroup", "9:name=systemd:/\n8:pids:/\n4:memory:/process_api/b95505\n0::/\n")
 put("cgroup", "0::/kubepods/burstable/pod5a3d6b5e6a9c7c6a0b1c2d3e4f5a6b7c/" + ID + "\n")
+
+# uid_map: this process's, and the unit tests' maps (crates/core/src/source/userns.rs).
+put("uid_map", open("/proc/self/uid_map").read())
+src = open("crates/core/src/source/userns.rs").read()
+for case in re.findall(r'owner_of_map\("((?:[^"\\]|\\.)*)"\)', src):
+    put("uid_map", case.encode().decode("unicode_escape"))
 
 # Docker config.v2.json: the unit tests' files (crates/core/src/source/docker.rs).
 src = open("crates/core/src/source/docker.rs").read()

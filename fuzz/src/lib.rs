@@ -1,7 +1,7 @@
 //! The fuzz targets of sockdiag_exporter, one `pub fn` each, over the crate's real pure
 //! decoders and parsers: the netlink framing with the inet_diag and unix_diag payload
 //! decoders (and the UNIX fold), `/proc/net/{netstat,snmp}`, the sysctls,
-//! `/proc/PID/cgroup`, Docker's `config.v2.json`, the TOML config with its environment,
+//! `/proc/PID/cgroup`, `/proc/PID/uid_map`, Docker's `config.v2.json`, the TOML config with its environment,
 //! and the web config YAML.
 //!
 //! `fuzz_targets/*.rs` hand libFuzzer's input to these (`cargo +nightly fuzz run NAME`,
@@ -24,19 +24,22 @@ use sockdiag_exporter::source::inet_diag::Family;
 use sockdiag_exporter::source::sock_diag::frame::decode_datagram;
 use sockdiag_exporter::source::unix_diag::decode::decode_unix_diag_msg;
 use sockdiag_exporter::source::unix_diag::Name;
-use sockdiag_exporter::source::{cgroup, docker, proc_net_snmp, proc_sys_net, sock_diag};
+use sockdiag_exporter::source::{
+    cgroup, docker, proc_net_snmp, proc_sys_net, sock_diag, userns,
+};
 use sockdiag_exporter::web_config;
 
 /// A target: takes libFuzzer's input, panics on a finding.
 pub type Target = fn(&[u8]);
 
 /// Every target, by name: the fuzz target's name is its corpus directory's.
-pub const TARGETS: [(&str, Target); 8] = [
+pub const TARGETS: [(&str, Target); 9] = [
     ("sock_diag_inet", sock_diag_inet),
     ("sock_diag_unix", sock_diag_unix),
     ("proc_net_snmp", proc_net_snmp),
     ("sysctl", sysctl),
     ("cgroup", cgroup),
+    ("uid_map", uid_map),
     ("docker_config", docker_config),
     ("config_toml", config_toml),
     ("web_config", web_config),
@@ -155,6 +158,18 @@ pub fn sysctl(data: &[u8]) {
         Err(error) => {
             let _ = error.to_string();
         }
+    }
+}
+
+/// A `/proc/PID/uid_map` file: root's only when a line maps host uid 0.
+pub fn uid_map(data: &[u8]) {
+    let text = text(data);
+    if userns::owner_of_map(&text) == userns::Owner::Root {
+        assert!(
+            text.lines()
+                .any(|line| line.split_ascii_whitespace().nth(1) == Some("0")),
+            "{text:?}"
+        );
     }
 }
 

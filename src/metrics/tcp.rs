@@ -336,3 +336,22 @@ pub(super) fn encode_folded(snapshot: &Snapshot, encoder: &mut DescriptorEncoder
         .chain(netns),
     )
 }
+
+/// `sockdiag_folded_anomalies`: label values that held an anomaly and were folded all the
+/// same, because the anomaly ceiling (another cap's worth beyond the cap) was full. Zero
+/// unless a crowd of anomalies, most likely planted, outgrew it.
+pub(super) fn encode_folded_anomalies(
+    snapshot: &Snapshot,
+    encoder: &mut DescriptorEncoder,
+) -> fmt::Result {
+    let netns = [(
+        (Netns::of(""), FoldedLabel { label: "netns" }),
+        snapshot.folded.anomalous,
+    )];
+    gauge(
+        encoder,
+        "sockdiag_folded_anomalies",
+        "Label values holding an anomaly (docs/metrics.md, \"Caps keep the signal\") folded into \"other\" in the last poll because the anomaly ceiling was full as well; with netns empty, label=\"netns\": namespaces beyond twice netns.max_namespaces.",
+        netns,
+    )
+}

@@ -54,6 +54,7 @@ fn fixed() -> Published {
     let container = NetnsFigures {
         netns: Arc::from("3f2a9c1d0e4b"),
         full: false,
+        provenance: Provenance::Known,
         tcp: TcpFigures {
             tcp_sockets: container_states,
             breakdown: Breakdown {
@@ -103,6 +104,7 @@ fn fixed() -> Published {
                 NetnsFigures {
                     netns: Arc::from("host"),
                     full: true,
+                    provenance: Provenance::Known,
                     tcp: TcpFigures {
                         tcp_sockets,
                         breakdown: Breakdown {
@@ -207,6 +209,7 @@ fn fixed() -> Published {
             ],
             folded: FoldedNetns {
                 namespaces: 1,
+                anomalous: 0,
                 tcp_sockets: folded_states,
                 unix_sockets: unix_counts(&[(UnixType::Dgram, UnixState::Established, 3)]),
             },

@@ -72,6 +72,7 @@ fn snapshot(at: u64, leak: u64, tw: u64) -> Snapshot {
         namespaces: vec![NetnsFigures {
             netns: Arc::from("host"),
             full: true,
+            provenance: Provenance::Known,
             unix: UnixFigures {
                 listeners: vec![
                     unix_listener("", "unknown", 0, 16, 0),

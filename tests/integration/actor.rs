@@ -21,11 +21,42 @@ pub struct Actor {
 impl Actor {
     /// Starts `role` (see `run`) as a process named `name` and waits for `ready`.
     pub fn start(name: &str, role: &str, args: &[&str]) -> Actor {
-        let mut child = Command::new(std::env::current_exe().expect("own path"))
+        let mut command = Command::new(std::env::current_exe().expect("own path"));
+        command.env_clear().env(ENV, role).arg(name).args(args);
+        Actor::spawn(command)
+    }
+
+    /// Starts `role` as uid and gid 65534 in a network namespace of its own, made through
+    /// a user namespace of its own (`unshare -Urn`, loopback up): what any user without
+    /// privileges can do. `bin` is a copy of this binary that user may execute.
+    pub fn start_in_user_netns(
+        bin: &std::path::Path,
+        name: &str,
+        role: &str,
+        args: &[&str],
+    ) -> Actor {
+        use std::os::unix::process::CommandExt;
+        let mut command = Command::new("unshare");
+        command
             .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
             .env(ENV, role)
+            .args([
+                "-Urn",
+                "sh",
+                "-c",
+                "ip link set lo up && exec \"$0\" \"$@\"",
+            ])
+            .arg(bin)
             .arg(name)
             .args(args)
+            .uid(65534)
+            .gid(65534);
+        Actor::spawn(command)
+    }
+
+    fn spawn(mut command: Command) -> Actor {
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -161,6 +192,24 @@ pub fn run(role: &str, args: &[String]) {
             let _ = std::io::stdin().read_to_end(&mut rest);
             drop(listeners);
             return;
+        }
+        // Listens on ADDR, connects E + C times to itself and accepts them all, then closes
+        // the client end of the last C: E established pairs (2E sockets) and C server
+        // sockets in CLOSE_WAIT, all held. A pod, a busy service or a hostile user's pile.
+        "pile" => {
+            let listener = TcpListener::bind(arg(1)).expect("bind");
+            let address = listener.local_addr().unwrap();
+            let established: usize = arg(2).parse().unwrap();
+            let close_wait: usize = arg(3).parse().unwrap();
+            for i in 0..established + close_wait {
+                let client = TcpStream::connect(address).expect("connect");
+                held_streams.push(listener.accept().expect("accept").0);
+                if i < established {
+                    held_streams.push(client);
+                }
+            }
+            held_listeners.push(listener);
+            announce();
         }
         other => panic!("unknown actor role {other}"),
     }

@@ -270,34 +270,39 @@ fn incidents_inside_containers_are_named_by_their_namespace() {
     });
 }
 
-/// With room for one namespace, only the ones always kept stay (our own, and the host's
-/// where PID 1's namespace can be read): the incidents' namespaces fold into `other`,
-/// their state counts summed, counted, still in the info.
+/// With room for one namespace, the ones always kept stay (our own, and the host's where
+/// PID 1's namespace can be read), and the incidents' namespaces, each holding an anomaly,
+/// get the cap and the anomaly ceiling: one each. The third at least folds into `other`,
+/// its state counts summed and counted, its info gone with its label; a kept one keeps its
+/// info.
 fn namespaces_beyond_the_cap_fold_into_other() {
     let scene = Incidents::build();
     in_netns(move || {
         let exporter = scene.exporter(10120, &[("SOCKDIAG_NETNS__MAX_NAMESPACES", "1")]);
         let all = exporter.scrape_all();
+        let mut folded = 0;
         for label in [
             &scene.named[..],
             &scene.docker_id[..12],
             &scene.kube_id[..12],
         ] {
-            assert!(
-                !all.text
-                    .contains(&format!("sockdiag_tcp_sockets{{netns=\"{label}\"")),
-                "{label} is folded"
-            );
-            assert!(all
+            let kept = all
                 .text
-                .contains(&format!("sockdiag_netns_info{{netns=\"{label}\"")));
+                .contains(&format!("sockdiag_tcp_sockets{{netns=\"{label}\""));
+            let info = all
+                .text
+                .contains(&format!("sockdiag_netns_info{{netns=\"{label}\""));
+            assert_eq!(kept, info, "{label}: the info goes with the label");
+            folded += usize::from(!kept);
         }
-        // Other tests' namespaces may fold in too: at least ours are there.
+        // Other tests' namespaces may take a place too: at least one of ours folds.
+        assert!(folded >= 1, "{folded} of the incidents' namespaces folded");
         assert!(
             all.value("sockdiag_tcp_sockets{netns=\"other\",family=\"ipv4\",state=\"close_wait\"}")
-                >= 14.0
+                >= 4.0
         );
-        assert!(all.value("sockdiag_folded_label_values{netns=\"\",label=\"netns\"}") >= 3.0);
+        assert!(all.value("sockdiag_folded_label_values{netns=\"\",label=\"netns\"}") >= 1.0);
+        assert!(all.value("sockdiag_folded_anomalies{netns=\"\",label=\"netns\"}") >= 1.0);
         drop(scene);
     });
 }

@@ -8,6 +8,7 @@ mod actor;
 mod breakdown;
 mod cgroups;
 mod containers;
+mod crowds;
 mod exporter;
 mod faults;
 mod hardening;
@@ -51,6 +52,7 @@ fn main() {
         signals::tests(),
         namespaces::tests(),
         containers::tests(),
+        crowds::tests(),
         owners::tests(),
         unix::tests(),
         hardening::tests(),

@@ -223,6 +223,20 @@ pub struct TcpFigures {
 }
 
 /// What one network namespace's poll measured.
+/// Where a network namespace comes from, as the namespace cap ranks it: when the cap
+/// bites, [`Provenance::Unknown`] namespaces are folded before known ones.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Provenance {
+    /// The host's or our own namespace, a container runtime's (its processes sit in a
+    /// runtime's cgroup, a kubepods cgroup included), or an `ip netns` bind mount; and its
+    /// user namespace is root's.
+    #[default]
+    Known,
+    /// No runtime's cgroup and no bind mount, or a user namespace that does not map host
+    /// root: anyone can make one (`unshare -Urn`).
+    Unknown,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NetnsFigures {
     /// The `netns` label: `host`, an ip-netns name, a 12-hex container id, `ns-<inode>`.
@@ -231,6 +245,7 @@ pub struct NetnsFigures {
     /// exported. Other namespaces export only non-zero counts, so that a node with
     /// hundreds of pods stays within a few thousand series.
     pub full: bool,
+    pub provenance: Provenance,
     pub tcp: TcpFigures,
     pub unix: UnixFigures,
     pub kernel: KernelStats,
@@ -268,6 +283,9 @@ pub struct NetnsSkipped {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FoldedNetns {
     pub namespaces: u64,
+    /// Of those, namespaces that held an anomaly: folded only past the anomaly ceiling
+    /// (another `max_namespaces` beyond the cap).
+    pub anomalous: u64,
     pub tcp_sockets: StateCounts,
     pub unix_sockets: UnixCounts,
 }
@@ -278,7 +296,7 @@ pub struct Snapshot {
     /// Sampled namespaces that keep their label, sorted by label.
     pub namespaces: Vec<NetnsFigures>,
     pub folded: FoldedNetns,
-    /// One per sampled namespace, folded ones included.
+    /// One per namespace that keeps its label; a folded namespace's info goes with it.
     pub netns_info: Vec<NetnsInfo>,
     pub skipped: NetnsSkipped,
     /// Records read from the kernel in this poll, every namespace and dump together.

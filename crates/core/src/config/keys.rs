@@ -110,8 +110,10 @@ config_keys! {
     "netns.max_namespaces" {
         field: netns.max_namespaces,
         parse: v::positive,
-        help: "Namespaces keeping their `netns` label (the host's and our own always); \
-               the rest fold into `other`",
+        help: "Namespaces keeping their `netns` label (the host's and our own always): \
+               runtimes' and `ip netns` ones before any user's, anomalies first; those \
+               holding an anomaly are kept past the cap, up to as many again; the rest \
+               fold into `other`",
     }
     "netns.concurrency" {
         field: netns.concurrency,

@@ -3,6 +3,7 @@
 //! Everything here is pure: records and owner answers in, figures out, no I/O and no
 //! clock (the poll passes ages and times in). One module per fold:
 //! - [`tcp`]: inet_diag records into states, ports, processes, listeners, exhaustion;
+//! - [`netns`]: the namespace cap: which namespaces keep their label;
 //! - [`listen`]: the listener entries of the folds and the fast listener sampler's peaks;
 //! - [`close_wait`]: CLOSE_WAIT ages by socket cookie, kept between polls;
 //! - [`owners`]: the owner lookup the folds ask, and its answers;
@@ -12,6 +13,7 @@
 
 pub mod close_wait;
 pub mod listen;
+pub mod netns;
 pub mod owners;
 pub mod settings;
 pub mod tcp;

@@ -27,8 +27,9 @@ use super::discover::{self, DiscoverError, Namespace, Sources};
 use super::namespace::{self, NetnsDump};
 use super::{lower_priority, owners, Peaks, PollError, PollerConfig, Reopening, Target, Targets};
 use crate::fold::close_wait::CloseWaitTracker;
+use crate::fold::netns::cap_namespaces;
 use crate::fold::Settings;
-use crate::snapshot::{FoldedNetns, NetnsFigures, NetnsInfo, NetnsSkipped, Snapshot};
+use crate::snapshot::{NetnsFigures, NetnsInfo, NetnsSkipped, Snapshot};
 use crate::source::netns::{self, EnterError, HomeNetns, MissingPrivileges};
 use crate::source::proc_fd::{ProcIndex, ProcIndexError, ScanReport};
 use crate::source::sock_diag::Opener;
@@ -211,13 +212,14 @@ impl Collector {
             figures.push(NetnsFigures {
                 netns: label,
                 full: job.full(),
+                provenance: job.namespace.provenance,
                 tcp,
                 unix,
                 kernel: dump.kernel,
             });
         }
-        let (namespaces, folded) = cap_namespaces(figures, self.max_namespaces);
-        infos.sort_by(|a, b| a.netns.cmp(&b.netns));
+        let (namespaces, infos, folded) =
+            cap_namespaces(figures, infos, self.max_namespaces, namespace_severity);
         let snapshot = Snapshot {
             namespaces,
             folded,
@@ -308,6 +310,8 @@ impl Collector {
                     inode: id,
                     ..Default::default()
                 },
+                // Ours, and outside the cap whatever its provenance.
+                provenance: crate::snapshot::Provenance::Known,
                 enter: PathBuf::new(),
             },
             enter: None,
@@ -420,77 +424,11 @@ fn info(label: &Arc<str>, namespace: &Namespace) -> NetnsInfo {
     }
 }
 
-/// Keeps the `max` namespaces with the most sockets, TCP and UNIX (ours and the host's
-/// always, among them), sorted by label; sums the state counts of the rest into `other`. Ties are
-/// broken by label, so the kept set does not flap between equal namespaces.
-pub fn cap_namespaces(
-    mut figures: Vec<NetnsFigures>,
-    max: usize,
-) -> (Vec<NetnsFigures>, FoldedNetns) {
-    let sockets = |ns: &NetnsFigures| ns.tcp.tcp_sockets.total() + ns.unix.sockets.total();
-    // The host's and our own (`full`) first: they are always kept.
-    figures.sort_by(|a, b| {
-        b.full
-            .cmp(&a.full)
-            .then(sockets(b).cmp(&sockets(a)))
-            .then_with(|| a.netns.cmp(&b.netns))
-    });
-    let mut folded = FoldedNetns::default();
-    let mut kept = Vec::with_capacity(figures.len().min(max));
-    for (position, ns) in figures.into_iter().enumerate() {
-        if ns.full || position < max {
-            kept.push(ns);
-            continue;
-        }
-        folded.namespaces += 1;
-        folded.tcp_sockets.merge(&ns.tcp.tcp_sockets);
-        folded.unix_sockets.merge(&ns.unix.sockets);
-    }
-    kept.sort_by(|a, b| a.netns.cmp(&b.netns));
-    (kept, folded)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// PROVISIONAL until fold::anomaly lands: CLOSE_WAIT sockets as the severity.
+fn namespace_severity(ns: &NetnsFigures) -> u64 {
     use crate::source::inet_diag::{Family, TcpState};
-
-    /// A namespace with `sockets` sockets; `full` for the host's or our own.
-    fn ns(label: &str, full: bool, sockets: u64) -> NetnsFigures {
-        let mut figures = NetnsFigures {
-            netns: Arc::from(label),
-            full,
-            ..Default::default()
-        };
-        for _ in 0..sockets {
-            figures
-                .tcp
-                .tcp_sockets
-                .add(Family::Ipv4, TcpState::Established);
-        }
-        figures
-    }
-
-    #[test]
-    fn namespaces_beyond_the_cap_fold_into_other_with_their_state_counts() {
-        let (kept, folded) = cap_namespaces(
-            vec![
-                ns("b", false, 5),
-                ns("host", true, 1),
-                ns("a", false, 5),
-                ns("c", false, 2),
-                ns("d", false, 7),
-            ],
-            3,
-        );
-        let labels: Vec<&str> = kept.iter().map(|ns| &*ns.netns).collect();
-        // host is pinned; then d (7), then a and b tie at 5: a wins by label.
-        assert_eq!(labels, ["a", "d", "host"]);
-        assert_eq!(folded.namespaces, 2);
-        assert_eq!(
-            folded.tcp_sockets.get(Family::Ipv4, TcpState::Established),
-            7,
-            "b (5) and c (2)"
-        );
-    }
+    Family::ALL
+        .iter()
+        .map(|&family| ns.tcp.tcp_sockets.get(family, TcpState::CloseWait))
+        .sum()
 }

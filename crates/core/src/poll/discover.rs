@@ -20,9 +20,11 @@ use std::path::{Path, PathBuf};
 
 use rustc_hash::FxHashSet;
 
+use crate::snapshot::Provenance;
 use crate::source::cgroup::{self, CgroupError, Container, Runtime};
 use crate::source::docker::{self, DockerError};
 use crate::source::netns::{self, Discovery, Netns, NetnsError};
+use crate::source::userns::{self, UsernsError, Users};
 
 /// Label of the host's namespace.
 pub const HOST_LABEL: &str = "host";
@@ -62,6 +64,8 @@ pub struct Namespace {
     /// The `netns` label value.
     pub label: String,
     pub info: NetnsInfo,
+    /// Whether a runtime or root made it, for the namespace cap's ranking.
+    pub provenance: Provenance,
     /// The path to hand to [`netns::HomeNetns::enter`] with `id`.
     pub enter: PathBuf,
 }
@@ -112,6 +116,8 @@ pub enum DiscoverError {
     Cgroup(#[from] CgroupError),
     #[error("naming a container: {0}")]
     Docker(#[from] DockerError),
+    #[error("finding who made a network namespace: {0}")]
+    Userns(#[from] UsernsError),
     /// Our own privileges could not be read, so whether to enter others is unknown.
     #[error("checking the privileges to enter namespaces: {0}")]
     Privileges(#[from] netns::EnterError),
@@ -122,12 +128,16 @@ pub enum DiscoverError {
 pub struct Attribution {
     pub container: Option<Container>,
     pub container_name: Option<String>,
+    /// The owner of the user namespace of its lowest member process; `None` for a
+    /// namespace with no process left (a bind mount), which only root can make.
+    pub owner: Option<userns::Owner>,
 }
 
 /// Discovers every namespace and names it.
 pub fn discover(sources: &Sources) -> Result<Namespaces, DiscoverError> {
     let discovery = netns::discover(&sources.proc_root, &sources.bind_roots)?;
     let mut attribution_errors = Vec::new();
+    let users = Users::new(&sources.proc_root);
     let attributions: Vec<Attribution> = discovery
         .namespaces
         .iter()
@@ -137,7 +147,7 @@ pub fn discover(sources: &Sources) -> Result<Namespaces, DiscoverError> {
             if discovery.host == Some(ns.inode) {
                 Attribution::default()
             } else {
-                attribute(sources, ns, &mut attribution_errors)
+                attribute(sources, &users, ns, &mut attribution_errors)
             }
         })
         .collect();
@@ -151,8 +161,14 @@ pub fn discover(sources: &Sources) -> Result<Namespaces, DiscoverError> {
     })
 }
 
-/// The container of the lowest member process that is in one, and its Docker name.
-fn attribute(sources: &Sources, ns: &Netns, errors: &mut Vec<DiscoverError>) -> Attribution {
+/// The container of the lowest member process that is in one, its Docker name, and who
+/// owns the lowest member's user namespace.
+fn attribute(
+    sources: &Sources,
+    users: &Users,
+    ns: &Netns,
+    errors: &mut Vec<DiscoverError>,
+) -> Attribution {
     let container = ns
         .pids
         .iter()
@@ -178,9 +194,31 @@ fn attribute(sources: &Sources, ns: &Netns, errors: &mut Vec<DiscoverError>) -> 
                 }
             },
         );
+    let owner = ns.pids.first().map(|&pid| match users.owner(pid) {
+        Ok(owner) => owner,
+        // Unknown ranks last: a namespace whose maker cannot be told is not trusted.
+        Err(error) => {
+            if !error.is_gone() {
+                errors.push(error.into());
+            }
+            userns::Owner::User
+        }
+    });
     Attribution {
         container,
         container_name,
+        owner,
+    }
+}
+
+/// Known: the host's; or a runtime's container or an `ip netns` bind mount, in a user
+/// namespace of root's. Anything else anyone could have made.
+fn provenance(host: bool, ns: &Netns, attribution: &Attribution) -> Provenance {
+    let made_by_a_runtime_or_root = attribution.container.is_some() || !ns.bind_mounts.is_empty();
+    if host || (made_by_a_runtime_or_root && attribution.owner != Some(userns::Owner::User)) {
+        Provenance::Known
+    } else {
+        Provenance::Unknown
     }
 }
 
@@ -206,7 +244,8 @@ pub fn assemble(
         .zip(attributions)
         .map(|(ns, attribution)| {
             let container = attribution.container.as_ref();
-            let preferred = if discovery.host == Some(ns.inode) {
+            let host = discovery.host == Some(ns.inode);
+            let preferred = if host {
                 Some(HOST_LABEL.to_string())
             } else {
                 ns.name
@@ -233,6 +272,7 @@ pub fn assemble(
                         .map(|r| r.as_str().to_string())
                         .unwrap_or_default(),
                 },
+                provenance: provenance(host, ns, attribution),
                 enter: ns.enter_path(proc_root),
             }
         })
@@ -260,6 +300,7 @@ mod tests {
 
     fn in_container(id: &str, runtime: Option<Runtime>, pod: Option<&str>) -> Attribution {
         Attribution {
+            owner: None,
             container: Some(Container {
                 id: ContainerId::parse(id).unwrap(),
                 runtime,

@@ -88,7 +88,7 @@ impl PollerConfig {
             scope: Scope::All,
             sources: Sources::default(),
             netns_concurrency: 2,
-            max_namespaces: 100,
+            max_namespaces: 128,
             open: Opener::netlink(),
         }
     }

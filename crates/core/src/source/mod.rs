@@ -8,7 +8,8 @@
 //! - [`netns`]: which network namespaces exist, and entering them (`/proc/*/ns/net`,
 //!   `/run/netns`, `/run/docker/netns`, setns);
 //! - [`cgroup`]: the container and pod of a process (`/proc/PID/cgroup`);
-//! - [`docker`]: a container's name (`config.v2.json` under Docker's data root).
+//! - [`docker`]: a container's name (`config.v2.json` under Docker's data root);
+//! - [`userns`]: whether root or a user made a namespace (`/proc/PID/ns/user`, `uid_map`).
 //!
 //! [`bounded`] is the one way any of them reads a file: a size limit and a regular-file
 //! check.
@@ -26,3 +27,4 @@ pub mod proc_net_snmp;
 pub mod proc_sys_net;
 pub mod sock_diag;
 pub mod unix_diag;
+pub mod userns;
