@@ -15,15 +15,10 @@ use clap::Args;
 use super::findings::Thresholds;
 use super::summary::{Filter, Summary};
 use super::terminal::{self, Style};
-use crate::config::EXIT_CONFIG;
+use crate::exit;
 use crate::poll::{Collector, PollError, PollNotes, PollerConfig};
 use crate::snapshot::Snapshot;
 use crate::source::inet_diag::TcpState;
-
-/// `--check` found something above a threshold.
-pub const EXIT_FINDING: u8 = 1;
-/// A poll failed: no netlink socket, a dump error (EX_IOERR).
-pub const EXIT_SAMPLING: u8 = 74;
 
 /// Width of the tables when stdout is not a terminal.
 pub const DEFAULT_WIDTH: usize = 100;
@@ -163,7 +158,7 @@ pub fn run(args: &ReportArgs, config: &PollerConfig) -> ExitCode {
     let stdout = std::io::stdout();
     if args.watch && !stdout.is_terminal() {
         eprintln!("sockdiag_exporter report: --watch needs a terminal on stdout");
-        return ExitCode::from(EXIT_CONFIG as u8);
+        return ExitCode::from(exit::CONFIG);
     }
     let mut collector = Collector::new(config, Default::default(), Default::default());
     let mut notes = Vec::new();
@@ -225,7 +220,7 @@ pub fn run(args: &ReportArgs, config: &PollerConfig) -> ExitCode {
         return ExitCode::FAILURE;
     }
     if args.check && !summary.findings.is_empty() {
-        ExitCode::from(EXIT_FINDING)
+        ExitCode::from(exit::FINDING)
     } else {
         ExitCode::SUCCESS
     }
@@ -233,7 +228,7 @@ pub fn run(args: &ReportArgs, config: &PollerConfig) -> ExitCode {
 
 fn sampling_failed(error: &PollError) -> ExitCode {
     eprintln!("sockdiag_exporter report: poll failed: {error}");
-    ExitCode::from(EXIT_SAMPLING)
+    ExitCode::from(exit::SAMPLING)
 }
 
 /// The line under the findings: what was sampled and when.
