@@ -9,6 +9,7 @@ use super::auth::Auth;
 use super::schema::{HttpServerConfig, WebConfigFile};
 use super::tls::Tls;
 use super::{Active, WebConfigError};
+use crate::source::bounded::{self, BoundedReadError, CONFIG_LIMIT};
 
 /// Response headers a web config may set, with the values allowed (none: any value), as
 /// in exporter-toolkit.
@@ -22,11 +23,36 @@ const HEADERS: [(&str, &[&str]); 5] = [
 
 /// Reads `file` and everything it names; the first problem found is the error.
 pub fn load(file: &Path) -> Result<Active, WebConfigError> {
-    let text = std::fs::read_to_string(file).map_err(|source| WebConfigError::Read {
+    let bytes = read_bounded(file).map_err(|reason| WebConfigError::Read {
         file: file.to_path_buf(),
-        reason: source.to_string(),
+        reason,
+    })?;
+    let text = String::from_utf8(bytes).map_err(|source| WebConfigError::Read {
+        file: file.to_path_buf(),
+        reason: format!("not UTF-8 text: {source}"),
     })?;
     parse(file, &text)
+}
+
+/// Reads the web config or a file it names (certificate, key, CA), following symlinks (a
+/// Kubernetes Secret mount is one) to a regular file of at most [`CONFIG_LIMIT`] bytes.
+/// The error is the reason, for the caller to name the file or key.
+pub(super) fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
+    bounded::read(path, CONFIG_LIMIT).map_err(|error| match error {
+        BoundedReadError::Open { source, .. } | BoundedReadError::Read { source, .. } => {
+            source.to_string()
+        }
+        BoundedReadError::NotRegular { .. } => {
+            "not a regular file (after following symlinks)".to_string()
+        }
+        BoundedReadError::TooLarge { limit, .. } => {
+            format!(
+                "larger than the limit of {} MiB ({limit} bytes)",
+                limit >> 20
+            )
+        }
+        BoundedReadError::NotUtf8 { .. } => "not UTF-8 text".to_string(),
+    })
 }
 
 /// Validates `text`, the content of `file`; reads only the files the text names
