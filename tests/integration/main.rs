@@ -23,6 +23,7 @@ mod signals;
 mod states;
 mod unix;
 mod web;
+mod web_hostile;
 
 use libtest_mimic::{Arguments, Trial};
 
@@ -56,6 +57,7 @@ fn main() {
         hardening::tests(),
         limits::tests(),
         web::tests(),
+        web_hostile::tests(),
         report::tests(),
         faults::tests(),
     ]
