@@ -563,13 +563,15 @@ mod tests {
         let slow: Arc<str> = bcrypt::hash("right", 12).unwrap().into();
         let first = pool.enqueue(flood, key(1), "x".into(), Arc::clone(&slow));
         let _first = first.unwrap();
-        let tid = loop {
+        let running_tid = || {
             let state = pool.shared.lock();
             let running = state.queues.get(&flood).and_then(|q| q.running);
-            if let Some(tid) = running.and_then(|id| state.workers.get(&id)?.tid) {
+            running.and_then(|id| state.workers.get(&id)?.tid)
+        };
+        let tid = loop {
+            if let Some(tid) = running_tid() {
                 break tid;
             }
-            drop(state);
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         };
         let nice = || rustix::process::getpriority_process(Some(tid)).unwrap();
