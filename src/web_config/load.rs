@@ -1,15 +1,15 @@
 //! Reads and validates a web config file into an [`Active`] config.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use axum::http::{HeaderName, HeaderValue};
 
 use super::auth::Auth;
+use super::files::read_bounded;
 use super::schema::{HttpServerConfig, WebConfigFile};
 use super::tls::Tls;
 use super::{Active, WebConfigError};
-use crate::source::bounded::{self, BoundedReadError, CONFIG_LIMIT};
 
 /// Response headers a web config may set, with the values allowed (none: any value), as
 /// in exporter-toolkit.
@@ -32,27 +32,6 @@ pub fn load(file: &Path) -> Result<Active, WebConfigError> {
         reason: format!("not UTF-8 text: {source}"),
     })?;
     parse(file, &text)
-}
-
-/// Reads the web config or a file it names (certificate, key, CA), following symlinks (a
-/// Kubernetes Secret mount is one) to a regular file of at most [`CONFIG_LIMIT`] bytes.
-/// The error is the reason, for the caller to name the file or key.
-pub(super) fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
-    bounded::read(path, CONFIG_LIMIT).map_err(|error| match error {
-        BoundedReadError::Open { source, .. } | BoundedReadError::Read { source, .. } => {
-            source.to_string()
-        }
-        BoundedReadError::NotRegular { .. } => {
-            "not a regular file (after following symlinks)".to_string()
-        }
-        BoundedReadError::TooLarge { limit, .. } => {
-            format!(
-                "larger than the limit of {} MiB ({limit} bytes)",
-                limit >> 20
-            )
-        }
-        BoundedReadError::NotUtf8 { .. } => "not UTF-8 text".to_string(),
-    })
 }
 
 /// Validates `text`, the content of `file`; reads only the files the text names
@@ -98,11 +77,6 @@ pub fn parse(file: &Path, text: &str) -> Result<Active, WebConfigError> {
         headers,
         watched,
     })
-}
-
-/// A path in the config, relative to the config file's directory as in exporter-toolkit.
-pub(super) fn resolve(base: &Path, path: &str) -> PathBuf {
-    base.join(path)
 }
 
 fn headers(

@@ -16,7 +16,7 @@ use rustls::{
     SupportedCipherSuite, SupportedProtocolVersion,
 };
 
-use super::load::{read_bounded, resolve};
+use super::files::{read_bounded, resolve};
 use super::schema::TlsServerConfig;
 use super::WebConfigError;
 
