@@ -1,5 +1,5 @@
 //! The HTTP server's own metrics: connections open, refused and timed out, failed
-//! accepts, TLS handshakes and authentication failures. Live counters, registered in a
+//! accepts, TLS handshakes and authentication failures (401, 429 and refused SANs). Live counters, registered in a
 //! registry of their own so that the snapshot's encoded body can stay cached.
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -60,7 +60,7 @@ impl HttpMetrics {
         );
         registry.register(
             "sockdiag_http_auth_failures",
-            "Requests answered 401, reason=\"missing\" (no credentials) or \"wrong\" (bad user or password), and connections closed after the TLS handshake, reason=\"san\" (client certificate SANs not in client_allowed_sans).",
+            "Requests answered 401, reason=\"missing\" (no credentials) or \"wrong\" (bad user or password); answered 429, reason=\"throttled\" (the client address already had 8 credential checks waiting); and connections closed after the TLS handshake, reason=\"san\" (client certificate SANs not in client_allowed_sans).",
             metrics.auth_failures.clone(),
         );
         metrics

@@ -1,12 +1,17 @@
 //! The HTTP side: binding the listeners, the accept loop with its connection cap and
 //! timeouts ([`server`]), the routes ([`routes`]: `/`, the telemetry path, `/-/healthy`,
 //! `/-/ready`), exposition-format negotiation ([`negotiate`]), and the server's own
-//! metrics ([`metrics`]). TLS and basic auth come from [`crate::web_config`].
+//! metrics ([`metrics`]). [`security`] is the tower layer that puts basic auth and the
+//! configured response headers in front of the routes.
+//!
+//! Layering: this module imports [`crate::web_config`] (the TLS acceptor in force, whether
+//! a request's credentials pass); `web_config` never imports this module.
 
 mod activity;
 mod metrics;
 mod negotiate;
 mod routes;
+mod security;
 mod server;
 
 use std::net::SocketAddr;
@@ -16,9 +21,9 @@ use tokio::net::TcpListener;
 use crate::config::ListenAddress;
 
 pub use metrics::HttpMetrics;
-pub(crate) use metrics::Reason;
 pub use negotiate::negotiate;
 pub use routes::router;
+pub use security::{Peer, SecurityLayer};
 pub use server::{connection_limit, serve, stopped, Limits, Server};
 
 #[derive(Debug, thiserror::Error)]

@@ -21,9 +21,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tower::ServiceExt;
+use tower::{Layer, ServiceExt};
 
 use super::activity::{Activity, Watched};
+use super::security::{Peer, Secured, SecurityLayer};
 use super::{HttpError, HttpMetrics};
 use crate::web_config::WebSecurity;
 
@@ -70,10 +71,11 @@ const LOOK_AGAIN: Duration = Duration::from_millis(20);
 /// [`EVICTED_NOT_CLOSED`] of them are still open.
 const EVICTION_WAIT: Duration = Duration::from_secs(1);
 
-/// What every listener shares: the routes, the limits, the connection slots.
+/// What every listener shares: the routes behind the security layer, the limits, the
+/// connection slots.
 #[derive(Clone)]
 pub struct Server {
-    router: Router,
+    service: Secured<Router>,
     limits: Limits,
     /// `max_connections` slots, each held in a connection's [`Activity`].
     slots: Arc<Semaphore>,
@@ -97,8 +99,9 @@ impl Server {
         security: Option<WebSecurity>,
     ) -> Server {
         metrics.limit.set(limits.max_connections as i64);
+        let service = SecurityLayer::new(security.clone(), metrics.clone()).layer(router);
         Server {
-            router,
+            service,
             limits,
             slots: Arc::new(Semaphore::new(limits.max_connections)),
             sockets: Arc::new(Semaphore::new(limits.max_connections + EVICTED_NOT_CLOSED)),
@@ -131,7 +134,8 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => match server.admit().await {
                     Some((activity, socket)) => {
-                        connections.spawn(connection(stream, activity, server.clone(), socket, shutdown.clone()));
+                        let peer = Peer(peer);
+                        connections.spawn(connection(stream, peer, activity, server.clone(), socket, shutdown.clone()));
                     }
                     None => {
                         server.metrics.refused.inc();
@@ -234,6 +238,7 @@ impl RateLimited {
 
 async fn connection(
     stream: TcpStream,
+    peer: Peer,
     activity: Arc<Activity>,
     server: Server,
     _socket: OwnedSemaphorePermit,
@@ -242,7 +247,7 @@ async fn connection(
     let _ = stream.set_nodelay(true);
     let tls = server.security.as_ref().and_then(WebSecurity::tls);
     match tls {
-        None => drive(stream, activity, server, shutdown).await,
+        None => drive(stream, peer, activity, server, shutdown).await,
         Some(tls) => {
             activity.reading();
             let handshake = async {
@@ -275,7 +280,7 @@ async fn connection(
                         tracing::debug!(%reason, "client certificate refused");
                         return;
                     }
-                    drive(stream, activity, server, shutdown).await
+                    drive(stream, peer, activity, server, shutdown).await
                 }
                 Ok(Ok(Err(error))) => {
                     server.metrics.tls_handshake_errors.inc();
@@ -331,6 +336,7 @@ impl Drop for Slot {
 /// Serves HTTP/1.1 on one connection until it ends, times out, or shutdown closes it.
 async fn drive<I>(
     io: I,
+    peer: Peer,
     activity: Arc<Activity>,
     server: Server,
     mut shutdown: watch::Receiver<bool>,
@@ -346,14 +352,11 @@ async fn drive<I>(
         let server = server.clone();
         hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             let busy = activity.begin();
-            let router = server.router.clone();
-            let security = server.security.clone();
-            let metrics = server.metrics.clone();
+            let mut request = request.map(axum::body::Body::new);
+            request.extensions_mut().insert(peer);
+            let answer = server.service.clone().oneshot(request);
             async move {
-                let response = match &security {
-                    Some(security) => security.serve(request, router, &metrics).await,
-                    None => router.oneshot(request.map(axum::body::Body::new)).await,
-                };
+                let response = answer.await;
                 drop(busy);
                 response
             }

@@ -1,11 +1,12 @@
 //! Reads and validates a web config file into an [`Active`] config.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use axum::http::{HeaderName, HeaderValue};
 
 use super::auth::Auth;
+use super::files::read_bounded;
 use super::schema::{HttpServerConfig, WebConfigFile};
 use super::tls::Tls;
 use super::{Active, WebConfigError};
@@ -22,9 +23,13 @@ const HEADERS: [(&str, &[&str]); 5] = [
 
 /// Reads `file` and everything it names; the first problem found is the error.
 pub fn load(file: &Path) -> Result<Active, WebConfigError> {
-    let text = std::fs::read_to_string(file).map_err(|source| WebConfigError::Read {
+    let bytes = read_bounded(file).map_err(|reason| WebConfigError::Read {
         file: file.to_path_buf(),
-        reason: source.to_string(),
+        reason,
+    })?;
+    let text = String::from_utf8(bytes).map_err(|source| WebConfigError::Read {
+        file: file.to_path_buf(),
+        reason: format!("not UTF-8 text: {source}"),
     })?;
     parse(file, &text)
 }
@@ -72,11 +77,6 @@ pub fn parse(file: &Path, text: &str) -> Result<Active, WebConfigError> {
         headers,
         watched,
     })
-}
-
-/// A path in the config, relative to the config file's directory as in exporter-toolkit.
-pub(super) fn resolve(base: &Path, path: &str) -> PathBuf {
-    base.join(path)
 }
 
 fn headers(

@@ -2,17 +2,25 @@
 //! YAML format of Prometheus' exporter-toolkit, so that the file a user already has for
 //! node_exporter works here unchanged.
 //!
-//! [`schema`] is the file's shape, [`load`] validates it into an [`Active`] config (every
-//! error names the file, the key and the value), [`tls`] builds the rustls acceptor and
-//! checks client certificates, [`auth`] checks basic-auth credentials with a bounded
-//! cache of verified ones, and [`reload`] re-reads the file and the files it names when
-//! they change, keeping the previous good config when the new one is broken.
+//! [`schema`] is the file's shape, [`files`] reads it and the files it names within a
+//! size limit, [`load`] validates it into an [`Active`] config (every error names the
+//! file, the key and the value), [`tls`] builds the rustls acceptor and checks client
+//! certificates, [`auth`] checks basic-auth credentials with a bounded cache of verified
+//! ones, [`verify`] runs the bcrypt checks, fair between clients, and [`reload`] re-reads
+//! the file and the files it names when they change, keeping the previous good config
+//! when the new one is broken.
+//!
+//! Layering: `crate::http` imports this module (the TLS acceptor, [`WebSecurity::admit`]);
+//! this module never imports `crate::http`. What a refusal looks like on the wire (401,
+//! 429, headers) and how it is counted belong to the HTTP side.
 
 mod auth;
+mod files;
 mod load;
 mod reload;
 mod schema;
 mod tls;
+mod verify;
 
 #[cfg(test)]
 mod tests;
@@ -23,10 +31,11 @@ use std::sync::{Arc, RwLock};
 
 use axum::http::{HeaderName, HeaderValue};
 
-pub use auth::{unauthorized, Auth, AuthFailure};
+pub use auth::{Auth, AuthFailure, CACHE_CAPACITY, MAX_COST};
 pub use load::{load, parse};
 pub use reload::{WebConfigMetrics, WebSecurity};
 pub use tls::{Tls, CIPHER_SUITES};
+pub use verify::QUEUE_PER_CLIENT;
 
 /// One problem in the web config file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

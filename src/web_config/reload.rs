@@ -2,26 +2,26 @@
 //! the file and the files it names when they change (certificate rotation without a
 //! restart), or at once on SIGHUP. A broken new config keeps the previous good one, is
 //! logged once, and counted.
+//!
+//! This module decides (which TLS acceptor, whether a request's credentials pass); the
+//! HTTP stack in `crate::http` asks and answers. It never imports `crate::http`.
 
-use std::convert::Infallible;
+use std::net::IpAddr;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{header, Request, Response};
-use axum::Router;
+use axum::http::HeaderValue;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::sync::{watch, Notify};
-use tower::ServiceExt;
 
-use super::{load, unauthorized, Active, Current, Tls, WebConfigError};
-use crate::http::HttpMetrics;
+use super::verify::{Client, Verifier};
+use super::{load, Active, AuthFailure, Current, Tls, WebConfigError};
 
 /// How often the watched files are checked for a change (a stat of each).
 pub const CHECK_EVERY: Duration = Duration::from_secs(1);
@@ -63,6 +63,8 @@ pub struct WebSecurity {
     /// `/-/healthy` and `/-/ready` answer without credentials (`web.probes_without_auth`).
     probes_open: bool,
     reload_now: Arc<Notify>,
+    /// Outlives reloads: a flood under way keeps its place in the queues.
+    verifier: Arc<Verifier>,
 }
 
 impl WebSecurity {
@@ -74,10 +76,12 @@ impl WebSecurity {
             file: file.to_path_buf(),
             probes_open,
             reload_now: Arc::new(Notify::new()),
+            verifier: Arc::new(Verifier::default()),
         })
     }
 
-    fn active(&self) -> Arc<Active> {
+    /// The config in force; a request takes it once and keeps it to the end.
+    pub fn active(&self) -> Arc<Active> {
         match self.current.read() {
             Ok(active) => Arc::clone(&active),
             Err(poisoned) => Arc::clone(&poisoned.into_inner()),
@@ -94,39 +98,23 @@ impl WebSecurity {
         self.reload_now.notify_one();
     }
 
-    /// Checks credentials, then serves `request` through `router`, adding the configured
-    /// headers to whatever the answer is.
-    pub async fn serve(
+    /// Whether a request for `path` from `peer` with this Authorization header may pass
+    /// under `active`.
+    pub async fn admit(
         &self,
-        request: Request<hyper::body::Incoming>,
-        router: Router,
-        metrics: &HttpMetrics,
-    ) -> Result<Response<Body>, Infallible> {
-        let active = self.active();
-        let exempt = self.probes_open && matches!(request.uri().path(), "/-/healthy" | "/-/ready");
-        let refused = match (&active.auth, exempt) {
-            (Some(auth), false) => auth
-                .check(request.headers().get(header::AUTHORIZATION))
-                .await
-                .err(),
-            _ => None,
-        };
-        let mut response = match refused {
-            Some(failure) => {
-                metrics
-                    .auth_failures
-                    .get_or_create(&crate::http::Reason {
-                        reason: failure.as_str(),
-                    })
-                    .inc();
-                unauthorized()
+        active: &Active,
+        path: &str,
+        authorization: Option<&HeaderValue>,
+        peer: IpAddr,
+    ) -> Result<(), AuthFailure> {
+        let exempt = self.probes_open && matches!(path, "/-/healthy" | "/-/ready");
+        match (&active.auth, exempt) {
+            (Some(auth), false) => {
+                auth.check(authorization, Client::of(peer), &self.verifier)
+                    .await
             }
-            None => router.oneshot(request.map(Body::new)).await?,
-        };
-        for (name, value) in &active.headers {
-            response.headers_mut().insert(name.clone(), value.clone());
+            _ => Ok(()),
         }
-        Ok(response)
     }
 
     /// Re-reads the config when a watched file changes, or on [`WebSecurity::reload`].
@@ -140,7 +128,7 @@ impl WebSecurity {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let forced = tokio::select! {
-                _ = crate::http::stopped(&mut stop) => return,
+                _ = stop.wait_for(|stop| *stop) => return,
                 _ = ticker.tick() => false,
                 _ = self.reload_now.notified() => true,
             };

@@ -73,7 +73,7 @@ fn every_bad_key_is_named_with_its_value() {
         ("tls_server_config:\n  key_file: server.key\n".into(),
          "web.yml: `tls_server_config.cert_file` = \"\": missing: cert_file (or cert) is required with tls_server_config"),
         ("tls_server_config:\n  cert_file: nope.crt\n  key_file: server.key\n".into(),
-         "web.yml: `tls_server_config.cert_file` = \"nope.crt\": cannot read: I/O error: No such file or directory (os error 2)"),
+         "web.yml: `tls_server_config.cert_file` = \"nope.crt\": cannot read: No such file or directory (os error 2)"),
         ("tls_server_config:\n  cert_file: server.crt\n  key_file: ca.crt\n".into(),
          "web.yml: `tls_server_config.key_file` = \"ca.crt\": no PEM private key read: no items found"),
         (format!("{TLS}  client_auth_type: RequireClientCert\n"),
@@ -100,6 +100,8 @@ fn every_bad_key_is_named_with_its_value() {
          "web.yml: `http_server_config.headers.X-Frame-Options` = \"allow\": expected one of: deny, sameorigin"),
         ("http_server_config:\n  http3: true\n".into(),
          "web.yml: http_server_config: unknown field `http3`, expected `http2` or `headers` at line 2 column 3"),
+        ("basic_auth_users:\n  alice: $2y$31$Q6rH8N9YqJ9cG2YbGgX3eu0M0m6yZQ9l0yq0S8Q8mM7q1bN6Qy2fW\n".into(),
+         "web.yml: `basic_auth_users.alice` = \"$2y$31$Q6rH8N9YqJ9cG2YbGgX3eu0M0m6yZQ9l0yq0S8Q8mM7q1bN6Qy2fW\": bcrypt cost 31 is above the maximum, 16 (a check at 16 takes about 4 s of CPU, and each step doubles it)"),
         ("basic_auth_users:\n  prometheus: plaintext\n".into(),
          "web.yml: `basic_auth_users.prometheus` = \"plaintext\": not a bcrypt hash: Invalid hash: the hash format is malformed; expected 60 ASCII bytes"),
     ];
@@ -136,4 +138,108 @@ fn unreadable_file_is_named() {
         error.to_string(),
         "/nonexistent/web.yml: cannot read: No such file or directory (os error 2)"
     );
+}
+
+/// A symlink to /dev/zero as the web config was read to 3 GB at start and 1.5 GB on a
+/// reload. It is refused after following the link; a symlink to a regular file (a
+/// Kubernetes Secret mount) still loads.
+#[test]
+fn web_config_symlink_to_dev_zero_was_read_without_bound() {
+    let dir = Dir::new("devzero");
+    let link = dir.0.dir.join("zero.yml");
+    std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+    assert_eq!(
+        load(&link).unwrap_err().to_string(),
+        format!(
+            "{}: cannot read: not a regular file (after following symlinks)",
+            link.display()
+        )
+    );
+    let target = dir.write("basic_auth_users: {}\n");
+    let secret = dir.0.dir.join("secret.yml");
+    std::os::unix::fs::symlink(&target, &secret).unwrap();
+    assert!(load(&secret).is_ok(), "a symlink to a regular file loads");
+}
+
+/// A FIFO would block the open until a writer came: it is refused at once.
+#[test]
+fn web_config_fifo_is_refused_without_blocking() {
+    let dir = Dir::new("fifo");
+    let fifo = dir.0.dir.join("fifo.yml");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    assert_eq!(
+        load(&fifo).unwrap_err().to_string(),
+        format!(
+            "{}: cannot read: not a regular file (after following symlinks)",
+            fifo.display()
+        )
+    );
+}
+
+/// A 100 MB web config was accepted, at 103 MB RSS. A sparse file: nothing past the limit
+/// is read.
+#[test]
+fn web_config_of_100_mb_was_accepted() {
+    let dir = Dir::new("huge");
+    let path = dir.write("basic_auth_users: {}\n");
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(100 << 20)
+        .unwrap();
+    assert_eq!(
+        load(&path).unwrap_err().to_string(),
+        format!(
+            "{}: cannot read: larger than the limit of 1 MiB (1048576 bytes)",
+            path.display()
+        )
+    );
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(1 << 20)
+        .unwrap();
+    // At the limit it is read (and then fails to parse: a megabyte of NUL bytes).
+    assert!(matches!(load(&path), Err(WebConfigError::Parse { .. })));
+}
+
+/// The certificate, key and CA files the config names are read with the same bounds.
+#[test]
+fn named_files_are_read_with_the_same_bound() {
+    let dir = Dir::new("named");
+    std::os::unix::fs::symlink("/dev/zero", dir.0.dir.join("zero.pem")).unwrap();
+    let cases = [
+        ("tls_server_config:\n  cert_file: zero.pem\n  key_file: server.key\n",
+         "web.yml: `tls_server_config.cert_file` = \"zero.pem\": cannot read: not a regular file (after following symlinks)"),
+        ("tls_server_config:\n  cert_file: server.crt\n  key_file: zero.pem\n",
+         "web.yml: `tls_server_config.key_file` = \"zero.pem\": cannot read: not a regular file (after following symlinks)"),
+        (&format!("{TLS}  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: zero.pem\n"),
+         "web.yml: `tls_server_config.client_ca_file` = \"zero.pem\": cannot read: not a regular file (after following symlinks)"),
+    ];
+    for (yaml, want) in cases {
+        assert_eq!(dir.error(yaml), want, "for:\n{yaml}");
+    }
+}
+
+#[test]
+fn client_auth_type_parses_every_exporter_toolkit_name() {
+    let dir = Dir::new("authtypes");
+    for name in [
+        "",
+        "NoClientCert",
+        "RequestClientCert",
+        "RequireAnyClientCert",
+        "VerifyClientCertIfGiven",
+        "RequireAndVerifyClientCert",
+    ] {
+        let ca = if name.contains("Verify") {
+            "  client_ca_file: ca.crt\n"
+        } else {
+            ""
+        };
+        let path = dir.write(&format!("{TLS}  client_auth_type: \"{name}\"\n{ca}"));
+        assert!(load(&path).is_ok(), "{name}");
+    }
 }

@@ -19,3 +19,17 @@ if ! cargo tree --locked -p sockdiag-exporter -e normal --prefix none | grep -qE
   exit 1
 fi
 echo "layering: sockdiag-core has $(sort -u <<<"$tree" | wc -l) crates in its tree, none of the daemon's"
+# Inside the daemon crate: `http` imports `web_config` (auth is a layer of the HTTP stack),
+# never the reverse. Comments may name the other module; code may not.
+wrong_way() { grep -rn "crate::$2" "src/$1" --include='*.rs' | grep -vE '^[^:]+:[0-9]+:\s*//' || true; }
+if bad=$(wrong_way web_config http) && [ -n "$bad" ]; then
+  echo "FAIL: web_config imports http:"
+  echo "$bad"
+  exit 1
+fi
+# Self-test: the same pattern finds the allowed direction.
+if [ -z "$(wrong_way http web_config)" ]; then
+  echo "FAIL: the web_config/http pattern matches nothing even in http"
+  exit 1
+fi
+echo "layering: web_config does not import http"

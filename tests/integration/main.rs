@@ -24,6 +24,7 @@ mod signals;
 mod states;
 mod unix;
 mod web;
+mod web_hostile;
 
 use libtest_mimic::{Arguments, Trial};
 
@@ -58,6 +59,7 @@ fn main() {
         hardening::tests(),
         limits::tests(),
         web::tests(),
+        web_hostile::tests(),
         report::tests(),
         faults::tests(),
     ]
