@@ -14,6 +14,7 @@
 //! [`Snapshot`]: crate::snapshot::Snapshot
 
 pub mod findings;
+pub mod json;
 pub mod report;
 pub mod rows;
 pub mod summary;

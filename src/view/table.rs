@@ -1,8 +1,51 @@
-//! Plain text tables that fit a width: numbers right-aligned, text columns shortened with
-//! `…` (widest first) when the table would be wider than the terminal. Colour, when
-//! asked, only through crossterm's styling.
+//! Plain text for a terminal: every string printed by `report` and `report --watch`
+//! passes through [`shown`] here, which escapes control characters, and through [`fit`],
+//! [`wrap`] or [`Table::render`], which fit it to a width: numbers right-aligned, text
+//! columns shortened with `…` (widest first; paths in the middle, so the tail that names
+//! the socket stays) when the table would be wider than the terminal. Colour, when asked,
+//! only through crossterm's styling, added after the text is made safe.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
 
 use crossterm::style::Stylize;
+
+/// `text` as a terminal may be given it: a name from outside (a process's comm, a UNIX
+/// path, a container or namespace name) cannot move the cursor, set the title, clear the
+/// screen or forge a line. Control characters (C0 with ESC and newline, DEL, C1) are shown
+/// as `\xNN`, Unicode's bidirectional and line-separator controls as `\u{NNNN}`, and a
+/// backslash as `\\`, so that a name holding the text `\x1b` cannot pass for an escaped
+/// ESC. Everything else, invalid UTF-8 already replaced by U+FFFD, is kept.
+pub fn shown(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(|c| c == '\\' || unsafe_char(c)) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            // Writing to a String cannot fail.
+            c if c.is_control() => {
+                let _ = write!(out, "\\x{:02x}", u32::from(c));
+            }
+            c if unsafe_char(c) => {
+                let _ = write!(out, "\\u{{{:04x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Characters a terminal acts on instead of drawing: `char::is_control` is C0, DEL and C1;
+/// the rest reorder or break lines (the "Trojan Source" characters).
+fn unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+        )
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Align {
@@ -10,12 +53,22 @@ pub enum Align {
     Right,
 }
 
-/// A column: its header, alignment, and whether it may be shortened to fit.
+/// Where a cell too long for its column loses characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cut {
+    /// The end: names read from the start.
+    End,
+    /// The middle: a path's tail (the socket's own name, a container id) says the most.
+    Middle,
+}
+
+/// A column: its header, alignment, and whether (and where) it may be shortened to fit.
 #[derive(Debug, Clone, Copy)]
 pub struct Column {
     pub header: &'static str,
     pub align: Align,
     pub shrink: bool,
+    pub cut: Cut,
 }
 
 /// A text column that may be shortened.
@@ -24,6 +77,15 @@ pub const fn text(header: &'static str) -> Column {
         header,
         align: Align::Left,
         shrink: true,
+        cut: Cut::End,
+    }
+}
+
+/// A path column: shortened in the middle, its tail kept.
+pub const fn path(header: &'static str) -> Column {
+    Column {
+        cut: Cut::Middle,
+        ..text(header)
     }
 }
 
@@ -33,6 +95,7 @@ pub const fn word(header: &'static str) -> Column {
         header,
         align: Align::Left,
         shrink: false,
+        cut: Cut::End,
     }
 }
 
@@ -41,6 +104,7 @@ pub const fn number(header: &'static str) -> Column {
         header,
         align: Align::Right,
         shrink: false,
+        cut: Cut::End,
     }
 }
 
@@ -64,14 +128,67 @@ fn chars(s: &str) -> usize {
     s.chars().count()
 }
 
-/// `cell` cut to `width` characters, with `…` when cut.
-pub fn fit(cell: &str, width: usize) -> String {
-    if chars(cell) <= width {
-        return cell.to_string();
+/// The columns `text` takes once [`shown`].
+pub fn columns(text: &str) -> usize {
+    chars(&shown(text))
+}
+
+/// `text`, [`shown`], cut at its end to `width` characters, with `…` when cut.
+pub fn fit(text: &str, width: usize) -> String {
+    cut(text, width, Cut::End)
+}
+
+/// `text`, [`shown`], cut to `width` characters where `how` says, with `…` when cut.
+pub fn cut(text: &str, width: usize, how: Cut) -> String {
+    let text = shown(text);
+    let length = chars(&text);
+    if length <= width {
+        return text.into_owned();
     }
-    let mut short: String = cell.chars().take(width.saturating_sub(1)).collect();
-    short.push('…');
+    let kept = width.saturating_sub(1);
+    // Paths keep two thirds for their tail.
+    let head = match how {
+        Cut::End => kept,
+        Cut::Middle => kept / 3,
+    };
+    let mut short: String = text.chars().take(head).collect();
+    if width > 0 {
+        short.push('…');
+    }
+    short.extend(text.chars().skip(length - (kept - head)));
     short
+}
+
+/// `text`, [`shown`], in lines of at most `width` characters, broken at spaces where it
+/// can be (a word longer than a line is broken anywhere); lines after the first are
+/// indented by two spaces. For sentences that must be read whole, in a file or a pipe.
+pub fn wrap(text: &str, width: usize) -> Vec<String> {
+    const INDENT: &str = "  ";
+    let width = width.max(INDENT.len() + 1);
+    let text = shown(text);
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for (i, word) in text.split(' ').enumerate() {
+        if i > 0 {
+            if chars(&line) + 1 + chars(word) <= width {
+                line.push(' ');
+            } else {
+                lines.push(std::mem::replace(&mut line, INDENT.to_string()));
+            }
+        }
+        // A word longer than what is left of the line is broken where the line ends.
+        let mut rest = word;
+        while chars(&line) + chars(rest) > width {
+            let take = width - chars(&line);
+            let split = rest.char_indices().nth(take).map_or(rest.len(), |(i, _)| i);
+            line.push_str(&rest[..split]);
+            rest = &rest[split..];
+            lines.push(std::mem::replace(&mut line, INDENT.to_string()));
+        }
+        line.push_str(rest);
+    }
+    lines.push(line);
+    lines
 }
 
 impl Table {
@@ -99,7 +216,7 @@ impl Table {
             .map(|(i, c)| {
                 self.rows
                     .iter()
-                    .map(|(cells, _)| chars(&cells[i]))
+                    .map(|(cells, _)| columns(&cells[i]))
                     .max()
                     .unwrap_or(0)
                     .max(chars(c.header))
@@ -122,10 +239,11 @@ impl Table {
     /// most `max_rows` rows, then a line saying how many were left out.
     pub fn render(&self, width: usize, max_rows: usize, colour: bool) -> Vec<String> {
         let mut lines = Vec::new();
+        let title = fit(&self.title, width);
         let title = if colour {
-            self.title.as_str().bold().to_string()
+            title.bold().to_string()
         } else {
-            self.title.clone()
+            title
         };
         lines.push(title);
         if self.rows.is_empty() {
@@ -139,7 +257,7 @@ impl Table {
                 .zip(&self.columns)
                 .zip(&widths)
                 .map(|((cell, column), &w)| {
-                    let cell = fit(cell, w);
+                    let cell = cut(cell, w, column.cut);
                     match column.align {
                         Align::Left => format!("{cell:<w$}"),
                         Align::Right => format!("{cell:>w$}"),
