@@ -140,10 +140,14 @@ pub fn fit(text: &str, width: usize) -> String {
 
 /// `text`, [`shown`], cut to `width` characters where `how` says, with `…` when cut.
 pub fn cut(text: &str, width: usize, how: Cut) -> String {
-    let text = shown(text);
-    let length = chars(&text);
+    shorten(&shown(text), width, how)
+}
+
+/// `text`, already shown, cut to `width` characters.
+fn shorten(text: &str, width: usize, how: Cut) -> String {
+    let length = chars(text);
     if length <= width {
-        return text.into_owned();
+        return text.to_string();
     }
     let kept = width.saturating_sub(1);
     // Paths keep two thirds for their tail.
@@ -264,7 +268,9 @@ impl Table {
                     }
                 })
                 .collect();
-            padded.join(&" ".repeat(self.gap)).trim_end().to_string()
+            let line = padded.join(&" ".repeat(self.gap));
+            // Narrower than its numbers and headers: the end goes, marked.
+            shorten(line.trim_end(), width, Cut::End)
         };
         let header = line(self.columns.iter().map(|c| c.header.to_string()).collect());
         lines.push(if colour {
@@ -328,6 +334,61 @@ mod tests {
                 "  … 1 more rows (--json shows every row)",
             ]
         );
+    }
+
+    #[test]
+    fn shown_escapes_controls_bidi_and_the_backslash() {
+        assert!(matches!(
+            shown("php-fpm é 漢"),
+            Cow::Borrowed("php-fpm é 漢")
+        ));
+        assert_eq!(
+            shown("\u{1b}]0;PWN\u{7}\u{1b}[2J"),
+            "\\x1b]0;PWN\\x07\\x1b[2J"
+        );
+        assert_eq!(
+            shown("a\nb\r\t\u{0}\u{7f}\u{85}\u{9b}"),
+            "a\\x0ab\\x0d\\x09\\x00\\x7f\\x85\\x9b"
+        );
+        assert_eq!(
+            shown("\\x1b"),
+            "\\\\x1b",
+            "a name holding the text \\x1b does not read as an escaped ESC"
+        );
+        assert_eq!(shown("abc\u{202e}fed\u{2066}"), "abc\\u{202e}fed\\u{2066}");
+    }
+
+    #[test]
+    fn paths_are_cut_in_the_middle_and_names_at_the_end() {
+        let path = "/run/containerd/s/9f3c1e0b7a5d42c8e61f0a9b3d7c5e2f";
+        assert_eq!(cut(path, 19, Cut::Middle), "/run/c…0a9b3d7c5e2f");
+        assert_eq!(cut(path, 19, Cut::Middle).chars().count(), 19);
+        assert_eq!(cut(path, 19, Cut::End), "/run/containerd/s/…");
+        assert_eq!(cut(path, 1, Cut::Middle), "…");
+        assert_eq!(cut(path, 0, Cut::End), "");
+        assert_eq!(
+            cut("\u{1b}[2J", 6, Cut::End),
+            "\\x1b[…",
+            "escaped before it is cut"
+        );
+    }
+
+    #[test]
+    fn wrap_breaks_at_spaces_and_long_words_anywhere() {
+        assert_eq!(
+            wrap("UNIX accept queue full: php-fpm /run/php/fpm.sock", 24),
+            [
+                "UNIX accept queue full:",
+                "  php-fpm",
+                "  /run/php/fpm.sock"
+            ]
+        );
+        assert_eq!(
+            wrap("full: /a/very/long/path/name done", 12),
+            ["full:", "  /a/very/lo", "  ng/path/na", "  me done"]
+        );
+        assert_eq!(wrap("short", 100), ["short"]);
+        assert_eq!(wrap("bell\u{7}", 100), ["bell\\x07"]);
     }
 
     #[test]

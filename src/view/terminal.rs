@@ -47,7 +47,7 @@ pub fn colour_wanted(stdout_is_terminal: bool, term: Option<&OsStr>) -> bool {
 /// The state columns of the states table without a `--state` filter: the ones incidents
 /// are about, FIN_WAIT1 and 2 together, and the rest as `other`.
 const STATE_COLUMNS: [(&str, &[TcpState]); 8] = [
-    ("established", &[TcpState::Established]),
+    ("estab", &[TcpState::Established]),
     ("listen", &[TcpState::Listen]),
     ("syn_sent", &[TcpState::SynSent]),
     ("syn_recv", &[TcpState::SynRecv]),
@@ -215,8 +215,8 @@ fn states(summary: &Summary) -> Table {
     let mut columns = vec![text("netns"), number("total")];
     columns.extend(state_columns.iter().map(|(name, _)| number(name)));
     let mut table = Table::new("TCP sockets by state", columns, "no namespace sampled");
-    // Ten columns of state names: one space apart, they fit 100 columns with a 16-character
-    // namespace label.
+    // Ten columns of state names, `estab` as ss writes it: one space apart, they fit 80
+    // columns with the namespace label cut to 6 characters, 100 with 27.
     table.gap = 1;
     for row in &summary.states {
         let mut cells = vec![row.netns.clone(), row.total.to_string()];
