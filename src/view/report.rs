@@ -39,8 +39,6 @@ pub const EXIT_SAMPLING: u8 = 74;
 /// looks hung.
 pub const MAX_INTERVAL: Duration = Duration::from_secs(3600);
 
-/// Width of the tables when stdout is not a terminal.
-pub const DEFAULT_WIDTH: usize = 100;
 /// Rows per table in the one-shot report.
 const MAX_ROWS: usize = 15;
 
@@ -220,7 +218,7 @@ pub fn run(args: &ReportArgs, config: &PollerConfig) -> ExitCode {
         let width = crossterm::terminal::size()
             .ok()
             .filter(|(columns, _)| on_terminal && *columns > 0)
-            .map_or(DEFAULT_WIDTH, |(columns, _)| usize::from(columns));
+            .map_or(terminal::DEFAULT_WIDTH, |(columns, _)| usize::from(columns));
         let style = Style {
             width,
             max_rows: MAX_ROWS,

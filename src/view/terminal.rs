@@ -14,6 +14,9 @@ use super::table::{fit, number, path, text, word, wrap, Column, Table};
 use crate::snapshot::Snapshot;
 use crate::source::inet_diag::TcpState;
 
+/// Width of every line when stdout is not a terminal, or one that does not say its width.
+pub const DEFAULT_WIDTH: usize = 100;
+
 /// How to draw.
 #[derive(Debug, Clone, Copy)]
 pub struct Style {

@@ -58,9 +58,6 @@ impl Mode {
     }
 }
 
-/// Width when the terminal does not say (some dumb terminals answer 0 columns).
-const FALLBACK_WIDTH: usize = super::report::DEFAULT_WIDTH;
-
 /// How often the key wait looks at the signal flag.
 const SIGNAL_CHECK: Duration = Duration::from_millis(250);
 
@@ -198,7 +195,8 @@ impl Frame<'_> {
     fn draw(&self, mode: Mode) -> io::Result<()> {
         let (columns, rows) = terminal::size().unwrap_or((0, 0));
         let width = match usize::from(columns) {
-            0 => FALLBACK_WIDTH,
+            // Some dumb terminals answer 0 columns.
+            0 => text::DEFAULT_WIDTH,
             columns => columns,
         };
         let lines = text::page(
