@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the seed inputs of every fuzz target under fuzz/seeds/ (not committed) from real
-# captures: the inet_diag and unix_diag dumps under src/source/*/testdata (split into
+# captures: the inet_diag and unix_diag dumps under crates/core/src/source/*/testdata (split into
 # datagrams), this machine's /proc/net/{netstat,snmp}, sysctls and /proc/self/cgroup, the
 # /proc fixtures and the cgroup, Docker and web config cases of the unit tests,
 # config.example.toml and deploy/web-config. `fuzz/run.sh --seed` then minimizes them
@@ -38,8 +38,8 @@ def messages(datagram):
         j += (length + 3) & ~3
 
 # sock_diag: each captured datagram whole, and each of its messages alone.
-for target, capture in (("sock_diag_inet", "src/source/inet_diag/testdata/loopback-v4-v6.bin"),
-                        ("sock_diag_unix", "src/source/unix_diag/testdata/loopback-unix.bin")):
+for target, capture in (("sock_diag_inet", "crates/core/src/source/inet_diag/testdata/loopback-v4-v6.bin"),
+                        ("sock_diag_unix", "crates/core/src/source/unix_diag/testdata/loopback-unix.bin")):
     for d in datagrams(capture):
         put(target, d)
         for m in messages(d):
@@ -48,11 +48,11 @@ for target, capture in (("sock_diag_inet", "src/source/inet_diag/testdata/loopba
     put(target, struct.pack("=IHHIIi", 36, 2, 0, 5, 0, -16) + bytes(16))
     put(target, struct.pack("=IHHIIi", 20, 3, 2, 5, 0, -12))
 
-# cgroup: this process's file, and every layout of the unit tests (src/source/cgroup.rs).
+# cgroup: this process's file, and every layout of the unit tests (crates/core/src/source/cgroup.rs).
 put("cgroup", open("/proc/self/cgroup").read())
 ID = "3f2a9c5b7e1d4f6a8b0c2d4e6f8a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a"
 UID = "8f1e2d3c-4b5a-4697-8887-a6b5c4d3e2f1"
-src = open("src/source/cgroup.rs").read()
+src = open("crates/core/src/source/cgroup.rs").read()
 for template in re.findall(r'path\("([^"]*)"\)', src):
     path = template.replace("UID_", UID.replace("-", "_")).replace("UID", UID).replace("ID", ID)
     put("cgroup", path)
@@ -63,8 +63,8 @@ put("cgroup", f"4:memory:/docker/{ID}\n1:name=systemd:/docker/{ID}\n0::/\n")
 put("cgroup", "9:name=systemd:/\n8:pids:/\n4:memory:/process_api/b95505\n0::/\n")
 put("cgroup", "0::/kubepods/burstable/pod5a3d6b5e6a9c7c6a0b1c2d3e4f5a6b7c/" + ID + "\n")
 
-# Docker config.v2.json: the unit tests' files (src/source/docker.rs).
-src = open("src/source/docker.rs").read()
+# Docker config.v2.json: the unit tests' files (crates/core/src/source/docker.rs).
+src = open("crates/core/src/source/docker.rs").read()
 put("docker_config", re.search(r'const CONFIG: &str = r#"(.*?)"#;', src, re.S).group(1))
 for case in re.findall(r'parse_config\(r#"(.*?)"#\)', src):
     put("docker_config", case)

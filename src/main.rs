@@ -13,7 +13,8 @@ use prometheus_client::registry::Registry;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
-use sockdiag_exporter::config::{Config, Flags, LogFormat, EXIT_CONFIG};
+use sockdiag_exporter::config::{Config, Flags, LogFormat};
+use sockdiag_exporter::exit;
 use sockdiag_exporter::poll as poller;
 use sockdiag_exporter::web_config::{WebConfigMetrics, WebSecurity};
 use sockdiag_exporter::{http, metrics, view};
@@ -68,9 +69,9 @@ fn main() -> ExitCode {
             return if !error.use_stderr() {
                 ExitCode::SUCCESS
             } else if asks_for_report() {
-                ExitCode::from(view::report::EXIT_USAGE)
+                ExitCode::from(exit::USAGE)
             } else {
-                ExitCode::from(EXIT_CONFIG as u8)
+                ExitCode::from(exit::CONFIG)
             };
         }
     };
@@ -78,7 +79,7 @@ fn main() -> ExitCode {
         Ok(config) => config,
         Err(errors) => {
             eprintln!("sockdiag_exporter: {errors}");
-            return ExitCode::from(EXIT_CONFIG as u8);
+            return ExitCode::from(exit::CONFIG);
         }
     };
     let security = match &config.web.config_file {
@@ -86,7 +87,7 @@ fn main() -> ExitCode {
             Ok(security) => Some(security),
             Err(error) => {
                 eprintln!("sockdiag_exporter: invalid web config: {error}");
-                return ExitCode::from(EXIT_CONFIG as u8);
+                return ExitCode::from(exit::CONFIG);
             }
         },
         None => None,
@@ -103,7 +104,7 @@ fn main() -> ExitCode {
              /proc reads and a few HTTP connections): raise it (LimitNOFILE= in the systemd \
              unit, ulimit -n, prlimit --nofile)"
         );
-        return ExitCode::from(EXIT_CONFIG as u8);
+        return ExitCode::from(exit::CONFIG);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -322,11 +323,11 @@ async fn run(
         }
         _ = terminate.recv() => {
             tracing::warn!(signal = "SIGTERM", "second signal, exiting without draining");
-            Ok(ExitCode::from(143))
+            Ok(ExitCode::from(exit::SIGTERM))
         }
         _ = interrupt.recv() => {
             tracing::warn!(signal = "SIGINT", "second signal, exiting without draining");
-            Ok(ExitCode::from(130))
+            Ok(ExitCode::from(exit::SIGINT))
         }
     }
 }

@@ -41,7 +41,7 @@ run() {
   fi
 }
 
-run "cargo test" cargo test --locked --all-features -- --test-threads=2
+run "cargo test" cargo test --locked --workspace --all-features -- --test-threads=2
 for check in tests/checks/*.sh; do
   [ -e "$check" ] || continue
   run "$check" bash "$check"

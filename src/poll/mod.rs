@@ -1,110 +1,45 @@
 //! The poll loops, and what they publish.
 //!
-//! The main poll, every `poll_interval`, in a blocking task, runs the recipe of
-//! [`namespace`]: counters and sysctls, the LISTEN dump (which makes the set of listening
-//! ports known), every other socket folded as it is decoded, owners from the /proc index
-//! (scanning only for inodes it has not seen), then the [`Snapshot`], published here.
-//! The listener sampler ([`listen`]) runs beside it every `listen_poll_interval`.
+//! The main poll, every `poll_interval`, runs a [`Collector`] (the synchronous recipe of
+//! `sockdiag_core::poll`) in the blocking pool, then publishes its [`Snapshot`] here.
+//! The listener sampler ([`sampler`]) runs beside it every `listen_poll_interval`.
 //!
 //! Missed ticks are delayed (`MissedTickBehavior::Delay`): a poll that overruns its
 //! interval is followed by the next one a full interval after it ends, never by a burst
 //! of catch-up polls that would hammer the kernel exactly when it is slowest.
 //!
 //! A failed poll keeps the previous snapshot, counts the failure by stage and logs a
-//! warning only when the failure differs from the previous poll's. The netlink socket is
-//! dropped after any failure and reopened at the next poll, so the leftovers of an
-//! aborted dump can never be read as the next one.
+//! warning only when the failure differs from the previous poll's.
 
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 
-use rustc_hash::FxHashMap;
+pub use sockdiag_core::poll::*;
 
-use crate::fold::listen::ListenSample;
-use crate::fold::Settings;
 use crate::snapshot::{Published, Snapshot, Stage};
-use crate::source::sock_diag::{Opener, SockDiag, SockDiagError};
-use discover::Sources;
 
-pub mod collector;
-pub mod discover;
-pub mod listen;
-pub mod namespace;
-mod owners;
+mod sampler;
 #[cfg(test)]
 mod tests;
 
-pub use collector::{Collector, PollNotes, Scope};
-pub use listen::run_listen_sampler;
+pub use sampler::run_listen_sampler;
 
+/// A poll loop's failure: the poll's own, or the blocking task that ran it died.
 #[derive(Debug, thiserror::Error)]
-pub enum PollError {
+pub enum LoopError {
     #[error(transparent)]
-    Open(SockDiagError),
-    #[error(transparent)]
-    Dump(SockDiagError),
-    #[error("listener sample failed: {0}")]
-    ListenDump(SockDiagError),
-    #[error("listener sample failed: {0}")]
-    Namespace(crate::source::netns::EnterError),
-    #[error("listener sample failed: the thread sampling other namespaces panicked")]
-    SamplerPanicked,
+    Poll(#[from] PollError),
     #[error("poll task failed: {0}")]
-    Task(#[from] tokio::task::JoinError),
+    Task(tokio::task::JoinError),
 }
 
-impl PollError {
+impl LoopError {
     pub fn stage(&self) -> Stage {
         match self {
-            PollError::Open(_) => Stage::Open,
-            PollError::Dump(_) => Stage::Dump,
-            PollError::ListenDump(_) | PollError::Namespace(_) | PollError::SamplerPanicked => {
-                Stage::ListenDump
-            }
-            PollError::Task(_) => Stage::Task,
-        }
-    }
-}
-
-/// What the poll loops need to know.
-#[derive(Debug, Clone)]
-pub struct PollerConfig {
-    pub poll_interval: Duration,
-    /// `None` disables the listener sampler (peak = length at the poll).
-    pub listen_poll_interval: Option<Duration>,
-    pub settings: Settings,
-    /// CLOSE_WAIT sockets whose age is tracked at most, every namespace together.
-    pub close_wait_capacity: usize,
-    /// Every network namespace, or only ours.
-    pub scope: Scope,
-    /// Where discovery and the /proc index read.
-    pub sources: Sources,
-    /// Namespaces dumped at once, besides ours.
-    pub netns_concurrency: usize,
-    /// Namespaces that keep their label; the rest fold into `other`.
-    pub max_namespaces: usize,
-    /// How the main poll opens its sock_diag sockets: the kernel's, or a scripted
-    /// transport in tests.
-    pub open: Opener,
-}
-
-impl PollerConfig {
-    /// Defaults for everything but the intervals.
-    pub fn new(poll_interval: Duration, listen_poll_interval: Option<Duration>) -> PollerConfig {
-        PollerConfig {
-            poll_interval,
-            listen_poll_interval,
-            settings: Settings::default(),
-            close_wait_capacity: 100_000,
-            scope: Scope::All,
-            sources: Sources::default(),
-            netns_concurrency: 2,
-            max_namespaces: 100,
-            open: Opener::netlink(),
+            LoopError::Poll(error) => error.stage(),
+            LoopError::Task(_) => Stage::Task,
         }
     }
 }
@@ -117,54 +52,6 @@ pub fn channel() -> (
     watch::channel(Arc::new(Published::default()))
 }
 
-/// Largest accept-queue lengths sampled since the last main poll, per namespace inode.
-pub type Peaks = Arc<Mutex<FxHashMap<u64, ListenSample>>>;
-
-/// A namespace other than ours that the last main poll sampled: the listener sampler
-/// visits the same ones.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    pub id: u64,
-    pub enter: PathBuf,
-}
-
-/// The other namespaces of the last main poll, for the listener sampler.
-pub type Targets = Arc<Mutex<Vec<Target>>>;
-
-/// A sock_diag socket opened on first use and dropped after any failure, so that the rest
-/// of an aborted dump is never read as the next dump's reply. A dump interrupted by
-/// NLM_F_DUMP_INTR (the socket tables changed under it) is run once more, whole, from a
-/// fresh socket: the interrupted attempt's figures are dropped with it. Today's kernels
-/// do not set the flag on sock_diag dumps (only rtnetlink, genetlink and nf_tables check
-/// their dumps' consistency), so this guards later ones.
-#[derive(Debug, Default)]
-struct Reopening(Option<SockDiag>);
-
-impl Reopening {
-    fn with<T>(
-        &mut self,
-        opener: &Opener,
-        dump_error: fn(SockDiagError) -> PollError,
-        mut work: impl FnMut(&mut SockDiag) -> Result<T, SockDiagError>,
-    ) -> Result<T, PollError> {
-        let mut retried = false;
-        loop {
-            let mut open = match self.0.take() {
-                Some(open) => open,
-                None => opener.open().map_err(PollError::Open)?,
-            };
-            match work(&mut open) {
-                Ok(value) => {
-                    self.0 = Some(open);
-                    return Ok(value);
-                }
-                Err(error) if error.is_interrupted() && !retried => retried = true,
-                Err(error) => return Err(dump_error(error)),
-            }
-        }
-    }
-}
-
 /// Runs `work` on `state` in the blocking pool, at lowered priority. The state goes into
 /// the task and comes back with it; if the task dies, `state` is left empty and the next
 /// call starts from `fresh()`.
@@ -172,7 +59,7 @@ async fn in_blocking_pool<S: Send + 'static, T: Send + 'static>(
     state: &mut Option<S>,
     fresh: impl FnOnce() -> S,
     work: fn(&mut S) -> Result<T, PollError>,
-) -> Result<T, PollError> {
+) -> Result<T, LoopError> {
     let mut owned = state.take().unwrap_or_else(fresh);
     let outcome = tokio::task::spawn_blocking(move || {
         lower_priority();
@@ -183,20 +70,9 @@ async fn in_blocking_pool<S: Send + 'static, T: Send + 'static>(
     match outcome {
         Ok((owned, result)) => {
             *state = Some(owned);
-            result
+            Ok(result?)
         }
-        Err(join) => Err(PollError::Task(join)),
-    }
-}
-
-/// Runs the calling (blocking pool) thread at nice 10, so that scrapes preempt a long poll
-/// on a busy CPU instead of queueing behind it (scrape p99 at 100k sockets and 32
-/// concurrent scrapers: 26 ms -> 5 ms, docs/benchmarks.md). Only polls run on the blocking
-/// pool. Best effort: a seccomp filter without setpriority (systemd's @resources) makes
-/// it fail, and the poll runs at normal priority.
-fn lower_priority() {
-    if let Err(error) = rustix::process::setpriority_process(None, 10) {
-        tracing::debug!(%error, "cannot lower the poll thread's priority");
+        Err(join) => Err(LoopError::Task(join)),
     }
 }
 
@@ -263,7 +139,7 @@ pub async fn run(
 /// or, when the poll failed, the same snapshot as before with the failure counted by stage.
 /// Never anything in between: a snapshot is only built from a poll that completed.
 fn land(
-    result: Result<(Snapshot, PollNotes), PollError>,
+    result: Result<(Snapshot, PollNotes), LoopError>,
     publish: &watch::Sender<Arc<Published>>,
     failure: &mut Edge,
     conditions: &mut Conditions,

@@ -79,7 +79,7 @@ impl Rig {
 
     /// One poll, published as `run` publishes it; what a scrape would now see.
     fn poll(&mut self) -> Arc<Published> {
-        let result = self.collector.poll();
+        let result = self.collector.poll().map_err(LoopError::from);
         land(
             result,
             &self.publish,
@@ -91,7 +91,7 @@ impl Rig {
 
     /// The error of one poll, published the same way.
     fn failing_poll(&mut self) -> (String, Arc<Published>) {
-        let result = self.collector.poll();
+        let result = self.collector.poll().map_err(LoopError::from);
         let error = result.as_ref().err().map(ToString::to_string);
         land(
             result,

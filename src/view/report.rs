@@ -18,22 +18,10 @@ use super::summary::{Filter, Summary};
 use super::table::shown;
 use super::terminal::{self, Overflow, Style};
 use super::watch::{self, Mode};
-use crate::config::EXIT_CONFIG;
+use crate::exit;
 use crate::poll::{Collector, PollError, PollNotes, PollerConfig};
 use crate::snapshot::Snapshot;
 use crate::source::inet_diag::TcpState;
-
-/// `--check` found something above a threshold.
-pub const EXIT_FINDING: u8 = 1;
-/// `report`'s command line is malformed: an unknown flag, a bad value. A command's usage
-/// error, as clap and most CLIs exit; the daemon exits 78 for its own.
-pub const EXIT_USAGE: u8 = 2;
-/// The output could not be written: stdout closed (EPIPE) or full (ENOSPC), or, under
-/// `--watch`, the terminal failed. EX_CANTCREAT of sysexits, "cannot create output", the
-/// nearest to it, since EX_IOERR (74) already says a poll failed.
-pub const EXIT_OUTPUT: u8 = 73;
-/// A poll failed: no netlink socket, a dump error (EX_IOERR).
-pub const EXIT_SAMPLING: u8 = 74;
 
 /// The longest `--interval`: growth over longer reads as a trend, and a watch this slow
 /// looks hung.
@@ -181,7 +169,7 @@ pub fn run(args: &ReportArgs, config: &PollerConfig) -> ExitCode {
     let on_terminal = std::io::stdout().is_terminal();
     if args.watch && !on_terminal {
         eprintln!("sockdiag_exporter report: --watch needs a terminal on stdout");
-        return ExitCode::from(EXIT_CONFIG as u8);
+        return ExitCode::from(exit::CONFIG);
     }
     let mut collector = Collector::new(config, Default::default(), Default::default());
     let mut notes = Vec::new();
@@ -232,7 +220,7 @@ pub fn run(args: &ReportArgs, config: &PollerConfig) -> ExitCode {
         return output_failed("cannot write to stdout", &error);
     }
     if args.check && !summary.findings.is_empty() {
-        ExitCode::from(EXIT_FINDING)
+        ExitCode::from(exit::FINDING)
     } else {
         ExitCode::SUCCESS
     }
@@ -241,12 +229,12 @@ pub fn run(args: &ReportArgs, config: &PollerConfig) -> ExitCode {
 fn sampling_failed(error: &PollError) -> ExitCode {
     let error = error.to_string();
     eprintln!("sockdiag_exporter report: poll failed: {}", shown(&error));
-    ExitCode::from(EXIT_SAMPLING)
+    ExitCode::from(exit::SAMPLING)
 }
 
 /// A closed pipe (`| head`) or a full disk: said once, with its own code, so a script
 /// does not take a cut report for a whole one.
 fn output_failed(what: &str, error: &std::io::Error) -> ExitCode {
     eprintln!("sockdiag_exporter report: {what}: {error}");
-    ExitCode::from(EXIT_OUTPUT)
+    ExitCode::from(exit::OUTPUT)
 }

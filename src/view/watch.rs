@@ -153,10 +153,7 @@ pub fn run(
         loop {
             let signal = stop.load(Ordering::Relaxed);
             if signal != 0 {
-                // The shell's convention: 128 + the signal's number.
-                return Ok(ExitCode::from(
-                    u8::try_from(128 + signal).unwrap_or(u8::MAX),
-                ));
+                return Ok(crate::exit::signalled(signal));
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {

@@ -10,9 +10,13 @@
 //! - [`cgroup`]: the container and pod of a process (`/proc/PID/cgroup`);
 //! - [`docker`]: a container's name (`config.v2.json` under Docker's data root).
 //!
+//! [`bounded`] is the one way any of them reads a file: a size limit and a regular-file
+//! check.
+//!
 //! Every source that reads a per-namespace file does so from the calling thread, so that
 //! a thread that entered a network namespace reads that namespace.
 
+pub mod bounded;
 pub mod cgroup;
 pub mod docker;
 pub mod inet_diag;

@@ -301,7 +301,7 @@ mod tests {
     use super::*;
 
     fn fixtures() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/proc")
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/proc")
     }
 
     fn fixture(name: &str) -> String {

@@ -1,25 +1,16 @@
-//! The fast listener sampler: every `listen_poll_interval`, a LISTEN-only dump (the kernel
-//! walks only the listening hash, so it costs the same at 1M sockets as at 10) whose
-//! accept-queue lengths are kept, the largest per listener, until the next main poll
-//! reports them as `sockdiag_tcp_listen_queue_peak`. Bursts shorter than a poll interval
-//! stay visible. UNIX listeners are sampled in the same pass, for
-//! `sockdiag_unix_listen_queue_peak` (that dump walks the whole UNIX socket table: its
-//! cost grows with the number of UNIX sockets, docs/benchmarks.md).
-
-use std::sync::Arc;
-use std::time::Duration;
-
-use tokio::sync::watch;
-use tokio::time::MissedTickBehavior;
+//! The fast listener sampler: a LISTEN-only dump (the kernel walks only the listening
+//! hash, so it costs the same at 1M sockets as at 10) whose accept-queue lengths are kept,
+//! the largest per listener, until the next main poll reports them as
+//! `sockdiag_tcp_listen_queue_peak`. Bursts shorter than a poll interval stay visible. UNIX
+//! listeners are sampled in the same pass, for `sockdiag_unix_listen_queue_peak` (that dump
+//! walks the whole UNIX socket table: its cost grows with the number of UNIX sockets,
+//! docs/benchmarks.md). The daemon runs [`ListenSampler::sample`] every
+//! `listen_poll_interval`.
 
 use std::path::{Path, PathBuf};
 
-use super::{
-    count_error, in_blocking_pool, lower_priority, Edge, Peaks, PollError, Reopening, Target,
-    Targets,
-};
+use super::{lower_priority, Peaks, PollError, Reopening, Target, Targets};
 use crate::fold::listen::{self, ListenSample};
-use crate::snapshot::{Published, Stage};
 use crate::source::inet_diag::{Family, StateFilter};
 use crate::source::netns::{EnterError, HomeNetns};
 use crate::source::sock_diag::{Opener, SockDiag, SockDiagError};
@@ -27,7 +18,7 @@ use crate::source::unix_diag::UnixFilter;
 
 /// The fast listener sampler's state.
 #[derive(Debug)]
-struct ListenSampler {
+pub struct ListenSampler {
     sock_diag: Reopening,
     open: Opener,
     peaks: Peaks,
@@ -38,10 +29,23 @@ struct ListenSampler {
 }
 
 impl ListenSampler {
+    /// A sampler of our own namespace and of the `targets` the last main poll sampled,
+    /// folding into `peaks`.
+    pub fn new(peaks: Peaks, targets: Targets, proc_root: PathBuf) -> ListenSampler {
+        ListenSampler {
+            sock_diag: Reopening::default(),
+            open: Opener::netlink(),
+            peaks,
+            targets,
+            proc_root,
+            own: None,
+        }
+    }
+
     /// One LISTEN-only sample of our own namespace and of every other one the last main
     /// poll sampled, folded into the peaks. Blocking. A namespace that vanished is skipped;
     /// another one's failure is reported after the rest were sampled.
-    fn sample(&mut self) -> Result<(), PollError> {
+    pub fn sample(&mut self) -> Result<(), PollError> {
         let own = match self.own {
             Some(own) => own,
             None => {
@@ -126,52 +130,4 @@ fn sample_others(
         }
     }
     (samples, failure)
-}
-
-/// Samples LISTEN queues every `interval` into `peaks` until `shutdown` turns true.
-pub async fn run_listen_sampler(
-    interval: Duration,
-    publish: watch::Sender<Arc<Published>>,
-    peaks: Peaks,
-    targets: Targets,
-    proc_root: PathBuf,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut sampler = None;
-    let mut failure = Edge::default();
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-
-            _ = shutdown.wait_for(|stop| *stop) => return,
-        }
-        let result = in_blocking_pool(
-            &mut sampler,
-            || ListenSampler {
-                sock_diag: Reopening::default(),
-                open: Opener::netlink(),
-                peaks: Arc::clone(&peaks),
-                targets: Arc::clone(&targets),
-                proc_root: proc_root.clone(),
-                own: None,
-            },
-            ListenSampler::sample,
-        )
-        .await;
-        match result {
-            Ok(()) => {
-                if failure.changed(None) {
-                    tracing::info!("listener sampling recovered");
-                }
-            }
-            Err(error) => {
-                if failure.changed(Some(error.to_string())) {
-                    tracing::warn!(stage = Stage::ListenDump.label(), %error, "listener sample failed");
-                }
-                count_error(&publish, Stage::ListenDump);
-            }
-        }
-    }
 }

@@ -26,9 +26,6 @@ pub use load::env_name;
 pub use types::{Config, ListenAddress, LogConfig, LogFormat, LogLevel, NetnsConfig, WebConfig};
 pub use validate::{MAX_CONNECTIONS, MAX_POLL_INTERVAL, MAX_REQUESTS};
 
-/// Exit code for configuration and usage errors (EX_CONFIG from sysexits.h).
-pub const EXIT_CONFIG: i32 = 78;
-
 /// Default `web.listen_addresses`: every interface, port 10120.
 pub const DEFAULT_LISTEN_ADDRESS: &str = ":10120";
 

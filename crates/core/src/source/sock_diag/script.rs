@@ -12,14 +12,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use netlink_packet_core::{NLMSG_DONE, NLMSG_ERROR, NLM_F_DUMP_INTR, NLM_F_MULTIPART};
 use netlink_packet_sock_diag::constants::SOCK_DIAG_BY_FAMILY;
 
-use super::frame::tests::nlmsg;
+use super::frame::testing::nlmsg;
 use super::frame::NLMSG_HEADER_LEN;
 use super::{Opener, SockDiag, Transport, RECV_BUFFER_BYTES};
 
 /// The datagrams of a real dump of both families: each a native-endian u32 length and
 /// the bytes.
 pub fn capture() -> Vec<Vec<u8>> {
-    super::frame::tests::capture_datagrams(include_bytes!(
+    super::frame::testing::capture_datagrams(include_bytes!(
         "../inet_diag/testdata/loopback-v4-v6.bin"
     ))
 }

@@ -17,7 +17,7 @@
 //! with one ([`Opener::netlink`] in production).
 
 pub mod frame;
-#[cfg(test)]
+#[cfg(any(test, feature = "test-support"))]
 pub mod script;
 
 use std::fmt;

@@ -187,7 +187,7 @@ pub fn decode_unix_diag_msg(payload: &[u8], offset: usize) -> Result<Record<'_>,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::sock_diag::frame::tests::{capture_datagrams, nlmsg};
+    use crate::source::sock_diag::frame::testing::{capture_datagrams, nlmsg};
     use crate::source::sock_diag::frame::{decode_datagram, Progress};
     use netlink_packet_core::NLMSG_DONE;
     use netlink_packet_sock_diag::constants::SOCK_DIAG_BY_FAMILY;

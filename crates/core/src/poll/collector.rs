@@ -139,8 +139,8 @@ impl Collector {
     }
 
     /// The /proc index, for tests that inject faults into its scans.
-    #[cfg(test)]
-    pub(crate) fn index_mut(&mut self) -> &mut ProcIndex {
+    #[cfg(any(test, feature = "test-support"))]
+    pub fn index_mut(&mut self) -> &mut ProcIndex {
         &mut self.index
     }
 

@@ -197,7 +197,7 @@ impl ProcIndex {
                 }
             }
             report.readlinks += 1;
-            #[cfg(test)]
+            #[cfg(any(test, feature = "test-support"))]
             if let Some(hook) = &mut self.before_readlink {
                 (hook.0)(pid, fd);
             }

@@ -211,7 +211,7 @@ fn unreadable_file_is_one_error_naming_it() {
 
 #[test]
 fn example_file_parses_to_the_defaults() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config.example.toml");
     let flags = Flags {
         config_file: Some(path.into()),
         ..Flags::default()

@@ -300,7 +300,7 @@ mod tests {
 
     fn fixture_root(tree: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/proc")
+            .join("../../tests/fixtures/proc")
             .join(tree)
             .join("net")
     }

@@ -90,7 +90,7 @@ pub fn decode_inet_diag_msg(payload: &[u8], offset: usize) -> Result<Record, Dec
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::sock_diag::frame::tests::nlmsg;
+    use crate::source::sock_diag::frame::testing::nlmsg;
     use crate::source::sock_diag::frame::{decode_datagram, Progress};
     use crate::source::sock_diag::script::capture;
     use netlink_packet_core::NLMSG_DONE;

@@ -161,12 +161,14 @@ fn align(length: usize) -> usize {
     (length + to - 1) & !(to - 1)
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
+/// Builders of netlink bytes for tests, here and in the daemon's fault tests (feature
+/// `test-support`).
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing {
+    use super::NLMSG_HEADER_LEN;
 
     /// Builds a netlink message: nlmsghdr (len, type, flags, seq, pid) + payload, padded.
-    pub(crate) fn nlmsg(message_type: u16, flags: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
+    pub fn nlmsg(message_type: u16, flags: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
         let len = (NLMSG_HEADER_LEN + payload.len()) as u32;
         let mut out = Vec::new();
         out.extend_from_slice(&len.to_ne_bytes());
@@ -183,7 +185,7 @@ pub(crate) mod tests {
 
     /// The datagrams of a capture file (the testdata/capture.py scripts): each a
     /// native-endian u32 length and the bytes.
-    pub(crate) fn capture_datagrams(bytes: &[u8]) -> Vec<Vec<u8>> {
+    pub fn capture_datagrams(bytes: &[u8]) -> Vec<Vec<u8>> {
         let mut datagrams = Vec::new();
         let mut rest = bytes;
         while let Some((length, tail)) = rest.split_first_chunk::<4>() {
@@ -193,6 +195,12 @@ pub(crate) mod tests {
         }
         datagrams
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
 
     /// A payload handed on: (offset, length, first byte).
     type Seen = (usize, usize, u8);

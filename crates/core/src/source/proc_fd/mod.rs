@@ -86,16 +86,16 @@ pub struct ProcIndex {
     /// The fd numbers one process's directory listed (scratch space of a scan).
     listed: Bitset,
     /// Test seam: runs after a process's fd directory was listed, before each readlink.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "test-support"))]
     before_readlink: Option<BeforeReadlink>,
 }
 
 /// Called with (pid, fd) between readdir and readlink: where a test makes a process exit
 /// or close an fd at an exact point of the scan.
-#[cfg(test)]
+#[cfg(any(test, feature = "test-support"))]
 pub struct BeforeReadlink(pub Box<dyn FnMut(u32, u32) + Send + Sync>);
 
-#[cfg(test)]
+#[cfg(any(test, feature = "test-support"))]
 impl std::fmt::Debug for BeforeReadlink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("BeforeReadlink")
@@ -116,13 +116,13 @@ impl ProcIndex {
             scan: 0,
             link: vec![0; 64],
             listed: Bitset::default(),
-            #[cfg(test)]
+            #[cfg(any(test, feature = "test-support"))]
             before_readlink: None,
         }
     }
 
     /// Test seam: `hook` runs between readdir and each readlink of every later scan.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "test-support"))]
     pub fn before_readlink(&mut self, hook: impl FnMut(u32, u32) + Send + Sync + 'static) {
         self.before_readlink = Some(BeforeReadlink(Box::new(hook)));
     }
@@ -272,7 +272,7 @@ pub use read::{parse_socket_link, parse_start_time, parse_stat_comm};
 use read::{parse_u32, read_comm, read_start_time, read_stat};
 use slots::{Bitset, FdSlots};
 
-#[cfg(test)]
+#[cfg(any(test, feature = "test-support"))]
 pub mod fake;
 #[cfg(test)]
 mod tests;
