@@ -99,17 +99,7 @@ pub fn run(
     first: Snapshot,
     mut notes: Vec<String>,
 ) -> io::Result<ExitCode> {
-    // The number of the signal that asks us to stop, 0 while none has.
-    let stop = Arc::new(AtomicUsize::new(0));
-    let mut signals = vec![signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP];
-    if mode == Mode::Plain {
-        // Not in raw mode, Ctrl-C is SIGINT: a clean end too.
-        signals.push(signal_hook::consts::SIGINT);
-    }
-    for signal in signals {
-        let number = usize::try_from(signal).unwrap_or_default();
-        signal_hook::flag::register_usize(signal, Arc::clone(&stop), number)?;
-    }
+    let stop = stop_on_signals(mode)?;
     let _screen = match mode {
         Mode::Screen => Some(Screen::enter()?),
         Mode::Plain => None,
@@ -150,24 +140,8 @@ pub fn run(
         };
         frame.draw(mode)?;
         let deadline = Instant::now() + settings.interval;
-        loop {
-            let signal = stop.load(Ordering::Relaxed);
-            if signal != 0 {
-                return Ok(crate::exit::signalled(signal));
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            // Short waits, so that a signal is noticed soon.
-            if !event::poll(left.min(SIGNAL_CHECK))? {
-                continue;
-            }
-            match event::read()? {
-                Event::Key(key) if quits(&key) => return Ok(ExitCode::SUCCESS),
-                Event::Resize(..) if mode == Mode::Screen => frame.draw(mode)?,
-                _ => {}
-            }
+        if let Some(code) = wait(&stop, deadline, &frame, mode)? {
+            return Ok(code);
         }
         match next(&mut notes) {
             Ok(snapshot) => {
@@ -176,6 +150,50 @@ pub fn run(
                 failure = None;
             }
             Err(error) => failure = Some(error.to_string()),
+        }
+    }
+}
+
+/// The number of the signal that asks us to stop, 0 while none has.
+fn stop_on_signals(mode: Mode) -> io::Result<Arc<AtomicUsize>> {
+    let stop = Arc::new(AtomicUsize::new(0));
+    let mut signals = vec![signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP];
+    if mode == Mode::Plain {
+        // Not in raw mode, Ctrl-C is SIGINT: a clean end too.
+        signals.push(signal_hook::consts::SIGINT);
+    }
+    for signal in signals {
+        let number = usize::try_from(signal).unwrap_or_default();
+        signal_hook::flag::register_usize(signal, Arc::clone(&stop), number)?;
+    }
+    Ok(stop)
+}
+
+/// Waits for `deadline`, redrawing `frame` on a resize: the exit code when a key or a
+/// signal ends the watch first.
+fn wait(
+    stop: &AtomicUsize,
+    deadline: Instant,
+    frame: &Frame,
+    mode: Mode,
+) -> io::Result<Option<ExitCode>> {
+    loop {
+        let signal = stop.load(Ordering::Relaxed);
+        if signal != 0 {
+            return Ok(Some(crate::exit::signalled(signal)));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(None);
+        }
+        // Short waits, so that a signal is noticed soon.
+        if !event::poll(left.min(SIGNAL_CHECK))? {
+            continue;
+        }
+        match event::read()? {
+            Event::Key(key) if quits(&key) => return Ok(Some(ExitCode::SUCCESS)),
+            Event::Resize(..) if mode == Mode::Screen => frame.draw(mode)?,
+            _ => {}
         }
     }
 }
