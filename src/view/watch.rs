@@ -8,11 +8,14 @@
 //! it sends no escape sequence at all: each refresh is printed below the last after a
 //! separator line, q then Enter or Ctrl-C ends it. SIGTERM and SIGHUP (and SIGINT in plain
 //! mode) end the watch the same way (within a quarter of a second, exit 128 + the signal)
-//! instead of killing the process with the terminal left raw.
+//! instead of killing the process with the terminal left raw; so does the terminal's
+//! hang-up (exit 129), seen by polling its input ([`Input`]).
 
-use std::io::{self, Write};
+use std::fs::File;
+use std::io::{self, IsTerminal, Write};
+use std::os::fd::AsFd;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,6 +26,7 @@ use crossterm::terminal::{
     LeaveAlternateScreen,
 };
 use crossterm::{execute, queue};
+use rustix::event::{PollFd, PollFlags, Timespec};
 
 use super::findings::Thresholds;
 use super::summary::{Filter, Summary};
@@ -99,7 +103,7 @@ pub fn run(
     first: Snapshot,
     mut notes: Vec<String>,
 ) -> io::Result<ExitCode> {
-    let stop = stop_on_signals(mode)?;
+    let ends = Ends::new(mode)?;
     let _screen = match mode {
         Mode::Screen => Some(Screen::enter()?),
         Mode::Plain => None,
@@ -140,7 +144,7 @@ pub fn run(
         };
         frame.draw(mode)?;
         let deadline = Instant::now() + settings.interval;
-        if let Some(code) = wait(&stop, deadline, &frame, mode)? {
+        if let Some(code) = ends.wait(deadline, &frame, mode)? {
             return Ok(code);
         }
         match next(&mut notes) {
@@ -154,46 +158,129 @@ pub fn run(
     }
 }
 
-/// The number of the signal that asks us to stop, 0 while none has.
-fn stop_on_signals(mode: Mode) -> io::Result<Arc<AtomicUsize>> {
-    let stop = Arc::new(AtomicUsize::new(0));
-    let mut signals = vec![signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP];
-    if mode == Mode::Plain {
-        // Not in raw mode, Ctrl-C is SIGINT: a clean end too.
-        signals.push(signal_hook::consts::SIGINT);
-    }
-    for signal in signals {
-        let number = usize::try_from(signal).unwrap_or_default();
-        signal_hook::flag::register_usize(signal, Arc::clone(&stop), number)?;
-    }
-    Ok(stop)
+/// The terminal's input, the one crossterm reads keys from: stdin when it is a terminal,
+/// else /dev/tty.
+///
+/// Once the terminal is gone (an SSH session dropped, a tmux pane killed) it stays readable
+/// and reads return 0 or EIO, and crossterm's reader retries at once, forever, its timeout
+/// unchecked (crossterm issue 793, in 0.29): the watch would spin a core and never see
+/// SIGHUP. So the input is polled here first, and crossterm only reads a live terminal
+/// that has input.
+enum Input {
+    Stdin,
+    Tty(File),
 }
 
-/// Waits for `deadline`, redrawing `frame` on a resize: the exit code when a key or a
-/// signal ends the watch first.
-fn wait(
-    stop: &AtomicUsize,
-    deadline: Instant,
-    frame: &Frame,
-    mode: Mode,
-) -> io::Result<Option<ExitCode>> {
-    loop {
-        let signal = stop.load(Ordering::Relaxed);
-        if signal != 0 {
-            return Ok(Some(crate::exit::signalled(signal)));
+/// What the terminal's input has.
+enum Ready {
+    Nothing,
+    Input,
+    HungUp,
+}
+
+impl Input {
+    fn open() -> io::Result<Input> {
+        if io::stdin().is_terminal() {
+            Ok(Input::Stdin)
+        } else {
+            File::open("/dev/tty").map(Input::Tty)
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Ok(None);
+    }
+
+    fn wait(&self, timeout: Duration) -> io::Result<Ready> {
+        let stdin = io::stdin();
+        let fd = match self {
+            Input::Stdin => stdin.as_fd(),
+            Input::Tty(tty) => tty.as_fd(),
+        };
+        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+        let timeout = Timespec::try_from(timeout).unwrap_or(Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        });
+        match rustix::event::poll(&mut fds, Some(&timeout)) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => return Ok(Ready::Nothing),
+            Err(error) => return Err(error.into()),
         }
-        // Short waits, so that a signal is noticed soon.
-        if !event::poll(left.min(SIGNAL_CHECK))? {
-            continue;
+        let events = fds[0].revents();
+        Ok(
+            if events.intersects(PollFlags::HUP | PollFlags::ERR | PollFlags::NVAL) {
+                Ready::HungUp
+            } else if events.contains(PollFlags::IN) {
+                Ready::Input
+            } else {
+                Ready::Nothing
+            },
+        )
+    }
+}
+
+/// What ends the watch, checked between two refreshes.
+struct Ends {
+    /// The number of the signal that asks us to stop, 0 while none has.
+    stop: Arc<AtomicUsize>,
+    /// Set by SIGWINCH: crossterm's resize event is not read while no key is pressed.
+    resized: Arc<AtomicBool>,
+    input: Input,
+}
+
+impl Ends {
+    fn new(mode: Mode) -> io::Result<Ends> {
+        let stop = Arc::new(AtomicUsize::new(0));
+        let mut signals = vec![signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP];
+        if mode == Mode::Plain {
+            // Not in raw mode, Ctrl-C is SIGINT: a clean end too.
+            signals.push(signal_hook::consts::SIGINT);
         }
-        match event::read()? {
-            Event::Key(key) if quits(&key) => return Ok(Some(ExitCode::SUCCESS)),
-            Event::Resize(..) if mode == Mode::Screen => frame.draw(mode)?,
-            _ => {}
+        for signal in signals {
+            let number = usize::try_from(signal).unwrap_or_default();
+            signal_hook::flag::register_usize(signal, Arc::clone(&stop), number)?;
+        }
+        let resized = Arc::new(AtomicBool::new(false));
+        signal_hook::flag::register(signal_hook::consts::SIGWINCH, Arc::clone(&resized))?;
+        Ok(Ends {
+            stop,
+            resized,
+            input: Input::open()?,
+        })
+    }
+
+    /// Waits for `deadline`, redrawing `frame` on a resize: the exit code when a key, a
+    /// signal or the terminal's hang-up ends the watch first.
+    fn wait(&self, deadline: Instant, frame: &Frame, mode: Mode) -> io::Result<Option<ExitCode>> {
+        loop {
+            let signal = self.stop.load(Ordering::Relaxed);
+            if signal != 0 {
+                return Ok(Some(crate::exit::signalled(signal)));
+            }
+            if self.resized.swap(false, Ordering::Relaxed) && mode == Mode::Screen {
+                frame.draw(mode)?;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            // Short waits, so that a signal is noticed soon.
+            match self.input.wait(left.min(SIGNAL_CHECK))? {
+                Ready::Nothing => continue,
+                // SIGHUP is on its way, or was not sent (the terminal was revoked): the
+                // same end either way.
+                Ready::HungUp => {
+                    return Ok(Some(crate::exit::signalled(
+                        usize::try_from(signal_hook::consts::SIGHUP).unwrap_or_default(),
+                    )))
+                }
+                Ready::Input => {}
+            }
+            if !event::poll(Duration::ZERO)? {
+                continue;
+            }
+            if let Event::Key(key) = event::read()? {
+                if quits(&key) {
+                    return Ok(Some(ExitCode::SUCCESS));
+                }
+            }
         }
     }
 }

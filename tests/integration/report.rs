@@ -448,7 +448,7 @@ impl Drop for Tmux {
             .arg("-S")
             .arg(&self.socket)
             .arg("kill-server")
-            .status();
+            .output();
         let _ = std::fs::remove_file(&self.socket);
     }
 }

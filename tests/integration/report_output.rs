@@ -1,11 +1,12 @@
 //! What `report` hands to a terminal, a pipe or a file, and how it exits, in a private
 //! network namespace: names holding terminal escapes are shown escaped (and kept whole in
 //! JSON), usage errors exit 2 while the daemon's exit 78, a closed or full stdout exits 73
-//! with one message, and `--watch` under `TERM=dumb` sends no escape sequence (under tmux,
-//! its raw output captured with pipe-pane).
+//! with one message, `--watch` under `TERM=dumb` sends no escape sequence (under tmux,
+//! its raw output captured with pipe-pane), and `--watch` ends when its terminal goes away.
 
 use std::fs::File;
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -20,6 +21,7 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
         report_usage_errors_exited_78_like_the_daemon_flag_errors,
         report_exited_silently_on_a_closed_or_full_stdout,
         watch_sent_alternate_screen_sequences_under_term_dumb,
+        watch_spun_at_full_cpu_after_its_terminal_went_away,
     ]
 }
 
@@ -225,5 +227,52 @@ fn watch_sent_alternate_screen_sequences_under_term_dumb() {
         let frames = text.lines().filter(|l| l.trim_end() == separator).count();
         assert!(frames >= 3, "a separator before each refresh:\n{text}");
         assert!(text.contains("q then Enter, or Ctrl-C, quits"), "{text}");
+    });
+}
+
+/// Whether process `pid` still runs (a zombie has ended).
+fn running(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let state = stat.rsplit_once(") ")?.1.chars().next()?;
+            Some(state != 'Z' && state != 'X')
+        })
+        .unwrap_or(false)
+}
+
+fn watch_spun_at_full_cpu_after_its_terminal_went_away() {
+    in_netns(|| {
+        for (name, env) in [("gone", ""), ("gone-dumb", "TERM=dumb ")] {
+            let tmux = Tmux::new(name);
+            tmux.run(&[
+                "new-session",
+                "-d",
+                "-s",
+                name,
+                "-x",
+                "100",
+                "-y",
+                "50",
+                "sh",
+                "-c",
+                &format!("exec env {env}{BIN} report --watch --interval=300ms --namespaces=own"),
+            ]);
+            tmux.wait_for(name, "the first screen", |s| s.contains(" polls "));
+            let pid: i32 = tmux.format(name, "#{pane_pid}").parse().expect("pane pid");
+            // The terminal goes away, as when an SSH session drops.
+            tmux.run(&["kill-server"]);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while running(pid) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if running(pid) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                panic!("{env}report --watch still ran 5 s after its terminal went away");
+            }
+        }
     });
 }
