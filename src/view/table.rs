@@ -251,7 +251,7 @@ impl Table {
         };
         lines.push(title);
         if self.rows.is_empty() {
-            lines.push(format!("  {}", self.empty));
+            lines.push(fit(&format!("  {}", self.empty), width));
             return lines;
         }
         let widths = self.widths(width);
@@ -287,10 +287,11 @@ impl Table {
             });
         }
         if self.rows.len() > max_rows {
-            lines.push(format!(
+            let more = format!(
                 "  … {} more rows (--json shows every row)",
                 self.rows.len() - max_rows
-            ));
+            );
+            lines.push(fit(&more, width));
         }
         lines
     }
@@ -331,7 +332,7 @@ mod tests {
                 "T",
                 "process    port  sockets",
                 "a-very-l…  8080       12",
-                "  … 1 more rows (--json shows every row)",
+                "  … 1 more rows (--json…",
             ]
         );
     }
@@ -389,6 +390,59 @@ mod tests {
         );
         assert_eq!(wrap("short", 100), ["short"]);
         assert_eq!(wrap("bell\u{7}", 100), ["bell\\x07"]);
+    }
+
+    /// `shown` undone: each escape back to its character.
+    fn unshown(text: &str) -> Option<String> {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(at) = rest.find('\\') {
+            out.push_str(&rest[..at]);
+            rest = &rest[at + 1..];
+            let (c, used) = if let Some(tail) = rest.strip_prefix('\\') {
+                ('\\', rest.len() - tail.len())
+            } else if let Some(hex) = rest.strip_prefix('x') {
+                (char::from(u8::from_str_radix(hex.get(..2)?, 16).ok()?), 3)
+            } else {
+                let end = rest.find('}')?;
+                let code = u32::from_str_radix(rest.strip_prefix("u{")?.get(..end - 2)?, 16);
+                (char::from_u32(code.ok()?)?, end + 1)
+            };
+            out.push(c);
+            rest = &rest[used..];
+        }
+        out.push_str(rest);
+        Some(out)
+    }
+
+    proptest::proptest! {
+        /// Whatever a name holds, no character a terminal acts on gets through, every
+        /// line fits its width, and the escaping can be undone: no two names look alike.
+        #[test]
+        fn no_control_character_reaches_the_terminal(
+            name in "(?s)[\\x00-\\x{a0}\\\\\\x{202a}-\\x{202e}\\x{2066}-\\x{2069}a-z/@ é漢]{0,40}",
+            width in 0usize..60,
+        ) {
+            let safe = shown(&name);
+            proptest::prop_assert!(!safe.chars().any(unsafe_char), "{:?}", safe);
+            proptest::prop_assert_eq!(unshown(&safe), Some(name.clone()));
+            for how in [Cut::End, Cut::Middle] {
+                let short = cut(&name, width, how);
+                proptest::prop_assert!(short.chars().count() <= width);
+                proptest::prop_assert!(!short.chars().any(unsafe_char));
+            }
+            for line in wrap(&name, width) {
+                proptest::prop_assert!(line.chars().count() <= width.max(3), "{:?}", line);
+                proptest::prop_assert!(!line.chars().any(unsafe_char));
+            }
+            let mut table = Table::new(name.clone(), vec![text("process"), path("path"), number("n")], "none");
+            table.row(vec![name.clone(), name.clone(), "12".into()], false);
+            table.row(vec!["php".into(), "/run/a.sock".into(), "3".into()], false);
+            for line in table.render(width, 1, false) {
+                proptest::prop_assert!(line.chars().count() <= width, "{:?}", line);
+                proptest::prop_assert!(!line.chars().any(unsafe_char));
+            }
+        }
     }
 
     #[test]
