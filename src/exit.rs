@@ -9,6 +9,13 @@ use std::process::ExitCode;
 pub const CONFIG: u8 = 78;
 /// `report --check` found something above a threshold.
 pub const FINDING: u8 = 1;
+/// `report`'s command line is malformed: an unknown flag, a bad value. A command's usage
+/// error, as clap and most CLIs exit; the daemon exits [`CONFIG`] for its own.
+pub const USAGE: u8 = 2;
+/// `report`: the output could not be written: stdout closed (EPIPE, as after `| head`) or
+/// full (ENOSPC), or, under `--watch`, the terminal failed. EX_CANTCREAT, "cannot create
+/// (user) output", the nearest sysexits code, since EX_IOERR (74) already says a poll failed.
+pub const OUTPUT: u8 = 73;
 /// `report`: a poll failed: no netlink socket, a dump error (EX_IOERR).
 pub const SAMPLING: u8 = 74;
 /// Shut down by a second SIGTERM, without draining (128 + 15).

@@ -46,17 +46,32 @@ fn parse() -> Result<Cli, clap::Error> {
     Cli::from_arg_matches(&matches)
 }
 
+/// Whether the command line, which did not parse, names the `report` subcommand: parsed
+/// again, ignoring errors, as far as clap gets.
+fn asks_for_report() -> bool {
+    let mut command = Cli::command().ignore_errors(true);
+    for flag in ["config_file", "namespaces", "log_level", "log_format"] {
+        command = command.mut_arg(flag, |arg| arg.global(true));
+    }
+    command
+        .try_get_matches()
+        .is_ok_and(|matches| matches.subcommand_name() == Some("report"))
+}
+
 fn main() -> ExitCode {
     let Cli { flags, command } = match parse() {
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();
-            // --help and --version are not errors; a typo in a flag is a usage error,
-            // and systemd must not restart on it in a loop.
-            return if error.use_stderr() {
-                ExitCode::from(exit::CONFIG)
-            } else {
+            // --help and --version are not errors. A typo in the daemon's flags is a
+            // configuration error that systemd must not restart on in a loop; `report`'s
+            // are a command's usage errors.
+            return if !error.use_stderr() {
                 ExitCode::SUCCESS
+            } else if asks_for_report() {
+                ExitCode::from(exit::USAGE)
+            } else {
+                ExitCode::from(exit::CONFIG)
             };
         }
     };

@@ -6,9 +6,8 @@
 //! near the range (2), TIME_WAIT churn on a port (4). Ordered as a person should read
 //! them: growing leaks first, fastest first.
 
-use serde::Serialize;
-
-use super::summary::{path_text, process_text, Summary};
+use super::rows::{path_text, process_text, Summary};
+pub use super::rows::{Finding, FindingKind};
 
 /// When a row becomes a finding. The defaults match the shipped alerts where one exists
 /// (grafana/rules/sockdiag-alerts.yml).
@@ -34,28 +33,6 @@ impl Default for Thresholds {
             ephemeral_fill: 0.75,
         }
     }
-}
-
-/// The kind of a finding: the `kind` field of the JSON schema.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FindingKind {
-    CloseWaitGrowing,
-    ListenQueueFull,
-    UnixListenQueueFull,
-    UnacceptedCloseWait,
-    CloseWaitStale,
-    EphemeralPorts,
-    TimeWaitGrowing,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Finding {
-    pub kind: FindingKind,
-    pub netns: String,
-    /// One line for a person, e.g. "CLOSE_WAIT growing: php-fpm :9000 inbound, +12/s,
-    /// oldest 340 s".
-    pub text: String,
 }
 
 /// A rate as people read it: `+12/s`, `+0.5/s`, `-3/s`.
@@ -90,29 +67,44 @@ fn queue_word(length: u64, limit: u64) -> &'static str {
     }
 }
 
+/// Findings as they are found, with a weight that orders those of one kind.
+struct Found<'a> {
+    found: Vec<(f64, Finding)>,
+    /// The namespace is named only where there is more than one to tell apart.
+    several: bool,
+    thresholds: &'a Thresholds,
+}
+
+impl Found<'_> {
+    fn push(&mut self, kind: FindingKind, weight: f64, netns: &str, text: String) {
+        let text = if self.several {
+            format!("{text} in netns {netns}")
+        } else {
+            text
+        };
+        let netns = netns.to_string();
+        self.found.push((weight, Finding { kind, netns, text }));
+    }
+}
+
 /// Every finding of `summary`, most urgent first.
 pub fn find(summary: &Summary, thresholds: &Thresholds) -> Vec<Finding> {
-    // The namespace is named only where there is more than one to tell apart.
-    let several = summary.states.len() > 1;
-    let place = |netns: &str| {
-        if several {
-            format!(" in netns {netns}")
-        } else {
-            String::new()
-        }
+    let mut found = Found {
+        found: Vec::new(),
+        several: summary.states.len() > 1,
+        thresholds,
     };
-    let mut found: Vec<(FindingKind, f64, Finding)> = Vec::new();
-    let mut push = |kind, weight: f64, netns: &str, text: String| {
-        found.push((
-            kind,
-            weight,
-            Finding {
-                kind,
-                netns: netns.to_string(),
-                text,
-            },
-        ));
-    };
+    close_wait(summary, &mut found);
+    listeners(summary, &mut found);
+    unix_listeners(summary, &mut found);
+    ephemeral(summary, &mut found);
+    time_wait(summary, &mut found);
+    let mut found = found.found;
+    found.sort_by(|a, b| a.1.kind.cmp(&b.1.kind).then(b.0.total_cmp(&a.0)));
+    found.into_iter().map(|(_, finding)| finding).collect()
+}
+
+fn close_wait(summary: &Summary, found: &mut Found) {
     for row in &summary.close_wait {
         let who = format!(
             "{} :{} {}",
@@ -120,34 +112,34 @@ pub fn find(summary: &Summary, thresholds: &Thresholds) -> Vec<Finding> {
             row.port,
             row.direction
         );
+        let oldest = age_text(row.oldest_seconds);
         match row.growth {
-            Some(g) if g.sockets > 0 && g.per_second > thresholds.close_wait_growth => push(
-                FindingKind::CloseWaitGrowing,
-                g.per_second,
-                &row.netns,
-                format!(
-                    "CLOSE_WAIT growing: {who}, {}, {} sockets, oldest {}{}",
-                    rate_text(g.per_second),
-                    row.sockets,
-                    age_text(row.oldest_seconds),
-                    place(&row.netns)
+            Some(g) if g.sockets > 0 && g.per_second > found.thresholds.close_wait_growth => found
+                .push(
+                    FindingKind::CloseWaitGrowing,
+                    g.per_second,
+                    &row.netns,
+                    format!(
+                        "CLOSE_WAIT growing: {who}, {}, {} sockets, oldest {oldest}",
+                        rate_text(g.per_second),
+                        row.sockets,
+                    ),
                 ),
-            ),
-            _ if row.stale > 0 => push(
+            _ if row.stale > 0 => found.push(
                 FindingKind::CloseWaitStale,
                 row.stale as f64,
                 &row.netns,
                 format!(
-                    "CLOSE_WAIT stale: {who}, {} of {} never closed, oldest {}{}",
-                    row.stale,
-                    row.sockets,
-                    age_text(row.oldest_seconds),
-                    place(&row.netns)
+                    "CLOSE_WAIT stale: {who}, {} of {} never closed, oldest {oldest}",
+                    row.stale, row.sockets,
                 ),
             ),
             _ => {}
         }
     }
+}
+
+fn listeners(summary: &Summary, found: &mut Found) {
     for row in &summary.listeners {
         let unaccepted = if row.unaccepted_close_wait > 0 {
             format!(
@@ -163,88 +155,88 @@ pub fn find(summary: &Summary, thresholds: &Thresholds) -> Vec<Finding> {
             row.address,
             row.port
         );
-        if row.fill >= thresholds.listen_fill {
-            push(
+        if row.fill >= found.thresholds.listen_fill {
+            found.push(
                 FindingKind::ListenQueueFull,
                 row.fill,
                 &row.netns,
                 format!(
-                    "accept queue {}: {at}, {} waiting of {}{unaccepted}{}",
+                    "accept queue {}: {at}, {} waiting of {}{unaccepted}",
                     queue_word(row.length, row.limit),
                     row.length,
                     row.limit,
-                    place(&row.netns)
                 ),
             );
         } else if row.unaccepted_close_wait > 0 {
-            push(
+            found.push(
                 FindingKind::UnacceptedCloseWait,
                 row.unaccepted_close_wait as f64,
                 &row.netns,
-                format!(
-                    "clients gave up waiting: {at}{unaccepted}{}",
-                    place(&row.netns)
-                ),
+                format!("clients gave up waiting: {at}{unaccepted}"),
             );
         }
     }
+}
+
+fn unix_listeners(summary: &Summary, found: &mut Found) {
     for row in &summary.unix_listeners {
-        if row.fill >= thresholds.listen_fill {
-            push(
+        if row.fill >= found.thresholds.listen_fill {
+            found.push(
                 FindingKind::UnixListenQueueFull,
                 row.fill,
                 &row.netns,
                 format!(
-                    "UNIX accept queue {}: {} {}, {} waiting of {}{}",
+                    "UNIX accept queue {}: {} {}, {} waiting of {}",
                     queue_word(row.length, row.limit),
                     process_text(&row.process),
                     path_text(&row.path),
                     row.length,
                     row.limit,
-                    place(&row.netns)
                 ),
             );
         }
     }
+}
+
+fn ephemeral(summary: &Summary, found: &mut Found) {
     for row in &summary.ephemeral {
-        if let (Some(fill), Some(range)) = (row.fill, row.range) {
-            if fill >= thresholds.ephemeral_fill {
-                push(
-                    FindingKind::EphemeralPorts,
-                    fill,
-                    &row.netns,
-                    format!(
-                        "ephemeral ports running out: {}:{} holds {} of {} ({:.0}%){}",
-                        row.remote_address,
-                        row.remote_port,
-                        row.used,
-                        range,
-                        fill * 100.0,
-                        place(&row.netns)
-                    ),
-                );
-            }
+        let (Some(fill), Some(range)) = (row.fill, row.range) else {
+            continue;
+        };
+        if fill >= found.thresholds.ephemeral_fill {
+            found.push(
+                FindingKind::EphemeralPorts,
+                fill,
+                &row.netns,
+                format!(
+                    "ephemeral ports running out: {}:{} holds {} of {} ({:.0}%)",
+                    row.remote_address,
+                    row.remote_port,
+                    row.used,
+                    range,
+                    fill * 100.0,
+                ),
+            );
         }
     }
+}
+
+fn time_wait(summary: &Summary, found: &mut Found) {
     for row in &summary.time_wait {
-        if let Some(g) = row.growth {
-            if g.per_second > thresholds.time_wait_growth {
-                push(
-                    FindingKind::TimeWaitGrowing,
-                    g.per_second,
-                    &row.netns,
-                    format!(
-                        "TIME_WAIT growing: :{} {}, {}, {} sockets{}",
-                        row.port,
-                        row.direction,
-                        rate_text(g.per_second),
-                        row.sockets,
-                        place(&row.netns)
-                    ),
-                );
-            }
+        let Some(g) = row.growth else { continue };
+        if g.per_second > found.thresholds.time_wait_growth {
+            found.push(
+                FindingKind::TimeWaitGrowing,
+                g.per_second,
+                &row.netns,
+                format!(
+                    "TIME_WAIT growing: :{} {}, {}, {} sockets",
+                    row.port,
+                    row.direction,
+                    rate_text(g.per_second),
+                    row.sockets,
+                ),
+            );
         }
     }
-    found.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)));
-    found.into_iter().map(|(_, _, finding)| finding).collect()
 }

@@ -3,8 +3,9 @@
 //! keeps polling (module [`super::watch`]).
 //!
 //! Exit codes (README): 0 done (and, with `--check`, nothing above the thresholds),
-//! 1 a finding above the thresholds with `--check`, 2 a malformed command line, 74 a poll
-//! failed (netlink or /proc), 78 a configuration error.
+//! 1 a finding above the thresholds with `--check`, 2 a malformed command line, 73 the
+//! output could not be written, 74 a poll failed (netlink or /proc), 78 a configuration
+//! error.
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -14,14 +15,18 @@ use clap::Args;
 
 use super::findings::Thresholds;
 use super::summary::{Filter, Summary};
-use super::terminal::{self, Style};
+use super::table::shown;
+use super::terminal::{self, Overflow, Style};
+use super::watch::{self, Mode};
 use crate::exit;
 use crate::poll::{Collector, PollError, PollNotes, PollerConfig};
 use crate::snapshot::Snapshot;
 use crate::source::inet_diag::TcpState;
 
-/// Width of the tables when stdout is not a terminal.
-pub const DEFAULT_WIDTH: usize = 100;
+/// The longest `--interval`: growth over longer reads as a trend, and a watch this slow
+/// looks hung.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(3600);
+
 /// Rows per table in the one-shot report.
 const MAX_ROWS: usize = 15;
 
@@ -75,6 +80,9 @@ fn interval(text: &str) -> Result<Duration, String> {
     if interval < Duration::from_millis(100) {
         return Err("must be at least 100ms".to_string());
     }
+    if interval > MAX_INTERVAL {
+        return Err("must be at most 1h".to_string());
+    }
     Ok(interval)
 }
 
@@ -114,11 +122,14 @@ impl ReportArgs {
             ephemeral_fill: self.ephemeral_fill,
         }
     }
-}
 
-/// Colour on a terminal, unless NO_COLOR is set and not empty (no-color.org).
-pub fn colour_wanted(stdout_is_terminal: bool) -> bool {
-    stdout_is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    fn watch(&self) -> watch::Settings {
+        watch::Settings {
+            interval: self.interval,
+            filter: self.filter(),
+            thresholds: self.thresholds(),
+        }
+    }
 }
 
 /// One poll, with what it says about the picture's completeness added to `notes`.
@@ -155,8 +166,8 @@ fn note(poll: &PollNotes, notes: &mut Vec<String>) {
 
 /// Runs `report`. `config` is the daemon's poller configuration.
 pub fn run(args: &ReportArgs, config: &PollerConfig) -> ExitCode {
-    let stdout = std::io::stdout();
-    if args.watch && !stdout.is_terminal() {
+    let on_terminal = std::io::stdout().is_terminal();
+    if args.watch && !on_terminal {
         eprintln!("sockdiag_exporter report: --watch needs a terminal on stdout");
         return ExitCode::from(exit::CONFIG);
     }
@@ -167,12 +178,11 @@ pub fn run(args: &ReportArgs, config: &PollerConfig) -> ExitCode {
         Err(error) => return sampling_failed(&error),
     };
     if args.watch {
-        return match super::watch::run(args, &mut collector, first, notes) {
+        let mode = Mode::for_term(std::env::var_os("TERM").as_deref());
+        let next = |notes: &mut Vec<String>| poll(&mut collector, notes);
+        return match watch::run(&args.watch(), mode, next, first, notes) {
             Ok(code) => code,
-            Err(error) => {
-                eprintln!("sockdiag_exporter report: terminal: {error}");
-                ExitCode::FAILURE
-            }
+            Err(error) => output_failed("the terminal failed", &error),
         };
     }
     // The interval is the gap between the polls; growth is measured between their ends.
@@ -189,35 +199,25 @@ pub fn run(args: &ReportArgs, config: &PollerConfig) -> ExitCode {
         &args.thresholds(),
     );
     summary.notes.splice(0..0, notes);
-    let mut out = stdout.lock();
+    let mut out = std::io::stdout().lock();
     let written = if args.json {
-        serde_json::to_string_pretty(&summary)
-            .map_err(std::io::Error::other)
-            .and_then(|json| writeln!(out, "{json}"))
+        super::json::write(&mut out, &summary)
     } else {
-        let colour = colour_wanted(std::io::stdout().is_terminal());
         let width = crossterm::terminal::size()
             .ok()
-            .filter(|_| std::io::stdout().is_terminal())
-            .map_or(DEFAULT_WIDTH, |(columns, _)| usize::from(columns));
+            .filter(|(columns, _)| on_terminal && *columns > 0)
+            .map_or(terminal::DEFAULT_WIDTH, |(columns, _)| usize::from(columns));
         let style = Style {
             width,
             max_rows: MAX_ROWS,
-            colour,
+            colour: terminal::colour_wanted(on_terminal, std::env::var_os("TERM").as_deref()),
         };
-        // Findings are sentences: a pipe gets them whole, only tables are fitted.
-        let mut lines = terminal::findings(&summary, colour, usize::MAX);
-        lines.push(header(&second, &summary, colour));
-        lines.push(String::new());
-        lines.extend(terminal::tables(&summary, style));
+        // Findings are sentences: wrapped, not cut, so a file gets them whole.
+        let lines = terminal::page(&summary, &second, style, Overflow::Wrap, None);
         writeln!(out, "{}", lines.join("\n"))
     };
     if let Err(error) = written.and_then(|()| out.flush()) {
-        // A closed pipe (`| head`) is not worth a message.
-        if error.kind() != std::io::ErrorKind::BrokenPipe {
-            eprintln!("sockdiag_exporter report: cannot write: {error}");
-        }
-        return ExitCode::FAILURE;
+        return output_failed("cannot write to stdout", &error);
     }
     if args.check && !summary.findings.is_empty() {
         ExitCode::from(exit::FINDING)
@@ -227,26 +227,14 @@ pub fn run(args: &ReportArgs, config: &PollerConfig) -> ExitCode {
 }
 
 fn sampling_failed(error: &PollError) -> ExitCode {
-    eprintln!("sockdiag_exporter report: poll failed: {error}");
+    let error = error.to_string();
+    eprintln!("sockdiag_exporter report: poll failed: {}", shown(&error));
     ExitCode::from(exit::SAMPLING)
 }
 
-/// The line under the findings: what was sampled and when.
-pub fn header(latest: &Snapshot, summary: &Summary, colour: bool) -> String {
-    use crossterm::style::Stylize;
-    let namespaces = summary.namespaces.sampled;
-    let window = summary
-        .window_seconds
-        .map_or_else(String::new, |w| format!(", growth over {w:.1} s"));
-    let line = format!(
-        "sockdiag_exporter report: {} sockets in {namespaces} network namespace{}{window}, {}",
-        latest.sockets_scanned,
-        if namespaces == 1 { "" } else { "s" },
-        humantime::format_rfc3339_seconds(latest.completed_at),
-    );
-    if colour {
-        line.dim().to_string()
-    } else {
-        line
-    }
+/// A closed pipe (`| head`) or a full disk: said once, with its own code, so a script
+/// does not take a cut report for a whole one.
+fn output_failed(what: &str, error: &std::io::Error) -> ExitCode {
+    eprintln!("sockdiag_exporter report: {what}: {error}");
+    ExitCode::from(exit::OUTPUT)
 }

@@ -6,8 +6,6 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::findings::Finding;
-
 /// Everything `report` prints and `/` shows.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
@@ -147,4 +145,44 @@ pub struct PeerRow {
     pub sockets: u64,
     /// `state` label -> sockets, non-zero only.
     pub states: BTreeMap<&'static str, u64>,
+}
+
+/// The kind of a finding: the `kind` field of the JSON schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    CloseWaitGrowing,
+    ListenQueueFull,
+    UnixListenQueueFull,
+    UnacceptedCloseWait,
+    CloseWaitStale,
+    EphemeralPorts,
+    TimeWaitGrowing,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    pub kind: FindingKind,
+    pub netns: String,
+    /// One line for a person, e.g. "CLOSE_WAIT growing: php-fpm :9000 inbound, +12/s,
+    /// oldest 340 s".
+    pub text: String,
+}
+
+/// The process label as people read it: `-` for no owner (inode 0).
+pub fn process_text(process: &str) -> &str {
+    if process.is_empty() {
+        "-"
+    } else {
+        process
+    }
+}
+
+/// The path label as people read it: `-` for an unnamed listener.
+pub fn path_text(path: &str) -> &str {
+    if path.is_empty() {
+        "-"
+    } else {
+        path
+    }
 }

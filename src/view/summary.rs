@@ -459,21 +459,3 @@ fn sort(summary: &mut Summary) {
             .then_with(|| (&a.netns, &a.remote_address).cmp(&(&b.netns, &b.remote_address)))
     });
 }
-
-/// The process label as people read it: `-` for no owner (inode 0).
-pub fn process_text(process: &str) -> &str {
-    if process.is_empty() {
-        "-"
-    } else {
-        process
-    }
-}
-
-/// The path label as people read it: `-` for an unnamed listener.
-pub fn path_text(path: &str) -> &str {
-    if path.is_empty() {
-        "-"
-    } else {
-        path
-    }
-}

@@ -20,6 +20,7 @@ mod netns;
 mod owners;
 mod pki;
 mod report;
+mod report_output;
 mod signals;
 mod states;
 mod unix;
@@ -61,6 +62,7 @@ fn main() {
         web::tests(),
         web_hostile::tests(),
         report::tests(),
+        report_output::tests(),
         faults::tests(),
     ]
     .into_iter()

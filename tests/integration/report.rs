@@ -28,7 +28,7 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
 }
 
 /// Runs `report` with `args` from the calling thread (so in its namespace).
-fn report(args: &[&str]) -> Output {
+pub fn report(args: &[&str]) -> Output {
     Command::new(BIN)
         .arg("report")
         .arg("--namespaces=own")
@@ -38,7 +38,7 @@ fn report(args: &[&str]) -> Output {
         .expect("run sockdiag_exporter report")
 }
 
-fn stdout(out: &Output) -> String {
+pub fn stdout(out: &Output) -> String {
     String::from_utf8(out.stdout.clone()).expect("utf-8 report")
 }
 
@@ -94,7 +94,7 @@ fn row<'a>(rows: &'a Value, field: &str, value: &str) -> &'a Value {
 const FPM: &str = "@sockdiag-report-fpm";
 
 /// The block of the text report that starts with `title`.
-fn block<'a>(text: &'a str, title: &str) -> &'a str {
+pub fn block<'a>(text: &'a str, title: &str) -> &'a str {
     text.split("\n\n")
         .find(|b| b.starts_with(title))
         .unwrap_or_else(|| panic!("no table {title:?} in:\n{text}"))
@@ -388,17 +388,19 @@ fn report_names_a_growing_leak_a_full_backlog_and_a_time_wait_loop() {
 }
 
 /// A tmux server of our own (its own socket), killed when dropped.
-struct Tmux {
+pub struct Tmux {
     socket: std::path::PathBuf,
 }
 
 impl Tmux {
-    fn new() -> Tmux {
-        let socket = std::env::temp_dir().join(format!("sockdiag-it-tmux-{}", std::process::id()));
+    /// `name` tells apart the servers of tests that run at the same time.
+    pub fn new(name: &str) -> Tmux {
+        let socket =
+            std::env::temp_dir().join(format!("sockdiag-it-tmux-{}-{name}", std::process::id()));
         Tmux { socket }
     }
 
-    fn run(&self, args: &[&str]) -> String {
+    pub fn run(&self, args: &[&str]) -> String {
         let out = Command::new("tmux")
             .arg("-S")
             .arg(&self.socket)
@@ -414,17 +416,17 @@ impl Tmux {
         String::from_utf8(out.stdout).unwrap()
     }
 
-    fn screen(&self, pane: &str) -> String {
+    pub fn screen(&self, pane: &str) -> String {
         self.run(&["capture-pane", "-p", "-t", pane])
     }
 
-    fn format(&self, pane: &str, format: &str) -> String {
+    pub fn format(&self, pane: &str, format: &str) -> String {
         self.run(&["display-message", "-p", "-t", pane, format])
             .trim()
             .to_string()
     }
 
-    fn wait_for(&self, pane: &str, what: &str, ready: impl Fn(&str) -> bool) -> String {
+    pub fn wait_for(&self, pane: &str, what: &str, ready: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let screen = self.screen(pane);
@@ -446,7 +448,7 @@ impl Drop for Tmux {
             .arg("-S")
             .arg(&self.socket)
             .arg("kill-server")
-            .status();
+            .output();
         let _ = std::fs::remove_file(&self.socket);
     }
 }
@@ -476,7 +478,7 @@ fn watch_under_tmux_updates_in_place_and_restores_the_terminal() {
         let _leaky = Actor::start("leaky-app", "accept-and-hold", &["127.0.0.1:8080", "200"]);
         connect_and_close(8080);
         let (stop, handle) = every(Duration::from_millis(250), || connect_and_close(8080));
-        let tmux = Tmux::new();
+        let tmux = Tmux::new("watch");
         // After the report the shell prints its exit code and the terminal's line
         // discipline flags, then stays so the pane can be read.
         let script = |env: &str| {
