@@ -4,7 +4,9 @@
 //! Combines three sources: [`netns`] (which namespaces exist and how to enter them),
 //! [`cgroup`] (the container and pod its processes sit in) and [`docker`] (the container's
 //! name). Runs every poll: namespaces come and go with containers, and nothing is cached
-//! that could keep a dead one alive.
+//! that could keep a dead one alive. The one thing kept between polls is
+//! [`docker::ConfigCache`]: the Docker configs that failed to read, so that a broken one is
+//! read and counted once, not every poll.
 //!
 //! The label of a namespace, first that applies:
 //! 1. `host` for PID 1's namespace (the initial one when PID 1's cannot be read, see
@@ -21,7 +23,9 @@ use std::path::{Path, PathBuf};
 use rustc_hash::FxHashSet;
 
 use crate::source::cgroup::{self, CgroupError, Container, Runtime};
-use crate::source::docker::{self, DockerError};
+use std::sync::Arc;
+
+use crate::source::docker::{self, ConfigCache, DockerError};
 use crate::source::netns::{self, Discovery, Netns, NetnsError};
 
 /// Label of the host's namespace.
@@ -92,8 +96,11 @@ pub struct Namespaces {
     /// Files under the bind roots that are not namespaces.
     pub stray_files: u64,
     /// Failures to name a namespace's container: the namespace is still sampled, with
-    /// what could be learnt. For the poll to count and report.
+    /// what could be learnt. For the poll to report; a Docker config that failed in an
+    /// earlier poll and did not change is listed again (it still fails), not read again.
     pub attribution_errors: Vec<DiscoverError>,
+    /// Of `attribution_errors`, those met now (not remembered): what the poll counts.
+    pub attribution_failures: u64,
 }
 
 impl Namespaces {
@@ -111,7 +118,7 @@ pub enum DiscoverError {
     #[error("finding the container of a network namespace: {0}")]
     Cgroup(#[from] CgroupError),
     #[error("naming a container: {0}")]
-    Docker(#[from] DockerError),
+    Docker(#[from] Arc<DockerError>),
     /// Our own privileges could not be read, so whether to enter others is unknown.
     #[error("checking the privileges to enter namespaces: {0}")]
     Privileges(#[from] netns::EnterError),
@@ -124,10 +131,26 @@ pub struct Attribution {
     pub container_name: Option<String>,
 }
 
-/// Discovers every namespace and names it.
-pub fn discover(sources: &Sources) -> Result<Namespaces, DiscoverError> {
+/// The failures met while attributing namespaces to containers.
+#[derive(Debug, Default)]
+struct Failures {
+    errors: Vec<DiscoverError>,
+    fresh: u64,
+}
+
+impl Failures {
+    fn push(&mut self, error: DiscoverError, fresh: bool) {
+        self.errors.push(error);
+        self.fresh += u64::from(fresh);
+    }
+}
+
+/// Discovers every namespace and names it; `docker` remembers the Docker configs that
+/// failed from one poll to the next.
+pub fn discover(sources: &Sources, docker: &mut ConfigCache) -> Result<Namespaces, DiscoverError> {
     let discovery = netns::discover(&sources.proc_root, &sources.bind_roots)?;
-    let mut attribution_errors = Vec::new();
+    let mut failures = Failures::default();
+    docker.begin_poll();
     let attributions: Vec<Attribution> = discovery
         .namespaces
         .iter()
@@ -137,22 +160,29 @@ pub fn discover(sources: &Sources) -> Result<Namespaces, DiscoverError> {
             if discovery.host == Some(ns.inode) {
                 Attribution::default()
             } else {
-                attribute(sources, ns, &mut attribution_errors)
+                attribute(sources, ns, docker, &mut failures)
             }
         })
         .collect();
+    docker.end_poll();
     Ok(Namespaces {
         namespaces: assemble(&discovery, &attributions, &sources.proc_root),
         own: discovery.own,
         vanished_pids: discovery.vanished_pids,
         denied_pids: discovery.denied_pids,
         stray_files: discovery.stray_files,
-        attribution_errors,
+        attribution_errors: failures.errors,
+        attribution_failures: failures.fresh,
     })
 }
 
 /// The container of the lowest member process that is in one, and its Docker name.
-fn attribute(sources: &Sources, ns: &Netns, errors: &mut Vec<DiscoverError>) -> Attribution {
+fn attribute(
+    sources: &Sources,
+    ns: &Netns,
+    docker: &mut ConfigCache,
+    failures: &mut Failures,
+) -> Attribution {
     let container = ns
         .pids
         .iter()
@@ -161,7 +191,7 @@ fn attribute(sources: &Sources, ns: &Netns, errors: &mut Vec<DiscoverError>) -> 
             // The next member may still be there.
             Err(CgroupError::Vanished { .. }) => None,
             Err(error) => {
-                errors.push(error.into());
+                failures.push(error.into(), true);
                 None
             }
         });
@@ -170,10 +200,10 @@ fn attribute(sources: &Sources, ns: &Netns, errors: &mut Vec<DiscoverError>) -> 
         // Only Docker writes config.v2.json; a bare id under a pod may be Docker's too.
         .filter(|c| matches!(c.runtime, Some(Runtime::Docker) | None))
         .and_then(
-            |c| match docker::container_name(&sources.docker_root, &c.id) {
+            |c| match docker.container_name(&sources.docker_root, &c.id) {
                 Ok(name) => name,
-                Err(error) => {
-                    errors.push(error.into());
+                Err(failed) => {
+                    failures.push(failed.error.into(), failed.fresh);
                     None
                 }
             },

@@ -32,6 +32,8 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::source::bounded::{self, BoundedReadError};
+
 /// The runtime that created a container, as its cgroup path names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Runtime {
@@ -96,8 +98,8 @@ pub enum CgroupError {
     /// The process exited (ENOENT or ESRCH).
     #[error("reading {}: the process is gone", .path.display())]
     Vanished { path: PathBuf },
-    #[error("reading {}: {error}", .path.display())]
-    Read { path: PathBuf, error: io::Error },
+    #[error("{0}")]
+    Read(BoundedReadError),
 }
 
 /// The container named by a `/proc/PID/cgroup` file: the v2 line first, then the v1 lines
@@ -198,18 +200,24 @@ fn is_lower_hex(b: u8) -> bool {
     b.is_ascii_digit() || (b'a'..=b'f').contains(&b)
 }
 
-/// `<proc_root>/<pid>/cgroup`, parsed.
+/// `<proc_root>/<pid>/cgroup`, parsed; read through [`bounded`], at most
+/// [`bounded::PROC_LIMIT`].
 pub fn read(proc_root: &Path, pid: u32) -> Result<Option<Container>, CgroupError> {
     let path = proc_root.join(pid.to_string()).join("cgroup");
-    match std::fs::read_to_string(&path) {
+    match bounded::read_to_string(&path, bounded::PROC_LIMIT) {
         Ok(text) => Ok(parse(&text)),
-        Err(error)
-            if error.kind() == io::ErrorKind::NotFound
-                || error.raw_os_error() == Some(libc::ESRCH) =>
+        Err(BoundedReadError::Open { source, .. })
+            if source.kind() == io::ErrorKind::NotFound
+                || source.raw_os_error() == Some(libc::ESRCH) =>
         {
             Err(CgroupError::Vanished { path })
         }
-        Err(error) => Err(CgroupError::Read { path, error }),
+        Err(BoundedReadError::Read { source, .. })
+            if source.raw_os_error() == Some(libc::ESRCH) =>
+        {
+            Err(CgroupError::Vanished { path })
+        }
+        Err(error) => Err(CgroupError::Read(error)),
     }
 }
 
