@@ -437,3 +437,27 @@ fn interner_kept_names_of_processes_that_renamed_between_polls() {
         assert_eq!(errors(&published), []);
     }
 }
+
+/// A container that keeps failing to be named, unchanged, is counted once in
+/// `stage="attribution"`, when the failure is met, not at every poll that still lists it.
+#[test]
+fn attribution_failure_is_counted_when_met_not_every_poll_it_lasts() {
+    let publish = channel().0;
+    let mut conditions = Conditions::default();
+    let failing = |fresh: u64| PollNotes {
+        attribution_errors: vec!["naming a container: x leads out of /var/lib/docker".into()],
+        attribution_failures: fresh,
+        ..PollNotes::default()
+    };
+    let attribution = |publish: &watch::Sender<Arc<Published>>| {
+        publish.borrow().errors_total[Stage::Attribution.index()]
+    };
+    conditions.report(&failing(1), &publish);
+    assert_eq!(attribution(&publish), 1);
+    for _ in 0..3 {
+        conditions.report(&failing(0), &publish);
+    }
+    assert_eq!(attribution(&publish), 1, "remembered, not counted again");
+    conditions.report(&failing(2), &publish);
+    assert_eq!(attribution(&publish), 2, "one poll that met new failures");
+}

@@ -424,6 +424,31 @@ mod tests {
     }
 
     #[test]
+    fn cgroup_file_was_read_without_bound() {
+        let proc = std::env::temp_dir().join(format!("sockdiag-cgroup-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&proc);
+        for pid in ["1", "2"] {
+            std::fs::create_dir_all(proc.join(pid)).unwrap();
+        }
+        // 100 KiB of lines (a real file is a few hundred bytes), and a FIFO that would
+        // block a plain read forever.
+        let huge = proc.join("1/cgroup");
+        std::fs::write(&huge, "0::/\n".repeat(20 << 10)).unwrap();
+        let fifo = proc.join("2/cgroup");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        let results = [read(&proc, 1), read(&proc, 2)].map(|r| r.map_err(|e| e.to_string()));
+        std::fs::remove_dir_all(&proc).unwrap();
+        assert!(made.unwrap().success());
+        assert_eq!(
+            results,
+            [
+                Err(format!("{} is larger than 65536 bytes", huge.display())),
+                Err(format!("{} is not a regular file", fifo.display())),
+            ]
+        );
+    }
+
+    #[test]
     fn short_id_and_runtime_labels() {
         let id = ContainerId::parse(ID).unwrap();
         assert_eq!(id.short(), "3f2a9c5b7e1d");

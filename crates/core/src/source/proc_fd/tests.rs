@@ -403,3 +403,31 @@ fn interner_kept_names_of_processes_that_renamed_or_exited() {
         assert_eq!(index.names_interned(), PROCESSES as usize, "poll {poll}");
     }
 }
+
+/// /proc/PID/stat and comm are read through the bounded reader: a FIFO in their place (a
+/// fake /proc, a hostile mount) blocked the scan forever, a huge file was read whole.
+/// Now that process is skipped, the others are named.
+#[test]
+fn proc_stat_fifo_blocked_the_scan() {
+    let proc = FakeProc::new("fifo-stat");
+    proc.process(100, "blocker", 1);
+    proc.fd(100, 3, "socket:[1]");
+    proc.process(200, "app", 2);
+    proc.fd(200, 3, "socket:[2]");
+    proc.process(300, "huge", 3);
+    proc.fd(300, 3, "socket:[3]");
+    let stat = proc.0.join("100/stat");
+    std::fs::remove_file(&stat).unwrap();
+    let made = std::process::Command::new("mkfifo").arg(&stat).status();
+    assert!(made.unwrap().success());
+    let comm = proc.0.join("300/comm");
+    std::fs::write(&comm, "x".repeat(100 << 10)).unwrap();
+    let mut index = ProcIndex::new(&proc.0);
+    index.begin_poll();
+    let report = index.resolve(&[1, 2, 3]).unwrap();
+    assert_eq!(report.unresolved, 1);
+    assert_eq!(owner_name(&mut index, 1), None);
+    assert_eq!(owner_name(&mut index, 2).as_deref(), Some("app"));
+    // A comm over 64 KiB is not read: the process is named `unknown`.
+    assert_eq!(owner_name(&mut index, 3).as_deref(), Some("unknown"));
+}
