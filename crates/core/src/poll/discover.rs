@@ -19,12 +19,11 @@
 //! Labels are unique within one discovery; see [`assemble`] for how collisions fall back.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rustc_hash::FxHashSet;
 
 use crate::source::cgroup::{self, CgroupError, Container, Runtime};
-use std::sync::Arc;
-
 use crate::source::docker::{self, ConfigCache, DockerError};
 use crate::source::netns::{self, Discovery, Netns, NetnsError};
 
