@@ -120,11 +120,11 @@ fn main() {
         ..sources.clone()
     };
     let without_names = median(reps, || {
-        std::hint::black_box(discover::discover(&unnamed).unwrap());
+        std::hint::black_box(discover::discover(&unnamed, &mut Default::default()).unwrap());
     });
     let mut found = None;
     let full = median(reps, || {
-        found = Some(discover::discover(&sources).unwrap());
+        found = Some(discover::discover(&sources, &mut Default::default()).unwrap());
     });
     let found = found.unwrap();
     let named = found

@@ -465,7 +465,7 @@ pub fn nsclient_role(args: &[String]) {
 pub fn nsfloor_role(_args: &[String]) {
     child_setup("bench-nsfloor");
     let sources = Sources::default();
-    let found = discover::discover(&sources).expect("discover namespaces");
+    let found = discover::discover(&sources, &mut Default::default()).expect("discover namespaces");
     let home = HomeNetns::open(&sources.proc_root).expect("hold our namespace");
     let mut sockets: Vec<(u64, SockDiag)> = Vec::new();
     for ns in &found.namespaces {

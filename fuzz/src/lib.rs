@@ -193,7 +193,10 @@ pub fn cgroup(data: &[u8]) {
 /// A Docker `config.v2.json`.
 pub fn docker_config(data: &[u8]) {
     match docker::parse_config(&text(data)) {
-        Ok(Some(name)) => assert!(!name.is_empty()),
+        Ok(Some(name)) => {
+            assert!(!name.is_empty());
+            assert!(name.len() <= sockdiag_exporter::source::label_cap::CONTAINER_NAME);
+        }
         Ok(None) => {}
         Err(error) => {
             let _ = error.to_string();

@@ -239,7 +239,7 @@ fn fixed() -> Published {
             completed_at: UNIX_EPOCH + Duration::from_secs(1_795_000_000),
         })),
         previous: None,
-        errors_total: [0, 2, 0, 1, 0, 0],
+        errors_total: [0, 2, 0, 1, 0, 0, 0],
     }
 }
 

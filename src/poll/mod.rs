@@ -173,6 +173,7 @@ fn land(
         scans = notes.scan.scans,
         readlinks = notes.scan.readlinks,
         forgotten = notes.forgotten,
+        names = notes.names_interned,
         "poll done"
     );
 }
@@ -218,6 +219,9 @@ impl Conditions {
             "network namespaces dropped from the poll",
             "every network namespace sampled again",
         );
+        if notes.attribution_failures > 0 {
+            count_error(publish, Stage::Attribution);
+        }
         self.attribution.report(
             &notes.attribution_errors,
             "containers of network namespaces unknown; they keep their ns-<inode> label",

@@ -415,3 +415,49 @@ fn unreadable_proc_published_cached_owner_names() {
     assert_eq!(ours(&published).netns, label);
     assert_eq!(errors(&published), [("proc_index", 1), ("discovery", 1)]);
 }
+
+/// Issue 23 item 5 through the real poll: both owners rename themselves (prctl) before
+/// every poll. Every poll names them by their current names, and the /proc index holds
+/// just those two names, not every name ever seen (60 after 30 polls before the fix).
+#[test]
+fn interner_kept_names_of_processes_that_renamed_between_polls() {
+    let mut rig = Rig::new("renaming").with_owners();
+    for poll in 0..30 {
+        let (app, db) = (format!("app-{poll}"), format!("db-{poll}"));
+        rig.proc.process(100, &app, 1);
+        rig.proc.process(200, &db, 1);
+        let published = rig.poll();
+        assert_exact(&published);
+        assert_eq!(
+            close_wait_owners(&published),
+            owners(&[(app.as_str(), 1), (db.as_str(), 1)]),
+            "poll {poll}"
+        );
+        assert_eq!(rig.collector.index_mut().names_interned(), 2, "poll {poll}");
+        assert_eq!(errors(&published), []);
+    }
+}
+
+/// A container that keeps failing to be named, unchanged, is counted once in
+/// `stage="attribution"`, when the failure is met, not at every poll that still lists it.
+#[test]
+fn attribution_failure_is_counted_when_met_not_every_poll_it_lasts() {
+    let publish = channel().0;
+    let mut conditions = Conditions::default();
+    let failing = |fresh: u64| PollNotes {
+        attribution_errors: vec!["naming a container: x leads out of /var/lib/docker".into()],
+        attribution_failures: fresh,
+        ..PollNotes::default()
+    };
+    let attribution = |publish: &watch::Sender<Arc<Published>>| {
+        publish.borrow().errors_total[Stage::Attribution.index()]
+    };
+    conditions.report(&failing(1), &publish);
+    assert_eq!(attribution(&publish), 1);
+    for _ in 0..3 {
+        conditions.report(&failing(0), &publish);
+    }
+    assert_eq!(attribution(&publish), 1, "remembered, not counted again");
+    conditions.report(&failing(2), &publish);
+    assert_eq!(attribution(&publish), 2, "one poll that met new failures");
+}

@@ -29,5 +29,9 @@ pub(super) fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
             )
         }
         BoundedReadError::NotUtf8 { .. } => "not UTF-8 text".to_string(),
+        // Only opens beneath a root fail these ways; a web config path may go anywhere.
+        other @ (BoundedReadError::Escapes { .. } | BoundedReadError::Unsupported { .. }) => {
+            other.to_string()
+        }
     })
 }

@@ -25,7 +25,7 @@ use sockdiag_exporter::source::inet_diag::{Family, TcpState};
 use sockdiag_exporter::source::netns::HomeNetns;
 use sockdiag_exporter::source::sock_diag::{Netlink, Opener, SockDiag, Transport};
 
-use crate::cgroups::{random_container_id, unique_tag};
+use crate::cgroups::{random_container_id, unique_tag, write_docker_config};
 use crate::namespaces::{inode_of, sleeper_in_new_netns, stop, wait_for_own_netns};
 use crate::netns::in_netns;
 
@@ -309,8 +309,7 @@ fn cgroup_file_of_unknown_format_falls_back_to_the_inode_label_and_unreadable_on
         assert_eq!(
             notes.attribution_errors,
             vec![format!(
-                "finding the container of a network namespace: reading {}: stream did not \
-                 contain valid UTF-8",
+                "finding the container of a network namespace: {} is not UTF-8",
                 scene
                     .proc_root()
                     .join(pids[1].to_string())
@@ -361,11 +360,76 @@ fn cgroup_file_of_unknown_format_falls_back_to_the_inode_label_and_unreadable_on
     });
 }
 
+/// The container name of the namespace with this inode in a snapshot's infos.
+fn container_name(snapshot: &Snapshot, inode: u64) -> String {
+    snapshot
+        .netns_info
+        .iter()
+        .find(|i| i.inode == inode)
+        .map(|i| i.container_name.clone())
+        .unwrap_or_else(|| panic!("no info for {inode}"))
+}
+
+/// A Docker container whose config.v2.json is a symlink to /dev/zero was read without
+/// bound at every poll (RSS past 2 GB); one with a 50 MB name gave a 50 MB label. Now the
+/// first is refused at the open (it leads out of the data root), reported and counted
+/// once, then not read again while unchanged; the second is cut to 253 bytes.
+fn docker_config_symlink_to_dev_zero_was_read_again_every_poll() {
+    in_netns(|| {
+        let (zero_id, long_id) = (random_container_id(), random_container_id());
+        let cgroup = |id: &str| format!("0::/system.slice/docker-{id}.scope\n");
+        let (zero_cgroup, long_cgroup) = (cgroup(&zero_id), cgroup(&long_id));
+        let scene = Scene::build(&[zero_cgroup.as_bytes(), long_cgroup.as_bytes()]);
+        let root = scene.temp.join("docker");
+        write_docker_config(&root, &long_id, &"é".repeat(400 << 10));
+        write_docker_config(&root, &zero_id, "placeholder");
+        let zero_config = root
+            .join("containers")
+            .join(&zero_id)
+            .join("config.v2.json");
+        std::fs::remove_file(&zero_config).unwrap();
+        symlink("/dev/zero", &zero_config).unwrap();
+        let mut collector = scene.collector(Opener::netlink());
+        let refused = format!(
+            "naming a container: {} leads out of {}",
+            zero_config.display(),
+            root.display()
+        );
+        for poll in 0..3 {
+            let (snapshot, notes) = collector.poll().expect("the poll does not fail");
+            assert_eq!(
+                notes.attribution_errors,
+                vec![refused.clone()],
+                "poll {poll}"
+            );
+            assert_eq!(
+                notes.attribution_failures,
+                u64::from(poll == 0),
+                "poll {poll}"
+            );
+            assert_eq!(container_name(&snapshot, scene.inodes[0]), "");
+            assert_eq!(
+                container_name(&snapshot, scene.inodes[1]),
+                format!("{}…", "é".repeat(125))
+            );
+            assert_eq!(listeners(&snapshot, &zero_id[..12]), (1, 1));
+        }
+        // Replaced by a real config: read again, named.
+        std::fs::remove_file(&zero_config).unwrap();
+        write_docker_config(&root, &zero_id, "api");
+        let (snapshot, notes) = collector.poll().expect("the poll does not fail");
+        assert_eq!(notes.attribution_errors, Vec::<String>::new());
+        assert_eq!(notes.attribution_failures, 0);
+        assert_eq!(container_name(&snapshot, scene.inodes[0]), "api");
+    });
+}
+
 pub fn tests() -> Vec<libtest_mimic::Trial> {
     crate::trials![
         namespace_vanishing_between_discovery_and_enter_is_dropped_and_counted,
         namespace_dump_failing_after_enter_is_dropped_and_counted,
         own_namespace_failing_mid_dump_fails_the_whole_poll,
         cgroup_file_of_unknown_format_falls_back_to_the_inode_label_and_unreadable_ones_were_dropped_silently,
+        docker_config_symlink_to_dev_zero_was_read_again_every_poll,
     ]
 }

@@ -200,7 +200,7 @@ fn held_namespace_fds() -> Vec<u64> {
 
 fn discovery_names_every_kind_of_namespace() {
     let scene = Scene::build();
-    let found = discover::discover(&scene.sources()).expect("discover");
+    let found = discover::discover(&scene.sources(), &mut Default::default()).expect("discover");
     let none = NetnsInfo::default;
     assert_eq!(
         scene.found(&found),
@@ -352,7 +352,7 @@ fn a_vanished_namespace_is_the_vanished_error() {
     assert_vanished(home.enter(&scene.named_path(), scene.named_inode).map(drop));
     // And neither is discovered any more. Not by inode alone: the kernel reuses a freed
     // namespace's inode number, and a namespace another test makes meanwhile may get it.
-    let found = discover::discover(&scene.sources()).expect("discover");
+    let found = discover::discover(&scene.sources(), &mut Default::default()).expect("discover");
     assert!(
         found.namespaces.iter().all(|ns| ns.label != scene.named),
         "{} still discovered",
@@ -392,7 +392,7 @@ fn no_namespace_fd_outlives_discovery_or_entering() {
             .filter(|inode| ours.contains(inode))
             .collect()
     };
-    let found = discover::discover(&scene.sources()).expect("discover");
+    let found = discover::discover(&scene.sources(), &mut Default::default()).expect("discover");
     assert_eq!(held_of_ours(), Vec::<u64>::new(), "after discovery");
     let home = HomeNetns::open(Path::new("/proc")).expect("open our namespace");
     for ns in found.namespaces.iter().filter(|ns| ours.contains(&ns.id)) {
@@ -437,7 +437,8 @@ fn without_capabilities_entering_is_refused_and_discovery_degrades() {
         let missing = netns::missing_privileges().expect("capget").unwrap();
         assert_eq!(missing.reason(), "missing_cap_sys_admin_and_sys_ptrace");
         // Other processes' links are denied and counted; bind mounts are still seen.
-        let found = discover::discover(&sources).expect("discover without CAP_SYS_PTRACE");
+        let found = discover::discover(&sources, &mut Default::default())
+            .expect("discover without CAP_SYS_PTRACE");
         assert!(found.denied_pids > 0, "denied pids counted");
         assert!(found.namespaces.iter().all(|ns| ns.id != plain_inode));
         assert!(found.namespaces.iter().any(|ns| ns.id == named_inode));

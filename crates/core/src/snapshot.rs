@@ -335,18 +335,23 @@ pub enum Stage {
     ProcIndex,
     /// Network namespace discovery (the poll still publishes, our own namespace only).
     Discovery,
+    /// Naming a namespace's container: a cgroup file or a Docker config that could not be
+    /// read or parsed (the poll still publishes; the namespace keeps what could be learnt).
+    /// A Docker config that keeps failing unchanged is counted once, not every poll.
+    Attribution,
     /// The blocking task died (a bug: it panicked or was cancelled).
     Task,
 }
 
 impl Stage {
-    pub const COUNT: usize = 6;
+    pub const COUNT: usize = 7;
     pub const ALL: [Stage; Stage::COUNT] = [
         Stage::Open,
         Stage::Dump,
         Stage::ListenDump,
         Stage::ProcIndex,
         Stage::Discovery,
+        Stage::Attribution,
         Stage::Task,
     ];
 
@@ -357,6 +362,7 @@ impl Stage {
             Stage::ListenDump => "listen_dump",
             Stage::ProcIndex => "proc_index",
             Stage::Discovery => "discovery",
+            Stage::Attribution => "attribution",
             Stage::Task => "task",
         }
     }

@@ -6,7 +6,9 @@
 
 use std::sync::Arc;
 
-/// An interned process name, as the owner lookup numbers them.
+/// An interned process name, as the owner lookup numbers them. Valid for the poll whose
+/// lookup returned it: the lookup drops the names no process holds any more between polls,
+/// so a fold must not keep one past its `finish`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NameId(pub u32);
 

@@ -89,15 +89,15 @@ impl UnixAggregator {
             .collect()
     }
 
-    /// Ends the poll: settles the owners, applies `max_unix_paths` and returns the
-    /// namespace's UNIX figures. `peaks` holds the largest queues sampled since the last
-    /// poll.
-    pub fn finish(
-        self,
+    /// One series per listener label, with its socket count, and the listeners left
+    /// without an owner. Names that render to one label (bytes that are not UTF-8 shown as
+    /// U+FFFD, or a cut at the length cap) are one series, summed under their lowest owner:
+    /// two series with one label set would make the exposition invalid.
+    fn series(
+        &self,
         owners: &impl Owners,
-        settings: &Settings,
         peaks: &ListenSample,
-    ) -> UnixFigures {
+    ) -> (Vec<(u64, UnixListenerSeries)>, u64) {
         let unknown: Arc<str> = Arc::from("unknown");
         let settled = |l: &Listener| l.owner.unwrap_or_else(|| owners.settle(l.inode));
         let label = |owner: Owner| match owner {
@@ -105,9 +105,7 @@ impl UnixAggregator {
             Owner::Nobody => Arc::from(""),
             Owner::Unknown => Arc::clone(&unknown),
         };
-        // One series per listener name; the rare group of listeners on one name (an
-        // unnamed one, should the kernel allow it) is summed under its lowest owner.
-        let mut series: Vec<(u64, UnixListenerSeries)> = Vec::new();
+        let mut by_path: FxHashMap<String, (u64, UnixListenerSeries)> = FxHashMap::default();
         let mut unattributed = 0;
         let groups = self
             .names
@@ -120,23 +118,43 @@ impl UnixAggregator {
             }
             let owned: Vec<Owner> = stats.listeners.iter().map(settled).collect();
             unattributed += owned.iter().filter(|o| **o == Owner::Unknown).count() as u64;
-            let length = stats.listeners.iter().map(|l| l.length).sum();
+            let process = owned
+                .into_iter()
+                .map(label)
+                .min()
+                .unwrap_or_else(|| Arc::clone(&unknown));
+            let length: u64 = stats.listeners.iter().map(|l| l.length).sum();
             let peak = peaks.unix.get(name).copied().unwrap_or(0).max(length);
-            series.push((
-                stats.sockets,
-                UnixListenerSeries {
-                    path: Arc::from(Name::of(name).label()),
-                    process: owned
-                        .into_iter()
-                        .map(label)
-                        .min()
-                        .unwrap_or_else(|| Arc::clone(&unknown)),
-                    length,
-                    limit: stats.listeners.iter().map(|l| l.limit).sum(),
-                    peak,
-                },
-            ));
+            let path = Name::of(name).label();
+            let (sockets, series) = by_path.entry(path).or_insert_with_key(|path| {
+                let series = UnixListenerSeries {
+                    path: Arc::from(path.as_str()),
+                    process: Arc::clone(&process),
+                    length: 0,
+                    limit: 0,
+                    peak: 0,
+                };
+                (0, series)
+            });
+            *sockets += stats.sockets;
+            series.process = series.process.clone().min(process);
+            series.length += length;
+            series.limit += stats.listeners.iter().map(|l| l.limit).sum::<u64>();
+            series.peak += peak;
         }
+        (by_path.into_values().collect(), unattributed)
+    }
+
+    /// Ends the poll: settles the owners, applies `max_unix_paths` and returns the
+    /// namespace's UNIX figures. `peaks` holds the largest queues sampled since the last
+    /// poll.
+    pub fn finish(
+        self,
+        owners: &impl Owners,
+        settings: &Settings,
+        peaks: &ListenSample,
+    ) -> UnixFigures {
+        let (mut series, unattributed) = self.series(owners, peaks);
         series.sort_by(|(a_sockets, a), (b_sockets, b)| {
             (Reverse(a.length), Reverse(*a_sockets), &a.path, &a.process).cmp(&(
                 Reverse(b.length),

@@ -30,6 +30,7 @@ use crate::fold::close_wait::CloseWaitTracker;
 use crate::fold::netns::cap_namespaces;
 use crate::fold::Settings;
 use crate::snapshot::{NetnsFigures, NetnsInfo, NetnsSkipped, Snapshot};
+use crate::source::docker::ConfigCache;
 use crate::source::netns::{self, EnterError, HomeNetns, MissingPrivileges};
 use crate::source::proc_fd::{ProcIndex, ProcIndexError, ScanReport};
 use crate::source::sock_diag::Opener;
@@ -51,6 +52,8 @@ pub struct PollNotes {
     pub proc_index_error: Option<ProcIndexError>,
     /// Cached owners found exited, reused or renamed away by the revalidation.
     pub forgotten: u32,
+    /// Process names the /proc index holds after this poll's pruning.
+    pub names_interned: usize,
     /// Kernel counter or sysctl files that could not be read, with their namespace.
     pub kernel_errors: Vec<String>,
     /// Why other namespaces were not entered, when the privileges are missing.
@@ -63,6 +66,9 @@ pub struct PollNotes {
     /// the container's Docker config could not be read: they keep their `ns-<inode>`
     /// label (or their `ip netns` name).
     pub attribution_errors: Vec<String>,
+    /// Of `attribution_errors`, the failures met in this poll: a Docker config that failed
+    /// before and is unchanged is listed, not read again, and not counted again.
+    pub attribution_failures: u64,
     /// Namespaces sampled.
     pub namespaces: usize,
 }
@@ -81,6 +87,8 @@ pub struct Collector {
     netns_settings: Settings,
     scope: Scope,
     sources: Sources,
+    /// The Docker configs that failed to read, kept from poll to poll.
+    docker: ConfigCache,
     concurrency: usize,
     max_namespaces: usize,
     peaks: Peaks,
@@ -131,6 +139,7 @@ impl Collector {
             netns_settings: config.settings.for_namespace(false),
             scope: config.scope,
             sources: config.sources.clone(),
+            docker: ConfigCache::default(),
             concurrency: config.netns_concurrency.max(1),
             max_namespaces: config.max_namespaces.max(1),
             peaks,
@@ -236,7 +245,7 @@ impl Collector {
     /// the privileges to enter others, or when discovery fails.
     fn discover(&mut self, notes: &mut PollNotes) -> (Vec<Job>, NetnsSkipped) {
         let mut skipped = NetnsSkipped::default();
-        let found = match discover::discover(&self.sources) {
+        let found = match discover::discover(&self.sources, &mut self.docker) {
             Ok(found) => found,
             Err(error) => {
                 notes.discovery_error = Some(error);
@@ -255,6 +264,7 @@ impl Collector {
         let enter_others = self.scope == Scope::All
             && notes.missing_privileges.is_none()
             && notes.discovery_error.is_none();
+        notes.attribution_failures = found.attribution_failures;
         notes.attribution_errors = found
             .attribution_errors
             .iter()

@@ -4,7 +4,9 @@
 //! Combines three sources: [`netns`] (which namespaces exist and how to enter them),
 //! [`cgroup`] (the container and pod its processes sit in) and [`docker`] (the container's
 //! name). Runs every poll: namespaces come and go with containers, and nothing is cached
-//! that could keep a dead one alive.
+//! that could keep a dead one alive. The one thing kept between polls is
+//! [`docker::ConfigCache`]: the Docker configs that failed to read, so that a broken one is
+//! read and counted once, not every poll.
 //!
 //! The label of a namespace, first that applies:
 //! 1. `host` for PID 1's namespace (the initial one when PID 1's cannot be read, see
@@ -17,12 +19,13 @@
 //! Labels are unique within one discovery; see [`assemble`] for how collisions fall back.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rustc_hash::FxHashSet;
 
 use crate::snapshot::Provenance;
 use crate::source::cgroup::{self, CgroupError, Container, Runtime};
-use crate::source::docker::{self, DockerError};
+use crate::source::docker::{self, ConfigCache, DockerError};
 use crate::source::netns::{self, Discovery, Netns, NetnsError};
 use crate::source::userns::{self, UsernsError, Users};
 
@@ -96,8 +99,11 @@ pub struct Namespaces {
     /// Files under the bind roots that are not namespaces.
     pub stray_files: u64,
     /// Failures to name a namespace's container: the namespace is still sampled, with
-    /// what could be learnt. For the poll to count and report.
+    /// what could be learnt. For the poll to report; a Docker config that failed in an
+    /// earlier poll and did not change is listed again (it still fails), not read again.
     pub attribution_errors: Vec<DiscoverError>,
+    /// Of `attribution_errors`, those met now (not remembered): what the poll counts.
+    pub attribution_failures: u64,
 }
 
 impl Namespaces {
@@ -115,7 +121,7 @@ pub enum DiscoverError {
     #[error("finding the container of a network namespace: {0}")]
     Cgroup(#[from] CgroupError),
     #[error("naming a container: {0}")]
-    Docker(#[from] DockerError),
+    Docker(#[from] Arc<DockerError>),
     #[error("finding who made a network namespace: {0}")]
     Userns(#[from] UsernsError),
     /// Our own privileges could not be read, so whether to enter others is unknown.
@@ -133,11 +139,27 @@ pub struct Attribution {
     pub owner: Option<userns::Owner>,
 }
 
-/// Discovers every namespace and names it.
-pub fn discover(sources: &Sources) -> Result<Namespaces, DiscoverError> {
+/// The failures met while attributing namespaces to containers.
+#[derive(Debug, Default)]
+struct Failures {
+    errors: Vec<DiscoverError>,
+    fresh: u64,
+}
+
+impl Failures {
+    fn push(&mut self, error: DiscoverError, fresh: bool) {
+        self.errors.push(error);
+        self.fresh += u64::from(fresh);
+    }
+}
+
+/// Discovers every namespace and names it; `docker` remembers the Docker configs that
+/// failed from one poll to the next.
+pub fn discover(sources: &Sources, docker: &mut ConfigCache) -> Result<Namespaces, DiscoverError> {
     let discovery = netns::discover(&sources.proc_root, &sources.bind_roots)?;
-    let mut attribution_errors = Vec::new();
+    let mut failures = Failures::default();
     let users = Users::new(&sources.proc_root);
+    docker.begin_poll();
     let attributions: Vec<Attribution> = discovery
         .namespaces
         .iter()
@@ -147,17 +169,19 @@ pub fn discover(sources: &Sources) -> Result<Namespaces, DiscoverError> {
             if discovery.host == Some(ns.inode) {
                 Attribution::default()
             } else {
-                attribute(sources, &users, ns, &mut attribution_errors)
+                attribute(sources, &users, ns, docker, &mut failures)
             }
         })
         .collect();
+    docker.end_poll();
     Ok(Namespaces {
         namespaces: assemble(&discovery, &attributions, &sources.proc_root),
         own: discovery.own,
         vanished_pids: discovery.vanished_pids,
         denied_pids: discovery.denied_pids,
         stray_files: discovery.stray_files,
-        attribution_errors,
+        attribution_errors: failures.errors,
+        attribution_failures: failures.fresh,
     })
 }
 
@@ -167,7 +191,8 @@ fn attribute(
     sources: &Sources,
     users: &Users,
     ns: &Netns,
-    errors: &mut Vec<DiscoverError>,
+    docker: &mut ConfigCache,
+    failures: &mut Failures,
 ) -> Attribution {
     let container = ns
         .pids
@@ -177,7 +202,7 @@ fn attribute(
             // The next member may still be there.
             Err(CgroupError::Vanished { .. }) => None,
             Err(error) => {
-                errors.push(error.into());
+                failures.push(error.into(), true);
                 None
             }
         });
@@ -186,10 +211,10 @@ fn attribute(
         // Only Docker writes config.v2.json; a bare id under a pod may be Docker's too.
         .filter(|c| matches!(c.runtime, Some(Runtime::Docker) | None))
         .and_then(
-            |c| match docker::container_name(&sources.docker_root, &c.id) {
+            |c| match docker.container_name(&sources.docker_root, &c.id) {
                 Ok(name) => name,
-                Err(error) => {
-                    errors.push(error.into());
+                Err(failed) => {
+                    failures.push(failed.error.into(), failed.fresh);
                     None
                 }
             },
@@ -199,7 +224,7 @@ fn attribute(
         // Unknown ranks last: a namespace whose maker cannot be told is not trusted.
         Err(error) => {
             if !error.is_gone() {
-                errors.push(error.into());
+                failures.push(error.into(), true);
             }
             userns::Owner::User
         }

@@ -32,7 +32,8 @@ impl Owners for ProcIndex {
 
 /// Before the dumps: a new poll generation; on the first poll a full scan, so that the
 /// first poll finds owners in the cache instead of holding every socket as pending; on
-/// the others a check that every cached owner still lives under its name.
+/// the others a check that every cached owner still lives under its name; then the names
+/// no process holds any more are dropped.
 pub fn begin(index: &mut ProcIndex, notes: &mut PollNotes) {
     index.begin_poll();
     let result = if index.is_cold() {
@@ -45,6 +46,10 @@ pub fn begin(index: &mut ProcIndex, notes: &mut PollNotes) {
     if let Err(error) = result {
         notes.proc_index_error = Some(error);
     }
+    // After the revalidation's renames, before the dumps' lookups: no name id of the last
+    // poll is held any more (its folds ended with it), none of this one is yet.
+    index.prune_names();
+    notes.names_interned = index.names_interned();
 }
 
 /// After the dumps: forget the inodes the dumps no longer showed, then scan for the

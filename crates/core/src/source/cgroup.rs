@@ -32,6 +32,8 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::source::bounded::{self, BoundedReadError};
+
 /// The runtime that created a container, as its cgroup path names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Runtime {
@@ -96,8 +98,8 @@ pub enum CgroupError {
     /// The process exited (ENOENT or ESRCH).
     #[error("reading {}: the process is gone", .path.display())]
     Vanished { path: PathBuf },
-    #[error("reading {}: {error}", .path.display())]
-    Read { path: PathBuf, error: io::Error },
+    #[error("{0}")]
+    Read(BoundedReadError),
 }
 
 /// The container named by a `/proc/PID/cgroup` file: the v2 line first, then the v1 lines
@@ -198,18 +200,24 @@ fn is_lower_hex(b: u8) -> bool {
     b.is_ascii_digit() || (b'a'..=b'f').contains(&b)
 }
 
-/// `<proc_root>/<pid>/cgroup`, parsed.
+/// `<proc_root>/<pid>/cgroup`, parsed; read through [`bounded`], at most
+/// [`bounded::PROC_LIMIT`].
 pub fn read(proc_root: &Path, pid: u32) -> Result<Option<Container>, CgroupError> {
     let path = proc_root.join(pid.to_string()).join("cgroup");
-    match std::fs::read_to_string(&path) {
+    match bounded::read_to_string(&path, bounded::PROC_LIMIT) {
         Ok(text) => Ok(parse(&text)),
-        Err(error)
-            if error.kind() == io::ErrorKind::NotFound
-                || error.raw_os_error() == Some(libc::ESRCH) =>
+        Err(BoundedReadError::Open { source, .. })
+            if source.kind() == io::ErrorKind::NotFound
+                || source.raw_os_error() == Some(libc::ESRCH) =>
         {
             Err(CgroupError::Vanished { path })
         }
-        Err(error) => Err(CgroupError::Read { path, error }),
+        Err(BoundedReadError::Read { source, .. })
+            if source.raw_os_error() == Some(libc::ESRCH) =>
+        {
+            Err(CgroupError::Vanished { path })
+        }
+        Err(error) => Err(CgroupError::Read(error)),
     }
 }
 
@@ -413,6 +421,31 @@ mod tests {
         );
         assert_eq!(parse(""), None);
         assert_eq!(parse("no colons here\n::\n\u{0}\n"), None);
+    }
+
+    #[test]
+    fn cgroup_file_was_read_without_bound() {
+        let proc = std::env::temp_dir().join(format!("sockdiag-cgroup-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&proc);
+        for pid in ["1", "2"] {
+            std::fs::create_dir_all(proc.join(pid)).unwrap();
+        }
+        // 100 KiB of lines (a real file is a few hundred bytes), and a FIFO that would
+        // block a plain read forever.
+        let huge = proc.join("1/cgroup");
+        std::fs::write(&huge, "0::/\n".repeat(20 << 10)).unwrap();
+        let fifo = proc.join("2/cgroup");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        let results = [read(&proc, 1), read(&proc, 2)].map(|r| r.map_err(|e| e.to_string()));
+        std::fs::remove_dir_all(&proc).unwrap();
+        assert!(made.unwrap().success());
+        assert_eq!(
+            results,
+            [
+                Err(format!("{} is larger than 65536 bytes", huge.display())),
+                Err(format!("{} is not a regular file", fifo.display())),
+            ]
+        );
     }
 
     #[test]

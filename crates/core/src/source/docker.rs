@@ -5,11 +5,22 @@
 //! A container that is not Docker's (containerd, CRI-O, podman) has no such file: that is
 //! `None`, not an error. A file that exists but is not the JSON dockerd writes is an error
 //! naming the file.
+//!
+//! The file is read through [`bounded`]: at most [`bounded::RUNTIME_STATE_LIMIT`], a
+//! regular file, opened beneath the data root (a symlink out of it, to `/dev/zero` or
+//! anywhere else, is refused by the kernel, not followed). The name is cut to
+//! [`label_cap::CONTAINER_NAME`]. A read that failed is remembered per container by
+//! [`ConfigCache`] and not tried again until the file changes.
 
-use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
+
+use crate::source::bounded::{self, BoundedReadError};
 use crate::source::cgroup::ContainerId;
+use crate::source::label_cap;
 
 /// Docker's data root unless configured otherwise (`data-root` in daemon.json).
 pub const DEFAULT_DATA_ROOT: &str = "/var/lib/docker";
@@ -17,8 +28,8 @@ pub const DEFAULT_DATA_ROOT: &str = "/var/lib/docker";
 /// Why a container's config file could not give a name.
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
-    #[error("reading {}: {error}", .path.display())]
-    Read { path: PathBuf, error: io::Error },
+    #[error("{0}")]
+    Read(#[from] BoundedReadError),
     #[error("parsing {}: {error}", .path.display())]
     Parse {
         path: PathBuf,
@@ -33,33 +44,157 @@ struct ConfigV2 {
     name: Option<String>,
 }
 
-/// The container name in the text of a config.v2.json, without dockerd's leading `/`;
-/// `None` when the file has no (or an empty) name.
+/// The container name in the text of a config.v2.json, without dockerd's leading `/`, cut
+/// to [`label_cap::CONTAINER_NAME`]; `None` when the file has no (or an empty) name.
 pub fn parse_config(text: &str) -> Result<Option<String>, serde_json::Error> {
     let config: ConfigV2 = serde_json::from_str(text)?;
     Ok(config
         .name
-        .map(|name| name.strip_prefix('/').unwrap_or(&name).to_string())
-        .filter(|name| !name.is_empty()))
+        .map(|name| match name.strip_prefix('/') {
+            Some(bare) => bare.to_string(),
+            None => name,
+        })
+        .filter(|name| !name.is_empty())
+        .map(|name| label_cap::cap_owned(name, label_cap::CONTAINER_NAME)))
 }
 
-/// `<data_root>/containers/<id>/config.v2.json`.
-pub fn config_path(data_root: &Path, id: &ContainerId) -> PathBuf {
-    data_root
-        .join("containers")
+/// `containers/<id>/config.v2.json`, relative to the data root.
+fn config_relative(id: &ContainerId) -> PathBuf {
+    Path::new("containers")
         .join(id.as_str())
         .join("config.v2.json")
 }
 
-/// The name of container `id`; `None` when Docker has no config for it.
+/// `<data_root>/containers/<id>/config.v2.json`.
+pub fn config_path(data_root: &Path, id: &ContainerId) -> PathBuf {
+    data_root.join(config_relative(id))
+}
+
+/// The name of container `id`; `None` when Docker has no config for it (or no data root).
 pub fn container_name(data_root: &Path, id: &ContainerId) -> Result<Option<String>, DockerError> {
-    let path = config_path(data_root, id);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(error) => return Err(DockerError::Read { path, error }),
-    };
-    parse_config(&text).map_err(|error| DockerError::Parse { path, error })
+    let relative = config_relative(id);
+    let text =
+        match bounded::read_beneath_to_string(data_root, &relative, bounded::RUNTIME_STATE_LIMIT) {
+            Ok(text) => text,
+            Err(error) if error.io_kind() == Some(std::io::ErrorKind::NotFound) => return Ok(None),
+            Err(error) => return Err(error.into()),
+        };
+    parse_config(&text).map_err(|error| DockerError::Parse {
+        path: data_root.join(relative),
+        error,
+    })
+}
+
+/// A config file as `lstat` sees it: Docker replaces the file (write, then rename) on every
+/// change, and any change in place moves its ctime, so an equal identity means the same
+/// contents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Identity {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Identity {
+    /// `None` when the path cannot be stat'ed: then the read is tried again every poll.
+    fn of(path: &Path) -> Option<Identity> {
+        let meta = std::fs::symlink_metadata(path).ok()?;
+        Some(Identity {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        })
+    }
+}
+
+/// A failed read of a container's config.
+#[derive(Debug, Clone)]
+pub struct Failed {
+    pub error: Arc<DockerError>,
+    /// True when the file was read (and failed) now; false when the failure is the one
+    /// remembered from an earlier poll, for an unchanged file.
+    pub fresh: bool,
+}
+
+#[derive(Debug)]
+struct Remembered {
+    identity: Identity,
+    error: Arc<DockerError>,
+    generation: u64,
+}
+
+/// The failed reads of config.v2.json, per container, kept from poll to poll: a file that
+/// failed (a symlink out of the data root, 2 GB of JSON, a FIFO, a syntax error) is not
+/// read again, nor reported as a new failure, until its identity changes (a new file, or
+/// a change in place). Only the containers asked about in the last poll are remembered.
+#[derive(Debug, Default)]
+pub struct ConfigCache {
+    failed: FxHashMap<ContainerId, Remembered>,
+    generation: u64,
+}
+
+impl ConfigCache {
+    /// Starts a poll: failures not asked about again before [`ConfigCache::end_poll`] are
+    /// forgotten then.
+    pub fn begin_poll(&mut self) {
+        self.generation += 1;
+    }
+
+    /// Forgets the containers not asked about since [`ConfigCache::begin_poll`].
+    pub fn end_poll(&mut self) {
+        let generation = self.generation;
+        self.failed.retain(|_, r| r.generation == generation);
+    }
+
+    /// [`container_name`], or the failure remembered for an unchanged file.
+    pub fn container_name(
+        &mut self,
+        data_root: &Path,
+        id: &ContainerId,
+    ) -> Result<Option<String>, Failed> {
+        let identity = Identity::of(&config_path(data_root, id));
+        if let (Some(remembered), Some(identity)) = (self.failed.get_mut(id), identity) {
+            if remembered.identity == identity {
+                remembered.generation = self.generation;
+                return Err(Failed {
+                    error: Arc::clone(&remembered.error),
+                    fresh: false,
+                });
+            }
+        }
+        match container_name(data_root, id) {
+            Ok(name) => {
+                self.failed.remove(id);
+                Ok(name)
+            }
+            Err(error) => {
+                let error = Arc::new(error);
+                match identity {
+                    Some(identity) => {
+                        let remembered = Remembered {
+                            identity,
+                            error: Arc::clone(&error),
+                            generation: self.generation,
+                        };
+                        self.failed.insert(id.clone(), remembered);
+                    }
+                    None => {
+                        self.failed.remove(id);
+                    }
+                }
+                Err(Failed { error, fresh: true })
+            }
+        }
+    }
+
+    /// Containers whose failure is remembered.
+    pub fn failures(&self) -> usize {
+        self.failed.len()
+    }
 }
 
 #[cfg(test)]
@@ -114,5 +249,156 @@ mod tests {
                 path.display()
             )
         );
+    }
+
+    const ID: &str = "3f2a9c5b7e1d4f6a8b0c2d4e6f8a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a";
+
+    /// A data root with container `ID`'s directory, removed on drop.
+    struct Root {
+        base: PathBuf,
+        root: PathBuf,
+        id: ContainerId,
+    }
+
+    impl Root {
+        fn new(tag: &str) -> Root {
+            let base =
+                std::env::temp_dir().join(format!("sockdiag-docker-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&base);
+            let root = base.join("docker");
+            let id = ContainerId::parse(ID).unwrap();
+            std::fs::create_dir_all(config_path(&root, &id).parent().unwrap()).unwrap();
+            Root { base, root, id }
+        }
+        fn config(&self) -> PathBuf {
+            config_path(&self.root, &self.id)
+        }
+        fn write(&self, text: &str) {
+            let _ = std::fs::remove_file(self.config());
+            std::fs::write(self.config(), text).unwrap();
+        }
+        fn link(&self, target: &Path) {
+            let _ = std::fs::remove_file(self.config());
+            std::os::unix::fs::symlink(target, self.config()).unwrap();
+        }
+        fn name(&self) -> Result<Option<String>, DockerError> {
+            container_name(&self.root, &self.id)
+        }
+    }
+
+    impl Drop for Root {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.base);
+        }
+    }
+
+    #[test]
+    fn docker_config_symlink_to_dev_zero_was_read_without_bound() {
+        let root = Root::new("zero");
+        root.link(Path::new("/dev/zero"));
+        let expected = format!(
+            "{} leads out of {}",
+            root.config().display(),
+            root.root.display()
+        );
+        assert_eq!(root.name().unwrap_err().to_string(), expected);
+        // Through the cache: read and reported once, then remembered, not read again.
+        let mut cache = ConfigCache::default();
+        cache.begin_poll();
+        let first = cache.container_name(&root.root, &root.id).unwrap_err();
+        assert!(first.fresh);
+        assert_eq!(first.error.to_string(), expected);
+        for _ in 0..3 {
+            cache.begin_poll();
+            let again = cache.container_name(&root.root, &root.id).unwrap_err();
+            assert!(!again.fresh, "an unchanged file is not read again");
+            assert!(Arc::ptr_eq(&again.error, &first.error));
+            cache.end_poll();
+        }
+        // Replaced by dockerd's file: read again, named.
+        root.write(CONFIG);
+        cache.begin_poll();
+        assert_eq!(
+            cache.container_name(&root.root, &root.id).unwrap(),
+            Some("web-1".to_string())
+        );
+        cache.end_poll();
+        assert_eq!(cache.failures(), 0);
+    }
+
+    #[test]
+    fn docker_name_of_50_mb_became_a_50_mb_label() {
+        let root = Root::new("huge");
+        let huge = format!("{{\"Name\":\"/{}\"}}", "a".repeat(50 << 20));
+        root.write(&huge);
+        assert_eq!(
+            root.name().unwrap_err().to_string(),
+            format!("{} is larger than 1048576 bytes", root.config().display())
+        );
+        // Under the file limit, the name is cut to the label cap, with the marker.
+        let long = format!("{{\"Name\":\"/{}\"}}", "é".repeat(400 << 10));
+        root.write(&long);
+        let name = root.name().unwrap().unwrap();
+        assert_eq!(name.len(), 253);
+        assert_eq!(name, format!("{}…", "é".repeat(125)));
+    }
+
+    #[test]
+    fn docker_config_symlink_escaping_the_data_root_was_followed() {
+        let root = Root::new("escape");
+        let outside = root.base.join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("config.v2.json"), r#"{"Name":"/evil"}"#).unwrap();
+        // The file itself, by a relative path up and out.
+        root.link(Path::new("../../../outside/config.v2.json"));
+        let by_dotdot = root.name();
+        // A directory on the way.
+        let dir = root.config().parent().unwrap().to_path_buf();
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink(&outside, &dir).unwrap();
+        let by_dir = root.name();
+        for result in [by_dotdot, by_dir] {
+            assert_eq!(
+                result.unwrap_err().to_string(),
+                format!(
+                    "{} leads out of {}",
+                    root.config().display(),
+                    root.root.display()
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn cache_forgets_containers_not_asked_and_counts_a_changed_file_as_fresh() {
+        let root = Root::new("cache");
+        root.write("{\"Name\":");
+        let mut cache = ConfigCache::default();
+        cache.begin_poll();
+        assert!(
+            cache
+                .container_name(&root.root, &root.id)
+                .unwrap_err()
+                .fresh
+        );
+        cache.end_poll();
+        // Rewritten, still broken: a new failure.
+        root.write("{\"Name\":4");
+        cache.begin_poll();
+        let failed = cache.container_name(&root.root, &root.id).unwrap_err();
+        assert!(failed.fresh);
+        assert_eq!(
+            failed.error.to_string(),
+            format!(
+                "parsing {}: invalid type: integer `4`, expected a string at line 1 column 9",
+                root.config().display()
+            )
+        );
+        cache.end_poll();
+        assert_eq!(cache.failures(), 1);
+        // A poll that no longer asks (the container is gone) forgets it.
+        cache.begin_poll();
+        cache.end_poll();
+        assert_eq!(cache.failures(), 0);
     }
 }

@@ -12,7 +12,8 @@
 //! - [`userns`]: whether root or a user made a namespace (`/proc/PID/ns/user`, `uid_map`).
 //!
 //! [`bounded`] is the one way any of them reads a file: a size limit and a regular-file
-//! check.
+//! check (and, under a runtime's data root, an open that cannot leave it).
+//! [`label_cap`] holds the length caps of the label values they take from outside.
 //!
 //! Every source that reads a per-namespace file does so from the calling thread, so that
 //! a thread that entered a network namespace reads that namespace.
@@ -21,6 +22,7 @@ pub mod bounded;
 pub mod cgroup;
 pub mod docker;
 pub mod inet_diag;
+pub mod label_cap;
 pub mod netns;
 pub mod proc_fd;
 pub mod proc_net_snmp;

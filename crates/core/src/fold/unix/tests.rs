@@ -230,3 +230,36 @@ proptest::proptest! {
         proptest::prop_assert_eq!(f.folded_paths, 0);
     }
 }
+
+/// Two abstract names that differ only in bytes that are not UTF-8 render to one label
+/// (U+FFFD); before the fix each made its own series with the same label set, which is
+/// an invalid exposition. The same holds for names cut to the same prefix at the cap.
+#[test]
+fn unix_names_with_one_label_became_duplicate_series() {
+    let mut owners = Table::default();
+    owners.own(1, "app");
+    owners.own(2, "app");
+    owners.own(3, "zeta");
+    owners.own(4, "alpha");
+    let mut a = UnixAggregator::new();
+    a.add(&listener(b"\0svc\xff", 1, 2, 16), &owners);
+    a.add(&listener(b"\0svc\xfe", 2, 1, 16), &owners);
+    // Two 107-byte abstract names of invalid bytes, apart only past the cap.
+    let mut long_a = vec![0u8];
+    long_a.extend([0xffu8; 106]);
+    long_a.push(b'a');
+    let mut long_b = long_a.clone();
+    *long_b.last_mut().unwrap() = b'b';
+    let (long_a, long_b): (&'static [u8], &'static [u8]) = (long_a.leak(), long_b.leak());
+    a.add(&listener(long_a, 3, 0, 8), &owners);
+    a.add(&listener(long_b, 4, 5, 8), &owners);
+    let f = a.finish(&owners, &Settings::default(), &ListenSample::default());
+    let cut = format!("@{}…", "\u{fffd}".repeat(41));
+    assert_eq!(
+        lines(&f),
+        vec![
+            format!("{:?} \"app\" 3/32 peak 3", "@svc\u{fffd}"),
+            format!("{cut:?} \"alpha\" 5/16 peak 5"),
+        ]
+    );
+}

@@ -24,6 +24,11 @@
 //! ([`ProcIndex::revalidate`]): when that process has exited (or its pid was reused) its
 //! sockets go to the lowest-pid remaining holder in the same poll, and a renamed process
 //! (exec, prctl) shows its new name.
+//!
+//! Process names are interned (module `names`) and the names no cached process holds any
+//! more are dropped at the start of every poll ([`ProcIndex::prune_names`]): 500
+//! processes renaming themselves every 200 ms leave the index holding their current names
+//! only.
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -76,8 +81,9 @@ pub struct ProcIndex {
     root: PathBuf,
     processes: FxHashMap<u32, Process>,
     owners: OwnerMap,
-    names: Vec<Arc<str>>,
-    name_ids: FxHashMap<Arc<str>, NameId>,
+    names: Names,
+    /// What [`ProcIndex::name`] answers for an id no name holds (never another's name).
+    unknown: Arc<str>,
     /// Dumped inodes a full pass could not find, by the poll generation that last saw them.
     unresolvable: FxHashMap<u32, AtomicU32>,
     poll: u32,
@@ -109,8 +115,8 @@ impl ProcIndex {
             root: root.into(),
             processes: FxHashMap::default(),
             owners: OwnerMap::default(),
-            names: Vec::new(),
-            name_ids: FxHashMap::default(),
+            names: Names::default(),
+            unknown: Arc::from("unknown"),
             unresolvable: FxHashMap::default(),
             poll: 0,
             scan: 0,
@@ -159,8 +165,25 @@ impl ProcIndex {
         }
     }
 
+    /// The name of `id`, valid from the lookup that returned it until the next
+    /// [`ProcIndex::prune_names`]. Names are cut to
+    /// [`crate::source::label_cap::PROCESS`].
     pub fn name(&self, id: NameId) -> &Arc<str> {
-        &self.names[id as usize]
+        self.names.get(id).unwrap_or(&self.unknown)
+    }
+
+    /// Drops the names no cached process holds (a process renamed by exec or prctl, or
+    /// forgotten), so that the names kept are at most those of the live processes. Run at
+    /// the start of a poll, before its lookups: it ends the validity of every id handed
+    /// out before (a dropped id is handed out again only after one more prune).
+    pub fn prune_names(&mut self) {
+        self.names
+            .retain(self.processes.values().map(|process| process.name));
+    }
+
+    /// Names interned now.
+    pub fn names_interned(&self) -> usize {
+        self.names.len()
     }
 
     /// Ends the dump part of a poll: forgets inodes the dump no longer showed, and frees
@@ -246,14 +269,7 @@ impl ProcIndex {
     }
 
     fn intern(&mut self, name: &str) -> NameId {
-        if let Some(id) = self.name_ids.get(name) {
-            return *id;
-        }
-        let id = self.names.len() as NameId;
-        let name: Arc<str> = Arc::from(name);
-        self.names.push(Arc::clone(&name));
-        self.name_ids.insert(name, id);
-        id
+        self.names.intern(name)
     }
 }
 
@@ -262,11 +278,13 @@ pub fn default_root() -> &'static Path {
     Path::new("/proc")
 }
 
+mod names;
 mod owners;
 mod read;
 mod scan;
 mod slots;
 
+use names::Names;
 use owners::{Owner, OwnerMap};
 pub use read::{parse_socket_link, parse_start_time, parse_stat_comm};
 use read::{parse_u32, read_comm, read_start_time, read_stat};

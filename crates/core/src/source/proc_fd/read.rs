@@ -2,8 +2,11 @@
 
 use std::ffi::CStr;
 use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
 
 use rustix::fs::{Mode, OFlags};
+
+use crate::source::bounded;
 
 pub(super) fn parse_u32(name: &CStr) -> Option<u32> {
     let bytes = name.to_bytes();
@@ -26,17 +29,15 @@ pub fn parse_start_time(stat: &str) -> Option<u64> {
     rest.split_whitespace().nth(19)?.parse().ok()
 }
 
+/// A file of an open /proc/PID directory, through [`bounded::read_at`] (at most
+/// [`bounded::PROC_LIMIT`], a regular file). `None` on any failure: the process exited or
+/// is not ours to read, which ends what the scan does with it.
 pub(super) fn read_small(dir: &OwnedFd, name: &str) -> Option<String> {
-    let file = rustix::fs::openat(
-        dir.as_fd(),
-        name,
-        OFlags::RDONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
+    let bytes = bounded::read_at(dir.as_fd(), name, bounded::PROC_LIMIT, || {
+        PathBuf::from("/proc/PID").join(name)
+    })
     .ok()?;
-    let mut buf = [0u8; 1024];
-    let n = rustix::io::read(&file, &mut buf).ok()?;
-    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+    Some(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 pub(super) fn read_start_time(dir: &OwnedFd) -> Option<u64> {

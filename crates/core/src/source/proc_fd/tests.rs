@@ -344,3 +344,90 @@ fn churn_keeps_the_index_the_size_of_what_is_alive() {
     );
     assert!(index.names.len() <= 4, "names: {}", index.names.len());
 }
+
+/// Issue 23 item 5: 500 processes renaming themselves every poll (prctl PR_SET_NAME), a
+/// tenth of them exiting and replaced by new ones, over 10 polls. Every lookup names the
+/// process's current name, and the interner holds only the live processes' names (before
+/// the fix it held all 5,500 names ever seen).
+#[test]
+fn interner_kept_names_of_processes_that_renamed_or_exited() {
+    const PROCESSES: u32 = 500;
+    let proc = FakeProc::new("renames");
+    let mut live: Vec<(u32, u64)> = (0..PROCESSES).map(|i| (1000 + i, 1)).collect();
+    let inode = |pid: u32| pid * 10;
+    let name_of = |pid: u32, start: u64, poll: u32| format!("w{pid}-{start}-{poll}");
+    for &(pid, start) in &live {
+        proc.process(pid, &name_of(pid, start, 0), start);
+        proc.fd(pid, 3, &format!("socket:[{}]", inode(pid)));
+    }
+    let mut index = ProcIndex::new(&proc.0);
+    index.begin_poll();
+    index.warm().unwrap();
+    index.prune_names();
+    for poll in 1..=10u32 {
+        for (i, (pid, start)) in live.iter_mut().enumerate() {
+            if (i as u32 + poll) % 10 == 0 {
+                // Exited; its pid reused by a new process with a new socket.
+                proc.exit(*pid);
+                *start += 1;
+                proc.process(*pid, &name_of(*pid, *start, poll), *start);
+                proc.fd(*pid, 3, &format!("socket:[{}]", inode(*pid)));
+            } else {
+                proc.process(*pid, &name_of(*pid, *start, poll), *start);
+            }
+        }
+        index.begin_poll();
+        index.revalidate().unwrap();
+        index.prune_names();
+        let mut missing = Vec::new();
+        let mut held = Vec::new();
+        for &(pid, start) in &live {
+            match index.lookup(inode(pid)) {
+                Some(id) => held.push((id, name_of(pid, start, poll))),
+                None => missing.push(inode(pid)),
+            }
+        }
+        index.sweep();
+        index.resolve(&missing).unwrap();
+        for inode in missing {
+            let id = index.lookup(inode).expect("found by the scan");
+            let pid = inode / 10;
+            let start = live.iter().find(|p| p.0 == pid).unwrap().1;
+            held.push((id, name_of(pid, start, poll)));
+        }
+        // Every id handed out this poll still names what it named, after the scan.
+        for (id, expected) in &held {
+            assert_eq!(**index.name(*id), **expected, "poll {poll}");
+        }
+        assert_eq!(held.len(), PROCESSES as usize);
+        assert_eq!(index.names_interned(), PROCESSES as usize, "poll {poll}");
+    }
+}
+
+/// /proc/PID/stat and comm are read through the bounded reader: a FIFO in their place (a
+/// fake /proc, a hostile mount) blocked the scan forever, a huge file was read whole.
+/// Now that process is skipped, the others are named.
+#[test]
+fn proc_stat_fifo_blocked_the_scan() {
+    let proc = FakeProc::new("fifo-stat");
+    proc.process(100, "blocker", 1);
+    proc.fd(100, 3, "socket:[1]");
+    proc.process(200, "app", 2);
+    proc.fd(200, 3, "socket:[2]");
+    proc.process(300, "huge", 3);
+    proc.fd(300, 3, "socket:[3]");
+    let stat = proc.0.join("100/stat");
+    std::fs::remove_file(&stat).unwrap();
+    let made = std::process::Command::new("mkfifo").arg(&stat).status();
+    assert!(made.unwrap().success());
+    let comm = proc.0.join("300/comm");
+    std::fs::write(&comm, "x".repeat(100 << 10)).unwrap();
+    let mut index = ProcIndex::new(&proc.0);
+    index.begin_poll();
+    let report = index.resolve(&[1, 2, 3]).unwrap();
+    assert_eq!(report.unresolved, 1);
+    assert_eq!(owner_name(&mut index, 1), None);
+    assert_eq!(owner_name(&mut index, 2).as_deref(), Some("app"));
+    // A comm over 64 KiB is not read: the process is named `unknown`.
+    assert_eq!(owner_name(&mut index, 3).as_deref(), Some("unknown"));
+}

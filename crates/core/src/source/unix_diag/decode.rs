@@ -26,6 +26,7 @@
 use netlink_packet_sock_diag::constants::{AF_UNIX, UNIX_DIAG_NAME, UNIX_DIAG_RQLEN};
 
 use super::{UnixState, UnixType};
+use crate::source::label_cap;
 use crate::source::sock_diag::DecodeError;
 
 /// Size of struct unix_diag_msg.
@@ -77,8 +78,13 @@ impl<'a> Name<'a> {
 
     /// The `path` label: the path; `@name` for an abstract name with each NUL in it shown
     /// as `@` (as `ss` shows it); empty when unnamed. Bytes that are not UTF-8 become
-    /// U+FFFD.
+    /// U+FFFD, and the label is cut to [`label_cap::UNIX_PATH`] bytes. So two names can
+    /// share a label: the fold sums them into one series.
     pub fn label(self) -> String {
+        label_cap::cap_owned(self.full_label(), label_cap::UNIX_PATH)
+    }
+
+    fn full_label(self) -> String {
         match self {
             Name::Unnamed => String::new(),
             Name::Path(path) => String::from_utf8_lossy(path).into_owned(),
@@ -305,6 +311,21 @@ mod tests {
         assert_eq!(Name::of(b""), Name::Unnamed);
         assert_eq!(Name::of(b"/tmp/\xff.sock\0").label(), "/tmp/\u{fffd}.sock");
         assert_eq!(Name::of(b"\0").label(), "@");
+    }
+
+    #[test]
+    fn unix_path_label_of_bytes_not_utf8_grew_past_the_cap() {
+        // The longest name the kernel gives (108 bytes, sun_path), all ASCII: never cut.
+        let mut longest = vec![b'/'];
+        longest.extend([b'p'; 106]);
+        longest.push(0);
+        assert_eq!(Name::of(&longest).label().len(), 107);
+        // 107 bytes that are not UTF-8 render as 321 bytes of U+FFFD: cut, with the marker.
+        let mut hostile = vec![0u8];
+        hostile.extend([0xffu8; 107]);
+        let label = Name::of(&hostile).label();
+        assert_eq!(label.len(), 127);
+        assert_eq!(label, format!("@{}…", "\u{fffd}".repeat(41)));
     }
 
     #[test]
