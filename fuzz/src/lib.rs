@@ -1,6 +1,6 @@
 //! The fuzz targets of sockdiag_exporter, one `pub fn` each, over the crate's real pure
 //! decoders and parsers: the netlink framing with the inet_diag and unix_diag payload
-//! decoders (and the UNIX fold), `/proc/net/{netstat,snmp}`, the sysctls,
+//! decoders (and the UNIX fold), `/proc/net/{netstat,snmp,snmp6}`, the sysctls,
 //! `/proc/PID/cgroup`, Docker's `config.v2.json`, the TOML config with its environment,
 //! and the web config YAML.
 //!
@@ -24,6 +24,8 @@ use sockdiag_exporter::source::inet_diag::Family;
 use sockdiag_exporter::source::sock_diag::frame::decode_datagram;
 use sockdiag_exporter::source::unix_diag::decode::decode_unix_diag_msg;
 use sockdiag_exporter::source::unix_diag::Name;
+use sockdiag_exporter::source::kernel_value::{KernelSource, KernelValue, MetricKind};
+use sockdiag_exporter::source::proc_net_snmp::NetCounters;
 use sockdiag_exporter::source::{cgroup, docker, proc_net_snmp, proc_sys_net, sock_diag};
 use sockdiag_exporter::web_config;
 
@@ -122,20 +124,51 @@ fn text(data: &[u8]) -> std::borrow::Cow<'_, str> {
     String::from_utf8_lossy(data)
 }
 
-/// `/proc/thread-self/net/netstat` and `snmp`: the same text through both parsers.
+/// `/proc/thread-self/net/netstat`, `snmp` and `snmp6`: the same text through the parser of
+/// every file, with the counters' table and with UDP rows of both layouts (rows a table may
+/// add without new code).
 pub fn proc_net_snmp(data: &[u8]) {
     let text = text(data);
-    let netstat = proc_net_snmp::parse_netstat(&text);
-    let snmp = proc_net_snmp::parse_snmp(&text);
-    if let Err(error) = &netstat {
-        let _ = error.to_string();
+    let mut counters = Some(NetCounters::default());
+    for source in KernelSource::ALL {
+        match proc_net_snmp::parse(source, &text) {
+            Ok(values) => {
+                assert_eq!(values.missing_count() + values.values().iter().flatten().count(), NetCounters::LEN);
+                counters = counters.map(|counters| counters.or(values));
+            }
+            Err(error) => {
+                let _ = error.to_string();
+                counters = None;
+            }
+        }
+        match proc_net_snmp::parse_rows(source, &text, &UDP_ROWS) {
+            Ok(values) => assert_eq!(values.len(), UDP_ROWS.len()),
+            Err(error) => {
+                let _ = error.to_string();
+            }
+        }
     }
-    if let Err(error) = &snmp {
-        let _ = error.to_string();
-    }
-    if let (Ok(netstat), Ok(snmp)) = (netstat, snmp) {
-        let counters = proc_net_snmp::TcpCounters::from_parts(netstat, snmp);
+    if let Some(counters) = counters {
         assert_eq!(counters.missing_fields().len(), counters.missing_count());
+    }
+}
+
+/// UDP counters of `snmp` and `snmp6`, for [`proc_net_snmp`].
+const UDP_ROWS: [KernelValue; 4] = [
+    udp_row(KernelSource::Snmp, "Udp", "RcvbufErrors"),
+    udp_row(KernelSource::Snmp, "Udp", "InErrors"),
+    udp_row(KernelSource::Snmp6, "Udp6", "RcvbufErrors"),
+    udp_row(KernelSource::Snmp6, "Udp6", "InErrors"),
+];
+
+const fn udp_row(source: KernelSource, section: &'static str, name: &'static str) -> KernelValue {
+    KernelValue {
+        source,
+        section,
+        name,
+        metric: "fuzz_udp",
+        help: "UDP.",
+        kind: MetricKind::Counter,
     }
 }
 

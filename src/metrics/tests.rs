@@ -9,7 +9,8 @@ use super::*;
 fn fixed() -> Published {
     use crate::snapshot::*;
     use crate::source::inet_diag::{Family, TcpState};
-    use crate::source::proc_net_snmp::TcpCounters;
+    use crate::source::kernel_value::KernelSource;
+    use crate::source::proc_net_snmp::NetCounters;
     use crate::source::proc_sys_net::{NetSysctls, PortRange};
     use crate::source::unix_diag::{UnixState, UnixType};
     use std::time::{Duration, UNIX_EPOCH};
@@ -88,7 +89,7 @@ fn fixed() -> Published {
             sockets_scanned: 5,
         },
         kernel: KernelStats {
-            counters: TcpCounters {
+            counters: NetCounters {
                 listen_overflows: Some(0),
                 ..Default::default()
             },
@@ -178,7 +179,7 @@ fn fixed() -> Published {
                         sockets_scanned: 23,
                     },
                     kernel: KernelStats {
-                        counters: TcpCounters {
+                        counters: NetCounters {
                             listen_overflows: Some(15),
                             listen_drops: Some(15),
                             abort_on_timeout: Some(5),
@@ -198,9 +199,11 @@ fn fixed() -> Published {
                             tcp_max_syn_backlog: Some(512),
                             ip_local_port_range: PortRange::new(32768, 60999),
                         },
-                        missing_netstat: 1,
-                        missing_snmp: 0,
-                        missing_sysctl: 0,
+                        missing: {
+                            let mut missing = [0; KernelSource::COUNT];
+                            missing[KernelSource::Netstat.index()] = 1;
+                            missing
+                        },
                     },
                 },
                 container,

@@ -16,6 +16,7 @@
 
 pub mod config;
 pub mod fold;
+mod label;
 pub mod poll;
 pub mod snapshot;
 pub mod source;
