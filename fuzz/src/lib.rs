@@ -21,11 +21,11 @@ use sockdiag_exporter::fold::unix::UnixAggregator;
 use sockdiag_exporter::fold::Settings;
 use sockdiag_exporter::source::inet_diag::decode::decode_inet_diag_msg;
 use sockdiag_exporter::source::inet_diag::Family;
+use sockdiag_exporter::source::kernel_value::{KernelSource, KernelValue, MetricKind};
+use sockdiag_exporter::source::proc_net_snmp::NetCounters;
 use sockdiag_exporter::source::sock_diag::frame::decode_datagram;
 use sockdiag_exporter::source::unix_diag::decode::decode_unix_diag_msg;
 use sockdiag_exporter::source::unix_diag::Name;
-use sockdiag_exporter::source::kernel_value::{KernelSource, KernelValue, MetricKind};
-use sockdiag_exporter::source::proc_net_snmp::NetCounters;
 use sockdiag_exporter::source::{cgroup, docker, proc_net_snmp, proc_sys_net, sock_diag};
 use sockdiag_exporter::web_config;
 
@@ -129,28 +129,39 @@ fn text(data: &[u8]) -> std::borrow::Cow<'_, str> {
 /// add without new code).
 pub fn proc_net_snmp(data: &[u8]) {
     let text = text(data);
-    let mut counters = Some(NetCounters::default());
+    let mut counters = NetCounters::default();
     for source in KernelSource::ALL {
         match proc_net_snmp::parse(source, &text) {
             Ok(values) => {
-                assert_eq!(values.missing_count() + values.values().iter().flatten().count(), NetCounters::LEN);
-                counters = counters.map(|counters| counters.or(values));
+                // A file's parse sets only the rows of that file.
+                for (row, value) in NetCounters::TABLE.iter().zip(values.values()) {
+                    assert!(
+                        row.source == source || value.is_none(),
+                        "{row} from {source:?}"
+                    );
+                }
+                counters = counters.or(values);
             }
             Err(error) => {
                 let _ = error.to_string();
-                counters = None;
             }
         }
         match proc_net_snmp::parse_rows(source, &text, &UDP_ROWS) {
-            Ok(values) => assert_eq!(values.len(), UDP_ROWS.len()),
+            Ok(values) => {
+                assert_eq!(values.len(), UDP_ROWS.len());
+                for (row, value) in UDP_ROWS.iter().zip(values) {
+                    assert!(
+                        row.source == source || value.is_none(),
+                        "{row} from {source:?}"
+                    );
+                }
+            }
             Err(error) => {
                 let _ = error.to_string();
             }
         }
     }
-    if let Some(counters) = counters {
-        assert_eq!(counters.missing_fields().len(), counters.missing_count());
-    }
+    assert_eq!(counters.missing_fields().len(), counters.missing_count());
 }
 
 /// UDP counters of `snmp` and `snmp6`, for [`proc_net_snmp`].

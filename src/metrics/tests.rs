@@ -263,3 +263,38 @@ fn golden_exposition() {
         .expect("tests/golden/metrics.prom (UPDATE_GOLDEN=1 writes it)");
     assert_eq!(text, golden);
 }
+
+/// Each kernel counter and sysctl is defined once, as a table row: the docs that list them
+/// by hand must follow. A row added without its docs/metrics.md row (family, then the
+/// kernel's name) or its line in the dashboards' metric contract fails here.
+#[test]
+fn every_kernel_table_row_is_documented() {
+    use crate::source::kernel_value::{KernelSource, MetricKind};
+    use crate::source::proc_net_snmp::NetCounters;
+    use crate::source::proc_sys_net::NetSysctls;
+    let root = env!("CARGO_MANIFEST_DIR");
+    let read = |path: &str| {
+        std::fs::read_to_string(format!("{root}/{path}")).unwrap_or_else(|e| panic!("{path}: {e}"))
+    };
+    let metrics_md = read("docs/metrics.md");
+    let contract = read("grafana/tools/sockdiag-metrics.txt");
+    for row in NetCounters::TABLE.iter().chain(&NetSysctls::TABLE) {
+        let family = match row.kind {
+            MetricKind::Counter => format!("{}_total", row.metric),
+            MetricKind::Gauge => row.metric.to_owned(),
+        };
+        let kernel = match row.source {
+            KernelSource::Sysctl => format!("net.{}.{}", row.section, row.name),
+            _ => format!("{} {}", row.section, row.name),
+        };
+        let doc_row = format!("| `{family}` | {kernel} |");
+        assert!(
+            metrics_md.contains(&doc_row),
+            "docs/metrics.md lacks {doc_row:?}"
+        );
+        assert!(
+            contract.lines().any(|line| line == family),
+            "grafana/tools/sockdiag-metrics.txt lacks {family}"
+        );
+    }
+}

@@ -3,7 +3,7 @@
 //! becomes) that the reader parses by, the snapshot stores by and the metrics encoder
 //! writes by.
 //!
-//! A table is a [`kernel_values!`] invocation: it defines the struct that holds one
+//! A table is a `kernel_values!` invocation: it defines the struct that holds one
 //! namespace's values, a field per row, and the struct's `TABLE` of [`KernelValue`] rows in
 //! field order. [`super::proc_net_snmp::NetCounters`] and
 //! [`super::proc_sys_net::NetSysctls`] are the two tables.
@@ -29,14 +29,10 @@ label_enum! {
 }
 
 impl KernelSource {
-    /// The file's name under `/proc/thread-self/net`; `None` for sysctls, a file each.
+    /// The file's name under `/proc/thread-self/net`, which is also its label; `None` for
+    /// sysctls, a file each.
     pub fn net_file(self) -> Option<&'static str> {
-        match self {
-            KernelSource::Netstat => Some("netstat"),
-            KernelSource::Snmp => Some("snmp"),
-            KernelSource::Snmp6 => Some("snmp6"),
-            KernelSource::Sysctl => None,
-        }
+        (self != KernelSource::Sysctl).then(|| self.label())
     }
 }
 
