@@ -71,7 +71,22 @@ pub fn open_regular(path: &Path) -> Result<File, BoundedReadError> {
 
 /// Reads at most `limit` bytes of an open file; more is an error.
 pub fn read_file(file: File, path: &Path, limit: u64) -> Result<Vec<u8>, BoundedReadError> {
-    let mut bytes = Vec::new();
+    read_file_sized(file, path, limit, 0)
+}
+
+/// [`read_file`] into a buffer of `first` bytes to begin with.
+///
+/// /proc files report a size of 0, so from an empty buffer the read grows from a 32-byte
+/// probe, one read(2) per doubling: ten for `/proc/net/netstat`. A caller that knows the
+/// usual size saves them. Not more than it needs: /proc/sys allocates and zeroes a kernel
+/// buffer the size of each read.
+pub fn read_file_sized(
+    file: File,
+    path: &Path,
+    limit: u64,
+    first: usize,
+) -> Result<Vec<u8>, BoundedReadError> {
+    let mut bytes = Vec::with_capacity(first);
     file.take(limit.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(|source| BoundedReadError::Read {
@@ -125,6 +140,19 @@ mod tests {
             error.to_string(),
             format!("{} is larger than 16 bytes", path.display())
         );
+    }
+
+    #[test]
+    fn a_first_buffer_beyond_the_limit_does_not_lift_it() {
+        let path = temp("sized");
+        std::fs::write(&path, vec![b'x'; 17]).unwrap();
+        let error = read_file_sized(open_regular(&path).unwrap(), &path, 16, 4096).unwrap_err();
+        assert!(
+            matches!(error, BoundedReadError::TooLarge { limit: 16, .. }),
+            "{error:?}"
+        );
+        let whole = read_file_sized(open_regular(&path).unwrap(), &path, 17, 4096).unwrap();
+        assert_eq!(whole, vec![b'x'; 17]);
     }
 
     #[test]
