@@ -62,20 +62,15 @@ pub fn read_at(dir: &OwnedFd, name: &str, path: &Path) -> Result<Option<String>,
             })
         }
     };
-    let regular = file.metadata().map_err(|error| ReadError::Io {
-        path: path.to_path_buf(),
-        error,
-    })?;
-    if !regular.is_file() {
-        return Err(ReadError::Refused(BoundedReadError::NotRegular {
-            path: path.to_path_buf(),
-        }));
+    if let Err(error) = bounded::check_regular(&file, path) {
+        return absent_or(error);
     }
     // A sysctl holds a number or two: the read grows from a small probe, since /proc/sys
     // zeroes a kernel buffer the size of each read.
     text(file, path, 0)
 }
 
+/// The whole text of `file`, read into a buffer of `first` bytes to begin with.
 fn text(file: File, path: &Path, first: usize) -> Result<Option<String>, ReadError> {
     let bytes = match bounded::read_file_sized(file, path, bounded::PROC_LIMIT, first) {
         Ok(bytes) => bytes,
@@ -105,5 +100,58 @@ fn absent_or(error: BoundedReadError) -> Result<Option<String>, ReadError> {
             })
         }
         refused => Err(ReadError::Refused(refused)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A directory of its own under the temporary directory, empty.
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("sockdiag-proc-file-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn open_dir(dir: &Path) -> OwnedFd {
+        rustix::fs::open(dir, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap()
+    }
+
+    #[test]
+    fn a_missing_file_is_none_by_path_and_in_a_directory() {
+        let dir = temp_dir("missing");
+        assert!(read(&dir.join("snmp")).unwrap().is_none());
+        let missing = read_at(&open_dir(&dir), "somaxconn", &dir.join("somaxconn"));
+        assert!(missing.unwrap().is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn text_not_utf8_is_an_error_naming_the_file() {
+        let dir = temp_dir("utf8");
+        let path = dir.join("somaxconn");
+        std::fs::write(&path, b"40\xff96\n").unwrap();
+        for result in [read(&path), read_at(&open_dir(&dir), "somaxconn", &path)] {
+            assert_eq!(
+                result.unwrap_err().to_string(),
+                format!(
+                    "reading {}: invalid utf-8 sequence of 1 bytes from index 2",
+                    path.display()
+                )
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_directory_is_not_a_regular_file() {
+        let dir = temp_dir("dir");
+        std::fs::create_dir(dir.join("ipv4")).unwrap();
+        let err = read_at(&open_dir(&dir), "ipv4", &dir.join("ipv4")).unwrap_err();
+        assert!(matches!(err, ReadError::Refused(_)), "{err:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
