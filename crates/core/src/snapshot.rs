@@ -359,3 +359,46 @@ impl Published {
         self.latest.is_some()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every value read but `TcpExt.TCPTimeWaitOverflow`, `Tcp.PassiveOpens` and the port
+    /// range.
+    fn read_but_three() -> (NetCounters, NetSysctls) {
+        let mut counters = NetCounters::default();
+        for slot in counters.slots_mut() {
+            *slot = Some(1);
+        }
+        counters.time_wait_overflow = None;
+        counters.passive_opens = None;
+        let mut sysctls = NetSysctls::default();
+        for slot in sysctls.slots_mut() {
+            *slot = Some(1);
+        }
+        (counters, sysctls)
+    }
+
+    #[test]
+    fn missing_values_are_counted_under_their_file() {
+        let (counters, sysctls) = read_but_three();
+        let stats = KernelStats::new(counters, sysctls);
+        let by_source: Vec<(&str, u64)> = stats
+            .missing_by_source()
+            .map(|(source, n)| (source.label(), n))
+            .collect();
+        // No row reads snmp6 yet: it has no series.
+        assert_eq!(by_source, [("netstat", 1), ("snmp", 1), ("sysctl", 1)]);
+    }
+
+    #[test]
+    fn nothing_read_counts_every_wanted_value() {
+        let stats = KernelStats::new(NetCounters::default(), NetSysctls::default());
+        let by_source: Vec<(&str, u64)> = stats
+            .missing_by_source()
+            .map(|(source, n)| (source.label(), n))
+            .collect();
+        assert_eq!(by_source, [("netstat", 5), ("snmp", 2), ("sysctl", 9)]);
+    }
+}
