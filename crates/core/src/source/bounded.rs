@@ -57,13 +57,6 @@ pub fn open_regular(path: &Path) -> Result<File, BoundedReadError> {
             path: path.to_path_buf(),
             source,
         })?;
-    check_regular(&file, path)?;
-    Ok(file)
-}
-
-/// Checks that a file opened some other way (say, `openat` relative to a directory) is a
-/// regular file; `path` names it in the error.
-pub fn check_regular(file: &File, path: &Path) -> Result<(), BoundedReadError> {
     let meta = file.metadata().map_err(|source| BoundedReadError::Read {
         path: path.to_path_buf(),
         source,
@@ -73,7 +66,7 @@ pub fn check_regular(file: &File, path: &Path) -> Result<(), BoundedReadError> {
             path: path.to_path_buf(),
         });
     }
-    Ok(())
+    Ok(file)
 }
 
 /// Reads at most `limit` bytes of an open file; more is an error.

@@ -62,8 +62,15 @@ pub fn read_at(dir: &OwnedFd, name: &str, path: &Path) -> Result<Option<String>,
             })
         }
     };
-    if let Err(error) = bounded::check_regular(&file, path) {
-        return absent_or(error);
+    // The check `bounded::open_regular` makes, for a file opened relative to a directory.
+    let regular = file.metadata().map_err(|error| ReadError::Io {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    if !regular.is_file() {
+        return Err(ReadError::Refused(BoundedReadError::NotRegular {
+            path: path.to_path_buf(),
+        }));
     }
     // A sysctl holds a number or two: the read grows from a small probe, since /proc/sys
     // zeroes a kernel buffer the size of each read.
