@@ -309,7 +309,8 @@ pub(super) fn encode_breakdown(
 }
 
 /// `sockdiag_folded_label_values`: per namespace the labels its caps folded, and once,
-/// without a namespace, the namespaces folded into `other`.
+/// without a namespace, the namespaces folded into `other`; and
+/// `sockdiag_folded_anomalies`: what even the anomaly ceilings folded.
 pub(super) fn encode_folded(snapshot: &Snapshot, encoder: &mut DescriptorEncoder) -> fmt::Result {
     let netns = [(
         (Netns::of(""), FoldedLabel { label: "netns" }),
@@ -318,7 +319,7 @@ pub(super) fn encode_folded(snapshot: &Snapshot, encoder: &mut DescriptorEncoder
     gauge(
         encoder,
         "sockdiag_folded_label_values",
-        "Distinct label values folded into \"other\" in the last poll: per namespace port (max_ports, ports.include/exclude), process (max_processes), destination (max_destinations), remote_address (max_peers), path (max_unix_paths: UNIX listener names); and, with netns empty, label=\"netns\": namespaces beyond netns.max_namespaces.",
+        "Distinct label values folded into \"other\" in the last poll: per namespace port (max_ports, ports.include/exclude), process (max_processes), destination (max_destinations), remote_address (max_peers), path (UNIX listeners: max_unix_paths, or a less full listener of the same path and process), listener (TCP listening addresses beyond max_listeners: their series are not exported); and, with netns empty, label=\"netns\": namespaces beyond netns.max_namespaces.",
         per_netns(&snapshot.namespaces, |ns| {
             let b = &ns.tcp.breakdown;
             let e = &ns.tcp.exhaustion;
@@ -330,9 +331,27 @@ pub(super) fn encode_folded(snapshot: &Snapshot, encoder: &mut DescriptorEncoder
                     (FoldedLabel { label: "destination" }, e.folded_destinations),
                     (FoldedLabel { label: "remote_address" }, e.folded_peers),
                     (FoldedLabel { label: "path" }, ns.unix.folded_paths),
+                    (FoldedLabel { label: "listener" }, b.folded_listeners),
                 ],
             )
         })
         .chain(netns),
+    )?;
+    gauge(
+        encoder,
+        "sockdiag_folded_anomalies",
+        "Anomalies folded in the last poll because even the ceiling of their cap (twice the cap) was full of more severe ones: close_wait (CLOSE_WAIT piles of 50 or more, stale or never-accepted CLOSE_WAIT, per direction, port and process), time_wait (TIME_WAIT storms per direction and port), listener (TCP accept queues at 90% or more), unix_listener (UNIX ones). Above 0, some pile-ups lost their labels: raise the caps.",
+        per_netns(&snapshot.namespaces, |ns| {
+            let a = &ns.tcp.breakdown.folded_anomalies;
+            nonzero(
+                ns,
+                [
+                    (AnomalyKind { kind: "close_wait" }, a.close_wait),
+                    (AnomalyKind { kind: "time_wait" }, a.time_wait),
+                    (AnomalyKind { kind: "listener" }, a.listeners),
+                    (AnomalyKind { kind: "unix_listener" }, ns.unix.folded_anomalies),
+                ],
+            )
+        }),
     )
 }

@@ -293,6 +293,12 @@ impl Reader {
                     defaults.settings.max_unix_paths,
                     v::positive,
                 ),
+                max_listeners: self.take(
+                    "max_listeners",
+                    defaults.settings.max_listeners,
+                    v::positive,
+                ),
+                anomaly: defaults.settings.anomaly,
                 netns: NetnsCaps {
                     max_ports: self.take(
                         "netns.max_ports",
@@ -317,6 +323,11 @@ impl Reader {
                     max_unix_paths: self.take(
                         "netns.max_unix_paths",
                         defaults.settings.netns.max_unix_paths,
+                        v::positive,
+                    ),
+                    max_listeners: self.take(
+                        "netns.max_listeners",
+                        defaults.settings.netns.max_listeners,
                         v::positive,
                     ),
                 },

@@ -82,8 +82,8 @@ fn listeners_get_their_owner_name_queue_and_peak() {
     a.add(&listener(b"/run/gone.sock\0", 30, 1, 5), &owners);
     assert_eq!(a.missing_inodes().len(), 2, "gunicorn and the unowned one");
     let mut peaks = ListenSample::default();
-    peaks.unix.insert(Box::from(&b"\0gunicorn"[..]), 9);
-    peaks.unix.insert(Box::from(&b"/run/php/fpm.sock\0"[..]), 1);
+    peaks.unix.insert(20, 9);
+    peaks.unix.insert(10, 1);
     let f = a.finish(&owners, &Settings::default(), &peaks);
     assert_eq!(
         lines(&f),
@@ -99,7 +99,7 @@ fn listeners_get_their_owner_name_queue_and_peak() {
 }
 
 #[test]
-fn paths_beyond_the_cap_fold_into_other_by_queue_then_sockets() {
+fn paths_beyond_the_cap_fold_into_other_by_fill_then_sockets() {
     let mut owners = Table::default();
     for inode in 1..=4 {
         owners.own(inode, "app");
@@ -125,15 +125,16 @@ fn paths_beyond_the_cap_fold_into_other_by_queue_then_sockets() {
         ..Settings::default()
     };
     let mut peaks = ListenSample::default();
-    peaks.unix.insert(Box::from(&b"/b\0"[..]), 7);
+    peaks.unix.insert(2, 7);
     let f = a.finish(&owners, &settings, &peaks);
-    // c ranks first by queue, a second by sockets; b and d are summed into other.
+    // b ranks first by fill (its peak, 7 of 20), c second (2 of 30); a and d, idle, are
+    // summed into other, whatever a's sockets.
     assert_eq!(
         lines(&f),
         vec![
-            "\"/a\" \"app\" 0/10 peak 0",
+            "\"/b\" \"app\" 0/20 peak 7",
             "\"/c\" \"app\" 2/30 peak 2",
-            "\"other\" \"other\" 0/60 peak 7",
+            "\"other\" \"other\" 0/50 peak 0",
         ]
     );
     assert_eq!(f.folded_paths, 2);
@@ -141,7 +142,7 @@ fn paths_beyond_the_cap_fold_into_other_by_queue_then_sockets() {
 }
 
 #[test]
-fn listen_sample_keeps_the_largest_queue_per_name() {
+fn listen_sample_keeps_the_largest_queue_per_socket() {
     let mut first = ListenSample::default();
     add_unix_to_sample(&mut first, &listener(b"\0x", 1, 4, 8));
     add_unix_to_sample(
@@ -152,8 +153,9 @@ fn listen_sample_keeps_the_largest_queue_per_name() {
     add_unix_to_sample(&mut second, &listener(b"\0x", 1, 2, 8));
     add_unix_to_sample(&mut second, &listener(b"/y\0", 3, 1, 8));
     first.merge_max(second);
-    assert_eq!(first.unix.get(&b"\0x"[..]), Some(&4));
-    assert_eq!(first.unix.get(&b"/y\0"[..]), Some(&1));
+    assert_eq!(first.unix.get(&1), Some(&4));
+    assert_eq!(first.unix.get(&3), Some(&1));
+    assert_eq!(first.unix.len(), 2);
 }
 
 fn arb_record() -> impl proptest::strategy::Strategy<Value = Record<'static>> {
@@ -178,8 +180,8 @@ fn arb_record() -> impl proptest::strategy::Strategy<Value = Record<'static>> {
 
 proptest::proptest! {
     /// The fold of any records equals a naive count of them: sockets per type and state,
-    /// and per listener name the summed queue and backlog, the lowest owner's name and
-    /// the unowned listeners; caps high enough to fold nothing.
+    /// per (listener name, owner) the fullest listener, the others summed into `other`,
+    /// and the unowned listeners; caps high enough to fold nothing else.
     #[test]
     fn the_fold_equals_a_naive_count(records in proptest::collection::vec(arb_record(), 0..60)) {
         let mut owners = Table::default();
@@ -203,7 +205,7 @@ proptest::proptest! {
         proptest::prop_assert_eq!(&f.sockets, &sockets);
         proptest::prop_assert_eq!(f.sockets_scanned, records.len() as u64);
 
-        type Naive = std::collections::BTreeMap<String, (Vec<String>, u64, u64)>;
+        type Naive = std::collections::BTreeMap<(String, String), Vec<(u64, u64)>>;
         let mut naive = Naive::new();
         let mut unowned = 0;
         for r in records.iter().filter(|r| r.state == UnixState::Listen) {
@@ -213,20 +215,35 @@ proptest::proptest! {
                 unowned += 1;
                 "unknown".to_string()
             };
-            let entry = naive.entry(Name::of(r.name).label()).or_default();
-            entry.0.push(process);
-            entry.1 += u64::from(r.recv_queue);
-            entry.2 += u64::from(r.send_queue);
+            naive
+                .entry((Name::of(r.name).label(), process))
+                .or_default()
+                .push((u64::from(r.recv_queue), u64::from(r.send_queue)));
         }
-        let want: Vec<String> = naive
-            .into_iter()
-            .map(|(path, (processes, length, limit))| {
-                let process = processes.into_iter().min().expect("a listener");
-                format!("{path:?} {process:?} {length}/{limit} peak {length}")
-            })
-            .collect();
-        proptest::prop_assert_eq!(lines(&f), want);
+        let (mut want, mut other, mut duplicates) = (Vec::new(), (0, 0), 0);
+        for ((path, process), mut queues) in naive {
+            // Fullest: length over backlog (a backlog of 0 reads as 1), then length.
+            queues.sort_by(|a, b| {
+                (u128::from(b.0) * u128::from(a.1.max(1)))
+                    .cmp(&(u128::from(a.0) * u128::from(b.1.max(1))))
+                    .then(b.0.cmp(&a.0))
+            });
+            let (length, limit) = queues[0];
+            want.push(format!("{path:?} {process:?} {length}/{limit} peak {length}"));
+            for (length, limit) in &queues[1..] {
+                other = (other.0 + length, other.1 + limit);
+                duplicates += 1;
+            }
+        }
+        if duplicates > 0 {
+            want.push(format!("\"other\" \"other\" {}/{} peak {}", other.0, other.1, other.0));
+        }
+        want.sort();
+        let mut got = lines(&f);
+        got.sort();
+        proptest::prop_assert_eq!(got, want);
         proptest::prop_assert_eq!(f.unattributed, unowned);
-        proptest::prop_assert_eq!(f.folded_paths, 0);
+        proptest::prop_assert_eq!(f.folded_paths, duplicates);
+        proptest::prop_assert_eq!(f.folded_anomalies, 0);
     }
 }
