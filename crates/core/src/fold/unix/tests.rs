@@ -142,6 +142,74 @@ fn paths_beyond_the_cap_fold_into_other_by_fill_then_sockets() {
 }
 
 #[test]
+fn a_second_listener_at_the_same_path_lowered_the_fill_shown() {
+    let mut owners = Table::default();
+    owners.own(10, "php-fpm8.2");
+    owners.own(11, "a");
+    owners.own(12, "php-fpm8.2");
+    let path = b"/run/php/php-fpm.sock\0";
+    let mut a = UnixAggregator::new();
+    // php-fpm's queue is full (limit + 1); a listener of another mount namespace, bound
+    // at the same path with a large backlog, is idle.
+    a.add(&listener(path, 10, 5, 4), &owners);
+    a.add(&listener(path, 11, 0, 4096), &owners);
+    let mut peaks = ListenSample::default();
+    peaks.unix.insert(11, 3);
+    let f = a.finish(&owners, &Settings::default(), &peaks);
+    assert_eq!(
+        lines(&f),
+        vec![
+            "\"/run/php/php-fpm.sock\" \"a\" 0/4096 peak 3",
+            "\"/run/php/php-fpm.sock\" \"php-fpm8.2\" 5/4 peak 5",
+        ]
+    );
+    // The same, under php-fpm's own name: the fuller one is the series.
+    let mut a = UnixAggregator::new();
+    a.add(&listener(path, 12, 0, 4096), &owners);
+    a.add(&listener(path, 10, 5, 4), &owners);
+    let f = a.finish(&owners, &Settings::default(), &ListenSample::default());
+    assert_eq!(
+        lines(&f),
+        vec![
+            "\"/run/php/php-fpm.sock\" \"php-fpm8.2\" 5/4 peak 5",
+            "\"other\" \"other\" 0/4096 peak 0",
+        ]
+    );
+    assert_eq!((f.folded_paths, f.folded_anomalies), (1, 0));
+}
+
+#[test]
+fn full_listeners_beyond_the_ceiling_are_counted() {
+    let mut owners = Table::default();
+    let mut a = UnixAggregator::new();
+    // Five full listeners, fill 2 to 6 of 1, and one idle one; a cap of two keeps the
+    // four fullest, the ceiling.
+    let names: [&'static [u8]; 5] = [b"/s1\0", b"/s2\0", b"/s3\0", b"/s4\0", b"/s5\0"];
+    for (inode, name) in (1..=5u32).zip(names) {
+        owners.own(inode, "app");
+        a.add(&listener(name, inode, inode + 1, 1), &owners);
+    }
+    owners.own(6, "app");
+    a.add(&listener(b"/idle\0", 6, 0, 100), &owners);
+    let settings = Settings {
+        max_unix_paths: 2,
+        ..Settings::default()
+    };
+    let f = a.finish(&owners, &settings, &ListenSample::default());
+    assert_eq!(
+        lines(&f),
+        vec![
+            "\"/s2\" \"app\" 3/1 peak 3",
+            "\"/s3\" \"app\" 4/1 peak 4",
+            "\"/s4\" \"app\" 5/1 peak 5",
+            "\"/s5\" \"app\" 6/1 peak 6",
+            "\"other\" \"other\" 2/101 peak 2",
+        ]
+    );
+    assert_eq!((f.folded_paths, f.folded_anomalies), (2, 1));
+}
+
+#[test]
 fn listen_sample_keeps_the_largest_queue_per_socket() {
     let mut first = ListenSample::default();
     add_unix_to_sample(&mut first, &listener(b"\0x", 1, 4, 8));
