@@ -177,7 +177,11 @@ pub fn kept(total: usize, anomalies: usize, cap: usize) -> (usize, u64) {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
     use super::*;
+    use crate::snapshot::{ListenerSeries, PortSeries, UnixListenerSeries};
 
     #[test]
     fn thresholds_are_inclusive_and_exact() {
@@ -210,6 +214,57 @@ mod tests {
         // Beyond the ceiling: folded and counted.
         assert_eq!(kept(100, 13, 5), (10, 3));
         assert_eq!(kept(12, 12, 5), (10, 2));
+    }
+
+    fn close_wait(port: u16, sockets: u64, stale: u64) -> PortSeries {
+        PortSeries {
+            direction: Direction::Inbound,
+            port: PortLabel::Port(port),
+            process: Arc::from("app"),
+            state: TcpState::CloseWait,
+            sockets,
+            receive_bytes: 0,
+            send_bytes: 0,
+            close_wait_oldest: Duration::ZERO,
+            close_wait_stale: stale,
+        }
+    }
+
+    #[test]
+    fn a_namespace_holds_anomalies_by_the_alerts_thresholds() {
+        let t = Thresholds::default();
+        let mut tcp = TcpFigures::default();
+        let mut unix = UnixFigures::default();
+        // 49 fresh CLOSE_WAIT and an idle listener: nothing.
+        tcp.breakdown.ports.push(close_wait(8080, 49, 0));
+        tcp.breakdown.listeners.push(ListenerSeries {
+            address: "127.0.0.1".parse().unwrap(),
+            port: 8080,
+            process: Arc::from("app"),
+            length: 0,
+            limit: 128,
+            peak: 100,
+        });
+        assert_eq!(holds_anomaly(&tcp, &unix, &t), None);
+        // A stale socket, a full UNIX queue (5 of 4) and never-accepted CLOSE_WAIT.
+        tcp.breakdown.ports.push(close_wait(8081, 1, 1));
+        unix.listeners.push(UnixListenerSeries {
+            path: Arc::from("/run/php/php-fpm.sock"),
+            process: Arc::from("php-fpm8.2"),
+            length: 5,
+            limit: 4,
+            peak: 5,
+        });
+        tcp.breakdown
+            .unaccepted
+            .push((PortLabel::Port(8082), TcpState::CloseWait, 3));
+        assert_eq!(
+            holds_anomaly(&tcp, &unix, &t),
+            Some(Severity {
+                sockets: 1 + 5 + 3,
+                anomalies: 3
+            })
+        );
     }
 
     #[test]
