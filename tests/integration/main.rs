@@ -19,6 +19,7 @@ mod netns;
 mod owners;
 mod pki;
 mod report;
+mod signal;
 mod signals;
 mod states;
 mod unix;
@@ -57,6 +58,7 @@ fn main() {
         limits::tests(),
         web::tests(),
         report::tests(),
+        signal::tests(),
         faults::tests(),
     ]
     .into_iter()

@@ -28,7 +28,7 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
 }
 
 /// Runs `report` with `args` from the calling thread (so in its namespace).
-fn report(args: &[&str]) -> Output {
+pub fn report(args: &[&str]) -> Output {
     Command::new(BIN)
         .arg("report")
         .arg("--namespaces=own")
@@ -38,7 +38,7 @@ fn report(args: &[&str]) -> Output {
         .expect("run sockdiag_exporter report")
 }
 
-fn stdout(out: &Output) -> String {
+pub fn stdout(out: &Output) -> String {
     String::from_utf8(out.stdout.clone()).expect("utf-8 report")
 }
 
@@ -94,7 +94,7 @@ fn row<'a>(rows: &'a Value, field: &str, value: &str) -> &'a Value {
 const FPM: &str = "@sockdiag-report-fpm";
 
 /// The block of the text report that starts with `title`.
-fn block<'a>(text: &'a str, title: &str) -> &'a str {
+pub fn block<'a>(text: &'a str, title: &str) -> &'a str {
     text.split("\n\n")
         .find(|b| b.starts_with(title))
         .unwrap_or_else(|| panic!("no table {title:?} in:\n{text}"))
