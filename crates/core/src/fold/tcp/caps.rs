@@ -35,15 +35,21 @@ use crate::source::inet_diag::{Family, TcpState};
 /// A CLOSE_WAIT holder: who holds CLOSE_WAIT sockets on which port.
 type Holder = (Direction, u16, Owner);
 
+/// Never-accepted sockets of a port in a state.
+type Unaccepted = (PortLabel, TcpState, u64);
+
+/// Ports by direction.
+type PortSet = FxHashSet<(Direction, u16)>;
+
 /// What keeps its labels, as the rankings decided.
 struct Kept {
     /// By socket count, every state.
-    ports: FxHashSet<(Direction, u16)>,
+    ports: PortSet,
     processes: FxHashSet<NameId>,
     /// CLOSE_WAIT series of these holders keep port and process.
     close_wait: FxHashSet<Holder>,
     /// TIME_WAIT series of these keep their port.
-    time_wait: FxHashSet<(Direction, u16)>,
+    time_wait: PortSet,
 }
 
 impl Kept {
@@ -156,7 +162,7 @@ impl Aggregator {
 
     /// Ports per direction by socket count, the top `max_ports` among those the filter
     /// allows.
-    fn ports_by_volume(&self, settings: &Settings) -> FxHashSet<(Direction, u16)> {
+    fn ports_by_volume(&self, settings: &Settings) -> PortSet {
         let mut totals: FxHashMap<(Direction, u16), u64> = FxHashMap::default();
         for (key, stats) in &self.ports {
             *totals.entry((key.direction, key.port)).or_default() += stats.sockets;
@@ -235,7 +241,7 @@ impl Aggregator {
 
     /// (direction, port) by TIME_WAIT count, storms first; the top `max_ports`, and storms
     /// up to the ceiling. Returns them and the storms folded.
-    fn time_wait_ports(&self, settings: &Settings) -> (FxHashSet<(Direction, u16)>, u64) {
+    fn time_wait_ports(&self, settings: &Settings) -> (PortSet, u64) {
         let mut totals: FxHashMap<(Direction, u16), u64> = FxHashMap::default();
         for (key, stats) in &self.ports {
             if key.state == TcpState::TimeWait && settings.ports.allows(key.port) {
@@ -261,7 +267,7 @@ impl Aggregator {
         &self,
         kept: &Kept,
         names: &Names<'_, impl Owners>,
-    ) -> (Vec<PortSeries>, FxHashSet<(Direction, u16)>, u64) {
+    ) -> (Vec<PortSeries>, PortSet, u64) {
         let mut folded_ports = FxHashSet::default();
         let mut folded_processes = FxHashSet::default();
         let mut series: FxHashMap<(Direction, PortLabel, Arc<str>, TcpState), PortStats> =
@@ -314,8 +320,8 @@ impl Aggregator {
     fn unaccepted_series(
         &self,
         kept: &Kept,
-        mut folded_ports: FxHashSet<(Direction, u16)>,
-    ) -> (Vec<(PortLabel, TcpState, u64)>, FxHashSet<(Direction, u16)>) {
+        mut folded_ports: PortSet,
+    ) -> (Vec<Unaccepted>, PortSet) {
         let mut series: FxHashMap<(PortLabel, TcpState), u64> = FxHashMap::default();
         for ((port, state), n) in &self.unaccepted {
             let key = PortKey {
@@ -333,7 +339,7 @@ impl Aggregator {
             };
             *series.entry((label, *state)).or_default() += n;
         }
-        let mut series: Vec<(PortLabel, TcpState, u64)> = series
+        let mut series: Vec<Unaccepted> = series
             .into_iter()
             .map(|((port, state), n)| (port, state, n))
             .collect();
@@ -414,3 +420,6 @@ fn holder_order(owners: &impl Owners, a: &Holder, b: &Holder) -> Ordering {
         .cmp(&(b.0, b.1))
         .then_with(|| label(a.2).cmp(&label(b.2)))
 }
+
+#[cfg(test)]
+mod tests;

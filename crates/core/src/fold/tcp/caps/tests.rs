@@ -147,6 +147,32 @@ fn busy_services_folded_a_close_wait_leak_into_other() {
 }
 
 #[test]
+fn two_hundred_processes_and_two_thousand_ports_keep_a_leak_within_the_defaults() {
+    let mut world = World::default();
+    for i in 0..200u16 {
+        let name = format!("proc-{i:03}");
+        for j in 0..10 {
+            let port = 10000 + i * 10 + j;
+            world.listen(&name, port, 0, 128);
+            world.connections(&name, port, 1);
+        }
+    }
+    world.listen("leaky-app", 8081, 0, 128);
+    world.inbound(Some("leaky-app"), 8081, TcpState::CloseWait, 20, 5);
+    let figures = world.finish(&Settings::default());
+    assert_eq!(
+        port_series(&figures, PortLabel::Port(8081), "leaky-app", TcpState::CloseWait),
+        20
+    );
+    // 2,001 listeners, 100 kept. Port series: per direction the 50 ports kept by volume
+    // (inbound: 8081 and 49 others), one `port="other"` series per kept process with
+    // folded ports (25 inbound, 24 outbound), `other` for the rest, and the leak.
+    let b = &figures.breakdown;
+    assert_eq!((b.listeners.len(), b.folded_listeners), (100, 1901));
+    assert_eq!(b.ports.len(), 49 + 25 + 1 + 1 + 50 + 24 + 1);
+}
+
+#[test]
 fn a_time_wait_storm_on_a_quiet_port_keeps_its_label() {
     let mut world = busy_host();
     world.listen("token-api", 6601, 0, 128);
