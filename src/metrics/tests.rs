@@ -65,6 +65,12 @@ fn fixed() -> Published {
                     2,
                     2,
                 )],
+                // Listeners beyond netns.max_listeners, and a pile beyond the ceiling.
+                folded_listeners: 2,
+                folded_anomalies: FoldedAnomalies {
+                    close_wait: 1,
+                    ..Default::default()
+                },
                 ..Default::default()
             },
             exhaustion: Exhaustion::default(),

@@ -161,7 +161,12 @@ fn two_hundred_processes_and_two_thousand_ports_keep_a_leak_within_the_defaults(
     world.inbound(Some("leaky-app"), 8081, TcpState::CloseWait, 20, 5);
     let figures = world.finish(&Settings::default());
     assert_eq!(
-        port_series(&figures, PortLabel::Port(8081), "leaky-app", TcpState::CloseWait),
+        port_series(
+            &figures,
+            PortLabel::Port(8081),
+            "leaky-app",
+            TcpState::CloseWait
+        ),
         20
     );
     // 2,001 listeners, 100 kept. Port series: per direction the 50 ports kept by volume
