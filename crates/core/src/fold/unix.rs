@@ -97,36 +97,28 @@ impl UnixAggregator {
             .collect()
     }
 
-    /// Ends the poll: settles the owners, applies `max_unix_paths` and returns the
-    /// namespace's UNIX figures. `peaks` holds the largest queues sampled since the last
-    /// poll, per listening socket.
-    pub fn finish(
-        self,
+    /// One candidate per (name, process), with the sockets on its name: the fullest of
+    /// its listeners. The others (the same path bound in another mount namespace by a
+    /// process of the same name) are returned apart, for `other`; and the listeners
+    /// whose owner was not found are counted.
+    fn candidates(
+        &self,
         owners: &impl Owners,
-        settings: &Settings,
         peaks: &ListenSample,
-    ) -> UnixFigures {
+    ) -> (Vec<(u64, UnixListenerSeries)>, Vec<UnixListenerSeries>, u64) {
         let unknown: Arc<str> = Arc::from("unknown");
         let label = |owner: Owner| match owner {
             Owner::Process(id) => owners.name(id),
             Owner::Nobody => Arc::from(""),
             Owner::Unknown => Arc::clone(&unknown),
         };
-        let mut unattributed = 0;
-        // One candidate per (name, process): the fullest of its listeners; the others
-        // (the same path bound in another mount namespace by a process of the same
-        // name) go to `other`.
-        let mut candidates: Vec<(u64, UnixListenerSeries)> = Vec::new();
-        let mut duplicates: Vec<UnixListenerSeries> = Vec::new();
+        let (mut candidates, mut duplicates, mut unattributed) = (Vec::new(), Vec::new(), 0);
         let groups = self
             .names
             .iter()
             .map(|(name, stats)| (&name[..], stats))
             .chain([(&[][..], &self.unnamed)]);
-        for (name, stats) in groups {
-            if stats.listeners.is_empty() {
-                continue;
-            }
+        for (name, stats) in groups.filter(|(_, stats)| !stats.listeners.is_empty()) {
             let path: Arc<str> = Arc::from(Name::of(name).label());
             let mut by_process: Vec<UnixListenerSeries> = Vec::new();
             for listener in &stats.listeners {
@@ -144,14 +136,29 @@ impl UnixAggregator {
                 });
             }
             by_process.sort_by(|a, b| a.process.cmp(&b.process).then_with(|| fuller(b, a)));
-            for (i, series) in by_process.iter().enumerate() {
-                if i > 0 && by_process[i - 1].process == series.process {
-                    duplicates.push(series.clone());
+            let mut previous: Option<Arc<str>> = None;
+            for series in by_process {
+                if previous.as_ref() == Some(&series.process) {
+                    duplicates.push(series);
                 } else {
-                    candidates.push((stats.sockets, series.clone()));
+                    previous = Some(Arc::clone(&series.process));
+                    candidates.push((stats.sockets, series));
                 }
             }
         }
+        (candidates, duplicates, unattributed)
+    }
+
+    /// Ends the poll: settles the owners, applies `max_unix_paths` and returns the
+    /// namespace's UNIX figures. `peaks` holds the largest queues sampled since the last
+    /// poll, per listening socket.
+    pub fn finish(
+        self,
+        owners: &impl Owners,
+        settings: &Settings,
+        peaks: &ListenSample,
+    ) -> UnixFigures {
+        let (mut candidates, duplicates, unattributed) = self.candidates(owners, peaks);
         let full = |s: &UnixListenerSeries| settings.anomaly.listen_full(s.peak, s.limit);
         candidates.sort_by(|(a_sockets, a), (b_sockets, b)| {
             full(b)

@@ -350,9 +350,9 @@ proptest::proptest! {
         }
         let settings = Settings { max_ports, max_processes, max_listeners, ..Settings::default() };
         let figures = world.finish(&settings);
-        let mut ranked: Vec<((u16, String), (u64, u64, u64))> = holders.into_iter().collect();
+        let mut ranked: Vec<_> = holders.into_iter().collect();
         let key = |h: &(u64, u64, u64)| (h.0 > 0 || h.1 >= 50, h.0, h.1, h.2);
-        ranked.sort_by(|a, b| key(&b.1).cmp(&key(&a.1)));
+        ranked.sort_by_key(|(_, h)| Reverse(key(h)));
         if ranked.len() > max_ports {
             let boundary = key(&ranked[max_ports].1);
             for ((port, name), h) in &ranked[..max_ports] {
