@@ -349,7 +349,8 @@ impl Aggregator {
 
     /// Listening addresses, SO_REUSEPORT groups summed (the group's process is its
     /// lowest label, for a stable series), the `max_listeners` fullest by peak over
-    /// backlog kept, and full ones up to the ceiling. A kept listener names its process:
+    /// backlog kept, and anomalies (full, or with never-accepted CLOSE_WAIT on the port)
+    /// up to the ceiling. A kept listener names its process:
     /// the cap bounds its series. Returns them sorted by (port, address, process), the
     /// listeners folded, and the full ones among them.
     fn listener_series(
@@ -382,7 +383,11 @@ impl Aggregator {
                 }
             })
             .collect();
-        let full = |l: &ListenerSeries| settings.anomaly.listen_full(l.peak, l.limit);
+        // Full, or holding never-accepted CLOSE_WAIT: the two listener alerts.
+        let full = |l: &ListenerSeries| {
+            settings.anomaly.listen_full(l.peak, l.limit)
+                || self.unaccepted.contains_key(&(l.port, TcpState::CloseWait))
+        };
         ranked.sort_by(|a, b| fuller_listener(a, b, &full));
         let anomalies = ranked.iter().filter(|l| full(l)).count();
         let (kept, folded_anomalies) =
@@ -395,7 +400,7 @@ impl Aggregator {
     }
 }
 
-/// Fullest first: full ones, then peak over backlog, length, and (port, address).
+/// Fullest first: anomalies, then peak over backlog, length, and (port, address).
 fn fuller_listener(
     a: &ListenerSeries,
     b: &ListenerSeries,

@@ -204,6 +204,19 @@ fn never_accepted_close_wait_keeps_its_port_on_a_busy_host() {
         port_series(&figures, PortLabel::Port(7000), "", TcpState::CloseWait),
         2
     );
+    // Its listener (not full: 2 of 128) outranks a fuller one (50 of 128) for a cap of
+    // one: SockdiagListenerNotAccepting names it.
+    let mut world = busy_host();
+    world.listen("busy", 7001, 50, 128);
+    world.listen("cpp-server", 7000, 2, 128);
+    world.inbound(None, 7000, TcpState::CloseWait, 2, 1);
+    let settings = Settings {
+        max_listeners: 1,
+        ..Settings::default()
+    };
+    let figures = world.finish(&settings);
+    let kept: Vec<u16> = figures.breakdown.listeners.iter().map(|l| l.port).collect();
+    assert_eq!(kept, vec![7000]);
 }
 
 #[test]
