@@ -8,9 +8,10 @@
 //! - TIME_WAIT series: the `max_ports` (direction, port) with the most TIME_WAIT keep
 //!   their port;
 //! - every other state: the top `max_ports` ports per direction and `max_processes`
-//!   processes by socket count, as before; a CLOSE_WAIT or TIME_WAIT series outside its
+//!   processes by socket count; a CLOSE_WAIT or TIME_WAIT series outside its
 //!   own budget falls back to this rule;
-//! - listeners: the `max_listeners` fullest (peak over backlog) keep their series.
+//! - listeners: the `max_listeners` fullest (peak over backlog) keep their series, the
+//!   rest are counted.
 //!
 //! Anomalies ([`crate::fold::anomaly`]) beyond a budget are kept up to its ceiling, most
 //! severe first; what even the ceiling folds is counted.
