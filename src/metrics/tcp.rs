@@ -340,7 +340,7 @@ pub(super) fn encode_folded(snapshot: &Snapshot, encoder: &mut DescriptorEncoder
     gauge(
         encoder,
         "sockdiag_folded_anomalies",
-        "Anomalies folded in the last poll because even the ceiling of their cap (twice the cap) was full of more severe ones: close_wait (CLOSE_WAIT piles of 50 or more, stale or never-accepted CLOSE_WAIT, per direction, port and process), time_wait (TIME_WAIT storms per direction and port), listener (TCP accept queues at 90% or more), unix_listener (UNIX ones). Above 0, some pile-ups lost their labels: raise the caps.",
+        "Anomalies folded in the last poll because even the ceiling of their cap (twice the cap) was full of more severe ones: close_wait (CLOSE_WAIT piles of 50 or more, stale or never-accepted CLOSE_WAIT, per direction, port and process), time_wait (TIME_WAIT storms per direction and port), listener (TCP listeners with a queue peak at 90% of the backlog or more, or never-accepted CLOSE_WAIT on their port), unix_listener (UNIX listeners at 90% or more). Above 0, some pile-ups lost their labels: raise the caps.",
         per_netns(&snapshot.namespaces, |ns| {
             let a = &ns.tcp.breakdown.folded_anomalies;
             nonzero(
