@@ -67,6 +67,12 @@ fn fixed() -> Published {
                     2,
                     2,
                 )],
+                // Listeners beyond netns.max_listeners, and a pile beyond the ceiling.
+                folded_listeners: 2,
+                folded_anomalies: FoldedAnomalies {
+                    close_wait: 1,
+                    ..Default::default()
+                },
                 ..Default::default()
             },
             exhaustion: Exhaustion::default(),
@@ -86,6 +92,7 @@ fn fixed() -> Published {
                 65,
             )],
             folded_paths: 0,
+            folded_anomalies: 0,
             unattributed: 0,
             sockets_scanned: 5,
         },
@@ -147,6 +154,8 @@ fn fixed() -> Published {
                             unattributed: 1,
                             folded_ports: 7,
                             folded_processes: 2,
+                            folded_listeners: 0,
+                            folded_anomalies: FoldedAnomalies::default(),
                         },
                         exhaustion: Exhaustion {
                             port_range: PortRange::new(32768, 60999),
@@ -177,6 +186,7 @@ fn fixed() -> Published {
                             unix_listener("other", "other", 1, 256, 1),
                         ],
                         folded_paths: 4,
+                        folded_anomalies: 0,
                         unattributed: 1,
                         sockets_scanned: 23,
                     },

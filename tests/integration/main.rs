@@ -21,6 +21,7 @@ mod owners;
 mod pki;
 mod report;
 mod report_output;
+mod signal;
 mod signals;
 mod states;
 mod unix;
@@ -63,6 +64,7 @@ fn main() {
         web_hostile::tests(),
         report::tests(),
         report_output::tests(),
+        signal::tests(),
         faults::tests(),
     ]
     .into_iter()

@@ -159,8 +159,11 @@ pub struct UnixFigures {
     pub sockets: UnixCounts,
     /// Sorted by path, then process.
     pub listeners: Vec<UnixListenerSeries>,
-    /// Listener names folded into `path="other"` by `max_unix_paths`.
+    /// Listeners folded into `path="other"`: beyond `max_unix_paths`, or a less full
+    /// listener of the same path and process.
     pub folded_paths: u64,
+    /// Full listeners among them: beyond even the anomaly ceiling.
+    pub folded_anomalies: u64,
     /// Listeners whose owner was not found.
     pub unattributed: u64,
     /// Records read from the kernel.
@@ -178,6 +181,21 @@ pub struct Breakdown {
     pub unattributed: u64,
     pub folded_ports: u64,
     pub folded_processes: u64,
+    /// Listening addresses beyond `max_listeners` (their series are not exported).
+    pub folded_listeners: u64,
+    pub folded_anomalies: FoldedAnomalies,
+}
+
+/// Anomalies ([`crate::fold::anomaly`]) folded because even the ceiling of their cap was
+/// reached: `sockdiag_folded_anomalies{kind}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FoldedAnomalies {
+    /// CLOSE_WAIT piles and never-accepted CLOSE_WAIT, per (direction, port, process).
+    pub close_wait: u64,
+    /// TIME_WAIT storms, per (direction, port).
+    pub time_wait: u64,
+    /// Full TCP accept queues, per listening address.
+    pub listeners: u64,
 }
 
 /// Leak and exhaustion signals.

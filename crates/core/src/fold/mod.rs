@@ -2,6 +2,8 @@
 //!
 //! Everything here is pure: records and owner answers in, figures out, no I/O and no
 //! clock (the poll passes ages and times in). One module per fold:
+//! - [`anomaly`]: what counts as an anomaly, which the caps rank first and keep beyond
+//!   their budget;
 //! - [`tcp`]: inet_diag records into states, ports, processes, listeners, exhaustion;
 //! - [`netns`]: the namespace cap: which namespaces keep their label;
 //! - [`listen`]: the listener entries of the folds and the fast listener sampler's peaks;
@@ -11,6 +13,7 @@
 //! - [`top`]: the top-K tables with `other`;
 //! - [`unix`]: unix_diag records into type and state counts and listeners.
 
+pub mod anomaly;
 pub mod close_wait;
 pub mod listen;
 pub mod netns;

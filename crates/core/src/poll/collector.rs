@@ -26,6 +26,7 @@ use std::time::{Instant, SystemTime};
 use super::discover::{self, DiscoverError, Namespace, Sources};
 use super::namespace::{self, NetnsDump};
 use super::{lower_priority, owners, Peaks, PollError, PollerConfig, Reopening, Target, Targets};
+use crate::fold::anomaly;
 use crate::fold::close_wait::CloseWaitTracker;
 use crate::fold::netns::cap_namespaces;
 use crate::fold::Settings;
@@ -228,7 +229,9 @@ impl Collector {
             });
         }
         let (namespaces, infos, folded) =
-            cap_namespaces(figures, infos, self.max_namespaces, namespace_severity);
+            cap_namespaces(figures, infos, self.max_namespaces, |ns| {
+                anomaly::holds_anomaly(&ns.tcp, &ns.unix, &self.settings.anomaly)
+            });
         let snapshot = Snapshot {
             namespaces,
             folded,
@@ -432,13 +435,4 @@ fn info(label: &Arc<str>, namespace: &Namespace) -> NetnsInfo {
         pod_uid: info.pod_uid.clone(),
         runtime: info.runtime.clone(),
     }
-}
-
-/// PROVISIONAL until fold::anomaly lands: CLOSE_WAIT sockets as the severity.
-fn namespace_severity(ns: &NetnsFigures) -> u64 {
-    use crate::source::inet_diag::{Family, TcpState};
-    Family::ALL
-        .iter()
-        .map(|&family| ns.tcp.tcp_sockets.get(family, TcpState::CloseWait))
-        .sum()
 }
