@@ -9,6 +9,7 @@ use prometheus_client::metrics::MetricType;
 use super::gauge;
 use super::labels::{Netns, SourceLabel};
 use super::tcp::nonzero;
+use crate::collectors::{CollectorKind, Collectors};
 use crate::snapshot::{KernelStats, NetnsFigures};
 
 /// Reads one value of a namespace's kernel stats.
@@ -36,8 +37,12 @@ fn counter(
     Ok(())
 }
 
+/// The counters and sysctls of the collectors that ran. Their values are `None` when a
+/// collector is off, so its families are absent already; only the shared
+/// `sockdiag_kernel_values_missing` asks which collectors ran.
 pub(super) fn encode_kernel(
     namespaces: &[NetnsFigures],
+    collectors: Collectors,
     encoder: &mut DescriptorEncoder,
 ) -> fmt::Result {
     counter(
@@ -141,6 +146,7 @@ pub(super) fn encode_kernel(
                 .filter_map(|ns| value(&ns.kernel).map(|value| (Netns::of(&ns.netns), value))),
         )?;
     }
+    let netstat = collectors.enabled(CollectorKind::Netstat);
     gauge(
         encoder,
         "sockdiag_kernel_values_missing",
@@ -156,6 +162,9 @@ pub(super) fn encode_kernel(
                 ]
                 .map(|(source, n)| ((Netns::of(&ns.netns), SourceLabel { source }), n)),
             )
+            // With the netstat collector off no counter is read, so none is missing. The
+            // sysctl source stays: ip_local_port_range is read for TCP either way.
+            .filter(move |((_, label), _)| netstat || label.source == "sysctl")
         }),
     )
 }

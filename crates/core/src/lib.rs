@@ -8,12 +8,14 @@
 //! - [`snapshot`]: what a poll publishes;
 //! - [`poll`]: the synchronous recipe: discovery, each namespace's dumps and folds, owners;
 //! - [`config`]: the configuration, its defaults and its conversion into the poll's
-//!   settings.
+//!   settings;
+//! - [`collectors`]: the optional collectors and their toggles.
 //!
 //! The daemon crate (`sockdiag_exporter`) depends on this one, never the other way: the
 //! compiler enforces the layering.
 #![forbid(unsafe_code)]
 
+pub mod collectors;
 pub mod config;
 pub mod fold;
 pub mod poll;

@@ -12,13 +12,16 @@
 use std::time::Duration;
 
 use super::key::config_keys;
+use crate::collectors::for_each_collector;
 use super::validate::{self as v, MAX_CONNECTIONS, MAX_POLL_INTERVAL, MAX_REQUESTS};
 #[cfg(doc)]
 use super::Config;
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
-config_keys! {
+// The collectors' keys (`collectors.NAME`) and flags come last, from the collector table
+// in `crate::collectors`.
+for_each_collector!(config_keys! {
     "poll_interval" {
         field: poll_interval,
         parse: |v| v::duration(v, Duration::from_millis(100), MAX_POLL_INTERVAL),
@@ -28,7 +31,7 @@ config_keys! {
     "listen_poll_interval" {
         field: listen_poll_interval,
         parse: v::listen_interval,
-        help: "LISTEN-only sampling for queue peaks; `0s` off",
+        help: "LISTEN-only sampling for queue peaks; `0s` off, as `collectors.listen_sampler = false`",
     }
     "max_ports" {
         field: settings.max_ports,
@@ -194,4 +197,4 @@ config_keys! {
         help: "text or json",
         flag: log_format: Option<String> = "log.format" "FORMAT",
     }
-}
+});

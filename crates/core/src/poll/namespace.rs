@@ -1,7 +1,9 @@
 //! One straight recipe for one network namespace, on a thread that is in it: read the
 //! kernel counters and sysctls, dump the TCP listeners, dump every other TCP socket, dump
-//! every UNIX socket, folding each record as it is decoded. What the recipe leaves for after every namespace's dump (the
-//! /proc scan for owners the cache did not know, the caps) is in [`super::collector`].
+//! every UNIX socket, folding each record as it is decoded. A collector turned off
+//! ([`Collectors`]) is a step skipped: its files are not read, its dump not sent. What the
+//! recipe leaves for after every namespace's dump (the /proc scan for owners the cache did
+//! not know, the caps) is in [`super::collector`].
 
 use std::sync::Mutex;
 
@@ -11,6 +13,7 @@ use crate::fold::tcp::Aggregator;
 use crate::fold::unix::UnixAggregator;
 use crate::fold::Settings;
 use crate::snapshot::KernelStats;
+use crate::collectors::{CollectorKind, Collectors};
 use crate::source::inet_diag::{Family, StateFilter, TcpState};
 use crate::source::sock_diag::{SockDiag, SockDiagError};
 use crate::source::unix_diag::UnixFilter;
@@ -33,9 +36,10 @@ pub fn dump(
     owners: &impl Owners,
     close_wait: &Mutex<CloseWaitTracker>,
     settings: &Settings,
+    collectors: Collectors,
 ) -> Result<NetnsDump, SockDiagError> {
     let mut kernel_errors = Vec::new();
-    let kernel = read_kernel(&mut kernel_errors);
+    let kernel = read_kernel(collectors, &mut kernel_errors);
     let mut aggregator = Aggregator::new(settings, kernel.sysctls.ip_local_port_range);
     for family in Family::ALL {
         sock_diag.dump(family, StateFilter::Listen, &mut |record| {
@@ -58,7 +62,9 @@ pub fn dump(
         })?;
     }
     let mut unix = UnixAggregator::new();
-    sock_diag.dump_unix(UnixFilter::All, &mut |record| unix.add(record, owners))?;
+    if collectors.enabled(CollectorKind::Unix) {
+        sock_diag.dump_unix(UnixFilter::All, &mut |record| unix.add(record, owners))?;
+    }
     Ok(NetnsDump {
         aggregator,
         unix,
@@ -69,28 +75,49 @@ pub fn dump(
 
 /// Reads the namespace's TCP counters and sysctls. These files are read from the calling
 /// thread, which is what binds them to its network namespace. A file that cannot be read
-/// leaves its values missing (and counted) instead of failing the poll.
-fn read_kernel(errors: &mut Vec<String>) -> KernelStats {
+/// leaves its values missing (and counted) instead of failing the poll. With the netstat
+/// collector off no counter file is read (none is missing); with the sysctl collector off
+/// only `ip_local_port_range` is, which the TCP fold needs.
+fn read_kernel(collectors: Collectors, errors: &mut Vec<String>) -> KernelStats {
     let net = std::path::Path::new(proc_net_snmp::DEFAULT_ROOT);
-    let netstat = proc_net_snmp::read_netstat(net).unwrap_or_else(|error| {
-        errors.push(error.to_string());
-        Default::default()
-    });
-    let snmp = proc_net_snmp::read_snmp(net).unwrap_or_else(|error| {
-        errors.push(error.to_string());
-        Default::default()
-    });
-    let sysctls = proc_sys_net::read(std::path::Path::new(proc_sys_net::DEFAULT_ROOT))
-        .unwrap_or_else(|error| {
+    let sys = std::path::Path::new(proc_sys_net::DEFAULT_ROOT);
+    let netstat_on = collectors.enabled(CollectorKind::Netstat);
+    let (netstat, snmp) = if netstat_on {
+        let netstat = proc_net_snmp::read_netstat(net).unwrap_or_else(|error| {
             errors.push(error.to_string());
             Default::default()
         });
+        let snmp = proc_net_snmp::read_snmp(net).unwrap_or_else(|error| {
+            errors.push(error.to_string());
+            Default::default()
+        });
+        (netstat, snmp)
+    } else {
+        Default::default()
+    };
+    let sysctl_on = collectors.enabled(CollectorKind::Sysctl);
+    let sysctls = if sysctl_on {
+        proc_sys_net::read(sys)
+    } else {
+        proc_sys_net::read_port_range(sys)
+    }
+    .unwrap_or_else(|error| {
+        errors.push(error.to_string());
+        Default::default()
+    });
     let counters = proc_net_snmp::TcpCounters::from_parts(netstat, snmp);
-    let missing = counters.missing_fields();
+    let missing = if netstat_on {
+        counters.missing_fields()
+    } else {
+        Vec::new()
+    };
     KernelStats {
         missing_netstat: missing.iter().filter(|f| f.starts_with("TcpExt.")).count() as u64,
         missing_snmp: missing.iter().filter(|f| f.starts_with("Tcp.")).count() as u64,
-        missing_sysctl: sysctls.missing_count() as u64,
+        missing_sysctl: match sysctl_on {
+            true => sysctls.missing_count() as u64,
+            false => u64::from(sysctls.ip_local_port_range.is_none()),
+        },
         counters,
         sysctls,
     }

@@ -195,6 +195,19 @@ pub fn read(root: &Path) -> Result<NetSysctls, Error> {
     })
 }
 
+/// Reads `ipv4/ip_local_port_range` alone (the TCP fold's ephemeral range), the other
+/// sysctls left `None`: what the poll reads with the sysctl collector off.
+pub fn read_port_range(root: &Path) -> Result<NetSysctls, Error> {
+    let path = root.join(IP_LOCAL_PORT_RANGE);
+    let text = Dir::open(root, "ipv4").read("ip_local_port_range")?;
+    Ok(NetSysctls {
+        ip_local_port_range: text
+            .map(|text| parse_port_range(&path, &text))
+            .transpose()?,
+        ..NetSysctls::default()
+    })
+}
+
 /// A directory of sysctl files: `None` when it does not exist; a failure to open it is
 /// reported by the first read, with that file's path.
 struct Dir {
