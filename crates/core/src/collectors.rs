@@ -145,7 +145,10 @@ mod tests {
             )
         );
         assert_eq!(
-            CollectorKind::ALL.iter().map(|k| k.label()).collect::<Vec<_>>(),
+            CollectorKind::ALL
+                .iter()
+                .map(|k| k.label())
+                .collect::<Vec<_>>(),
             ["unix", "netstat", "sysctl", "listen_sampler"]
         );
     }

@@ -12,10 +12,10 @@
 use std::time::Duration;
 
 use super::key::config_keys;
-use crate::collectors::for_each_collector;
 use super::validate::{self as v, MAX_CONNECTIONS, MAX_POLL_INTERVAL, MAX_REQUESTS};
 #[cfg(doc)]
 use super::Config;
+use crate::collectors::for_each_collector;
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
 

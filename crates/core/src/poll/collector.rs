@@ -368,11 +368,9 @@ impl Collector {
                         let job = &jobs[i];
                         let settings = job.settings(settings, netns_settings);
                         let outcome = match &home {
-                            Ok(home) => {
-                                enter_and_dump(
-                                    home, job, open, index, close_wait, settings, collectors,
-                                )
-                            }
+                            Ok(home) => enter_and_dump(
+                                home, job, open, index, close_wait, settings, collectors,
+                            ),
                             Err(error) => Outcome::Failed(format!(
                                 "netns {}: cannot hold our own namespace: {error}",
                                 job.namespace.label

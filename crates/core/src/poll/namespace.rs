@@ -7,13 +7,13 @@
 
 use std::sync::Mutex;
 
+use crate::collectors::{CollectorKind, Collectors};
 use crate::fold::close_wait::CloseWaitTracker;
 use crate::fold::owners::Owners;
 use crate::fold::tcp::Aggregator;
 use crate::fold::unix::UnixAggregator;
 use crate::fold::Settings;
 use crate::snapshot::KernelStats;
-use crate::collectors::{CollectorKind, Collectors};
 use crate::source::inet_diag::{Family, StateFilter, TcpState};
 use crate::source::sock_diag::{SockDiag, SockDiagError};
 use crate::source::unix_diag::UnixFilter;

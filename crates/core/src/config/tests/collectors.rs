@@ -22,7 +22,12 @@ fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {
 fn collector_flag_beats_environment_beats_file() {
     let f = file("[collectors]\nunix = false\nsysctl = false\nnetstat = true\n");
     let path = f.path().to_str().expect("a UTF-8 temp path");
-    let flags = flags(&["--config.file", path, "--collector.unix", "--collector.netstat"]);
+    let flags = flags(&[
+        "--config.file",
+        path,
+        "--collector.unix",
+        "--collector.netstat",
+    ]);
     let env = env(&[
         ("SOCKDIAG_COLLECTORS__SYSCTL", "true"),
         ("SOCKDIAG_COLLECTORS__NETSTAT", "false"),
@@ -36,10 +41,10 @@ fn collector_flag_beats_environment_beats_file() {
     assert_eq!(
         on,
         [
-            ("unix", true),          // flag over file
-            ("netstat", true),       // flag over environment
-            ("sysctl", true),        // environment over file
-            ("listen_sampler", true) // default
+            ("unix", true),           // flag over file
+            ("netstat", true),        // flag over environment
+            ("sysctl", true),         // environment over file
+            ("listen_sampler", true)  // default
         ]
     );
 }
@@ -48,7 +53,11 @@ fn collector_flag_beats_environment_beats_file() {
 fn the_last_of_collector_and_no_collector_wins() {
     let last_off = flags(&["--collector.unix", "--no-collector.unix"]);
     let last_on = flags(&["--no-collector.sysctl", "--collector.sysctl"]);
-    let load = |flags: &Flags| Config::load_from(flags, Vec::new()).expect("valid").collectors;
+    let load = |flags: &Flags| {
+        Config::load_from(flags, Vec::new())
+            .expect("valid")
+            .collectors
+    };
     assert_eq!(
         load(&last_off),
         Collectors::default().with(CollectorKind::Unix, false)

@@ -222,9 +222,12 @@ fn arb_config() -> impl Strategy<Value = (Config, Vec<Rendered>)> {
                 string("log.level", level_text),
                 string("log.format", format_text),
             ];
-            rendered.extend(CollectorKind::ALL.iter().zip(&toggles).map(|(kind, on)| {
-                item(kind.key(), on.to_string(), on.to_string())
-            }));
+            rendered.extend(
+                CollectorKind::ALL
+                    .iter()
+                    .zip(&toggles)
+                    .map(|(kind, on)| item(kind.key(), on.to_string(), on.to_string())),
+            );
             (config, rendered)
         },
     )
