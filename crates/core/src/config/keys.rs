@@ -8,6 +8,9 @@
 //! and its prose in config.example.toml; then `UPDATE_DOCS=1 cargo test -p sockdiag-core
 //! readme` regenerates the README's tables. The drift checks in `tests/drift.rs` fail
 //! until the example file and the README agree with this table.
+//!
+//! The collectors' keys (`collectors.NAME`) and flag pairs are not entries here: they come
+//! from the collector table in [`crate::collectors`], which this table is handed through.
 
 use std::time::Duration;
 
