@@ -334,6 +334,20 @@ mod tests {
     }
 
     #[test]
+    fn port_range_alone_reads_only_the_port_range() {
+        let sysctls = read_port_range(&fixture_root("sys")).unwrap();
+        assert_eq!(
+            sysctls,
+            NetSysctls {
+                ip_local_port_range: PortRange::new(32768, 60999),
+                ..NetSysctls::default()
+            }
+        );
+        let missing = read_port_range(Path::new("/nonexistent-sysctl-root")).unwrap();
+        assert_eq!(missing.ip_local_port_range, None);
+    }
+
+    #[test]
     fn reads_captured_tree() {
         let sysctls = read(&fixture_root("sys")).unwrap();
         assert_eq!(sysctls, captured());
