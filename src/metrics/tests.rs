@@ -10,7 +10,8 @@ use crate::collectors::{CollectorKind, Collectors};
 fn fixed() -> Published {
     use crate::snapshot::*;
     use crate::source::inet_diag::{Family, TcpState};
-    use crate::source::proc_net_snmp::TcpCounters;
+    use crate::source::kernel_value::KernelSource;
+    use crate::source::proc_net_snmp::NetCounters;
     use crate::source::proc_sys_net::{NetSysctls, PortRange};
     use crate::source::unix_diag::{UnixState, UnixType};
     use std::time::{Duration, UNIX_EPOCH};
@@ -90,7 +91,7 @@ fn fixed() -> Published {
             sockets_scanned: 5,
         },
         kernel: KernelStats {
-            counters: TcpCounters {
+            counters: NetCounters {
                 listen_overflows: Some(0),
                 ..Default::default()
             },
@@ -181,7 +182,7 @@ fn fixed() -> Published {
                         sockets_scanned: 23,
                     },
                     kernel: KernelStats {
-                        counters: TcpCounters {
+                        counters: NetCounters {
                             listen_overflows: Some(15),
                             listen_drops: Some(15),
                             abort_on_timeout: Some(5),
@@ -201,9 +202,11 @@ fn fixed() -> Published {
                             tcp_max_syn_backlog: Some(512),
                             ip_local_port_range: PortRange::new(32768, 60999),
                         },
-                        missing_netstat: 1,
-                        missing_snmp: 0,
-                        missing_sysctl: 0,
+                        missing: {
+                            let mut missing = [0; KernelSource::COUNT];
+                            missing[KernelSource::Netstat.index()] = 1;
+                            missing
+                        },
                     },
                 },
                 container,
@@ -311,8 +314,7 @@ fn netstat_off_drops_the_counters_missing_series_and_keeps_the_sysctl_one() {
         let latest = Arc::make_mut(latest);
         latest.collectors = Collectors::default().with(CollectorKind::Netstat, false);
         for ns in &mut latest.namespaces {
-            ns.kernel.missing_netstat = 0;
-            ns.kernel.missing_snmp = 0;
+            ns.kernel.missing = Default::default();
         }
     }
     let (_tx, rx) = watch::channel(Arc::new(published));
@@ -327,4 +329,39 @@ fn netstat_off_drops_the_counters_missing_series_and_keeps_the_sysctl_one() {
         missing,
         ["sockdiag_kernel_values_missing{netns=\"host\",source=\"sysctl\"} 0"]
     );
+}
+
+/// Each kernel counter and sysctl is defined once, as a table row: the docs that list them
+/// by hand must follow. A row added without its docs/metrics.md row (family, then the
+/// kernel's name) or its line in the dashboards' metric contract fails here.
+#[test]
+fn every_kernel_table_row_is_documented() {
+    use crate::source::kernel_value::{KernelSource, MetricKind};
+    use crate::source::proc_net_snmp::NetCounters;
+    use crate::source::proc_sys_net::NetSysctls;
+    let root = env!("CARGO_MANIFEST_DIR");
+    let read = |path: &str| {
+        std::fs::read_to_string(format!("{root}/{path}")).unwrap_or_else(|e| panic!("{path}: {e}"))
+    };
+    let metrics_md = read("docs/metrics.md");
+    let contract = read("grafana/tools/sockdiag-metrics.txt");
+    for row in NetCounters::TABLE.iter().chain(&NetSysctls::TABLE) {
+        let family = match row.kind {
+            MetricKind::Counter => format!("{}_total", row.metric),
+            MetricKind::Gauge => row.metric.to_owned(),
+        };
+        let kernel = match row.source {
+            KernelSource::Sysctl => format!("net.{}.{}", row.section, row.name),
+            _ => format!("{} {}", row.section, row.name),
+        };
+        let doc_row = format!("| `{family}` | {kernel} |");
+        assert!(
+            metrics_md.contains(&doc_row),
+            "docs/metrics.md lacks {doc_row:?}"
+        );
+        assert!(
+            contract.lines().any(|line| line == family),
+            "grafana/tools/sockdiag-metrics.txt lacks {family}"
+        );
+    }
 }

@@ -5,6 +5,7 @@
 //! recipe leaves for after every namespace's dump (the /proc scan for owners the cache did
 //! not know, the caps) is in [`super::collector`].
 
+use std::path::Path;
 use std::sync::Mutex;
 
 use crate::collectors::{CollectorKind, Collectors};
@@ -15,6 +16,8 @@ use crate::fold::unix::UnixAggregator;
 use crate::fold::Settings;
 use crate::snapshot::KernelStats;
 use crate::source::inet_diag::{Family, StateFilter, TcpState};
+use crate::source::kernel_value::KernelSource;
+use crate::source::proc_net_snmp::NetCounters;
 use crate::source::sock_diag::{SockDiag, SockDiagError};
 use crate::source::unix_diag::UnixFilter;
 use crate::source::{proc_net_snmp, proc_sys_net};
@@ -73,52 +76,41 @@ pub fn dump(
     })
 }
 
-/// Reads the namespace's TCP counters and sysctls. These files are read from the calling
+/// Reads the namespace's kernel counters and sysctls. These files are read from the calling
 /// thread, which is what binds them to its network namespace. A file that cannot be read
 /// leaves its values missing (and counted) instead of failing the poll. With the netstat
 /// collector off no counter file is read (none is missing); with the sysctl collector off
 /// only `ip_local_port_range` is, which the TCP fold needs.
 fn read_kernel(collectors: Collectors, errors: &mut Vec<String>) -> KernelStats {
-    let net = std::path::Path::new(proc_net_snmp::DEFAULT_ROOT);
-    let sys = std::path::Path::new(proc_sys_net::DEFAULT_ROOT);
-    let netstat_on = collectors.enabled(CollectorKind::Netstat);
-    let (netstat, snmp) = if netstat_on {
-        let netstat = proc_net_snmp::read_netstat(net).unwrap_or_else(|error| {
-            errors.push(error.to_string());
-            Default::default()
-        });
-        let snmp = proc_net_snmp::read_snmp(net).unwrap_or_else(|error| {
-            errors.push(error.to_string());
-            Default::default()
-        });
-        (netstat, snmp)
+    let netstat = collectors.enabled(CollectorKind::Netstat);
+    let sysctl = collectors.enabled(CollectorKind::Sysctl);
+    let counters = if netstat {
+        let (counters, failed) = proc_net_snmp::read(Path::new(proc_net_snmp::DEFAULT_ROOT));
+        errors.extend(failed.iter().map(ToString::to_string));
+        counters
     } else {
-        Default::default()
+        NetCounters::default()
     };
-    let sysctl_on = collectors.enabled(CollectorKind::Sysctl);
-    let sysctls = if sysctl_on {
-        proc_sys_net::read(sys)
-    } else {
-        proc_sys_net::read_port_range(sys)
+    let sys = Path::new(proc_sys_net::DEFAULT_ROOT);
+    let sysctls = match sysctl {
+        true => proc_sys_net::read(sys),
+        false => proc_sys_net::read_port_range(sys),
     }
     .unwrap_or_else(|error| {
         errors.push(error.to_string());
         Default::default()
     });
-    let counters = proc_net_snmp::TcpCounters::from_parts(netstat, snmp);
-    let missing = if netstat_on {
-        counters.missing_fields()
-    } else {
-        Vec::new()
-    };
-    KernelStats {
-        missing_netstat: missing.iter().filter(|f| f.starts_with("TcpExt.")).count() as u64,
-        missing_snmp: missing.iter().filter(|f| f.starts_with("Tcp.")).count() as u64,
-        missing_sysctl: match sysctl_on {
-            true => sysctls.missing_count() as u64,
-            false => u64::from(sysctls.ip_local_port_range.is_none()),
-        },
-        counters,
-        sysctls,
+    let mut stats = KernelStats::new(counters, sysctls);
+    // What a collector turned off did not read is not missing; the port range is read
+    // either way.
+    for source in KernelSource::ALL {
+        if !netstat && NetCounters::reads(source) {
+            stats.missing[source.index()] = 0;
+        }
     }
+    if !sysctl {
+        stats.missing[KernelSource::Sysctl.index()] =
+            u64::from(stats.sysctls.ip_local_port_range.is_none());
+    }
+    stats
 }
