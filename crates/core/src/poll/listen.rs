@@ -2,10 +2,10 @@
 //! hash, so it costs the same at 1M sockets as at 10) whose accept-queue lengths are kept,
 //! the largest per listener, until the next main poll reports them as
 //! `sockdiag_tcp_listen_queue_peak`. Bursts shorter than a poll interval stay visible. UNIX
-//! listeners are sampled in the same pass, for `sockdiag_unix_listen_queue_peak` (that dump
-//! walks the whole UNIX socket table: its cost grows with the number of UNIX sockets,
-//! docs/benchmarks.md). The daemon runs [`ListenSampler::sample`] every
-//! `listen_poll_interval`.
+//! listeners are sampled in the same pass (unless the unix collector is off), for
+//! `sockdiag_unix_listen_queue_peak` (that dump walks the whole UNIX socket table: its cost
+//! grows with the number of UNIX sockets, docs/benchmarks.md). The daemon runs
+//! [`ListenSampler::sample`] every `listen_poll_interval`.
 
 use std::path::{Path, PathBuf};
 
