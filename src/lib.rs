@@ -13,7 +13,7 @@
 //! - [`exit`]: every exit code the binary returns.
 #![forbid(unsafe_code)]
 
-pub use sockdiag_core::{config, fold, snapshot, source};
+pub use sockdiag_core::{collectors, config, fold, snapshot, source};
 
 pub mod exit;
 pub mod http;

@@ -13,6 +13,7 @@ use prometheus_client::registry::Registry;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
+use sockdiag_exporter::collectors::CollectorKind;
 use sockdiag_exporter::config::{Config, Flags, LogFormat};
 use sockdiag_exporter::exit;
 use sockdiag_exporter::poll as poller;
@@ -230,6 +231,7 @@ async fn run(
     if let Some(interval) = poller_config.listen_poll_interval {
         tokio::spawn(poller::run_listen_sampler(
             interval,
+            poller_config.collectors.enabled(CollectorKind::Unix),
             publish.clone(),
             Arc::clone(&peaks),
             Arc::clone(&targets),
@@ -237,6 +239,12 @@ async fn run(
             stopping.clone(),
         ));
     }
+    let collectors_off: Vec<&str> = poller_config
+        .collectors()
+        .iter()
+        .filter(|(_, on)| !on)
+        .map(|(kind, _)| kind.label())
+        .collect();
     tokio::spawn(poller::run(
         poller_config,
         publish,
@@ -247,6 +255,7 @@ async fn run(
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         poll_interval = %humantime::format_duration(config.poll_interval),
+        collectors_off = %collectors_off.join(","),
         max_connections = limits.max_connections,
         "started"
     );

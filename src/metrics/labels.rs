@@ -128,3 +128,8 @@ pub struct BuildLabels {
     pub version: &'static str,
     pub revision: &'static str,
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct CollectorLabel {
+    pub collector: &'static str,
+}

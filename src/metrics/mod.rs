@@ -30,7 +30,8 @@ mod tests;
 mod text;
 mod unix;
 
-use labels::{BuildLabels, Netns, NetnsInfoLabels, ReasonLabel, StageLabel};
+use crate::collectors::CollectorKind;
+use labels::{BuildLabels, CollectorLabel, Netns, NetnsInfoLabels, ReasonLabel, StageLabel};
 pub use text::to_text_004;
 
 pub const OPENMETRICS_CONTENT_TYPE: &str =
@@ -190,13 +191,24 @@ fn encode_published(published: &Published, encoder: &mut DescriptorEncoder) -> f
         ]
         .map(|(reason, n)| (ReasonLabel { reason }, n)),
     )?;
+    gauge(
+        encoder,
+        "sockdiag_collector_enabled",
+        "Whether an optional collector ran in the last poll (1) or was turned off (0): --[no-]collector.NAME, [collectors] in the config. A collector turned off has no families, rather than zeros. TCP is always on and not listed.",
+        snapshot
+            .collectors
+            .iter()
+            .map(|(kind, on)| (CollectorLabel { collector: kind.label() }, u64::from(on))),
+    )?;
     tcp::encode_states(snapshot, encoder)?;
     tcp::encode_breakdown(&snapshot.namespaces, encoder)?;
     tcp::encode_folded(snapshot, encoder)?;
     tcp::encode_close_wait(&snapshot.namespaces, encoder)?;
     tcp::encode_exhaustion(&snapshot.namespaces, encoder)?;
-    unix::encode_unix(snapshot, encoder)?;
-    kernel::encode_kernel(&snapshot.namespaces, encoder)
+    if snapshot.collectors.enabled(CollectorKind::Unix) {
+        unix::encode_unix(snapshot, encoder)?;
+    }
+    kernel::encode_kernel(&snapshot.namespaces, snapshot.collectors, encoder)
 }
 
 /// Encodes the registry in `format`.

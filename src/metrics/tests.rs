@@ -4,6 +4,7 @@ use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
 use super::*;
+use crate::collectors::{CollectorKind, Collectors};
 
 /// A fixed snapshot touching every family, for the golden exposition file.
 fn fixed() -> Published {
@@ -250,6 +251,9 @@ fn fixed() -> Published {
             sockets_scanned: 9,
             poll_duration: Duration::from_micros(1250),
             completed_at: UNIX_EPOCH + Duration::from_secs(1_795_000_000),
+            // One collector off, to show both values of sockdiag_collector_enabled; the
+            // sampler's families stay (a peak is then the length at the poll).
+            collectors: Collectors::default().with(CollectorKind::ListenSampler, false),
         })),
         previous: None,
         errors_total: [0, 2, 0, 1, 0, 0, 0],
@@ -275,6 +279,66 @@ fn golden_exposition() {
     let golden = std::fs::read_to_string(path)
         .expect("tests/golden/metrics.prom (UPDATE_GOLDEN=1 writes it)");
     assert_eq!(text, golden);
+}
+
+/// The fixed snapshot encoded with `collectors`.
+fn exposition_with(collectors: Collectors) -> String {
+    let mut published = fixed();
+    if let Some(latest) = &mut published.latest {
+        Arc::make_mut(latest).collectors = collectors;
+    }
+    let (_tx, rx) = watch::channel(Arc::new(published));
+    let mut registry = Registry::default();
+    SnapshotCollector::register(&mut registry, rx);
+    encode(&registry, Format::Text004).unwrap()
+}
+
+/// The names of the families in an exposition (from its `# TYPE` lines).
+fn families(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.split(' ').next())
+        .collect()
+}
+
+#[test]
+fn a_collector_turned_off_has_no_families_and_reports_0() {
+    let all = exposition_with(Collectors::default());
+    assert!(families(&all).contains(&"sockdiag_unix_sockets"));
+    assert!(all.contains("sockdiag_collector_enabled{collector=\"unix\"} 1\n"));
+
+    let text = exposition_with(Collectors::default().with(CollectorKind::Unix, false));
+    let unix: Vec<&str> = families(&text)
+        .into_iter()
+        .filter(|name| name.starts_with("sockdiag_unix_"))
+        .collect();
+    assert_eq!(unix, Vec::<&str>::new());
+    assert!(text.contains("sockdiag_collector_enabled{collector=\"unix\"} 0\n"));
+    assert!(text.contains("sockdiag_collector_enabled{collector=\"netstat\"} 1\n"));
+}
+
+#[test]
+fn netstat_off_drops_the_counters_missing_series_and_keeps_the_sysctl_one() {
+    let mut published = fixed();
+    if let Some(latest) = &mut published.latest {
+        let latest = Arc::make_mut(latest);
+        latest.collectors = Collectors::default().with(CollectorKind::Netstat, false);
+        for ns in &mut latest.namespaces {
+            ns.kernel.missing = Default::default();
+        }
+    }
+    let (_tx, rx) = watch::channel(Arc::new(published));
+    let mut registry = Registry::default();
+    SnapshotCollector::register(&mut registry, rx);
+    let text = encode(&registry, Format::Text004).unwrap();
+    let missing: Vec<&str> = text
+        .lines()
+        .filter(|line| line.starts_with("sockdiag_kernel_values_missing{"))
+        .collect();
+    assert_eq!(
+        missing,
+        ["sockdiag_kernel_values_missing{netns=\"host\",source=\"sysctl\"} 0"]
+    );
 }
 
 /// Each kernel counter and sysctl is defined once, as a table row: the docs that list them

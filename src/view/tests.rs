@@ -329,6 +329,7 @@ fn json_fields_are_the_documented_schema() {
         keys,
         [
             "close_wait",
+            "collectors",
             "completed_at",
             "ephemeral",
             "findings",
@@ -344,6 +345,31 @@ fn json_fields_are_the_documented_schema() {
             "unix_listeners",
             "window_seconds"
         ]
+    );
+}
+
+#[test]
+fn a_collector_turned_off_is_listed_and_the_unix_one_noted() {
+    use crate::collectors::{CollectorKind, Collectors};
+    let mut latest = snapshot(1002, 34, 160);
+    let on = build(None, &latest, &Filter::default());
+    assert_eq!(
+        serde_json::to_value(&on).unwrap()["collectors"],
+        serde_json::json!({"unix": true, "netstat": true, "sysctl": true, "listen_sampler": true})
+    );
+    assert!(!on.notes.iter().any(|note| note.contains("unix collector")));
+
+    latest.collectors = Collectors::default().with(CollectorKind::Unix, false);
+    let off = build(None, &latest, &Filter::default());
+    assert_eq!(off.collectors.get("unix"), Some(&false));
+    assert!(
+        off.notes.contains(
+            &"UNIX listeners not shown: the unix collector is off (--no-collector.unix or \
+              [collectors] unix = false)"
+                .to_string()
+        ),
+        "{:?}",
+        off.notes
     );
 }
 

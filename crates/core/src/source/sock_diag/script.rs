@@ -50,6 +50,8 @@ struct State {
     /// A fault on every datagram.
     always: Option<Fault>,
     opens: usize,
+    /// The address family of every dump request sent, in order.
+    requests: Vec<u8>,
 }
 
 /// The state shared by every transport a script's [`Opener`] makes.
@@ -78,6 +80,7 @@ impl Script {
             armed: None,
             always: None,
             opens: 0,
+            requests: Vec::new(),
         })))
     }
 
@@ -103,6 +106,12 @@ impl Script {
     /// Sockets opened so far.
     pub fn opens(&self) -> usize {
         self.state().opens
+    }
+
+    /// The address family (`AF_INET`, `AF_INET6`, `AF_UNIX`) of every dump request sent
+    /// so far, in order.
+    pub fn requests(&self) -> Vec<u8> {
+        self.state().requests.clone()
     }
 
     /// The captured payloads (without their netlink header).
@@ -140,7 +149,8 @@ impl Transport for Scripted {
         let seq = u32::from_ne_bytes(request[8..12].try_into().expect("nlmsg_seq"));
         let body = &request[NLMSG_HEADER_LEN..];
         let (family, states) = (body[0], u32::from_ne_bytes(body[4..8].try_into().unwrap()));
-        let state = self.script.state();
+        let mut state = self.script.state();
+        state.requests.push(family);
         let matching: Vec<&Vec<u8>> = state
             .messages
             .iter()
