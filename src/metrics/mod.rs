@@ -163,7 +163,7 @@ fn encode_published(published: &Published, encoder: &mut DescriptorEncoder) -> f
     gauge(
         encoder,
         "sockdiag_netns_info",
-        "One series per sampled network namespace, value 1: who it is. netns is the label every per-namespace family carries (host, the ip-netns name, the 12-hex container id, or ns-<inode>); join on it for the container name or the Kubernetes pod UID.",
+        "One series per network namespace that keeps its label (folded ones have none), value 1: who it is. netns is the label every per-namespace family carries (host, the ip-netns name, the 12-hex container id, or ns-<inode>); join on it for the container name or the Kubernetes pod UID.",
         snapshot.netns_info.iter().map(|info| {
             (
                 (
