@@ -118,10 +118,12 @@ tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$SOURCE_DATE_EPOCH
   -C "$stage" -cf - "$name" | gzip -9n >"$out/$name.tar.gz"
 
 # --- SBOM: the crates linked into the binary (no dev or build dependencies) ------------------
-cargo cyclonedx --format json --no-build-deps --target "$triple" --spec-version 1.5 \
+# cargo-cyclonedx writes one PACKAGE.cdx.json beside each workspace member's Cargo.toml;
+# the daemon's is the one that describes the binary.
+cargo cyclonedx --format json --all --no-build-deps --target "$triple" --spec-version 1.5 \
   --manifest-path Cargo.toml >&2
 mv sockdiag-exporter.cdx.json "$out/sockdiag_exporter-$version.cdx.json"
-find . -name '*.cdx.json' -not -path './target/*' -not -path "./$out/*" -delete
+rm -f crates/core/sockdiag-core.cdx.json crates/xtask/xtask.cdx.json
 
 (cd "$out" && sha256sum -- *.tar.gz *.deb *.cdx.json >sha256sums.txt)
 log "wrote $out:"
