@@ -67,9 +67,11 @@ target_args=()
 mkdir -p target/deb-units target/deb-man
 # The one source of the unit is deploy/systemd (a manual install to /usr/local/bin); the
 # package's copy runs /usr/bin/sockdiag_exporter and drops the manual install steps.
+# shellcheck disable=SC2016 # `systemctl edit` and $ARGS are literal text of the unit.
 sed -e 's|^ExecStart=/usr/local/bin/sockdiag_exporter |ExecStart=/usr/bin/sockdiag_exporter |' \
   -e '/^# Install:$/,/^#$/c\# Installed by the sockdiag-exporter Debian package: edit\n# /etc/default/sockdiag_exporter, or add a drop-in with `systemctl edit sockdiag_exporter`.\n#' \
   deploy/systemd/sockdiag_exporter.service >target/deb-units/sockdiag_exporter.service
+# shellcheck disable=SC2016 # $ARGS is literal: systemd expands it.
 grep -qx 'ExecStart=/usr/bin/sockdiag_exporter $ARGS' target/deb-units/sockdiag_exporter.service \
   || { log "deploy/systemd/sockdiag_exporter.service: ExecStart no longer matches what release.sh rewrites"; exit 1; }
 debian_date=$(date -u -R -d "@$SOURCE_DATE_EPOCH")

@@ -184,6 +184,7 @@ cp "$TMP/pkg/"* "$root/pkg/"
 # A private mount namespace (the /proc mounted for the root vanishes with it), a private PID
 # namespace (so that /proc shows only the test's processes), and a private network namespace
 # with loopback up.
+# shellcheck disable=SC2016 # $1 and $2 expand in the inner sh.
 unshare --mount --pid --net --fork --mount-proc="$root/proc" \
   sh -c 'ip link set lo up && exec chroot "$1" /pkg/inside.sh "$2"' sh "$root" "$build_date" \
   >"$TMP/chroot.log" 2>&1 || { cat "$TMP/chroot.log"; fail "the package in a chroot"; }
