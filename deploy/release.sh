@@ -96,6 +96,19 @@ done
 
 rm -rf "$out"
 mkdir -p "$out"
+
+# --- SBOM: the crates linked into the binary (no dev or build dependencies) ------------------
+# cargo-cyclonedx writes one PACKAGE.cdx.json beside each workspace member's Cargo.toml;
+# the daemon's is the one that describes the binary.
+cargo cyclonedx --format json --all --no-build-deps --target "$triple" --spec-version 1.5 \
+  --manifest-path Cargo.toml >&2
+mv sockdiag-exporter.cdx.json "$out/sockdiag_exporter-$version.cdx.json"
+rm -f crates/core/sockdiag-core.cdx.json crates/xtask/xtask.cdx.json
+# Debian wants upstream's changelog as changelog.gz; the SBOM ships in the package too.
+mkdir -p target/deb-doc
+gzip -9nc CHANGELOG.md >target/deb-doc/changelog.gz
+gzip -9nc "$out/sockdiag_exporter-$version.cdx.json" >target/deb-doc/sbom.cdx.json.gz
+
 cargo deb --locked --no-build --profile "$profile" "${target_args[@]}" -p sockdiag-exporter \
   --output "$out/sockdiag-exporter_${version}-1_$arch.deb" >&2
 
@@ -118,14 +131,6 @@ find "$dir" -type d -exec chmod 0755 {} +
 find "$dir" -type f ! -name sockdiag_exporter -exec chmod 0644 {} +
 tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$SOURCE_DATE_EPOCH" \
   -C "$stage" -cf - "$name" | gzip -9n >"$out/$name.tar.gz"
-
-# --- SBOM: the crates linked into the binary (no dev or build dependencies) ------------------
-# cargo-cyclonedx writes one PACKAGE.cdx.json beside each workspace member's Cargo.toml;
-# the daemon's is the one that describes the binary.
-cargo cyclonedx --format json --all --no-build-deps --target "$triple" --spec-version 1.5 \
-  --manifest-path Cargo.toml >&2
-mv sockdiag-exporter.cdx.json "$out/sockdiag_exporter-$version.cdx.json"
-rm -f crates/core/sockdiag-core.cdx.json crates/xtask/xtask.cdx.json
 
 (cd "$out" && sha256sum -- *.tar.gz *.deb *.cdx.json >sha256sums.txt)
 log "wrote $out:"

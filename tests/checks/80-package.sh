@@ -90,7 +90,7 @@ assert not extra, f"crates that are not linked in are in the SBOM: {extra}"
 PY
 ok "tarball and SBOM contents"
 
-lintian --fail-on error --no-tag-display-limit "$deb" >"$TMP/lintian.txt" 2>&1 \
+lintian --fail-on error --display-info --tag-display-limit 0 "$deb" >"$TMP/lintian.txt" 2>&1 \
   || { cat "$TMP/lintian.txt"; fail "lintian reports errors"; }
 echo "80-package: lintian (warnings are explained in docs/packaging.md):"
 sed 's/^/  /' "$TMP/lintian.txt"
@@ -121,8 +121,14 @@ cat >"$TMP/pkg/inside.sh" <<'INSIDE'
 set -euo pipefail
 build_date=$1
 fail() { echo "inside: FAIL: $*" >&2; exit 1; }
+# Every path of the root but the kernel's, the scratch and dpkg's own records and logs.
+tree() {
+  find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /run -o -path /tmp \
+    -o -path /pkg -o -path /var/lib/dpkg -o -path /var/log -o -path /var/cache \) -prune \
+    -o -print | sort
+}
+tree >/tmp/tree.before
 dpkg -i /pkg/sockdiag-exporter.deb >/tmp/dpkg-i.log 2>&1 || { cat /tmp/dpkg-i.log; fail "dpkg -i"; }
-dpkg -L sockdiag-exporter >/tmp/files
 unit=/lib/systemd/system/sockdiag_exporter.service
 [ -f "$unit" ] || unit=/usr/lib/systemd/system/sockdiag_exporter.service
 for f in /usr/bin/sockdiag_exporter "$unit" /etc/default/sockdiag_exporter \
@@ -161,18 +167,17 @@ grep -q "^sockdiag_build_info{.*build_date=\"$build_date\"" /tmp/metrics \
 echo "inside: /metrics answered: $(grep -c '^sockdiag_' /tmp/metrics) series"
 
 dpkg -r sockdiag-exporter >/tmp/dpkg-r.log 2>&1 || { cat /tmp/dpkg-r.log; fail "dpkg -r"; }
-left=""
-while read -r f; do
-  [ -d "$f" ] && continue
-  if [ -e "$f" ] || [ -L "$f" ]; then
-    [ "$f" = /etc/default/sockdiag_exporter ] || left="$left $f"
-  fi
-done </tmp/files
-[ -z "$left" ] || fail "dpkg -r left files behind:$left"
+# What is new since before the install: the conffile, and the systemd enablement state that
+# deb-systemd-helper keeps until purge (as every Debian service package does: enabling is
+# configuration). Nothing else.
+left=$(comm -13 /tmp/tree.before <(tree) | grep -vxE '/etc/default/sockdiag_exporter|/etc/systemd(/system(/multi-user\.target\.wants(/sockdiag_exporter\.service)?|/sockdiag_exporter\.service)?)?|/var/lib/systemd(/deb-systemd-helper-(enabled|masked)(/.*)?)?' || true)
+[ -z "$left" ] || fail "dpkg -r left files behind: $left"
 [ -f /etc/default/sockdiag_exporter ] || fail "dpkg -r removed the conffile"
+echo "inside: after dpkg -r, new paths: $(comm -13 /tmp/tree.before <(tree) | tr '\n' ' ')"
 dpkg --purge sockdiag-exporter >/tmp/dpkg-p.log 2>&1 || { cat /tmp/dpkg-p.log; fail "dpkg --purge"; }
-[ ! -e /etc/default/sockdiag_exporter ] || fail "dpkg --purge kept the conffile"
-echo "inside: dpkg -r left only the conffile; --purge removed it"
+left=$(comm -13 /tmp/tree.before <(tree) || true)
+[ -z "$left" ] || fail "dpkg --purge left files behind: $left"
+echo "inside: dpkg -r left only the conffile (and systemd's enablement state); --purge left nothing"
 INSIDE
 chmod 0755 "$TMP/pkg/inside.sh"
 
