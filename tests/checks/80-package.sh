@@ -102,7 +102,7 @@ rootfs=$cache/bookworm-minbase.tar
 if [ ! -s "$rootfs" ]; then
   # The mirror this machine's apt uses, so that a proxy or local mirror works here too.
   mirror=$(sed -n 's/^URIs: *\(http[^ ]*debian\)$/\1/p; s/^deb \(http[^ ]*debian\) .*/\1/p' \
-    /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null | head -1)
+    /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null | head -1 || true)
   mirror=${mirror:-http://deb.debian.org/debian}
   echo "80-package: debootstrap bookworm from $mirror (cached in $rootfs)"
   debootstrap --variant=minbase bookworm "$TMP/bootstrap" "$mirror" >"$TMP/debootstrap.log" 2>&1 \
