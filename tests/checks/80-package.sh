@@ -5,7 +5,7 @@
 #      `sha256sum -c` passes; the tarball holds what the README promises; lintian finds no
 #      error in the .deb;
 #   2. a clean Debian root (debootstrap --variant=minbase bookworm; cached as a tarball under
-#      $SOCKDIAG_ROOTFS_CACHE, made from scratch when absent): `dpkg -i` the .deb inside it
+#      $PACKAGE_TEST_ROOTFS_CACHE, made from scratch when absent): `dpkg -i` the .deb inside it
 #      (chroot, private mount, PID and network namespaces, loopback only); the files land
 #      where docs/packaging.md says, the unit runs /usr/bin/sockdiag_exporter, the env file
 #      is a conffile; the installed binary answers /metrics on loopback with the build date of
@@ -97,7 +97,7 @@ sed 's/^/  /' "$TMP/lintian.txt"
 ok "lintian: no error ($(elapsed))"
 
 # --- 2. A clean Debian root -----------------------------------------------------------------
-cache=${SOCKDIAG_ROOTFS_CACHE:-/var/cache/sockdiag_exporter-tests}
+cache=${PACKAGE_TEST_ROOTFS_CACHE:-/var/cache/sockdiag_exporter-tests}
 rootfs=$cache/bookworm-minbase.tar
 if [ ! -s "$rootfs" ]; then
   # The mirror this machine's apt uses, so that a proxy or local mirror works here too.
@@ -187,11 +187,13 @@ tar -C "$root" -xf "$rootfs"
 mkdir -p "$root/pkg"
 cp "$TMP/pkg/"* "$root/pkg/"
 # A private mount namespace (the /proc mounted for the root vanishes with it), a private PID
-# namespace (so that /proc shows only the test's processes), and a private network namespace
-# with loopback up.
+# namespace (so that /proc shows only the test's processes), a private network namespace
+# with loopback up, and an empty environment: nothing of this shell (SOCKDIAG_* variables
+# would be read as configuration) leaks into the clean root.
 # shellcheck disable=SC2016 # $1 and $2 expand in the inner sh.
 unshare --mount --pid --net --fork --mount-proc="$root/proc" \
-  sh -c 'ip link set lo up && exec chroot "$1" /pkg/inside.sh "$2"' sh "$root" "$build_date" \
+  sh -c 'ip link set lo up && exec env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin chroot "$1" /pkg/inside.sh "$2"' \
+  sh "$root" "$build_date" \
   >"$TMP/chroot.log" 2>&1 || { cat "$TMP/chroot.log"; fail "the package in a chroot"; }
 sed 's/^/  /' "$TMP/chroot.log"
 ok "chroot: dpkg -i, /metrics, dpkg -r, dpkg --purge ($(elapsed))"
