@@ -8,59 +8,29 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use prometheus_client::registry::Registry;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
+use sockdiag_exporter::cli::{self, Cli, Command};
 use sockdiag_exporter::collectors::CollectorKind;
-use sockdiag_exporter::config::{Config, Flags, LogFormat};
+use sockdiag_exporter::config::{Config, LogFormat};
 use sockdiag_exporter::exit;
 use sockdiag_exporter::poll as poller;
 use sockdiag_exporter::web_config::{WebConfigMetrics, WebSecurity};
 use sockdiag_exporter::{http, metrics, view};
 
-/// The exporter's flags, and its subcommands: with none it runs as the daemon.
-#[derive(Debug, Parser)]
-#[command(name = "sockdiag_exporter", version, about, long_about = None)]
-struct Cli {
-    #[command(flatten)]
-    flags: Flags,
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Two polls a few seconds apart, printed as tables (or JSON): what looks wrong, who
-    /// holds CLOSE_WAIT, listeners by queue fill, TIME_WAIT, ephemeral ports, peers.
-    Report(view::ReportArgs),
-}
-
-/// Parses the command line. The flags that shape a poll also apply after `report`.
-fn parse() -> Result<Cli, clap::Error> {
-    let mut command = Cli::command();
-    for flag in ["config_file", "namespaces", "log_level", "log_format"] {
-        command = command.mut_arg(flag, |arg| arg.global(true));
-    }
-    let matches = command.try_get_matches()?;
-    Cli::from_arg_matches(&matches)
-}
-
 /// Whether the command line, which did not parse, names the `report` subcommand: parsed
 /// again, ignoring errors, as far as clap gets.
 fn asks_for_report() -> bool {
-    let mut command = Cli::command().ignore_errors(true);
-    for flag in ["config_file", "namespaces", "log_level", "log_format"] {
-        command = command.mut_arg(flag, |arg| arg.global(true));
-    }
-    command
+    cli::command()
+        .ignore_errors(true)
         .try_get_matches()
         .is_ok_and(|matches| matches.subcommand_name() == Some("report"))
 }
 
 fn main() -> ExitCode {
-    let Cli { flags, command } = match parse() {
+    let Cli { flags, command } = match cli::parse() {
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();
@@ -254,6 +224,7 @@ async fn run(
     ));
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
+        revision = sockdiag_exporter::build_info::BuildInfo::CURRENT.revision,
         poll_interval = %humantime::format_duration(config.poll_interval),
         collectors_off = %collectors_off.join(","),
         max_connections = limits.max_connections,

@@ -20,6 +20,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
+use crate::build_info::BuildInfo;
 use crate::snapshot::{Published, Stage};
 
 mod kernel;
@@ -58,12 +59,23 @@ impl Format {
 #[derive(Debug)]
 pub struct SnapshotCollector {
     published: watch::Receiver<Arc<Published>>,
+    build: BuildInfo,
 }
 
 impl SnapshotCollector {
-    /// Registers the collector of every `sockdiag_*` family.
+    /// Registers the collector of every `sockdiag_*` family, for this binary's build.
     pub fn register(registry: &mut Registry, published: watch::Receiver<Arc<Published>>) {
-        registry.register_collector(Box::new(SnapshotCollector { published }));
+        Self::register_with_build(registry, published, BuildInfo::CURRENT);
+    }
+
+    /// As [`SnapshotCollector::register`], reporting `build` in `sockdiag_build_info`
+    /// (the golden exposition fixes it).
+    pub fn register_with_build(
+        registry: &mut Registry,
+        published: watch::Receiver<Arc<Published>>,
+        build: BuildInfo,
+    ) {
+        registry.register_collector(Box::new(SnapshotCollector { published, build }));
     }
 }
 
@@ -72,7 +84,7 @@ impl Collector for SnapshotCollector {
         // Clone the Arc and release the watch lock at once: encoding must not block the
         // poller's next publication.
         let published = Arc::clone(&self.published.borrow());
-        encode_published(&published, &mut encoder)
+        encode_published(&published, self.build, &mut encoder)
     }
 }
 
@@ -107,18 +119,16 @@ pub(crate) fn gauge_value<N: prometheus_client::encoding::EncodeGaugeValue + fmt
     ConstGauge::new(value).encode(family)
 }
 
-fn encode_published(published: &Published, encoder: &mut DescriptorEncoder) -> fmt::Result {
+fn encode_published(
+    published: &Published,
+    build: BuildInfo,
+    encoder: &mut DescriptorEncoder,
+) -> fmt::Result {
     gauge(
         encoder,
         "sockdiag_build_info",
-        "Build of this exporter; value is always 1.",
-        [(
-            BuildLabels {
-                version: env!("CARGO_PKG_VERSION"),
-                revision: env!("BUILD_GIT_REVISION"),
-            },
-            1u64,
-        )],
+        "Build of this exporter (version, git revision and branch, build date, rustc version, target); value is always 1.",
+        [(BuildLabels::from(build), 1u64)],
     )?;
     {
         let mut family = encoder.encode_descriptor(

@@ -260,17 +260,25 @@ fn fixed() -> Published {
     }
 }
 
-/// The exposition of a fixed snapshot equals tests/golden/metrics.prom (the build
-/// revision aside). tests/checks/10-golden.sh runs promtool over the file.
-/// UPDATE_GOLDEN=1 rewrites it.
+/// The build the golden exposition reports: fixed, so that the file does not change with
+/// the commit, the day or the compiler.
+const GOLDEN_BUILD: BuildInfo = BuildInfo {
+    version: "0.1.0",
+    revision: "0123456789ab",
+    branch: "main",
+    build_date: "2026-11-18T11:06:40Z",
+    rustc_version: "1.85.0",
+    target: "x86_64-unknown-linux-gnu",
+};
+
+/// The exposition of a fixed snapshot and build equals tests/golden/metrics.prom.
+/// tests/checks/10-golden.sh runs promtool over the file. UPDATE_GOLDEN=1 rewrites it.
 #[test]
 fn golden_exposition() {
     let (tx, rx) = watch::channel(Arc::new(fixed()));
     let mut registry = Registry::default();
-    SnapshotCollector::register(&mut registry, rx);
-    let text = encode(&registry, Format::Text004)
-        .unwrap()
-        .replace(env!("BUILD_GIT_REVISION"), "REVISION");
+    SnapshotCollector::register_with_build(&mut registry, rx, GOLDEN_BUILD);
+    let text = encode(&registry, Format::Text004).unwrap();
     drop(tx);
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/metrics.prom");
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
@@ -374,4 +382,25 @@ fn every_kernel_table_row_is_documented() {
             "grafana/tools/sockdiag-metrics.txt lacks {family}"
         );
     }
+}
+
+/// `register` reports this binary's build: every label of `sockdiag_build_info`, in order.
+#[test]
+fn build_info_reports_this_build() {
+    let (tx, rx) = watch::channel(Arc::new(fixed()));
+    let mut registry = Registry::default();
+    SnapshotCollector::register(&mut registry, rx);
+    let text = encode(&registry, Format::Text004).unwrap();
+    drop(tx);
+    let build = BuildInfo::CURRENT;
+    let expected = format!(
+        "sockdiag_build_info{{version=\"{}\",revision=\"{}\",branch=\"{}\",build_date=\"{}\",rustc_version=\"{}\",target=\"{}\"}} 1\n",
+        env!("CARGO_PKG_VERSION"),
+        build.revision,
+        build.branch,
+        build.build_date,
+        build.rustc_version,
+        build.target
+    );
+    assert!(text.contains(&expected), "{expected} not in:\n{text}");
 }
