@@ -139,10 +139,13 @@ fn start_daemons(rig: &mut Rig) {
             .stderr(log)
             .spawn()
             .expect("start containerd");
+        // Loopback up, for what runs with the daemons' network (`--network host`).
+        let netns = format!("--net=/proc/{}/ns/net", child.id());
         rig.daemons.push(("containerd".into(), child));
         wait_until("containerd answers", Duration::from_secs(60), || {
             succeeds("ctr", &["version"])
         });
+        run("nsenter", &[&netns, "ip", "link", "set", "lo", "up"]);
     }
     if !succeeds("docker", &["version"]) {
         // In containerd's namespace when it is ours, else in a private one.
@@ -174,10 +177,12 @@ fn start_daemons(rig: &mut Rig) {
             .stderr(log)
             .spawn()
             .expect("start dockerd");
+        let netns = format!("--net=/proc/{}/ns/net", child.id());
         rig.daemons.push(("dockerd".into(), child));
         wait_until("dockerd answers", Duration::from_secs(90), || {
             succeeds("docker", &["version"])
         });
+        run("nsenter", &[&netns, "ip", "link", "set", "lo", "up"]);
     }
 }
 
@@ -212,6 +217,12 @@ fn load_image(temp: &Path) {
             ),
         ],
     );
+}
+
+/// The network namespace of the running dockerd (`--network host` containers join it).
+pub fn dockerd_netns() -> PathBuf {
+    let pid = std::fs::read_to_string("/var/run/docker.pid").expect("read /var/run/docker.pid");
+    PathBuf::from(format!("/proc/{}/ns/net", pid.trim()))
 }
 
 /// Removes the images, stops the daemons started here and removes the cgroups left.

@@ -131,7 +131,10 @@ mod tests {
         // `ctr run` in the default namespace, `docker run` in `moby`.
         let text = r#"{"ociVersion":"1.0.2-dev","annotations":{"other":"x"},"linux":{}}"#;
         assert_eq!(parse(text).unwrap(), Names::default());
-        assert_eq!(parse(r#"{"ociVersion":"1.0.2-dev"}"#).unwrap(), Names::default());
+        assert_eq!(
+            parse(r#"{"ociVersion":"1.0.2-dev"}"#).unwrap(),
+            Names::default()
+        );
         // Empty values are no names.
         let empty = r#"{"annotations":{"io.kubernetes.cri.sandbox-name":""}}"#;
         assert_eq!(parse(empty).unwrap(), Names::default());
@@ -155,12 +158,21 @@ mod tests {
     #[test]
     fn reader_finds_the_bundle_in_its_namespace() {
         let state = TempRoot::new("containerd-read");
-        state.write(&format!("k8s.io/{SANDBOX_ID}/config.json"), SANDBOX.as_bytes());
-        state.write(&format!("k8s.io/{CONTAINER_ID}/config.json"), CONTAINER.as_bytes());
+        state.write(
+            &format!("k8s.io/{SANDBOX_ID}/config.json"),
+            SANDBOX.as_bytes(),
+        );
+        state.write(
+            &format!("k8s.io/{CONTAINER_ID}/config.json"),
+            CONTAINER.as_bytes(),
+        );
         std::fs::create_dir_all(state.0.join("moby")).unwrap();
         let namespaces = namespaces(&state.0).unwrap();
         let sandbox = ContainerId::parse(SANDBOX_ID).unwrap();
-        assert_eq!(read(&state.0, &namespaces, &sandbox).unwrap(), Some(shop_web()));
+        assert_eq!(
+            read(&state.0, &namespaces, &sandbox).unwrap(),
+            Some(shop_web())
+        );
         let absent = ContainerId::parse(&"a".repeat(64)).unwrap();
         assert_eq!(read(&state.0, &namespaces, &absent).unwrap(), None);
     }

@@ -218,12 +218,17 @@ mod tests {
         let crio = ContainerId::parse(CRIO_ID).unwrap();
         let neither = ContainerId::parse(&"e".repeat(64)).unwrap();
 
-        let found = lookup(&roots, &namespaces, &sandbox, None).unwrap().unwrap();
+        let found = lookup(&roots, &namespaces, &sandbox, None)
+            .unwrap()
+            .unwrap();
         assert_eq!(found.runtime, Runtime::Containerd);
         assert_eq!(found.names.pod_name.as_deref(), Some("web-7d9f4"));
         let found = lookup(&roots, &namespaces, &crio, None).unwrap().unwrap();
         assert_eq!(found.runtime, Runtime::Crio);
-        assert_eq!(found.names.pod_name.as_deref(), Some("checkout-5f6b8c9d7-x2k4p"));
+        assert_eq!(
+            found.names.pod_name.as_deref(),
+            Some("checkout-5f6b8c9d7-x2k4p")
+        );
         assert_eq!(lookup(&roots, &namespaces, &neither, None).unwrap(), None);
         // A hint looks only where it says.
         assert_eq!(

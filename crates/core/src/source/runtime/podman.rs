@@ -107,7 +107,10 @@ mod tests {
     #[test]
     fn the_name_on_a_real_conmon_command_line() {
         assert_eq!(parse_pid(PID_FILE), Some(9325));
-        assert_eq!(parse_cmdline(CMDLINE, &id()).as_deref(), Some("podman-looper"));
+        assert_eq!(
+            parse_cmdline(CMDLINE, &id()).as_deref(),
+            Some("podman-looper")
+        );
     }
 
     #[test]
@@ -127,9 +130,15 @@ mod tests {
     #[test]
     fn long_and_inline_flags() {
         let long = format!("/usr/libexec/podman/conmon\0--cid\0{ID}\0--name\0web\0");
-        assert_eq!(parse_cmdline(long.as_bytes(), &id()).as_deref(), Some("web"));
+        assert_eq!(
+            parse_cmdline(long.as_bytes(), &id()).as_deref(),
+            Some("web")
+        );
         let inline = format!("conmon\0--cid={ID}\0--name=web=1\0");
-        assert_eq!(parse_cmdline(inline.as_bytes(), &id()).as_deref(), Some("web=1"));
+        assert_eq!(
+            parse_cmdline(inline.as_bytes(), &id()).as_deref(),
+            Some("web=1")
+        );
     }
 
     #[test]
