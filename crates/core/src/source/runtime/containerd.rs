@@ -45,7 +45,7 @@ pub fn names(annotations: &BTreeMap<String, String>) -> Names {
 
 /// What the text of a bundle's config.json names.
 pub fn parse(text: &str) -> Result<Names, serde_json::Error> {
-    oci::parse_annotations(text).map(|annotations| names(&annotations))
+    oci::parse_annotations(text).map(|annotations| names(&annotations).capped())
 }
 
 /// The containerd namespaces under `state`, `k8s.io` first, then by name; none when the

@@ -42,7 +42,7 @@ pub fn names(annotations: &BTreeMap<String, String>) -> Names {
 
 /// What the text of a CRI-O config.json names.
 pub fn parse(text: &str) -> Result<Names, serde_json::Error> {
-    oci::parse_annotations(text).map(|annotations| names(&annotations))
+    oci::parse_annotations(text).map(|annotations| names(&annotations).capped())
 }
 
 /// `overlay-containers/<id>/userdata/<file>`, relative to a containers/storage root: where

@@ -15,13 +15,17 @@
 //! CRI-O's, then Docker's (a kubelet with cri-dockerd), and the runtime is the one whose
 //! state has the id.
 //!
-//! Every file is read through [`bounded`] ([`bounded::RUNTIME_STATE_LIMIT`], a regular
-//! file). A file that does not exist is `None` (another runtime's container, or one that
-//! just stopped); one that exists but cannot be read or parsed is an error naming it.
+//! Every file is read through [`bounded`]: at most [`bounded::RUNTIME_STATE_LIMIT`], a
+//! regular file, opened beneath its configured root (a symlink out of it is refused, not
+//! followed). A file that does not exist is `None` (another runtime's container, or one
+//! that just stopped); one that exists but cannot be read or parsed is an error naming
+//! it. Every name is cut to [`label_cap::CONTAINER_NAME`]. [`cache::StateCache`]
+//! remembers the failures, so that a broken file is read, counted and logged once.
 //!
 //! [`cgroup`]: crate::source::cgroup
 //! [`docker`]: crate::source::docker
 
+pub mod cache;
 pub mod containerd;
 pub mod crio;
 pub mod oci;
@@ -32,6 +36,7 @@ use std::path::{Path, PathBuf};
 
 use crate::source::bounded::{self, BoundedReadError};
 use crate::source::cgroup::{ContainerId, Runtime};
+use crate::source::label_cap;
 
 /// containerd's state directory of v2 shims (`state` in config.toml, plus the plugin's
 /// directory): one directory per containerd namespace, one bundle per container in it.
@@ -54,6 +59,23 @@ pub struct Names {
     /// Docker Compose's `com.docker.compose.project` and `.service` labels.
     pub compose_project: Option<String>,
     pub compose_service: Option<String>,
+}
+
+impl Names {
+    /// Every name cut to [`label_cap::CONTAINER_NAME`].
+    pub fn capped(self) -> Names {
+        let cap = |name: Option<String>| {
+            name.map(|name| label_cap::cap_owned(name, label_cap::CONTAINER_NAME))
+        };
+        Names {
+            container_name: cap(self.container_name),
+            pod_name: cap(self.pod_name),
+            pod_namespace: cap(self.pod_namespace),
+            pod_uid: cap(self.pod_uid),
+            compose_project: cap(self.compose_project),
+            compose_service: cap(self.compose_service),
+        }
+    }
 }
 
 /// A container found in a runtime's state.
@@ -103,6 +125,18 @@ pub enum RuntimeError {
     List { path: PathBuf, error: io::Error },
 }
 
+impl RuntimeError {
+    /// The file or directory the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            RuntimeError::Read(error) => error.path(),
+            RuntimeError::Parse { path, .. }
+            | RuntimeError::Pid { path }
+            | RuntimeError::List { path, .. } => path,
+        }
+    }
+}
+
 /// The runtime state of container `id`, looked up in the runtime `hint` names or, for a
 /// bare id, in containerd's, CRI-O's and Docker's in turn. `None` when none has it.
 /// Docker is left to the caller (its names come from [`crate::source::docker`]).
@@ -141,9 +175,10 @@ pub fn lookup(
     }
 }
 
-/// The text of `relative` beneath `root`, or `None` when it does not exist.
+/// The text of `relative` beneath `root` (never leaving it), or `None` when it does not
+/// exist.
 fn read_state(root: &Path, relative: &Path, limit: u64) -> Result<Option<String>, RuntimeError> {
-    match bounded::read_to_string(&root.join(relative), limit) {
+    match bounded::read_beneath_to_string(root, relative, limit) {
         Ok(text) => Ok(Some(text)),
         Err(error) if error.io_kind() == Some(io::ErrorKind::NotFound) => Ok(None),
         Err(error) => Err(error.into()),

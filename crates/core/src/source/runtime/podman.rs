@@ -79,10 +79,13 @@ pub fn read(
         Err(error) if error.io_kind() == Some(io::ErrorKind::NotFound) => None,
         Err(error) => return Err(error.into()),
     };
-    Ok(Some(Names {
-        container_name,
-        ..Names::default()
-    }))
+    Ok(Some(
+        Names {
+            container_name,
+            ..Names::default()
+        }
+        .capped(),
+    ))
 }
 
 fn cmdline_path(proc_root: &Path, pid: u32) -> PathBuf {
