@@ -56,7 +56,36 @@ pub fn containerd_pod_run_as_a_kubelet_does_is_named_by_pod() {
         assert_eq!(info.get("pod_namespace").map(String::as_str), Some("shop"));
         assert_eq!(info["container_name"], "");
         assert_leak(all, inode, 2);
+        // `report` names it as a person would, and keeps the id in its JSON.
+        let shown = format!("shop/{pod_name}");
+        let text = report(&[]);
+        assert!(
+            text.lines()
+                .any(|line| line.split_whitespace().next() == Some(shown.as_str())),
+            "no line for {shown}:\n{text}"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&report(&["--json"])).expect("report --json");
+        let row = json["states"]
+            .as_array()
+            .expect("states")
+            .iter()
+            .find(|row| row["netns"] == pod.sandbox.id[..12])
+            .expect("a row of the pod's namespace");
+        assert_eq!(row["netns_name"], shown.as_str());
     });
+}
+
+/// `sockdiag_exporter report --namespaces=all ARGS`, run in the calling thread's namespace:
+/// its standard output.
+fn report(args: &[&str]) -> String {
+    let out = std::process::Command::new(crate::exporter::BIN)
+        .args(["report", "--namespaces=all"])
+        .args(args)
+        .env_clear()
+        .output()
+        .expect("run sockdiag_exporter report");
+    String::from_utf8(out.stdout).expect("utf-8 report")
 }
 
 pub fn podman_container_is_named() {
