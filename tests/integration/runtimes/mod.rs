@@ -21,6 +21,7 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
         naming::podman_container_is_named,
         naming::docker_rename_is_followed_within_one_poll,
         naming::a_stopped_containers_series_go_and_no_fd_of_its_namespace_stays,
+        naming::broken_runtime_state_is_named_by_id_counted_and_logged_once,
         compose::compose_exporter_service_with_exactly_its_settings_names_the_other_containers,
         churn::fifty_containers_churning_for_60_s_leave_no_poll_error_and_no_stale_name,
     ]

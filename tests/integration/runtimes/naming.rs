@@ -76,6 +76,77 @@ pub fn containerd_pod_run_as_a_kubelet_does_is_named_by_pod() {
     });
 }
 
+/// A pod whose bundle holds malformed JSON and one whose bundle is a symlink out of
+/// containerd's state (to a spec naming another pod): each namespace keeps its id label
+/// and what the cgroup path says, the failures are counted once and logged once.
+pub fn broken_runtime_state_is_named_by_id_counted_and_logged_once() {
+    rig::ensure();
+    let tag = tag();
+    let malformed = Pod::run("shop", &format!("bad-json-{tag}"), Program::Sleep);
+    let escaping = Pod::run("shop", &format!("bad-link-{tag}"), Program::Sleep);
+    let bundle = |pod: &Pod| {
+        format!(
+            "/run/containerd/io.containerd.runtime.v2.task/k8s.io/{}/config.json",
+            pod.sandbox.id
+        )
+    };
+    // containerd read the bundle when it started the task; it never reads it again.
+    std::fs::write(bundle(&malformed), "{\"annotations\":").expect("break the bundle");
+    // The original, moved out of the state directory, then named otherwise.
+    let outside = std::env::temp_dir().join(format!("sockdiag-it-outside-{tag}.json"));
+    let spec = std::fs::read_to_string(bundle(&escaping)).expect("read the bundle");
+    std::fs::write(&outside, spec.replace(&format!("bad-link-{tag}"), "evil")).unwrap();
+    std::fs::remove_file(bundle(&escaping)).expect("remove the bundle");
+    std::os::unix::fs::symlink(&outside, bundle(&escaping)).expect("link the bundle out");
+    let _outside = Removed(outside);
+    in_netns(move || {
+        let mut exporter = exporter(&[]);
+        for _ in 0..3 {
+            exporter.wait_for_fresh_poll();
+        }
+        let all = exporter.scrape_all();
+        for pod in [&malformed, &escaping] {
+            let info = info(&all, pod.sandbox.netns_inode()).expect("info of the pod");
+            assert_eq!(info["netns"], pod.sandbox.id[..12]);
+            assert_eq!(info["container_id"], pod.sandbox.id);
+            assert_eq!(info["pod_uid"], pod.uid);
+            // The cgroupfs path does not say the runtime; the state that would is broken.
+            assert_eq!(info["runtime"], "");
+            assert_eq!(info["pod_name"], "");
+        }
+        assert_eq!(
+            all.value("sockdiag_poll_errors_total{stage=\"attribution\"}"),
+            1.0
+        );
+        exporter.drain_log();
+        for (pod, why) in [
+            (&malformed, "EOF while parsing a value at line 1 column 15"),
+            (
+                &escaping,
+                "leads out of /run/containerd/io.containerd.runtime.v2.task",
+            ),
+        ] {
+            let path = bundle(pod);
+            let logged: Vec<&String> = exporter
+                .log_lines
+                .iter()
+                .filter(|line| line.contains(&path))
+                .collect();
+            assert_eq!(logged.len(), 1, "{path} logged {logged:?}");
+            assert!(logged[0].contains(why), "{}", logged[0]);
+        }
+    });
+}
+
+/// A file removed when dropped.
+struct Removed(std::path::PathBuf);
+
+impl Drop for Removed {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// `sockdiag_exporter report --namespaces=all ARGS`, run in the calling thread's namespace:
 /// its standard output.
 fn report(args: &[&str]) -> String {
