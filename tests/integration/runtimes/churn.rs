@@ -56,6 +56,7 @@ fn churn(runtime: &'static str, prefix: String, ledger: Ledger, stop: Arc<Atomic
 
 pub fn fifty_containers_churning_for_60_s_leave_no_poll_error_and_no_stale_name() {
     rig::ensure();
+    let _exclusive = rig::errors_exclusive();
     let prefix = format!("sockdiag-it-churn-{}", tag());
     let ledger: Ledger = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));

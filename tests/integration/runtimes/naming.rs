@@ -81,6 +81,7 @@ pub fn containerd_pod_run_as_a_kubelet_does_is_named_by_pod() {
 /// and what the cgroup path says, the failures are counted once and logged once.
 pub fn broken_runtime_state_is_named_by_id_counted_and_logged_once() {
     rig::ensure();
+    let _exclusive = rig::errors_exclusive();
     let tag = tag();
     let malformed = Pod::run("shop", &format!("bad-json-{tag}"), Program::Sleep);
     let escaping = Pod::run("shop", &format!("bad-link-{tag}"), Program::Sleep);

@@ -28,15 +28,40 @@ pub const PODMAN_IMAGE: &str = "localhost/sockdiag-it/busybox:1";
 /// Cgroup parents the runtimes create under each hierarchy and leave behind.
 const CGROUP_PARENTS: [&str; 3] = ["docker", "libpod_parent", "kubepods"];
 
+/// The runtimes' state and data directories. Those the rig's runtimes create are removed
+/// at teardown: a 0700 /run/docker left behind would hide /run/docker/netns from an
+/// unprivileged exporter, and dockerd leaves its own namespace bind-mounted at
+/// /run/docker/netns/default.
+const STATE_DIRS: [&str; 7] = [
+    "/run/docker",
+    "/run/containerd",
+    "/run/containers",
+    "/run/libpod",
+    "/var/lib/docker",
+    "/var/lib/containerd",
+    "/var/lib/containers",
+];
+
 struct Rig {
     /// Daemons started here, in start order.
     daemons: Vec<(String, Child)>,
     /// Cgroup directories (under every hierarchy) that did not exist before.
     new_cgroups: Vec<PathBuf>,
+    /// State directories that did not exist before.
+    new_state: Vec<PathBuf>,
     temp: PathBuf,
 }
 
 static RIG: Mutex<Option<Rig>> = Mutex::new(None);
+
+/// Held by the tests that break runtime state on purpose and by those that count every
+/// poll error of every namespace: the exporter of one sees the other's containers.
+static ERRORS: Mutex<()> = Mutex::new(());
+
+/// Serializes the tests that make or count errors of runtime state (see [`ERRORS`]).
+pub fn errors_exclusive() -> std::sync::MutexGuard<'static, ()> {
+    ERRORS.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// Runs `program args`, failing the test with its stderr unless it succeeds; its stdout.
 pub fn run(program: &str, args: &[&str]) -> String {
@@ -100,9 +125,15 @@ pub fn ensure() {
         .into_iter()
         .filter(|dir| !dir.exists())
         .collect();
+    let new_state = STATE_DIRS
+        .iter()
+        .map(PathBuf::from)
+        .filter(|dir| !dir.exists())
+        .collect();
     let mut state = Rig {
         daemons: Vec::new(),
         new_cgroups,
+        new_state,
         temp,
     };
     start_daemons(&mut state);
@@ -249,7 +280,29 @@ pub fn teardown() {
     for dir in &state.new_cgroups {
         remove_cgroup_tree(dir);
     }
+    for dir in &state.new_state {
+        remove_state_dir(dir);
+    }
     let _ = std::fs::remove_dir_all(&state.temp);
+}
+
+/// Unmounts what is mounted beneath `dir` (deepest first), then removes it.
+fn remove_state_dir(dir: &Path) {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut mounts: Vec<&str> = mountinfo
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .filter(|point| Path::new(point).starts_with(dir))
+        .collect();
+    mounts.sort_by_key(|point| std::cmp::Reverse(point.len()));
+    for point in mounts {
+        if !succeeds("umount", &["-l", point]) {
+            eprintln!("teardown: umount {point} failed");
+        }
+    }
+    if let Err(e) = std::fs::remove_dir_all(dir) {
+        eprintln!("teardown: rm -r {}: {e}", dir.display());
+    }
 }
 
 /// Removes the empty cgroup tree at `dir`, children first.
