@@ -23,6 +23,10 @@ use crate::source::runtime::{read_state, Names, RuntimeError};
 /// The namespace the kubelet's containers live in; looked in first.
 pub const KUBERNETES_NAMESPACE: &str = "k8s.io";
 
+/// Docker's namespace in containerd: its bundles name nothing, Docker's own state does
+/// (a bare id under a cri-dockerd pod must reach Docker's config, not stop here).
+pub const DOCKER_NAMESPACE: &str = "moby";
+
 /// Pod-level annotations of containerd's CRI plugin.
 pub const SANDBOX_NAME: &str = "io.kubernetes.cri.sandbox-name";
 pub const SANDBOX_NAMESPACE: &str = "io.kubernetes.cri.sandbox-namespace";
@@ -48,8 +52,8 @@ pub fn parse(text: &str) -> Result<Names, serde_json::Error> {
     oci::parse_annotations(text).map(|annotations| names(&annotations).capped())
 }
 
-/// The containerd namespaces under `state`, `k8s.io` first, then by name; none when the
-/// directory does not exist (no containerd on this node).
+/// The containerd namespaces under `state`, `k8s.io` first, then by name, Docker's left
+/// out; none when the directory does not exist (no containerd on this node).
 pub fn namespaces(state: &Path) -> Result<Vec<String>, RuntimeError> {
     let list_error = |error| RuntimeError::List {
         path: state.to_path_buf(),
@@ -64,8 +68,9 @@ pub fn namespaces(state: &Path) -> Result<Vec<String>, RuntimeError> {
     for entry in entries.take(MAX_NAMESPACES) {
         let entry = entry.map_err(list_error)?;
         // A name that is not UTF-8 is no namespace containerd accepts.
-        if let Ok(name) = entry.file_name().into_string() {
-            names.push(name);
+        match entry.file_name().into_string() {
+            Ok(name) if name != DOCKER_NAMESPACE => names.push(name),
+            _ => {}
         }
     }
     names.sort_by(|a, b| {
@@ -148,7 +153,7 @@ mod tests {
         }
         assert_eq!(
             namespaces(&state.0).unwrap(),
-            ["k8s.io", "buildkit", "default", "moby"]
+            ["k8s.io", "buildkit", "default"]
         );
         assert!(namespaces(Path::new("/nonexistent/containerd/state"))
             .unwrap()

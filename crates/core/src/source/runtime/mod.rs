@@ -276,6 +276,23 @@ mod tests {
         );
     }
 
+    /// A bare id under a cri-dockerd pod: Docker runs it through containerd's `moby`
+    /// namespace, whose bundle names nothing; the lookup must find nothing there, so that
+    /// Docker's config (with the pod's labels) names it.
+    #[test]
+    fn a_bare_id_in_dockers_containerd_namespace_stopped_short_of_dockers_config() {
+        let containerd = TempRoot::new("lookup-moby");
+        let run_root = TempRoot::new("lookup-moby-runroot");
+        containerd.write(
+            &format!("moby/{SANDBOX}/config.json"),
+            br#"{"ociVersion":"1.0.2-dev","annotations":{}}"#,
+        );
+        let roots = roots(&containerd, &run_root);
+        let namespaces = containerd::namespaces(&containerd.0).unwrap();
+        let id = ContainerId::parse(SANDBOX).unwrap();
+        assert_eq!(lookup(&roots, &namespaces, &id, None).unwrap(), None);
+    }
+
     #[test]
     fn missing_roots_name_nothing() {
         let roots = Roots {
