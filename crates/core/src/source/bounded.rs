@@ -71,7 +71,7 @@ impl BoundedReadError {
             | BoundedReadError::NotRegular { path }
             | BoundedReadError::TooLarge { path, .. }
             | BoundedReadError::Read { path, .. }
-            | BoundedReadError::NotUtf8 { path }
+            | BoundedReadError::NotUtf8 { path, .. }
             | BoundedReadError::Escapes { path, .. }
             | BoundedReadError::Unsupported { path } => path,
         }
