@@ -263,6 +263,7 @@ pub fn teardown() {
     let _ = succeeds("docker", &["rmi", "-f", IMAGE]);
     let _ = succeeds("ctr", &["-n", "k8s.io", "images", "rm", CTR_IMAGE]);
     let _ = succeeds("podman", &["rmi", "-f", PODMAN_IMAGE]);
+    let started_dockerd = state.daemons.iter().any(|(name, _)| name == "dockerd");
     // dockerd before the containerd it runs on.
     while let Some((name, mut child)) = state.daemons.pop() {
         let pid = nix::unistd::Pid::from_raw(child.id() as i32);
@@ -277,6 +278,15 @@ pub fn teardown() {
             let _ = child.wait();
         }
     }
+    // dockerd leaves its own namespace bind-mounted there, even where /run/docker is not
+    // the rig's to remove: it would pin the namespace.
+    let default_netns = "/run/docker/netns/default";
+    if started_dockerd
+        && is_mount_point(default_netns)
+        && !succeeds("umount", &["-l", default_netns])
+    {
+        eprintln!("teardown: umount {default_netns} failed");
+    }
     for dir in &state.new_cgroups {
         remove_cgroup_tree(dir);
     }
@@ -284,6 +294,14 @@ pub fn teardown() {
         remove_state_dir(dir);
     }
     let _ = std::fs::remove_dir_all(&state.temp);
+}
+
+/// Whether something is mounted at `path` in our mount namespace.
+fn is_mount_point(path: &str) -> bool {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .any(|line| line.split(' ').nth(4) == Some(path))
 }
 
 /// Unmounts what is mounted beneath `dir` (deepest first), then removes it.
