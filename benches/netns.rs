@@ -4,6 +4,10 @@
 //! `cargo bench --bench netns -- [N] [--reps R]`. Needs root. Everything it creates
 //! (processes, cgroups, files) is removed on exit, also on a panic.
 //!
+//! With `--existing` it makes nothing and times discovery over the namespaces that exist,
+//! naming them from the runtimes' real state at the default paths (Docker, containerd,
+//! CRI-O, Podman): for containers started beforehand on real runtimes.
+//!
 //! Prints, as medians of R runs (default 21):
 //! - `netns::discover`: /proc/*/ns/net and the bind roots only;
 //! - `poll::discover::discover`: the same plus each namespace's cgroup, without and with
@@ -48,16 +52,21 @@ impl Drop for Load {
 fn main() {
     let mut namespaces = 200usize;
     let mut reps = 21usize;
+    let mut existing = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--reps" => reps = args.next().and_then(|r| r.parse().ok()).expect("--reps N"),
             // cargo bench passes --bench.
             "--bench" => {}
+            "--existing" => existing = true,
             other => namespaces = other.parse().expect("usage: netns [N] [--reps R]"),
         }
     }
     let reps = reps.max(1);
+    if existing {
+        namespaces = 0;
+    }
     let temp = std::env::temp_dir().join(format!("sockdiag-bench-netns-{}", std::process::id()));
     let mut load = Load {
         sleepers: Vec::new(),
@@ -101,9 +110,13 @@ fn main() {
         }
     }
 
-    let sources = Sources {
-        docker_root: load.temp.clone(),
-        ..Sources::default()
+    let sources = if existing {
+        Sources::default()
+    } else {
+        Sources {
+            docker_root: load.temp.clone(),
+            ..Sources::default()
+        }
     };
     let processes = std::fs::read_dir("/proc")
         .unwrap()
@@ -117,6 +130,8 @@ fn main() {
     });
     let unnamed = Sources {
         docker_root: load.temp.join("absent"),
+        containerd_state: load.temp.join("absent"),
+        containers_run_root: load.temp.join("absent"),
         ..sources.clone()
     };
     let without_names = median(reps, || {
@@ -130,7 +145,7 @@ fn main() {
     let named = found
         .namespaces
         .iter()
-        .filter(|ns| !ns.info.container_name.is_empty())
+        .filter(|ns| !ns.info.container_name.is_empty() || !ns.info.pod_name.is_empty())
         .count();
     assert!(
         named >= namespaces,
@@ -164,8 +179,8 @@ fn main() {
     drop(open);
 
     println!(
-        "netns bench: {namespaces} extra namespaces, {} discovered, {processes} processes, \
-         median of {reps}",
+        "netns bench: {namespaces} extra namespaces, {} discovered ({named} named), \
+         {processes} processes, median of {reps}",
         found.namespaces.len()
     );
     println!(
@@ -173,11 +188,11 @@ fn main() {
         ms(raw)
     );
     println!(
-        "  poll::discover, no Docker data root (+ cgroups) {:>5.2} ms",
+        "  poll::discover, no runtime state (+ cgroups)   {:>6.2} ms",
         ms(without_names)
     );
     println!(
-        "  poll::discover (+ cgroups, Docker names)    {:>9.2} ms",
+        "  poll::discover (+ cgroups, runtime names)   {:>9.2} ms",
         ms(full)
     );
     println!(

@@ -2,14 +2,15 @@
 # Builds the seed inputs of every fuzz target under fuzz/seeds/ (not committed) from real
 # captures: the inet_diag and unix_diag dumps under crates/core/src/source/*/testdata (split into
 # datagrams), this machine's /proc/net/{netstat,snmp,snmp6}, sysctls and /proc/self/cgroup, the
-# /proc fixtures and the cgroup, Docker and web config cases of the unit tests,
+# /proc fixtures and the cgroup, Docker and web config cases of the unit tests, the runtime
+# state captured from real containerd and Podman containers (crates/core/src/source/runtime/testdata),
 # config.example.toml and deploy/web-config. `fuzz/run.sh --seed` then minimizes them
 # with the committed corpus into fuzz/corpus/ (cargo fuzz cmin).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=fuzz/seeds
 rm -rf "$out"
-mkdir -p "$out"/{sock_diag_inet,sock_diag_unix,proc_net_snmp,sysctl,cgroup,uid_map,docker_config,config_toml,web_config}
+mkdir -p "$out"/{sock_diag_inet,sock_diag_unix,proc_net_snmp,sysctl,cgroup,uid_map,docker_config,runtime_spec,podman_conmon,config_toml,web_config}
 
 python3 - "$out" <<'PY'
 import hashlib, os, re, struct, sys
@@ -74,6 +75,21 @@ src = open("crates/core/src/source/docker.rs").read()
 put("docker_config", re.search(r'const CONFIG: &str = r#"(.*?)"#;', src, re.S).group(1))
 for case in re.findall(r'parse_config\(r#"(.*?)"#\)', src):
     put("docker_config", case)
+
+# Runtime state: the OCI specs and conmon files captured from real runtimes (and CRI-O's
+# layout), and the unit tests' inline cases (crates/core/src/source/runtime/*.rs).
+rt = "crates/core/src/source/runtime"
+for name in sorted(os.listdir(rt + "/testdata")):
+    data = open(os.path.join(rt, "testdata", name), "rb").read()
+    if name.endswith(".json"):
+        put("runtime_spec", data)
+    else:
+        put("podman_conmon", data)
+for module in ("oci", "containerd", "crio"):
+    for case in re.findall(r'r#"(\{.*?)"#', open(f"{rt}/{module}.rs").read(), re.S):
+        put("runtime_spec", case)
+for case in re.findall(r'format!\("((?:[^"\\]|\\.)*conmon(?:[^"\\]|\\.)*)"\)', open(f"{rt}/podman.rs").read()):
+    put("podman_conmon", case.replace("{ID}", "a7e829961b44e1bdd2a7591833fd07cfbede52807db110689943a49b2798c21e").replace("\\u{0}", "\\0").replace("\\0", "\0"))
 
 # Web config: the unit tests' YAML cases (src/web_config/tests.rs) with their TLS prefix.
 src = open("src/web_config/tests.rs").read()

@@ -31,6 +31,12 @@ need_apt tmux tmux || exit 1
 need_apt debootstrap debootstrap || exit 1
 need_apt lintian lintian || exit 1
 need_apt dockerd docker.io || exit 1
+# Real container runtimes for the runtime tests (tests/integration/runtimes): their rig
+# starts containerd and dockerd when they are not running, in a private network
+# namespace, and stops them after. About 70 s to install on a fresh machine.
+need_apt containerd containerd || exit 1
+need_apt podman podman || exit 1
+need_apt busybox busybox-static || exit 1
 
 passed=0
 failed=0

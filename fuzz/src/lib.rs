@@ -1,9 +1,9 @@
 //! The fuzz targets of sockdiag_exporter, one `pub fn` each, over the crate's real pure
 //! decoders and parsers: the netlink framing with the inet_diag and unix_diag payload
 //! decoders (and the UNIX fold), `/proc/net/{netstat,snmp,snmp6}`, the sysctls,
-//! `/proc/PID/cgroup`, `/proc/PID/uid_map`, Docker's `config.v2.json`, the TOML config with
-//! its environment,
-//! and the web config YAML.
+//! `/proc/PID/cgroup`, `/proc/PID/uid_map`, Docker's `config.v2.json`, the OCI `config.json`
+//! of containerd's and CRI-O's containers, Podman's conmon pid file and command line, the TOML
+//! config with its environment, and the web config YAML.
 //!
 //! `fuzz_targets/*.rs` hand libFuzzer's input to these (`cargo +nightly fuzz run NAME`,
 //! or `fuzz/run.sh` for all); the tests below replay every committed corpus file through
@@ -27,6 +27,8 @@ use sockdiag_exporter::source::proc_net_snmp::NetCounters;
 use sockdiag_exporter::source::sock_diag::frame::decode_datagram;
 use sockdiag_exporter::source::unix_diag::decode::decode_unix_diag_msg;
 use sockdiag_exporter::source::unix_diag::Name;
+use sockdiag_exporter::source::cgroup::ContainerId;
+use sockdiag_exporter::source::runtime::{containerd, crio, podman};
 use sockdiag_exporter::source::{
     cgroup, docker, proc_net_snmp, proc_sys_net, sock_diag, userns,
 };
@@ -36,7 +38,7 @@ use sockdiag_exporter::web_config;
 pub type Target = fn(&[u8]);
 
 /// Every target, by name: the fuzz target's name is its corpus directory's.
-pub const TARGETS: [(&str, Target); 9] = [
+pub const TARGETS: [(&str, Target); 11] = [
     ("sock_diag_inet", sock_diag_inet),
     ("sock_diag_unix", sock_diag_unix),
     ("proc_net_snmp", proc_net_snmp),
@@ -44,6 +46,8 @@ pub const TARGETS: [(&str, Target); 9] = [
     ("cgroup", cgroup),
     ("uid_map", uid_map),
     ("docker_config", docker_config),
+    ("runtime_spec", runtime_spec),
+    ("podman_conmon", podman_conmon),
     ("config_toml", config_toml),
     ("web_config", web_config),
 ];
@@ -250,6 +254,41 @@ pub fn docker_config(data: &[u8]) {
         Err(error) => {
             let _ = error.to_string();
         }
+    }
+}
+
+/// An OCI `config.json`, as containerd's and CRI-O's readers parse it.
+pub fn runtime_spec(data: &[u8]) {
+    let text = text(data);
+    for parsed in [containerd::parse(&text), crio::parse(&text)] {
+        match parsed {
+            Ok(names) => {
+                for name in [&names.pod_name, &names.pod_namespace, &names.pod_uid] {
+                    assert!(name.as_ref().is_none_or(|n| !n.is_empty()), "{names:?}");
+                }
+                // A pod's namespace is never named after one of its containers.
+                assert_eq!(names.container_name, None);
+            }
+            Err(error) => {
+                let _ = error.to_string();
+            }
+        }
+    }
+}
+
+/// The container id Podman's conmon is asked about in [`podman_conmon`].
+const CONMON_ID: &str = "a7e829961b44e1bdd2a7591833fd07cfbede52807db110689943a49b2798c21e";
+
+/// Podman's `conmon.pid` and conmon's `/proc/PID/cmdline`: the whole input as each.
+pub fn podman_conmon(data: &[u8]) {
+    let _ = podman::parse_pid(&text(data));
+    let id = ContainerId::parse(CONMON_ID).expect("64 hex");
+    if let Some(name) = podman::parse_cmdline(data, &id) {
+        assert!(!name.is_empty());
+        assert!(!name.contains('\0'));
+        // A name comes only with the id it must come with.
+        let id = CONMON_ID.as_bytes();
+        assert!(data.windows(id.len()).any(|w| w == id));
     }
 }
 

@@ -7,9 +7,9 @@ Takes the query of the overview panel "CLOSE_WAIT: which container" as committed
 the Grafana variables with All (lint-dashboards.py's substitute(); job, instance, netns,
 cluster, process and port -> .* or .+), and writes a promtool unit test (OUTDIR/which-container.test.yml)
 where one host has CLOSE_WAIT in three network namespaces: a Docker container with its
-sockdiag_netns_info, a pod (container and pod uid), and the host namespace without any info.
-The expected result: the container's and the pod's rows carry container_name, container_id
-and pod_uid; the host's row stays, without them (no row lost, none doubled). Then runs
+sockdiag_netns_info, a pod (its name, namespace and uid), and the host namespace without any
+info. The expected result: the container's row carries container_name and container_id, the
+pod's pod_name, pod_namespace, container_id and pod_uid; the host's row stays, without them (no row lost, none doubled). Then runs
 `promtool test rules` on it. Standard library only (plus promtool on PATH).
 """
 import importlib.util
@@ -37,7 +37,7 @@ tests:
         values: '90x5'
       - series: 'sockdiag_netns_info{{job="sockdiag",instance="n1:10120",netns="a1b2c3d4e5f6",inode="4026532900",container_id="a1b2c3d4e5f6",container_name="orders-api",pod_uid="",runtime="docker"}}'
         values: '1x5'
-      - series: 'sockdiag_netns_info{{job="sockdiag",instance="n1:10120",netns="0a0b0c0d0e0f",inode="4026532901",container_id="0a0b0c0d0e0f",container_name="billing",pod_uid="6d1f0c2e-8b7a-4c3d-9e5f-0a1b2c3d4e5f",runtime="containerd"}}'
+      - series: 'sockdiag_netns_info{{job="sockdiag",instance="n1:10120",netns="0a0b0c0d0e0f",inode="4026532901",container_id="0a0b0c0d0e0f",container_name="",pod_name="billing-7d9f4",pod_namespace="shop",pod_uid="6d1f0c2e-8b7a-4c3d-9e5f-0a1b2c3d4e5f",runtime="containerd"}}'
         values: '1x5'
     promql_expr_test:
       - expr: '{expr}'
@@ -45,7 +45,7 @@ tests:
         exp_samples:
           - labels: '{{instance="n1:10120",netns="a1b2c3d4e5f6",direction="outbound",port="3306",process="api",container_name="orders-api",container_id="a1b2c3d4e5f6"}}'
             value: 40
-          - labels: '{{instance="n1:10120",netns="0a0b0c0d0e0f",direction="inbound",port="8080",process="java",container_name="billing",container_id="0a0b0c0d0e0f",pod_uid="6d1f0c2e-8b7a-4c3d-9e5f-0a1b2c3d4e5f"}}'
+          - labels: '{{instance="n1:10120",netns="0a0b0c0d0e0f",direction="inbound",port="8080",process="java",pod_name="billing-7d9f4",pod_namespace="shop",container_id="0a0b0c0d0e0f",pod_uid="6d1f0c2e-8b7a-4c3d-9e5f-0a1b2c3d4e5f"}}'
             value: 7
           - labels: '{{instance="n1:10120",netns="host",direction="inbound",port="80",process="nginx"}}'
             value: 3

@@ -28,8 +28,12 @@ pub struct NetnsInfoLabels {
     pub inode: String,
     pub container_id: String,
     pub container_name: String,
+    pub pod_name: String,
+    pub pod_namespace: String,
     pub pod_uid: String,
     pub runtime: String,
+    pub compose_project: String,
+    pub compose_service: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]

@@ -173,7 +173,7 @@ fn encode_published(
     gauge(
         encoder,
         "sockdiag_netns_info",
-        "One series per network namespace that keeps its label (folded ones have none), value 1: who it is. netns is the label every per-namespace family carries (host, the ip-netns name, the 12-hex container id, or ns-<inode>); join on it for the container name or the Kubernetes pod UID.",
+        "One series per network namespace that keeps its label (folded ones have none), value 1: who it is. netns is the label every per-namespace family carries (host, the ip-netns name, the 12-hex container id, or ns-<inode>); join on it for the container name, the Kubernetes pod and namespace, or the Compose project and service, read from the container runtime's state.",
         snapshot.netns_info.iter().map(|info| {
             (
                 (
@@ -182,8 +182,12 @@ fn encode_published(
                         inode: info.inode.to_string(),
                         container_id: info.container_id.clone(),
                         container_name: info.container_name.clone(),
+                        pod_name: info.pod_name.clone(),
+                        pod_namespace: info.pod_namespace.clone(),
                         pod_uid: info.pod_uid.clone(),
                         runtime: info.runtime.clone(),
+                        compose_project: info.compose_project.clone(),
+                        compose_service: info.compose_service.clone(),
                     },
                 ),
                 1u64,

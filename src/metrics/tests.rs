@@ -233,9 +233,11 @@ fn fixed() -> Published {
                     inode: 4026532801,
                     container_id:
                         "3f2a9c1d0e4b5a6978695a4b3c2d1e0f3f2a9c1d0e4b5a6978695a4b3c2d1e0f".into(),
-                    container_name: "api".into(),
+                    pod_name: "api-7c9d8".into(),
+                    pod_namespace: "shop".into(),
                     pod_uid: "6f1c2b9e-0d4a-4c3e-9b7a-2e5d8c1f0a3b".into(),
                     runtime: "containerd".into(),
+                    ..Default::default()
                 },
                 NetnsInfo {
                     netns: Arc::from("host"),

@@ -224,7 +224,7 @@ impl Conditions {
         }
         self.attribution.report(
             &notes.attribution_errors,
-            "containers of network namespaces unknown; they keep their ns-<inode> label",
+            "containers of network namespaces not named; they keep their id (or ns-<inode>) label",
             "containers of every network namespace known again",
         );
         self.kernel.report(

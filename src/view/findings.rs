@@ -76,14 +76,20 @@ struct Found<'a> {
 }
 
 impl Found<'_> {
-    fn push(&mut self, kind: FindingKind, weight: f64, netns: &str, text: String) {
+    /// `netns` is the row's label (kept in the finding), `name` what the text calls it.
+    fn push(&mut self, kind: FindingKind, weight: f64, (netns, name): (&str, &str), text: String) {
         let text = if self.several {
-            format!("{text} in netns {netns}")
+            format!("{text} in netns {name}")
         } else {
             text
         };
-        let netns = netns.to_string();
-        self.found.push((weight, Finding { kind, netns, text }));
+        let finding = Finding {
+            kind,
+            netns: netns.to_string(),
+            netns_name: name.to_string(),
+            text,
+        };
+        self.found.push((weight, finding));
     }
 }
 
@@ -118,7 +124,7 @@ fn close_wait(summary: &Summary, found: &mut Found) {
                 .push(
                     FindingKind::CloseWaitGrowing,
                     g.per_second,
-                    &row.netns,
+                    (&row.netns, &row.netns_name),
                     format!(
                         "CLOSE_WAIT growing: {who}, {}, {} sockets, oldest {oldest}",
                         rate_text(g.per_second),
@@ -128,7 +134,7 @@ fn close_wait(summary: &Summary, found: &mut Found) {
             _ if row.stale > 0 => found.push(
                 FindingKind::CloseWaitStale,
                 row.stale as f64,
-                &row.netns,
+                (&row.netns, &row.netns_name),
                 format!(
                     "CLOSE_WAIT stale: {who}, {} of {} never closed, oldest {oldest}",
                     row.stale, row.sockets,
@@ -159,7 +165,7 @@ fn listeners(summary: &Summary, found: &mut Found) {
             found.push(
                 FindingKind::ListenQueueFull,
                 row.fill,
-                &row.netns,
+                (&row.netns, &row.netns_name),
                 format!(
                     "accept queue {}: {at}, {} waiting of {}{unaccepted}",
                     queue_word(row.length, row.limit),
@@ -171,7 +177,7 @@ fn listeners(summary: &Summary, found: &mut Found) {
             found.push(
                 FindingKind::UnacceptedCloseWait,
                 row.unaccepted_close_wait as f64,
-                &row.netns,
+                (&row.netns, &row.netns_name),
                 format!("clients gave up waiting: {at}{unaccepted}"),
             );
         }
@@ -184,7 +190,7 @@ fn unix_listeners(summary: &Summary, found: &mut Found) {
             found.push(
                 FindingKind::UnixListenQueueFull,
                 row.fill,
-                &row.netns,
+                (&row.netns, &row.netns_name),
                 format!(
                     "UNIX accept queue {}: {} {}, {} waiting of {}",
                     queue_word(row.length, row.limit),
@@ -207,7 +213,7 @@ fn ephemeral(summary: &Summary, found: &mut Found) {
             found.push(
                 FindingKind::EphemeralPorts,
                 fill,
-                &row.netns,
+                (&row.netns, &row.netns_name),
                 format!(
                     "ephemeral ports running out: {}:{} holds {} of {} ({:.0}%)",
                     row.remote_address,
@@ -228,7 +234,7 @@ fn time_wait(summary: &Summary, found: &mut Found) {
             found.push(
                 FindingKind::TimeWaitGrowing,
                 g.per_second,
-                &row.netns,
+                (&row.netns, &row.netns_name),
                 format!(
                     "TIME_WAIT growing: :{} {}, {}, {} sockets",
                     row.port,

@@ -55,6 +55,9 @@ pub struct NamespaceCount {
 #[derive(Debug, Clone, Serialize)]
 pub struct NetnsStates {
     pub netns: String,
+    /// What a person calls the namespace: `namespace/pod`, the container's name, else
+    /// the `netns` label.
+    pub netns_name: String,
     /// Sockets in the states kept by the filter, IPv4 and IPv6 together.
     pub total: u64,
     /// `state` label -> sockets, every state the filter keeps, zero included.
@@ -72,6 +75,9 @@ pub struct Growth {
 #[derive(Debug, Clone, Serialize)]
 pub struct CloseWaitRow {
     pub netns: String,
+    /// What a person calls the namespace: `namespace/pod`, the container's name, else
+    /// the `netns` label.
+    pub netns_name: String,
     pub process: String,
     pub direction: &'static str,
     pub port: String,
@@ -86,6 +92,9 @@ pub struct CloseWaitRow {
 #[derive(Debug, Clone, Serialize)]
 pub struct ListenerRow {
     pub netns: String,
+    /// What a person calls the namespace: `namespace/pod`, the container's name, else
+    /// the `netns` label.
+    pub netns_name: String,
     pub address: String,
     pub port: u16,
     pub process: String,
@@ -105,6 +114,9 @@ pub struct ListenerRow {
 #[derive(Debug, Clone, Serialize)]
 pub struct UnixListenerRow {
     pub netns: String,
+    /// What a person calls the namespace: `namespace/pod`, the container's name, else
+    /// the `netns` label.
+    pub netns_name: String,
     /// The `path` label: `@name` for an abstract name, `""` unnamed, `other` folded.
     pub path: String,
     pub process: String,
@@ -120,6 +132,9 @@ pub struct UnixListenerRow {
 #[derive(Debug, Clone, Serialize)]
 pub struct TimeWaitRow {
     pub netns: String,
+    /// What a person calls the namespace: `namespace/pod`, the container's name, else
+    /// the `netns` label.
+    pub netns_name: String,
     pub direction: &'static str,
     pub port: String,
     pub sockets: u64,
@@ -129,6 +144,9 @@ pub struct TimeWaitRow {
 #[derive(Debug, Clone, Serialize)]
 pub struct EphemeralRow {
     pub netns: String,
+    /// What a person calls the namespace: `namespace/pod`, the container's name, else
+    /// the `netns` label.
+    pub netns_name: String,
     /// `other` for the largest of the destinations beyond the cap.
     pub remote_address: String,
     pub remote_port: String,
@@ -142,6 +160,9 @@ pub struct EphemeralRow {
 #[derive(Debug, Clone, Serialize)]
 pub struct PeerRow {
     pub netns: String,
+    /// What a person calls the namespace: `namespace/pod`, the container's name, else
+    /// the `netns` label.
+    pub netns_name: String,
     /// `other` for the rest beyond the cap.
     pub remote_address: String,
     /// Sockets in the states kept by the filter.
@@ -167,6 +188,9 @@ pub enum FindingKind {
 pub struct Finding {
     pub kind: FindingKind,
     pub netns: String,
+    /// What a person calls the namespace: `namespace/pod`, the container's name, else
+    /// the `netns` label.
+    pub netns_name: String,
     /// One line for a person, e.g. "CLOSE_WAIT growing: php-fpm :9000 inbound, +12/s,
     /// oldest 340 s".
     pub text: String,

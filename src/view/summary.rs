@@ -140,6 +140,7 @@ impl Summary {
             summary.ephemeral.extend(ephemeral(ns, filter));
             summary.peers.extend(peers(ns, filter));
         }
+        name_rows(&mut summary, latest);
         sort(&mut summary);
         summary.findings = findings::find(&summary, thresholds);
         summary.headline = summary
@@ -265,6 +266,7 @@ fn states(latest: &Snapshot, filter: &Filter) -> Vec<NetnsStates> {
             let (total, states) = state_map(&ns.tcp.tcp_sockets, filter);
             NetnsStates {
                 netns: ns.netns.to_string(),
+                netns_name: String::new(),
                 total,
                 states,
             }
@@ -274,6 +276,7 @@ fn states(latest: &Snapshot, filter: &Filter) -> Vec<NetnsStates> {
         let (total, states) = state_map(&latest.folded.tcp_sockets, filter);
         rows.push(NetnsStates {
             netns: "other".to_string(),
+            netns_name: "other".to_string(),
             total,
             states,
         });
@@ -297,6 +300,7 @@ fn close_wait(
         .filter(|s| port_matches(s, TcpState::CloseWait, filter) && filter.process(&s.process))
         .map(|s| CloseWaitRow {
             netns: ns.netns.to_string(),
+            netns_name: String::new(),
             process: s.process.to_string(),
             direction: s.direction.label(),
             port: s.port.to_string(),
@@ -334,6 +338,7 @@ fn listeners(ns: &NetnsFigures, filter: &Filter) -> Vec<ListenerRow> {
         .filter(|l| filter.port(PortLabel::Port(l.port)) && filter.process(&l.process))
         .map(|l| ListenerRow {
             netns: ns.netns.to_string(),
+            netns_name: String::new(),
             address: l.address.to_string(),
             port: l.port,
             process: l.process.to_string(),
@@ -358,6 +363,7 @@ fn unix_listeners(ns: &NetnsFigures, filter: &Filter) -> Vec<UnixListenerRow> {
         .filter(|l| filter.process(&l.process))
         .map(|l| UnixListenerRow {
             netns: ns.netns.to_string(),
+            netns_name: String::new(),
             path: l.path.to_string(),
             process: l.process.to_string(),
             length: l.length,
@@ -388,6 +394,7 @@ fn time_wait(
         .into_iter()
         .map(|((direction, port), sockets)| TimeWaitRow {
             netns: ns.netns.to_string(),
+            netns_name: String::new(),
             direction: direction.label(),
             port: port.to_string(),
             sockets,
@@ -417,6 +424,7 @@ fn ephemeral(ns: &NetnsFigures, filter: &Filter) -> Vec<EphemeralRow> {
             };
             EphemeralRow {
                 netns: ns.netns.to_string(),
+                netns_name: String::new(),
                 remote_address,
                 remote_port,
                 used: *used,
@@ -439,6 +447,7 @@ fn peers(ns: &NetnsFigures, filter: &Filter) -> Vec<PeerRow> {
             None => {
                 rows.push(PeerRow {
                     netns: ns.netns.to_string(),
+                    netns_name: String::new(),
                     remote_address: address,
                     sockets: 0,
                     states: BTreeMap::new(),
@@ -497,4 +506,42 @@ fn sort(summary: &mut Summary) {
             .then(b.sockets.cmp(&a.sockets))
             .then_with(|| (&a.netns, &a.remote_address).cmp(&(&b.netns, &b.remote_address)))
     });
+}
+
+/// Every row's `netns_name`: what the namespace's info names (see
+/// [`NetnsInfo::display_name`](sockdiag_core::snapshot::NetnsInfo::display_name)), the
+/// label where there is no info (`other`).
+fn name_rows(summary: &mut Summary, latest: &Snapshot) {
+    let names: std::collections::HashMap<&str, String> = latest
+        .netns_info
+        .iter()
+        .map(|info| (&*info.netns, info.display_name()))
+        .collect();
+    let name = |netns: &str| {
+        names
+            .get(netns)
+            .cloned()
+            .unwrap_or_else(|| netns.to_string())
+    };
+    for row in &mut summary.states {
+        row.netns_name = name(&row.netns);
+    }
+    for row in &mut summary.close_wait {
+        row.netns_name = name(&row.netns);
+    }
+    for row in &mut summary.listeners {
+        row.netns_name = name(&row.netns);
+    }
+    for row in &mut summary.unix_listeners {
+        row.netns_name = name(&row.netns);
+    }
+    for row in &mut summary.time_wait {
+        row.netns_name = name(&row.netns);
+    }
+    for row in &mut summary.ephemeral {
+        row.netns_name = name(&row.netns);
+    }
+    for row in &mut summary.peers {
+        row.netns_name = name(&row.netns);
+    }
 }

@@ -222,7 +222,7 @@ fn states(summary: &Summary) -> Table {
     // columns with the namespace label cut to 6 characters, 100 with 27.
     table.gap = 1;
     for row in &summary.states {
-        let mut cells = vec![row.netns.clone(), row.total.to_string()];
+        let mut cells = vec![row.netns_name.clone(), row.total.to_string()];
         cells.extend(state_columns.iter().map(|(_, labels)| {
             labels
                 .iter()
@@ -263,7 +263,7 @@ fn close_wait(summary: &Summary, netns: Netns) -> Table {
             age_text(row.oldest_seconds),
             row.stale.to_string(),
         ];
-        table.row(netns.cells(&row.netns, cells), hot);
+        table.row(netns.cells(&row.netns_name, cells), hot);
     }
     table
 }
@@ -295,7 +295,7 @@ fn listeners(summary: &Summary, netns: Netns) -> Table {
             row.unaccepted_close_wait.to_string(),
         ];
         let hot = row.length > row.limit || row.unaccepted_close_wait > 0;
-        table.row(netns.cells(&row.netns, cells), hot);
+        table.row(netns.cells(&row.netns_name, cells), hot);
     }
     table
 }
@@ -322,7 +322,7 @@ fn unix_listeners(summary: &Summary, netns: Netns) -> Table {
             percent(row.fill),
             row.peak.to_string(),
         ];
-        table.row(netns.cells(&row.netns, cells), row.length > row.limit);
+        table.row(netns.cells(&row.netns_name, cells), row.length > row.limit);
     }
     table
 }
@@ -348,7 +348,7 @@ fn time_wait(summary: &Summary, netns: Netns) -> Table {
             growth,
             per_second,
         ];
-        table.row(netns.cells(&row.netns, cells), false);
+        table.row(netns.cells(&row.netns_name, cells), false);
     }
     table
 }
@@ -378,7 +378,7 @@ fn ephemeral(summary: &Summary, netns: Netns) -> Table {
             row.range.map_or_else(|| "?".to_string(), |r| r.to_string()),
             row.fill.map_or_else(|| "?".to_string(), percent),
         ];
-        table.row(netns.cells(&row.netns, cells), false);
+        table.row(netns.cells(&row.netns_name, cells), false);
     }
     table
 }
@@ -407,7 +407,7 @@ fn peers(summary: &Summary, netns: Netns) -> Table {
             get("time_wait").to_string(),
             row.sockets.saturating_sub(named).to_string(),
         ];
-        table.row(netns.cells(&row.netns, cells), false);
+        table.row(netns.cells(&row.netns_name, cells), false);
     }
     table
 }

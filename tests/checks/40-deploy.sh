@@ -156,6 +156,13 @@ for kind in ("requests", "limits"):
     for r in ("cpu", "memory"):
         want(r in res.get(kind, {}), "resources.%s.%s set" % (kind, r))
 want(c["image"].rsplit(":", 1)[-1] == version, "image tag = Cargo.toml version %s, got %s" % (version, c["image"]))
+# The runtimes' state, read-only, where the exporter's defaults look for it.
+volumes = {v["name"]: v.get("hostPath", {}).get("path") for v in spec.get("volumes", [])}
+mounts = {m["mountPath"]: m for m in c.get("volumeMounts", [])}
+for path in ("/run/containerd/io.containerd.runtime.v2.task", "/run/containers/storage", "/var/lib/docker/containers"):
+    m = mounts.get(path)
+    want(m is not None and m.get("readOnly") is True and volumes.get(m["name"]) == path,
+         "%s mounted read-only from the node's %s" % (path, path))
 labels = ds["spec"]["template"]["metadata"]["labels"]
 want(labels.get("app.kubernetes.io/version") == version, "app.kubernetes.io/version label = %s" % version)
 if errors:

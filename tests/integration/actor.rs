@@ -235,6 +235,21 @@ pub fn run(role: &str, args: &[String]) {
             held_listeners.push(listener);
             announce();
         }
+        // Inside a container started by a runtime (no stdin to wait on): listens on ADDR,
+        // connects N clients and closes them, never closing what it accepted, so N
+        // sockets sit in CLOSE_WAIT; then holds them until killed.
+        "close-wait-leak" => {
+            let listener = TcpListener::bind(arg(1)).expect("bind");
+            let address = listener.local_addr().unwrap();
+            for _ in 0..arg(2).parse::<usize>().unwrap() {
+                drop(TcpStream::connect(address).expect("connect"));
+                held_streams.push(listener.accept().expect("accept").0);
+            }
+            announce();
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
+        }
         other => panic!("unknown actor role {other}"),
     }
     // Hold everything until the test closes stdin (or kills us).

@@ -199,21 +199,21 @@ fn incidents_inside_containers_are_named_by_their_namespace() {
         );
         assert_eq!(
             all.value(&format!(
-                "sockdiag_netns_info{{netns=\"{docker_label}\",inode=\"{}\",container_id=\"{}\",container_name=\"{DOCKER_NAME}\",pod_uid=\"\",runtime=\"docker\"}}",
+                "sockdiag_netns_info{{netns=\"{docker_label}\",inode=\"{}\",container_id=\"{}\",container_name=\"{DOCKER_NAME}\",pod_name=\"\",pod_namespace=\"\",pod_uid=\"\",runtime=\"docker\",compose_project=\"\",compose_service=\"\"}}",
                 scene.docker_inode, scene.docker_id
             )),
             1.0
         );
         assert_eq!(
             all.value(&format!(
-                "sockdiag_netns_info{{netns=\"{kube_label}\",inode=\"{}\",container_id=\"{}\",container_name=\"\",pod_uid=\"{POD_UID}\",runtime=\"containerd\"}}",
+                "sockdiag_netns_info{{netns=\"{kube_label}\",inode=\"{}\",container_id=\"{}\",container_name=\"\",pod_name=\"\",pod_namespace=\"\",pod_uid=\"{POD_UID}\",runtime=\"containerd\",compose_project=\"\",compose_service=\"\"}}",
                 scene.kube_inode, scene.kube_id
             )),
             1.0
         );
         assert_eq!(
             all.value(&format!(
-                "sockdiag_netns_info{{netns=\"{}\",inode=\"{}\",container_id=\"\",container_name=\"\",pod_uid=\"\",runtime=\"\"}}",
+                "sockdiag_netns_info{{netns=\"{}\",inode=\"{}\",container_id=\"\",container_name=\"\",pod_name=\"\",pod_namespace=\"\",pod_uid=\"\",runtime=\"\",compose_project=\"\",compose_service=\"\"}}",
                 scene.named, scene.named_inode
             )),
             1.0

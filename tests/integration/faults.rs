@@ -95,6 +95,8 @@ impl Scene {
             proc_root: self.proc_root(),
             bind_roots: Vec::new(),
             docker_root: self.temp.join("docker"),
+            containerd_state: self.temp.join("containerd"),
+            containers_run_root: self.temp.join("storage"),
         };
         config.netns_concurrency = 1;
         config.open = open;

@@ -24,6 +24,7 @@ mod owners;
 mod pki;
 mod report;
 mod report_output;
+mod runtimes;
 mod signal;
 mod signals;
 mod states;
@@ -102,9 +103,13 @@ fn main() {
         signal::tests(),
         faults::tests(),
         collectors::tests(),
+        runtimes::tests(),
     ]
     .into_iter()
     .flatten()
     .collect();
-    libtest_mimic::run(&args, tests).exit();
+    let conclusion = libtest_mimic::run(&args, tests);
+    // The daemons, images and cgroups the runtime tests' rig made, if any test used it.
+    runtimes::teardown();
+    conclusion.exit();
 }

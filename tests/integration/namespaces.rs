@@ -227,8 +227,8 @@ fn discovery_names_every_kind_of_namespace() {
                     inode: scene.docker_inode,
                     container_id: scene.docker_id.clone(),
                     container_name: DOCKER_NAME.into(),
-                    pod_uid: String::new(),
                     runtime: "docker".into(),
+                    ..none()
                 },
                 PathBuf::from(format!("/proc/{}/ns/net", scene.docker.id())),
             ),
@@ -237,9 +237,9 @@ fn discovery_names_every_kind_of_namespace() {
                 NetnsInfo {
                     inode: scene.kube_inode,
                     container_id: scene.kube_id.clone(),
-                    container_name: String::new(),
                     pod_uid: POD_UID.into(),
                     runtime: "containerd".into(),
+                    ..none()
                 },
                 PathBuf::from(format!("/proc/{}/ns/net", scene.kube.id())),
             ),

@@ -297,10 +297,34 @@ pub struct NetnsInfo {
     pub inode: u64,
     /// The full 64-hex container id.
     pub container_id: String,
+    /// Docker's or Podman's container name; empty for a pod's namespace.
     pub container_name: String,
+    pub pod_name: String,
+    /// The pod's Kubernetes namespace.
+    pub pod_namespace: String,
     pub pod_uid: String,
     /// docker, containerd, crio or podman.
     pub runtime: String,
+    /// Docker Compose's project and service.
+    pub compose_project: String,
+    pub compose_service: String,
+}
+
+impl NetnsInfo {
+    /// What a person calls the namespace: `namespace/pod` for a pod, the container's
+    /// name, else its `netns` label (`host`, an `ip netns` name, an id, `ns-<inode>`).
+    pub fn display_name(&self) -> String {
+        if !self.pod_name.is_empty() {
+            if self.pod_namespace.is_empty() {
+                return self.pod_name.clone();
+            }
+            return format!("{}/{}", self.pod_namespace, self.pod_name);
+        }
+        if !self.container_name.is_empty() {
+            return self.container_name.clone();
+        }
+        self.netns.to_string()
+    }
 }
 
 /// Why namespaces were not sampled in a poll: `sockdiag_netns_skipped{reason}`.

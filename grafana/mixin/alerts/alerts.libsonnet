@@ -33,12 +33,16 @@ local q = import '../lib/promql.libsonnet';
     local tv(query, fmt='humanize') =
       '{{ with ' + query + ' | query }}{{ . | first | value | ' + fmt + ' }}{{ else }}?{{ end }}',
 
-    // Which network namespace, container and (kube-state-metrics) pod: nothing at all when
-    // the alert has no netns label (an exporter that does not emit it, or a host-wide alert).
+    // Which network namespace, and the pod (namespace/name) or container that owns it, as
+    // sockdiag_netns_info names them from the container runtime's state; with
+    // _config.kubeStateMetrics, also the pod kube-state-metrics knows by its UID. Nothing at
+    // all when the alert has no netns label (an exporter that does not emit it, or a
+    // host-wide alert).
     local nsWhere =
       '{{ if $labels.netns }} in network namespace {{ $labels.netns }}'
-      + '{{ with ' + tq('sockdiag_netns_info', ns) + ' | query }}'
-      + '{{ with . | first | label "container_name" }} (container {{ . }}){{ end }}{{ end }}'
+      + '{{ with ' + tq('sockdiag_netns_info', ns) + ' | query }}{{ $info := . | first }}'
+      + '{{ if $info | label "pod_name" }} (pod {{ with $info | label "pod_namespace" }}{{ . }}/{{ end }}{{ $info | label "pod_name" }})'
+      + '{{ else if $info | label "container_name" }} (container {{ $info | label "container_name" }}){{ end }}{{ end }}'
       + (if cfg.kubeStateMetrics then
            '{{ with ' + tq('instance_netns:sockdiag_netns_info:kube_pod_info', ns) + ' | query }}'
            + ' (pod {{ . | first | label "namespace" }}/{{ . | first | label "pod" }}){{ end }}'

@@ -18,10 +18,11 @@ function(cfg) {
   on(labels):: 'on (%s)' % std.join(', ', [C] + labels),
 
   // The container (or pod) behind each network namespace of EXPR, whose `by` must keep
-  // instance and netns: sockdiag_netns_info's container_name/container_id/pod_uid are added
-  // where it exists; series of namespaces without it (the host, an exporter that does not
-  // emit netns yet) stay, without those labels.
-  containerLabels:: ['container_name', 'container_id', 'pod_uid'],
+  // instance and netns: sockdiag_netns_info's container_name, pod_namespace, pod_name,
+  // container_id and pod_uid (named from the container runtime's state, no
+  // kube-state-metrics needed) are added where it exists; series of namespaces without it
+  // (the host, an exporter that does not emit netns yet) stay, without those labels.
+  containerLabels:: ['container_name', 'pod_namespace', 'pod_name', 'container_id', 'pod_uid'],
   whichContainer(expr)::
     '(%s) * %s group_left (%s) max %s (%s) or ignoring (%s) (%s)' % [
       expr,

@@ -10,7 +10,7 @@ function(cfg)
   local FIRING = ['alertname=~"Sockdiag.+"', 'alertstate="firing"'];
   local R = 'instance_netns_direction_port_process:sockdiag_tcp_close_wait_sockets:sum';
   local NI = '{{netns}} {{instance}}';
-  local containerCols = { container_name: 'container', container_id: 'container id', pod_uid: 'pod uid' };
+  local containerCols = { container_name: 'container', pod_namespace: 'namespace', pod_name: 'pod', container_id: 'container id', pod_uid: 'pod uid' };
 
   local panels = [
     g.row('Fleet'),
@@ -129,7 +129,7 @@ function(cfg)
                  [runbook('SockdiagCloseWaitStale')]),
     g.table('Top 10 containers by CLOSE_WAIT',
             'The network namespaces with the most CLOSE_WAIT sockets in the fleet, '
-            + 'with the container (and pod uid) that owns each, from sockdiag_netns_info.',
+            + 'with the container (or pod: namespace, name and uid) that owns each, from sockdiag_netns_info.',
             'short',
             [t(c.whichContainer('topk(10, %s)' % N('instance_netns:sockdiag_tcp_close_wait_sockets:sum')), ref='A', table=true)],
             [runbook('SockdiagCloseWaitGrowing')],

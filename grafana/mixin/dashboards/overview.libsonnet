@@ -16,7 +16,7 @@ function(cfg)
   local U = '{{process}} {{path}} {{netns}} {{instance}}';
   local fill = th([['green', null], ['orange', 0.5], ['red', cfg.listenQueueFullRatio]]);
   local unixFill = th([['green', null], ['orange', 0.5], ['red', cfg.unixListenQueueFullRatio]]);
-  local containerCols = { container_name: 'container', container_id: 'container id', pod_uid: 'pod uid' };
+  local containerCols = { container_name: 'container', pod_namespace: 'namespace', pod_name: 'pod', container_id: 'container id', pod_uid: 'pod uid' };
   local hideCols = ['__name__', 'job', cfg.clusterLabel];
   local H = q.human;
 
@@ -125,7 +125,7 @@ function(cfg)
                h=8),
     g.table('CLOSE_WAIT: which container',
             'CLOSE_WAIT sockets per network namespace, process and port, with '
-            + 'the container (and pod uid) that owns the namespace, from sockdiag_netns_info. Namespaces '
+            + 'the container (or pod: namespace, name and uid) that owns the namespace, from sockdiag_netns_info. Namespaces '
             + 'without a container (the host, ip netns) show no container.',
             'short',
             [t(c.whichContainer('sum %s (%s)' % [by(['instance', 'netns', 'direction', 'port', 'process']), N('sockdiag_tcp_port_sockets', [cw, PROC, PORT])]), ref='A', table=true)],
@@ -194,7 +194,7 @@ function(cfg)
             exclude=[cfg.clusterLabel]),
     g.table('Accept queues: which container',
             'Peak accept-queue fill (peak / backlog) of every listener, with the '
-            + 'container (and pod uid) that owns its network namespace, from sockdiag_netns_info.',
+            + 'container (or pod: namespace, name and uid) that owns its network namespace, from sockdiag_netns_info.',
             'percentunit',
             [t(c.whichContainer(N('instance_netns_address_port_process:sockdiag_tcp_listen_queue_peak_per_limit:ratio', [PORT])), ref='A', table=true)],
             [runbook('SockdiagListenQueueFull')],
@@ -269,7 +269,7 @@ function(cfg)
                  [runbook('SockdiagUnixListenQueueFull')]),
     g.table('UNIX listeners: which container',
             'Peak accept-queue fill of every UNIX stream listener, with the '
-            + 'container (and pod uid) that owns its network namespace, from sockdiag_netns_info.',
+            + 'container (or pod: namespace, name and uid) that owns its network namespace, from sockdiag_netns_info.',
             'percentunit',
             [t(c.whichContainer(N('instance_netns_path_process:sockdiag_unix_listen_queue_peak_per_limit:ratio')), ref='A', table=true)],
             [runbook('SockdiagUnixListenQueueFull')],
@@ -345,7 +345,7 @@ function(cfg)
                  h=6),
     g.table('TIME_WAIT: which container',
             'TIME_WAIT sockets per network namespace and port, with the container '
-            + '(and pod uid) that owns the namespace, from sockdiag_netns_info: the side that closed first.',
+            + '(or pod: namespace, name and uid) that owns the namespace, from sockdiag_netns_info: the side that closed first.',
             'short',
             [t(c.whichContainer('sum %s (%s)' % [by(['instance', 'netns', 'direction', 'port']), N('sockdiag_tcp_port_sockets', [tw, PORT])]), ref='A', table=true)],
             [runbook('SockdiagTimeWaitNearMaxBuckets')],
@@ -395,7 +395,7 @@ function(cfg)
                  w=8),
     g.table('Connection churn: which container',
             'Connections opened per second (ActiveOpens + PassiveOpens) per '
-            + 'network namespace, with the container (and pod uid) that owns it: the looping caller of '
+            + 'network namespace, with the container (or pod: namespace, name and uid) that owns it: the looping caller of '
             + 'a TIME_WAIT storm (docs/incidents.md #4).',
             'cps',
             [t(c.whichContainer('sum %s (%s) + %s sum %s (%s)' % [
@@ -479,9 +479,9 @@ function(cfg)
                  w=8),
     g.table('Network namespaces',
             'Every network namespace the exporter samples (sockdiag_netns_info): its '
-            + 'netns label, inode, container id and name, pod uid and container runtime.',
+            + 'netns label, inode, container id and name, pod namespace, name and uid, container runtime, Compose project and service.',
             'none',
-            [t('max %s (%s)' % [by(['instance', 'netns', 'inode', 'container_id', 'container_name', 'pod_uid', 'runtime']), N('sockdiag_netns_info')], ref='A', table=true)],
+            [t('max %s (%s)' % [by(['instance', 'netns', 'inode', 'container_id', 'container_name', 'pod_namespace', 'pod_name', 'pod_uid', 'runtime', 'compose_project', 'compose_service']), N('sockdiag_netns_info')], ref='A', table=true)],
             [RI],
             { Value: 'info' },
             w=16,

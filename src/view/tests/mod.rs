@@ -302,6 +302,7 @@ fn json_fields_are_the_documented_schema() {
         json["unix_listeners"][0],
         serde_json::json!({
             "netns": "host",
+            "netns_name": "host",
             "path": "/run/php/fpm.sock",
             "process": "php-fpm",
             "length": 65,
@@ -315,6 +316,7 @@ fn json_fields_are_the_documented_schema() {
         serde_json::json!({
             "kind": "unix_listen_queue_full",
             "netns": "host",
+            "netns_name": "host",
             "text": "UNIX accept queue full: php-fpm /run/php/fpm.sock, 65 waiting of 64",
         })
     );

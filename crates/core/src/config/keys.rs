@@ -143,6 +143,16 @@ for_each_collector!(config_keys! {
         parse: v::absolute_path,
         help: "Docker's data root, for container names",
     }
+    "netns.containerd_state" {
+        field: netns.containerd_state,
+        parse: v::absolute_path,
+        help: "containerd's v2 task state (bundles by namespace), for pod names",
+    }
+    "netns.containers_run_root" {
+        field: netns.containers_run_root,
+        parse: v::absolute_path,
+        help: "The containers/storage run root of CRI-O and Podman, for their names",
+    }
     "netns.bind_roots" {
         field: netns.bind_roots,
         parse: v::absolute_paths,

@@ -26,6 +26,8 @@ impl From<&Config> for PollerConfig {
         };
         poller.collectors = config.collectors;
         poller.sources.docker_root = config.netns.docker_root.clone();
+        poller.sources.containerd_state = config.netns.containerd_state.clone();
+        poller.sources.containers_run_root = config.netns.containers_run_root.clone();
         poller.sources.bind_roots = config.netns.bind_roots.clone();
         poller
     }

@@ -42,6 +42,10 @@ pub struct NetnsConfig {
     pub concurrency: usize,
     /// Docker's data root, for container names.
     pub docker_root: PathBuf,
+    /// containerd's v2 task state, for pod names.
+    pub containerd_state: PathBuf,
+    /// The containers/storage run root of CRI-O and Podman, for their names.
+    pub containers_run_root: PathBuf,
     /// Directories of bind-mounted namespaces; the first is `ip netns`'.
     pub bind_roots: Vec<PathBuf>,
 }
@@ -167,6 +171,8 @@ impl Default for Config {
                 max_namespaces: poller.max_namespaces,
                 concurrency: poller.netns_concurrency,
                 docker_root: poller.sources.docker_root,
+                containerd_state: poller.sources.containerd_state,
+                containers_run_root: poller.sources.containers_run_root,
                 bind_roots: poller.sources.bind_roots,
             },
             web: WebConfig {

@@ -32,7 +32,6 @@ use crate::fold::close_wait::CloseWaitTracker;
 use crate::fold::netns::cap_namespaces;
 use crate::fold::Settings;
 use crate::snapshot::{NetnsFigures, NetnsInfo, NetnsSkipped, Snapshot};
-use crate::source::docker::ConfigCache;
 use crate::source::netns::{self, EnterError, HomeNetns, MissingPrivileges};
 use crate::source::proc_fd::{ProcIndex, ProcIndexError, ScanReport};
 use crate::source::sock_diag::Opener;
@@ -91,8 +90,8 @@ pub struct Collector {
     collectors: Collectors,
     scope: Scope,
     sources: Sources,
-    /// The Docker configs that failed to read, kept from poll to poll.
-    docker: ConfigCache,
+    /// The runtime state files that failed to read, kept from poll to poll.
+    caches: discover::StateCaches,
     concurrency: usize,
     max_namespaces: usize,
     peaks: Peaks,
@@ -144,7 +143,7 @@ impl Collector {
             collectors: config.collectors(),
             scope: config.scope,
             sources: config.sources.clone(),
-            docker: ConfigCache::default(),
+            caches: discover::StateCaches::default(),
             concurrency: config.netns_concurrency.max(1),
             max_namespaces: config.max_namespaces.max(1),
             peaks,
@@ -253,7 +252,7 @@ impl Collector {
     /// the privileges to enter others, or when discovery fails.
     fn discover(&mut self, notes: &mut PollNotes) -> (Vec<Job>, NetnsSkipped) {
         let mut skipped = NetnsSkipped::default();
-        let found = match discover::discover(&self.sources, &mut self.docker) {
+        let found = match discover::discover(&self.sources, &mut self.caches) {
             Ok(found) => found,
             Err(error) => {
                 notes.discovery_error = Some(error);
@@ -447,7 +446,11 @@ fn info(label: &Arc<str>, namespace: &Namespace) -> NetnsInfo {
         inode: info.inode,
         container_id: info.container_id.clone(),
         container_name: info.container_name.clone(),
+        pod_name: info.pod_name.clone(),
+        pod_namespace: info.pod_namespace.clone(),
         pod_uid: info.pod_uid.clone(),
         runtime: info.runtime.clone(),
+        compose_project: info.compose_project.clone(),
+        compose_service: info.compose_service.clone(),
     }
 }

@@ -1,12 +1,21 @@
 //! The poll's discovery step: which network namespaces to sample this poll, what to call
 //! each one (the `netns` label) and what is known about it (`sockdiag_netns_info`).
 //!
-//! Combines three sources: [`netns`] (which namespaces exist and how to enter them),
-//! [`cgroup`] (the container and pod its processes sit in) and [`docker`] (the container's
-//! name). Runs every poll: namespaces come and go with containers, and nothing is cached
-//! that could keep a dead one alive. The one thing kept between polls is
-//! [`docker::ConfigCache`]: the Docker configs that failed to read, so that a broken one is
-//! read and counted once, not every poll.
+//! Combines four sources: [`netns`] (which namespaces exist and how to enter them),
+//! [`cgroup`] (the container and pod its processes sit in), and the container runtimes'
+//! state on disk for names: [`docker`] (Docker's `config.v2.json`) and [`runtime`]
+//! (containerd's bundles, CRI-O's specs, Podman's conmon). Runs every poll: namespaces
+//! come and go with containers, and nothing is cached that could keep a dead one alive.
+//! The one thing kept between polls is [`StateCaches`]: the runtime files that failed to
+//! read, so that a broken one is read, counted and logged once, not every poll.
+//!
+//! Names go to `sockdiag_netns_info` (`container_name`, `pod_name`, `pod_namespace`,
+//! Compose's project and service), never into the `netns` label: a name changes on
+//! `docker rename` while the namespace does not (every series would churn), a pod's
+//! `namespace/name` runs to 300 bytes on every series of the namespace, and two runtimes
+//! (or a pod re-created under the same name) can give one name to two namespaces. The id
+//! is short, fixed for the namespace's life, and unique. A pod's `container_name` is
+//! empty: its namespace is shared by all its containers, and the pod names it.
 //!
 //! The label of a namespace, first that applies:
 //! 1. `host` for PID 1's namespace (the initial one when PID 1's cannot be read, see
@@ -27,6 +36,7 @@ use crate::snapshot::Provenance;
 use crate::source::cgroup::{self, CgroupError, Container, Runtime};
 use crate::source::docker::{self, ConfigCache, DockerError};
 use crate::source::netns::{self, Discovery, Netns, NetnsError};
+use crate::source::runtime::{self, cache::StateCache, Found, Names, RuntimeError};
 use crate::source::userns::{self, UsernsError, Users};
 
 /// Label of the host's namespace.
@@ -44,6 +54,20 @@ pub struct Sources {
     pub bind_roots: Vec<PathBuf>,
     /// Docker's data root, for container names.
     pub docker_root: PathBuf,
+    /// containerd's v2 task state, for the pods of its CRI plugin.
+    pub containerd_state: PathBuf,
+    /// The containers/storage run root of CRI-O and Podman.
+    pub containers_run_root: PathBuf,
+}
+
+impl Sources {
+    fn runtime_roots(&self) -> runtime::Roots {
+        runtime::Roots {
+            containerd_state: self.containerd_state.clone(),
+            containers_run_root: self.containers_run_root.clone(),
+            proc_root: self.proc_root.clone(),
+        }
+    }
 }
 
 impl Default for Sources {
@@ -55,8 +79,17 @@ impl Default for Sources {
                 .map(PathBuf::from)
                 .collect(),
             docker_root: docker::DEFAULT_DATA_ROOT.into(),
+            containerd_state: runtime::DEFAULT_CONTAINERD_STATE.into(),
+            containers_run_root: runtime::DEFAULT_CONTAINERS_RUN_ROOT.into(),
         }
     }
+}
+
+/// The runtime state files that failed to read, kept from poll to poll.
+#[derive(Debug, Default)]
+pub struct StateCaches {
+    pub docker: ConfigCache,
+    pub runtimes: StateCache,
 }
 
 /// One namespace to sample.
@@ -79,10 +112,17 @@ pub struct NetnsInfo {
     pub inode: u64,
     /// Full 64-hex id.
     pub container_id: String,
+    /// Docker's or Podman's container name; empty for a pod's namespace.
     pub container_name: String,
+    pub pod_name: String,
+    /// The pod's Kubernetes namespace.
+    pub pod_namespace: String,
     pub pod_uid: String,
     /// `docker`, `containerd`, `crio` or `podman`.
     pub runtime: String,
+    /// Docker Compose's project and service.
+    pub compose_project: String,
+    pub compose_service: String,
 }
 
 /// The namespaces of one poll.
@@ -122,6 +162,8 @@ pub enum DiscoverError {
     Cgroup(#[from] CgroupError),
     #[error("naming a container: {0}")]
     Docker(#[from] Arc<DockerError>),
+    #[error("naming a container: {0}")]
+    Runtime(#[from] Arc<RuntimeError>),
     #[error("finding who made a network namespace: {0}")]
     Userns(#[from] UsernsError),
     /// Our own privileges could not be read, so whether to enter others is unknown.
@@ -133,7 +175,8 @@ pub enum DiscoverError {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Attribution {
     pub container: Option<Container>,
-    pub container_name: Option<String>,
+    /// The runtime whose state has the container, and what it names.
+    pub found: Option<Found>,
     /// The owner of the user namespace of its lowest member process; `None` for a
     /// namespace with no process left (a bind mount), which only root can make.
     pub owner: Option<userns::Owner>,
@@ -153,13 +196,17 @@ impl Failures {
     }
 }
 
-/// Discovers every namespace and names it; `docker` remembers the Docker configs that
+/// Discovers every namespace and names it; `caches` remember the runtime files that
 /// failed from one poll to the next.
-pub fn discover(sources: &Sources, docker: &mut ConfigCache) -> Result<Namespaces, DiscoverError> {
+pub fn discover(sources: &Sources, caches: &mut StateCaches) -> Result<Namespaces, DiscoverError> {
     let discovery = netns::discover(&sources.proc_root, &sources.bind_roots)?;
     let mut failures = Failures::default();
     let users = Users::new(&sources.proc_root);
-    docker.begin_poll();
+    let roots = sources.runtime_roots();
+    caches.docker.begin_poll();
+    if let Err(error) = caches.runtimes.begin_poll(&roots) {
+        failures.push(Arc::new(error).into(), true);
+    }
     let attributions: Vec<Attribution> = discovery
         .namespaces
         .iter()
@@ -169,11 +216,12 @@ pub fn discover(sources: &Sources, docker: &mut ConfigCache) -> Result<Namespace
             if discovery.host == Some(ns.inode) {
                 Attribution::default()
             } else {
-                attribute(sources, &users, ns, docker, &mut failures)
+                attribute(sources, &roots, &users, ns, caches, &mut failures)
             }
         })
         .collect();
-    docker.end_poll();
+    caches.docker.end_poll();
+    caches.runtimes.end_poll();
     Ok(Namespaces {
         namespaces: assemble(&discovery, &attributions, &sources.proc_root),
         own: discovery.own,
@@ -185,13 +233,14 @@ pub fn discover(sources: &Sources, docker: &mut ConfigCache) -> Result<Namespace
     })
 }
 
-/// The container of the lowest member process that is in one, its Docker name, and who
-/// owns the lowest member's user namespace.
+/// The container of the lowest member process that is in one, what its runtime's state
+/// names, and who owns the lowest member's user namespace.
 fn attribute(
     sources: &Sources,
+    roots: &runtime::Roots,
     users: &Users,
     ns: &Netns,
-    docker: &mut ConfigCache,
+    caches: &mut StateCaches,
     failures: &mut Failures,
 ) -> Attribution {
     let container = ns
@@ -206,19 +255,9 @@ fn attribute(
                 None
             }
         });
-    let container_name = container
+    let found = container
         .as_ref()
-        // Only Docker writes config.v2.json; a bare id under a pod may be Docker's too.
-        .filter(|c| matches!(c.runtime, Some(Runtime::Docker) | None))
-        .and_then(
-            |c| match docker.container_name(&sources.docker_root, &c.id) {
-                Ok(name) => name,
-                Err(failed) => {
-                    failures.push(failed.error.into(), failed.fresh);
-                    None
-                }
-            },
-        );
+        .and_then(|c| name(sources, roots, c, caches, failures));
     let owner = ns.pids.first().map(|&pid| match users.owner(pid) {
         Ok(owner) => owner,
         // Unknown ranks last: a namespace whose maker cannot be told is not trusted.
@@ -231,8 +270,48 @@ fn attribute(
     });
     Attribution {
         container,
-        container_name,
+        found,
         owner,
+    }
+}
+
+/// What the state of the container's runtime names: the runtime its cgroup path names,
+/// or for a bare id (a cgroupfs-driver pod) containerd's, CRI-O's, then Docker's. A
+/// failure is counted (once per broken file) and the container stays named by its id.
+fn name(
+    sources: &Sources,
+    roots: &runtime::Roots,
+    container: &Container,
+    caches: &mut StateCaches,
+    failures: &mut Failures,
+) -> Option<Found> {
+    let docker = |caches: &mut StateCaches, failures: &mut Failures| match caches
+        .docker
+        .names(&sources.docker_root, &container.id)
+    {
+        Ok(names) => names.map(|names| Found {
+            runtime: Runtime::Docker,
+            names,
+        }),
+        Err(failed) => {
+            failures.push(failed.error.into(), failed.fresh);
+            None
+        }
+    };
+    if container.runtime == Some(Runtime::Docker) {
+        return docker(caches, failures);
+    }
+    match caches
+        .runtimes
+        .lookup(roots, &container.id, container.runtime)
+    {
+        Ok(Some(found)) => Some(found),
+        Ok(None) if container.runtime.is_none() => docker(caches, failures),
+        Ok(None) => None,
+        Err(failed) => {
+            failures.push(failed.error.into(), failed.fresh);
+            None
+        }
     }
 }
 
@@ -285,23 +364,40 @@ pub fn assemble(
             Namespace {
                 id: ns.inode,
                 label,
-                info: NetnsInfo {
-                    inode: ns.inode,
-                    container_id: container.map(|c| c.id.to_string()).unwrap_or_default(),
-                    container_name: attribution.container_name.clone().unwrap_or_default(),
-                    pod_uid: container
-                        .and_then(|c| c.pod_uid.clone())
-                        .unwrap_or_default(),
-                    runtime: container
-                        .and_then(|c| c.runtime)
-                        .map(|r| r.as_str().to_string())
-                        .unwrap_or_default(),
-                },
+                info: info(ns.inode, container, attribution.found.as_ref()),
                 provenance: provenance(host, ns, attribution),
                 enter: ns.enter_path(proc_root),
             }
         })
         .collect()
+}
+
+/// The info of a namespace: the cgroup path's id, runtime and pod UID, and what the
+/// runtime's state names (which also settles the runtime of a bare id).
+fn info(inode: u64, container: Option<&Container>, found: Option<&Found>) -> NetnsInfo {
+    let names = found.map(|f| &f.names);
+    // Capped where each runtime's state was parsed.
+    let name = |pick: fn(&Names) -> &Option<String>| {
+        names.and_then(|n| pick(n).clone()).unwrap_or_default()
+    };
+    NetnsInfo {
+        inode,
+        container_id: container.map(|c| c.id.to_string()).unwrap_or_default(),
+        container_name: name(|n| &n.container_name),
+        pod_name: name(|n| &n.pod_name),
+        pod_namespace: name(|n| &n.pod_namespace),
+        pod_uid: container
+            .and_then(|c| c.pod_uid.clone())
+            .or_else(|| names.and_then(|n| n.pod_uid.clone()))
+            .unwrap_or_default(),
+        runtime: found
+            .map(|f| f.runtime)
+            .or_else(|| container.and_then(|c| c.runtime))
+            .map(|r| r.as_str().to_string())
+            .unwrap_or_default(),
+        compose_project: name(|n| &n.compose_project),
+        compose_service: name(|n| &n.compose_service),
+    }
 }
 
 /// Labels an `ip netns` name may not take: they mean something else.
@@ -331,7 +427,7 @@ mod tests {
                 runtime,
                 pod_uid: pod.map(String::from),
             }),
-            container_name: None,
+            found: None,
         }
     }
 
@@ -354,12 +450,31 @@ mod tests {
         c.bind_mount("/run/docker/netns/5e6f7a8b9c0d".into(), None, 60); // no process
         let discovery = c.finish(10, Some(10));
         let mut docker = in_container(ID_A, Some(Runtime::Docker), None);
-        docker.container_name = Some("web-1".into());
+        docker.found = Some(Found {
+            runtime: Runtime::Docker,
+            names: Names {
+                container_name: Some("web-1".into()),
+                compose_project: Some("shop".into()),
+                compose_service: Some("web".into()),
+                ..Names::default()
+            },
+        });
+        // A bare id under a cgroupfs-driver pod, found in containerd's state.
+        let mut pod = in_container(ID_B, None, Some(UID));
+        pod.found = Some(Found {
+            runtime: Runtime::Containerd,
+            names: Names {
+                pod_name: Some("web-7d9f4".into()),
+                pod_namespace: Some("shop".into()),
+                pod_uid: Some("ignored: the cgroup path's UID wins".into()),
+                ..Names::default()
+            },
+        });
         let attributions = [
             Attribution::default(),
             Attribution::default(),
             docker,
-            in_container(ID_B, Some(Runtime::Containerd), Some(UID)),
+            pod,
             Attribution::default(),
             Attribution::default(),
         ];
@@ -381,8 +496,10 @@ mod tests {
                 inode: 30,
                 container_id: ID_A.into(),
                 container_name: "web-1".into(),
-                pod_uid: String::new(),
                 runtime: "docker".into(),
+                compose_project: "shop".into(),
+                compose_service: "web".into(),
+                ..NetnsInfo::default()
             }
         );
         assert_eq!(
@@ -390,11 +507,14 @@ mod tests {
             NetnsInfo {
                 inode: 40,
                 container_id: ID_B.into(),
-                container_name: String::new(),
+                pod_name: "web-7d9f4".into(),
+                pod_namespace: "shop".into(),
                 pod_uid: UID.into(),
                 runtime: "containerd".into(),
+                ..NetnsInfo::default()
             }
         );
+
         assert_eq!(
             out[4].info,
             NetnsInfo {

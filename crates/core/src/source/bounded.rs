@@ -63,6 +63,19 @@ impl BoundedReadError {
             _ => None,
         }
     }
+
+    /// The file the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            BoundedReadError::Open { path, .. }
+            | BoundedReadError::NotRegular { path }
+            | BoundedReadError::TooLarge { path, .. }
+            | BoundedReadError::Read { path, .. }
+            | BoundedReadError::NotUtf8 { path, .. }
+            | BoundedReadError::Escapes { path, .. }
+            | BoundedReadError::Unsupported { path } => path,
+        }
+    }
 }
 
 /// Opens `path` (following symlinks) without blocking and checks that it is a regular

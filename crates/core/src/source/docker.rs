@@ -1,6 +1,10 @@
 //! Docker's container names, from the engine's own files: `Name` in
 //! `<data_root>/containers/<full id>/config.v2.json` (written by dockerd, `/web-1` for
-//! `docker run --name web-1`), so naming a container needs no Docker API socket.
+//! `docker run --name web-1`), so naming a container needs no Docker API socket. Its
+//! labels (`Config.Labels`) give the Compose project and service
+//! (`com.docker.compose.project`, `.service`) and, for a kubelet on cri-dockerd, the pod
+//! (`io.kubernetes.pod.name`, `.namespace`, `.uid`): then the container is a pod's, and
+//! its own name (`k8s_POD_web_shop_<uid>_0`) names nothing (see [`Names`]).
 //!
 //! A container that is not Docker's (containerd, CRI-O, podman) has no such file: that is
 //! `None`, not an error. A file that exists but is not the JSON dockerd writes is an error
@@ -12,6 +16,7 @@
 //! [`label_cap::CONTAINER_NAME`]. A read that failed is remembered per container by
 //! [`ConfigCache`] and not tried again until the file changes.
 
+use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,7 +25,7 @@ use rustc_hash::FxHashMap;
 
 use crate::source::bounded::{self, BoundedReadError};
 use crate::source::cgroup::ContainerId;
-use crate::source::label_cap;
+use crate::source::runtime::Names;
 
 /// Docker's data root unless configured otherwise (`data-root` in daemon.json).
 pub const DEFAULT_DATA_ROOT: &str = "/var/lib/docker";
@@ -42,20 +47,50 @@ pub enum DockerError {
 struct ConfigV2 {
     #[serde(rename = "Name")]
     name: Option<String>,
+    #[serde(rename = "Config")]
+    config: Option<ContainerConfig>,
 }
 
-/// The container name in the text of a config.v2.json, without dockerd's leading `/`, cut
-/// to [`label_cap::CONTAINER_NAME`]; `None` when the file has no (or an empty) name.
-pub fn parse_config(text: &str) -> Result<Option<String>, serde_json::Error> {
+#[derive(Debug, serde::Deserialize)]
+struct ContainerConfig {
+    #[serde(rename = "Labels")]
+    labels: Option<BTreeMap<String, String>>,
+}
+
+/// Compose's labels on the containers it makes.
+pub const COMPOSE_PROJECT: &str = "com.docker.compose.project";
+pub const COMPOSE_SERVICE: &str = "com.docker.compose.service";
+
+/// What the text of a config.v2.json names, every name cut to
+/// [`label_cap::CONTAINER_NAME`]: the container name without dockerd's leading `/`, the
+/// Compose labels, and the kubelet's pod labels (which leave the container unnamed).
+pub fn parse_names(text: &str) -> Result<Names, serde_json::Error> {
     let config: ConfigV2 = serde_json::from_str(text)?;
-    Ok(config
+    let labels = config.config.and_then(|c| c.labels).unwrap_or_default();
+    let label = |key: &str| labels.get(key).filter(|v| !v.is_empty()).cloned();
+    let pod_name = label(crate::source::runtime::crio::POD_NAME);
+    let container_name = config
         .name
         .map(|name| match name.strip_prefix('/') {
             Some(bare) => bare.to_string(),
             None => name,
         })
-        .filter(|name| !name.is_empty())
-        .map(|name| label_cap::cap_owned(name, label_cap::CONTAINER_NAME)))
+        .filter(|name| !name.is_empty() && pod_name.is_none());
+    Ok(Names {
+        container_name,
+        pod_namespace: label(crate::source::runtime::crio::POD_NAMESPACE),
+        pod_uid: label(crate::source::runtime::crio::POD_UID),
+        pod_name,
+        compose_project: label(COMPOSE_PROJECT),
+        compose_service: label(COMPOSE_SERVICE),
+    }
+    .capped())
+}
+
+/// The container name in the text of a config.v2.json (see [`parse_names`]); `None` when
+/// the file has no (or an empty) name.
+pub fn parse_config(text: &str) -> Result<Option<String>, serde_json::Error> {
+    parse_names(text).map(|names| names.container_name)
 }
 
 /// `containers/<id>/config.v2.json`, relative to the data root.
@@ -72,6 +107,11 @@ pub fn config_path(data_root: &Path, id: &ContainerId) -> PathBuf {
 
 /// The name of container `id`; `None` when Docker has no config for it (or no data root).
 pub fn container_name(data_root: &Path, id: &ContainerId) -> Result<Option<String>, DockerError> {
+    names(data_root, id).map(|names| names.and_then(|n| n.container_name))
+}
+
+/// What container `id`'s config names; `None` when Docker has no config for it.
+pub fn names(data_root: &Path, id: &ContainerId) -> Result<Option<Names>, DockerError> {
     let relative = config_relative(id);
     let text =
         match bounded::read_beneath_to_string(data_root, &relative, bounded::RUNTIME_STATE_LIMIT) {
@@ -79,10 +119,12 @@ pub fn container_name(data_root: &Path, id: &ContainerId) -> Result<Option<Strin
             Err(error) if error.io_kind() == Some(std::io::ErrorKind::NotFound) => return Ok(None),
             Err(error) => return Err(error.into()),
         };
-    parse_config(&text).map_err(|error| DockerError::Parse {
-        path: data_root.join(relative),
-        error,
-    })
+    parse_names(&text)
+        .map(Some)
+        .map_err(|error| DockerError::Parse {
+            path: data_root.join(relative),
+            error,
+        })
 }
 
 /// A config file as `lstat` sees it: Docker replaces the file (write, then rename) on every
@@ -150,12 +192,8 @@ impl ConfigCache {
         self.failed.retain(|_, r| r.generation == generation);
     }
 
-    /// [`container_name`], or the failure remembered for an unchanged file.
-    pub fn container_name(
-        &mut self,
-        data_root: &Path,
-        id: &ContainerId,
-    ) -> Result<Option<String>, Failed> {
+    /// [`names`], or the failure remembered for an unchanged file.
+    pub fn names(&mut self, data_root: &Path, id: &ContainerId) -> Result<Option<Names>, Failed> {
         let identity = Identity::of(&config_path(data_root, id));
         if let (Some(remembered), Some(identity)) = (self.failed.get_mut(id), identity) {
             if remembered.identity == identity {
@@ -166,10 +204,10 @@ impl ConfigCache {
                 });
             }
         }
-        match container_name(data_root, id) {
-            Ok(name) => {
+        match names(data_root, id) {
+            Ok(names) => {
                 self.failed.remove(id);
-                Ok(name)
+                Ok(names)
             }
             Err(error) => {
                 let error = Arc::new(error);
@@ -211,6 +249,42 @@ mod tests {
     #[test]
     fn name_without_leading_slash() {
         assert_eq!(parse_config(CONFIG).unwrap().as_deref(), Some("web-1"));
+    }
+
+    /// Written by dockerd 20.10 for `docker run --name real-looper --label
+    /// com.docker.compose.project=shop --label com.docker.compose.service=web`.
+    const COMPOSE: &str = include_str!("runtime/testdata/docker-compose-config.v2.json");
+
+    #[test]
+    fn compose_labels_of_a_real_config() {
+        assert_eq!(
+            parse_names(COMPOSE).unwrap(),
+            Names {
+                container_name: Some("real-looper".into()),
+                compose_project: Some("shop".into()),
+                compose_service: Some("web".into()),
+                ..Names::default()
+            }
+        );
+    }
+
+    #[test]
+    fn a_pod_container_under_cri_dockerd_is_named_by_its_pod() {
+        let text = r#"{"Name":"/k8s_POD_web-7d9f4_shop_8e5d0a43-7c1b-4f2e-9a6d-3b2c1d0e9f8a_0",
+            "Config":{"Labels":{"io.kubernetes.pod.name":"web-7d9f4",
+            "io.kubernetes.pod.namespace":"shop","io.kubernetes.container.name":"POD",
+            "io.kubernetes.pod.uid":"8e5d0a43-7c1b-4f2e-9a6d-3b2c1d0e9f8a"}}}"#;
+        assert_eq!(
+            parse_names(text).unwrap(),
+            Names {
+                pod_name: Some("web-7d9f4".into()),
+                pod_namespace: Some("shop".into()),
+                pod_uid: Some("8e5d0a43-7c1b-4f2e-9a6d-3b2c1d0e9f8a".into()),
+                ..Names::default()
+            }
+        );
+        // Labels that are not a map are no config dockerd writes.
+        assert!(parse_names(r#"{"Name":"/x","Config":{"Labels":["a"]}}"#).is_err());
     }
 
     #[test]
@@ -305,12 +379,12 @@ mod tests {
         // Through the cache: read and reported once, then remembered, not read again.
         let mut cache = ConfigCache::default();
         cache.begin_poll();
-        let first = cache.container_name(&root.root, &root.id).unwrap_err();
+        let first = cache.names(&root.root, &root.id).unwrap_err();
         assert!(first.fresh);
         assert_eq!(first.error.to_string(), expected);
         for _ in 0..3 {
             cache.begin_poll();
-            let again = cache.container_name(&root.root, &root.id).unwrap_err();
+            let again = cache.names(&root.root, &root.id).unwrap_err();
             assert!(!again.fresh, "an unchanged file is not read again");
             assert!(Arc::ptr_eq(&again.error, &first.error));
             cache.end_poll();
@@ -319,7 +393,11 @@ mod tests {
         root.write(CONFIG);
         cache.begin_poll();
         assert_eq!(
-            cache.container_name(&root.root, &root.id).unwrap(),
+            cache
+                .names(&root.root, &root.id)
+                .unwrap()
+                .unwrap()
+                .container_name,
             Some("web-1".to_string())
         );
         cache.end_poll();
@@ -375,17 +453,12 @@ mod tests {
         root.write("{\"Name\":");
         let mut cache = ConfigCache::default();
         cache.begin_poll();
-        assert!(
-            cache
-                .container_name(&root.root, &root.id)
-                .unwrap_err()
-                .fresh
-        );
+        assert!(cache.names(&root.root, &root.id).unwrap_err().fresh);
         cache.end_poll();
         // Rewritten, still broken: a new failure.
         root.write("{\"Name\":4");
         cache.begin_poll();
-        let failed = cache.container_name(&root.root, &root.id).unwrap_err();
+        let failed = cache.names(&root.root, &root.id).unwrap_err();
         assert!(failed.fresh);
         assert_eq!(
             failed.error.to_string(),

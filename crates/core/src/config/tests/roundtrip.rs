@@ -168,6 +168,8 @@ fn arb_config() -> impl Strategy<Value = (Config, Vec<Rendered>)> {
                     max_namespaces: c[11],
                     concurrency,
                     docker_root: PathBuf::from(&docker_root),
+                    containerd_state: PathBuf::from(format!("{docker_root}/containerd")),
+                    containers_run_root: PathBuf::from(format!("{docker_root}/storage")),
                     bind_roots: roots.iter().map(PathBuf::from).collect(),
                 },
                 web: WebConfig {
@@ -211,6 +213,14 @@ fn arb_config() -> impl Strategy<Value = (Config, Vec<Rendered>)> {
                 number("netns.max_namespaces", c[11]),
                 number("netns.concurrency", concurrency),
                 string("netns.docker_root", &docker_root),
+                string(
+                    "netns.containerd_state",
+                    &format!("{docker_root}/containerd"),
+                ),
+                string(
+                    "netns.containers_run_root",
+                    &format!("{docker_root}/storage"),
+                ),
                 list("netns.bind_roots", &roots),
                 list("web.listen_addresses", &addresses),
                 string("web.telemetry_path", &path),

@@ -1,0 +1,187 @@
+//! The runtime state files that failed to name a container, kept from poll to poll: a
+//! broken file (a syntax error, a symlink out of the root, 2 MB of JSON) is read, counted
+//! and logged once, then not read again until it changes, as long as its container is
+//! still asked about. A file's identity is what `lstat` says of it (device, inode, size,
+//! mtime, ctime): runtimes replace their files by rename, and a change in place moves
+//! the ctime. Only the containers asked about in the last poll are remembered.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+
+use crate::source::cgroup::{ContainerId, Runtime};
+use crate::source::runtime::{self, Found, Roots, RuntimeError};
+
+/// A file as `lstat` sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Identity {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Identity {
+    /// `None` when the path cannot be stat'ed: then the read is tried again every poll.
+    fn of(path: &Path) -> Option<Identity> {
+        let meta = std::fs::symlink_metadata(path).ok()?;
+        Some(Identity {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        })
+    }
+}
+
+/// A failed lookup.
+#[derive(Debug, Clone)]
+pub struct Failed {
+    pub error: Arc<RuntimeError>,
+    /// True when the file was read (and failed) now; false when the failure is the one
+    /// remembered from an earlier poll, for an unchanged file.
+    pub fresh: bool,
+}
+
+#[derive(Debug)]
+struct Remembered {
+    path: PathBuf,
+    identity: Identity,
+    error: Arc<RuntimeError>,
+    generation: u64,
+}
+
+/// [`runtime::lookup`] with its failures remembered, and containerd's namespaces listed
+/// once per poll.
+#[derive(Debug, Default)]
+pub struct StateCache {
+    failed: FxHashMap<ContainerId, Remembered>,
+    generation: u64,
+    containerd_namespaces: Vec<String>,
+}
+
+impl StateCache {
+    /// Starts a poll: lists containerd's namespaces; failures not asked about again
+    /// before [`StateCache::end_poll`] are forgotten then.
+    pub fn begin_poll(&mut self, roots: &Roots) -> Result<(), RuntimeError> {
+        self.generation += 1;
+        self.containerd_namespaces = runtime::containerd::namespaces(&roots.containerd_state)?;
+        Ok(())
+    }
+
+    /// Forgets the containers not asked about since [`StateCache::begin_poll`].
+    pub fn end_poll(&mut self) {
+        let generation = self.generation;
+        self.failed.retain(|_, r| r.generation == generation);
+    }
+
+    /// [`runtime::lookup`], or the failure remembered for an unchanged file.
+    pub fn lookup(
+        &mut self,
+        roots: &Roots,
+        id: &ContainerId,
+        hint: Option<Runtime>,
+    ) -> Result<Option<Found>, Failed> {
+        if let Some(remembered) = self.failed.get_mut(id) {
+            if Identity::of(&remembered.path) == Some(remembered.identity) {
+                remembered.generation = self.generation;
+                return Err(Failed {
+                    error: Arc::clone(&remembered.error),
+                    fresh: false,
+                });
+            }
+        }
+        match runtime::lookup(roots, &self.containerd_namespaces, id, hint) {
+            Ok(found) => {
+                self.failed.remove(id);
+                Ok(found)
+            }
+            Err(error) => {
+                let error = Arc::new(error);
+                let path = error.path().to_path_buf();
+                match Identity::of(&path) {
+                    Some(identity) => {
+                        let remembered = Remembered {
+                            path,
+                            identity,
+                            error: Arc::clone(&error),
+                            generation: self.generation,
+                        };
+                        self.failed.insert(id.clone(), remembered);
+                    }
+                    None => {
+                        self.failed.remove(id);
+                    }
+                }
+                Err(Failed { error, fresh: true })
+            }
+        }
+    }
+
+    /// Containers whose failure is remembered.
+    pub fn failures(&self) -> usize {
+        self.failed.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::runtime::TempRoot;
+
+    const ID: &str = "c04514bc6cbfcb24a04dfe1155eccca2fbd5e3b42e25e41b2297baaa047b0e0a";
+
+    #[test]
+    fn a_malformed_bundle_is_read_once_until_it_changes_and_forgotten_with_its_container() {
+        let state = TempRoot::new("cache-state");
+        let roots = Roots {
+            containerd_state: state.0.clone(),
+            containers_run_root: "/nonexistent/storage".into(),
+            proc_root: "/proc".into(),
+        };
+        let path = state.write(&format!("k8s.io/{ID}/config.json"), b"{\"annotations\":");
+        let id = ContainerId::parse(ID).unwrap();
+        let mut cache = StateCache::default();
+        cache.begin_poll(&roots).unwrap();
+        let first = cache.lookup(&roots, &id, None).unwrap_err();
+        assert!(first.fresh);
+        assert_eq!(
+            first.error.to_string(),
+            format!(
+                "parsing {}: EOF while parsing a value at line 1 column 15",
+                path.display()
+            )
+        );
+        cache.end_poll();
+        for _ in 0..3 {
+            cache.begin_poll(&roots).unwrap();
+            let again = cache.lookup(&roots, &id, None).unwrap_err();
+            assert!(!again.fresh, "an unchanged file is not read again");
+            assert!(Arc::ptr_eq(&again.error, &first.error));
+            cache.end_poll();
+        }
+        // Replaced (as containerd writes: a new file), now valid.
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, include_str!("testdata/containerd-sandbox.json")).unwrap();
+        cache.begin_poll(&roots).unwrap();
+        let found = cache.lookup(&roots, &id, None).unwrap().unwrap();
+        assert_eq!(found.runtime, Runtime::Containerd);
+        assert_eq!(found.names.pod_name.as_deref(), Some("web-7d9f4"));
+        cache.end_poll();
+        assert_eq!(cache.failures(), 0);
+        // Broken again, then no longer asked about: forgotten.
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, "[").unwrap();
+        cache.begin_poll(&roots).unwrap();
+        assert!(cache.lookup(&roots, &id, None).unwrap_err().fresh);
+        cache.end_poll();
+        assert_eq!(cache.failures(), 1);
+        cache.begin_poll(&roots).unwrap();
+        cache.end_poll();
+        assert_eq!(cache.failures(), 0);
+    }
+}
