@@ -8,7 +8,7 @@
 //! 2. [`Provenance::Known`] (a runtime's container, an `ip netns` namespace) before
 //!    [`Provenance::Unknown`] (anything anyone could have made);
 //! 3. the severity of the worst anomaly the namespace holds (0 for none), highest first;
-//! 4. sockets, TCP and UNIX, most first; then the label, so the kept set does not flap.
+//! 4. sockets, TCP, UNIX and UDP, most first; then the label, so the kept set does not flap.
 //!
 //! The first `max` of that order keep their label. Then every namespace still left that
 //! holds an anomaly is kept too, in the same order, up to another `max` (the anomaly
@@ -24,7 +24,7 @@ fn rank_key(
     ns: &NetnsFigures,
     severity: u64,
 ) -> (Provenance, std::cmp::Reverse<u64>, std::cmp::Reverse<u64>) {
-    let sockets = ns.tcp.tcp_sockets.total() + ns.unix.sockets.total();
+    let sockets = ns.tcp.tcp_sockets.total() + ns.unix.sockets.total() + ns.udp.total();
     (
         ns.provenance,
         std::cmp::Reverse(severity),
@@ -66,6 +66,9 @@ pub fn cap_namespaces(
         folded.anomalous += u64::from(severity > 0);
         folded.tcp_sockets.merge(&ns.tcp.tcp_sockets);
         folded.unix_sockets.merge(&ns.unix.sockets);
+        for (total, n) in folded.udp_sockets.iter_mut().zip(ns.udp.sockets) {
+            *total += n;
+        }
     }
     kept.sort_by(|a, b| a.netns.cmp(&b.netns));
     let mut infos: Vec<NetnsInfo> = infos
