@@ -123,3 +123,8 @@ pub struct BuildLabels {
     pub version: &'static str,
     pub revision: &'static str,
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct FamilyLabel {
+    pub family: &'static str,
+}

@@ -28,6 +28,7 @@ mod tcp;
 #[cfg(test)]
 mod tests;
 mod text;
+mod udp;
 mod unix;
 
 use labels::{BuildLabels, Netns, NetnsInfoLabels, ReasonLabel, StageLabel};
@@ -197,6 +198,7 @@ fn encode_published(published: &Published, encoder: &mut DescriptorEncoder) -> f
     tcp::encode_close_wait(&snapshot.namespaces, encoder)?;
     tcp::encode_exhaustion(&snapshot.namespaces, encoder)?;
     unix::encode_unix(snapshot, encoder)?;
+    udp::encode_udp(snapshot, encoder)?;
     kernel::encode_kernel(&snapshot.namespaces, encoder)
 }
 

@@ -5,6 +5,24 @@ use tokio::sync::watch;
 
 use super::*;
 
+fn udp_series(
+    direction: crate::snapshot::Direction,
+    port: u16,
+    process: &str,
+    queue_bytes: u64,
+    buffer_bytes: u64,
+) -> crate::snapshot::UdpSeries {
+    crate::snapshot::UdpSeries {
+        direction,
+        port: crate::snapshot::PortLabel::Port(port),
+        process: Arc::from(process),
+        sockets: 1,
+        queue_bytes,
+        buffer_bytes,
+        drops_growth: 0,
+    }
+}
+
 /// A fixed snapshot touching every family, for the golden exposition file.
 fn fixed() -> Published {
     use crate::snapshot::*;
@@ -87,6 +105,22 @@ fn fixed() -> Published {
             folded_paths: 0,
             unattributed: 0,
             sockets_scanned: 5,
+        },
+        // A statsd sink in the pod that drops, and a DNS client.
+        udp: UdpFigures {
+            sockets: [2, 0],
+            series: vec![
+                udp_series(Direction::Inbound, 8125, "udp-sink", 7680, 8192),
+                udp_series(Direction::Outbound, 53, "php-fpm", 0, 212_992),
+            ],
+            drops: vec![UdpDropSeries {
+                direction: Direction::Inbound,
+                port: PortLabel::Port(8125),
+                process: Arc::from("udp-sink"),
+                drops: 994,
+            }],
+            sockets_scanned: 2,
+            ..Default::default()
         },
         kernel: KernelStats {
             counters: TcpCounters {
@@ -179,6 +213,12 @@ fn fixed() -> Published {
                         unattributed: 1,
                         sockets_scanned: 23,
                     },
+                    udp: UdpFigures {
+                        sockets: [1, 0],
+                        series: vec![udp_series(Direction::Inbound, 123, "chronyd", 0, 212_992)],
+                        sockets_scanned: 1,
+                        ..Default::default()
+                    },
                     kernel: KernelStats {
                         counters: TcpCounters {
                             listen_overflows: Some(15),
@@ -212,6 +252,7 @@ fn fixed() -> Published {
                 anomalous: 0,
                 tcp_sockets: folded_states,
                 unix_sockets: unix_counts(&[(UnixType::Dgram, UnixState::Established, 3)]),
+                udp_sockets: [0, 2],
             },
             netns_info: vec![
                 NetnsInfo {

@@ -73,6 +73,7 @@ fn snapshot(at: u64, leak: u64, tw: u64) -> Snapshot {
             netns: Arc::from("host"),
             full: true,
             provenance: Provenance::Known,
+            udp: UdpFigures::default(),
             unix: UnixFigures {
                 listeners: vec![
                     unix_listener("", "unknown", 0, 16, 0),
