@@ -101,7 +101,7 @@ pub(super) fn encode_udp(snapshot: &Snapshot, encoder: &mut DescriptorEncoder) -
         "Datagrams dropped by UDP sockets (ss -uam skmem d: a full receive buffer, a socket filter, a checksum), \
          per direction, port and process. Never goes down while the series exists: a socket adds its drops to the series it \
          was first counted in (when first seen dropping, with all its drops so far), even if the cap later moves it; \
-         a series goes 10 minutes after the last poll that saw one of its sockets. Only sockets that dropped have a series.",
+         every series of sockdiag_udp_receive_queue_bytes has one, 0 until a socket drops; a series goes 10 minutes after the last poll that saw a socket with its labels or counted in it.",
         None,
         MetricType::Counter,
     )?;

@@ -23,6 +23,7 @@ mod report;
 mod report_output;
 mod signals;
 mod states;
+mod udp;
 mod unix;
 mod web;
 mod web_hostile;
@@ -57,6 +58,7 @@ fn main() {
         crowds::tests(),
         owners::tests(),
         unix::tests(),
+        udp::tests(),
         hardening::tests(),
         limits::tests(),
         web::tests(),

@@ -157,6 +157,9 @@ impl UdpAggregator {
                 drops_untracked += 1;
             }
         }
+        for s in &series {
+            tracker.touch(netns, &(s.direction, s.port, Arc::clone(&s.process)));
+        }
         UdpFigures {
             sockets: self.families,
             series,

@@ -13,9 +13,9 @@
 //! - a socket is first counted in the poll that first sees it with drops, and adds its
 //!   whole count then (the drops before the exporter started included); a socket that
 //!   never dropped holds no entry, costs nothing, and belongs to no drop series;
-//! - a series lives while any socket counted in it lives, and for [`RETENTION`] after
-//!   the last poll that saw one of them (a receiver that restarts on the same port, within that time,
-//!   continues its series); then it goes;
+//! - a series exists, at 0 until one of its sockets drops, while any socket has its
+//!   labels or was counted in it, and for [`RETENTION`] after the last poll that saw
+//!   one (a receiver that restarts on the same port continues its series); then it goes;
 //! - at most `capacity` sockets are held across every namespace; a dropping socket beyond
 //!   that is counted as untracked and adds nothing (a known undercount, never a decrease).
 //!
@@ -49,9 +49,9 @@ struct SocketEntry {
 #[derive(Debug)]
 struct SeriesEntry {
     total: u64,
-    /// Sockets counted in it that still lived at the end of the last poll.
-    live: u32,
-    /// The end of the last poll at which it had a live socket.
+    /// The poll generation that last had a socket under its labels.
+    touched: u32,
+    /// The last poll at which it had a live socket.
     alive_at: Instant,
 }
 
@@ -120,11 +120,30 @@ impl DropTracker {
             .entry((netns, key.clone()))
             .or_insert(SeriesEntry {
                 total: 0,
-                live: 0,
+                touched: generation,
                 alive_at: now,
             })
             .total += u64::from(growth);
         true
+    }
+
+    /// Notes that a series has sockets this poll (dropping or not): it exists, at 0 if
+    /// none of them ever dropped, and lives on.
+    pub fn touch(&mut self, netns: u64, series: &SeriesKey) {
+        let (generation, now) = (self.generation, self.now);
+        match self.series.get_mut(&(netns, series.clone())) {
+            Some(entry) => entry.touched = generation,
+            None => {
+                self.series.insert(
+                    (netns, series.clone()),
+                    SeriesEntry {
+                        total: 0,
+                        touched: generation,
+                        alive_at: now,
+                    },
+                );
+            }
+        }
     }
 
     /// Ends a poll: forgets the sockets that are gone, except in the namespaces of
@@ -134,19 +153,16 @@ impl DropTracker {
         let (generation, now) = (self.generation, self.now);
         self.sockets
             .retain(|(netns, _), entry| entry.seen == generation || unsampled.contains(netns));
-        for series in self.series.values_mut() {
-            series.live = 0;
-        }
         for ((netns, _), entry) in &self.sockets {
             if let Some(series) = self.series.get_mut(&(*netns, entry.series.clone())) {
-                series.live += 1;
-                series.alive_at = now;
+                series.touched = generation;
             }
         }
         self.series.retain(|(netns, _), series| {
-            series.live > 0
-                || unsampled.contains(netns)
-                || now.saturating_duration_since(series.alive_at) <= RETENTION
+            if series.touched == generation || unsampled.contains(netns) {
+                series.alive_at = now;
+            }
+            now.saturating_duration_since(series.alive_at) <= RETENTION
         });
     }
 
@@ -273,6 +289,23 @@ mod tests {
         );
         assert_eq!(totals(&tracker, 1), vec![]);
         assert!(tracker.is_empty());
+    }
+
+    #[test]
+    fn a_touched_series_exists_at_zero_and_lives_while_touched() {
+        let start = Instant::now();
+        let mut tracker = DropTracker::new(10);
+        for poll in 0..3 {
+            tracker.begin_poll(start + RETENTION * poll);
+            tracker.touch(1, &key(8126, "udp-reader"));
+            tracker.end_poll(&[]);
+        }
+        assert_eq!(
+            totals(&tracker, 1),
+            vec![(PortLabel::Port(8126), "udp-reader".into(), 0)]
+        );
+        poll(&mut tracker, start + RETENTION * 4, &[]);
+        assert_eq!(totals(&tracker, 1), vec![]);
     }
 
     #[test]
