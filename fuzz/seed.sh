@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the seed inputs of every fuzz target under fuzz/seeds/ (not committed) from real
-# captures: the inet_diag and unix_diag dumps under crates/core/src/source/*/testdata (split into
+# captures: the inet_diag, unix_diag and udp_diag dumps under crates/core/src/source/*/testdata (split into
 # datagrams), this machine's /proc/net/{netstat,snmp}, sysctls and /proc/self/cgroup, the
 # /proc fixtures and the cgroup, Docker and web config cases of the unit tests,
 # config.example.toml and deploy/web-config. `fuzz/run.sh --seed` then minimizes them
@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=fuzz/seeds
 rm -rf "$out"
-mkdir -p "$out"/{sock_diag_inet,sock_diag_unix,proc_net_snmp,sysctl,cgroup,uid_map,docker_config,config_toml,web_config}
+mkdir -p "$out"/{sock_diag_inet,sock_diag_unix,sock_diag_udp,proc_net_snmp,sysctl,cgroup,uid_map,docker_config,config_toml,web_config}
 
 python3 - "$out" <<'PY'
 import hashlib, os, re, struct, sys
@@ -39,7 +39,8 @@ def messages(datagram):
 
 # sock_diag: each captured datagram whole, and each of its messages alone.
 for target, capture in (("sock_diag_inet", "crates/core/src/source/inet_diag/testdata/loopback-v4-v6.bin"),
-                        ("sock_diag_unix", "crates/core/src/source/unix_diag/testdata/loopback-unix.bin")):
+                        ("sock_diag_unix", "crates/core/src/source/unix_diag/testdata/loopback-unix.bin"),
+                        ("sock_diag_udp", "crates/core/src/source/udp_diag/testdata/loopback-udp.bin")):
     for d in datagrams(capture):
         put(target, d)
         for m in messages(d):
