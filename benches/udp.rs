@@ -51,7 +51,11 @@ fn hold(first: usize, count: usize) {
         let address = format!("127.0.{}.1:0", n / 20_000 + 1);
         let socket = UdpSocket::bind(&address).expect("bind UDP socket");
         if n % 5 == 4 {
-            let peer = sockets.last().expect("a receiver before").local_addr().unwrap();
+            let peer = sockets
+                .last()
+                .expect("a receiver before")
+                .local_addr()
+                .unwrap();
             socket.connect(peer).expect("connect UDP socket");
         }
         sockets.push(socket);
@@ -98,8 +102,13 @@ fn build(sockets: usize) -> Load {
     }
     let sink = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
     sink.set_recv_buffer_size(4096).unwrap();
-    sink.bind(&"127.0.0.1:8125".parse::<std::net::SocketAddr>().unwrap().into())
-        .unwrap();
+    sink.bind(
+        &"127.0.0.1:8125"
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .into(),
+    )
+    .unwrap();
     let sink: UdpSocket = sink.into();
     let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
     for _ in 0..1000 {
@@ -148,7 +157,9 @@ fn tcp_part(sd: &mut SockDiag, settings: &Settings) -> u64 {
         })
         .expect("TCP dump");
     }
-    aggregator.finish(&NoOwners, settings, &Default::default()).sockets_scanned
+    aggregator
+        .finish(&NoOwners, settings, &Default::default())
+        .sockets_scanned
 }
 
 /// The UDP part: both dumps, folded, the drops counted.
@@ -161,7 +172,10 @@ fn udp_part(sd: &mut SockDiag, settings: &Settings, tracker: &mut DropTracker) -
     tracker.begin_poll(Instant::now());
     let figures = fold.finish(1, &NoOwners, settings, tracker);
     tracker.end_poll(&[]);
-    assert!(figures.drops.iter().any(|d| d.drops > 0), "the sink dropped");
+    assert!(
+        figures.drops.iter().any(|d| d.drops > 0),
+        "the sink dropped"
+    );
     figures.sockets_scanned
 }
 
