@@ -318,7 +318,7 @@ pub(super) fn encode_folded(snapshot: &Snapshot, encoder: &mut DescriptorEncoder
     gauge(
         encoder,
         "sockdiag_folded_label_values",
-        "Distinct label values folded into \"other\" in the last poll: per namespace port (max_ports, ports.include/exclude), process (max_processes), destination (max_destinations), remote_address (max_peers), path (max_unix_paths: UNIX listener names); and, with netns empty, label=\"netns\": namespaces beyond netns.max_namespaces.",
+        "Distinct label values folded into \"other\" in the last poll: per namespace port (max_ports, ports.include/exclude), process (max_processes), destination (max_destinations), remote_address (max_peers), path (max_unix_paths: UNIX listener names), udp_series (UDP direction, port and process series beyond max_ports); and, with netns empty, label=\"netns\": namespaces beyond netns.max_namespaces.",
         per_netns(&snapshot.namespaces, |ns| {
             let b = &ns.tcp.breakdown;
             let e = &ns.tcp.exhaustion;
@@ -330,6 +330,7 @@ pub(super) fn encode_folded(snapshot: &Snapshot, encoder: &mut DescriptorEncoder
                     (FoldedLabel { label: "destination" }, e.folded_destinations),
                     (FoldedLabel { label: "remote_address" }, e.folded_peers),
                     (FoldedLabel { label: "path" }, ns.unix.folded_paths),
+                    (FoldedLabel { label: "udp_series" }, ns.udp.folded_series),
                 ],
             )
         })
