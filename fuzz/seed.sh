@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the seed inputs of every fuzz target under fuzz/seeds/ (not committed) from real
 # captures: the inet_diag, unix_diag and udp_diag dumps under crates/core/src/source/*/testdata (split into
-# datagrams), this machine's /proc/net/{netstat,snmp}, sysctls and /proc/self/cgroup, the
+# datagrams), this machine's /proc/net/{netstat,snmp,snmp6}, sysctls and /proc/self/cgroup, the
 # /proc fixtures and the cgroup, Docker and web config cases of the unit tests,
 # config.example.toml and deploy/web-config. `fuzz/run.sh --seed` then minimizes them
 # with the committed corpus into fuzz/corpus/ (cargo fuzz cmin).
@@ -88,6 +88,7 @@ PY
 # /proc text files: this machine's, and the fixtures.
 cp /proc/net/netstat "$out/proc_net_snmp/host-netstat"
 cp /proc/net/snmp "$out/proc_net_snmp/host-snmp"
+cp /proc/net/snmp6 "$out/proc_net_snmp/host-snmp6"
 for f in tests/fixtures/proc/netstat* tests/fixtures/proc/snmp*; do
   if [ -f "$f" ]; then cp "$f" "$out/proc_net_snmp/$(basename "$f")"; else
     for g in "$f"/*; do cp "$g" "$out/proc_net_snmp/$(basename "$f")-$(basename "$g")"; done; fi

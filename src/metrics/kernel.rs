@@ -1,4 +1,6 @@
-//! The kernel counters and sysctls, one series per network namespace.
+//! The kernel counters and sysctls, one series per network namespace: a family per row of
+//! the core's tables (`NetCounters::TABLE`, `NetSysctls::TABLE`), in table order, then how
+//! many values each source could not read.
 
 use std::fmt;
 
@@ -8,24 +10,36 @@ use prometheus_client::metrics::MetricType;
 
 use super::gauge;
 use super::labels::{Netns, SourceLabel};
-use super::tcp::nonzero;
 use crate::snapshot::{KernelStats, NetnsFigures};
+use crate::source::kernel_value::{KernelValue, MetricKind};
+use crate::source::proc_net_snmp::NetCounters;
+use crate::source::proc_sys_net::NetSysctls;
 
-/// Reads one value of a namespace's kernel stats.
-type Value = fn(&KernelStats) -> Option<u64>;
+/// The family of `row`, with a series for each namespace where the kernel had the value;
+/// none at all when no namespace had it.
+fn family(
+    encoder: &mut DescriptorEncoder,
+    row: &KernelValue,
+    namespaces: &[NetnsFigures],
+    value: impl Fn(&KernelStats) -> Option<u64>,
+) -> fmt::Result {
+    let series = namespaces
+        .iter()
+        .filter_map(|ns| Some((Netns::of(&ns.netns), value(&ns.kernel)?)));
+    match row.kind {
+        MetricKind::Counter => counter(encoder, row.metric, row.help, series),
+        MetricKind::Gauge => gauge(encoder, row.metric, row.help, series),
+    }
+}
 
-/// A counter family with a series for each namespace where the kernel had the value.
+/// A counter family, not written at all without series (as [`gauge`]).
 fn counter(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
-    namespaces: &[NetnsFigures],
-    value: Value,
+    series: impl Iterator<Item = (Netns, u64)>,
 ) -> fmt::Result {
-    let mut series = namespaces
-        .iter()
-        .filter_map(|ns| Some((Netns::of(&ns.netns), value(&ns.kernel)?)))
-        .peekable();
+    let mut series = series.peekable();
     if series.peek().is_none() {
         return Ok(());
     }
@@ -40,122 +54,25 @@ pub(super) fn encode_kernel(
     namespaces: &[NetnsFigures],
     encoder: &mut DescriptorEncoder,
 ) -> fmt::Result {
-    counter(
-        encoder,
-        "sockdiag_tcp_listen_overflows",
-        "TcpExt ListenOverflows: connections dropped because an accept queue was full (SYN retries count again; alert on rate).",
-        namespaces,
-        |k| k.counters.listen_overflows,
-    )?;
-    counter(
-        encoder,
-        "sockdiag_tcp_listen_drops",
-        "TcpExt ListenDrops: SYNs dropped on a listening socket for any reason (overflows included).",
-        namespaces,
-        |k| k.counters.listen_drops,
-    )?;
-    counter(
-        encoder,
-        "sockdiag_tcp_abort_on_timeout",
-        "TcpExt TCPAbortOnTimeout: connections aborted after retransmission or keepalive timeouts.",
-        namespaces,
-        |k| k.counters.abort_on_timeout,
-    )?;
-    counter(
-        encoder,
-        "sockdiag_tcp_abort_on_close",
-        "TcpExt TCPAbortOnClose: connections reset because the application closed with unread data.",
-        namespaces,
-        |k| k.counters.abort_on_close,
-    )?;
-    counter(
-        encoder,
-        "sockdiag_tcp_time_wait_overflow",
-        "TcpExt TCPTimeWaitOverflow: TIME_WAIT sockets not created because tcp_max_tw_buckets was reached.",
-        namespaces,
-        |k| k.counters.time_wait_overflow,
-    )?;
-    counter(
-        encoder,
-        "sockdiag_tcp_active_opens",
-        "Tcp ActiveOpens: outgoing connections started (connect()).",
-        namespaces,
-        |k| k.counters.active_opens,
-    )?;
-    counter(
-        encoder,
-        "sockdiag_tcp_passive_opens",
-        "Tcp PassiveOpens: incoming connections accepted into SYN_RECV.",
-        namespaces,
-        |k| k.counters.passive_opens,
-    )?;
-    let sysctls: [(&str, &str, Value); 8] = [
-        (
-            "sockdiag_sysctl_tcp_fin_timeout_seconds",
-            "net.ipv4.tcp_fin_timeout: how long an orphaned socket stays in FIN_WAIT2.",
-            |k| k.sysctls.tcp_fin_timeout,
-        ),
-        (
-            "sockdiag_sysctl_tcp_keepalive_time_seconds",
-            "net.ipv4.tcp_keepalive_time: idle time before the first keepalive probe.",
-            |k| k.sysctls.tcp_keepalive_time,
-        ),
-        (
-            "sockdiag_sysctl_tcp_keepalive_intvl_seconds",
-            "net.ipv4.tcp_keepalive_intvl: interval between keepalive probes.",
-            |k| k.sysctls.tcp_keepalive_intvl,
-        ),
-        (
-            "sockdiag_sysctl_tcp_keepalive_probes",
-            "net.ipv4.tcp_keepalive_probes: unanswered probes before a connection is dropped.",
-            |k| k.sysctls.tcp_keepalive_probes,
-        ),
-        (
-            "sockdiag_sysctl_tcp_tw_reuse",
-            "net.ipv4.tcp_tw_reuse: 0 off, 1 on, 2 loopback only; lets connect() reuse TIME_WAIT ports.",
-            |k| k.sysctls.tcp_tw_reuse,
-        ),
-        (
-            "sockdiag_sysctl_tcp_max_tw_buckets",
-            "net.ipv4.tcp_max_tw_buckets: TIME_WAIT sockets the namespace holds at most.",
-            |k| k.sysctls.tcp_max_tw_buckets,
-        ),
-        (
-            "sockdiag_sysctl_somaxconn",
-            "net.core.somaxconn: the largest accept-queue backlog listen() may get.",
-            |k| k.sysctls.somaxconn,
-        ),
-        (
-            "sockdiag_sysctl_tcp_max_syn_backlog",
-            "net.ipv4.tcp_max_syn_backlog: half-open connections remembered per listener.",
-            |k| k.sysctls.tcp_max_syn_backlog,
-        ),
-    ];
-    for (name, help, value) in sysctls {
-        gauge(
-            encoder,
-            name,
-            help,
-            namespaces
-                .iter()
-                .filter_map(|ns| value(&ns.kernel).map(|value| (Netns::of(&ns.netns), value))),
-        )?;
+    for (i, row) in NetCounters::TABLE.iter().enumerate() {
+        family(encoder, row, namespaces, |k| k.counters.values()[i])?;
+    }
+    for (i, row) in NetSysctls::TABLE.iter().enumerate() {
+        family(encoder, row, namespaces, |k| k.sysctls.values()[i])?;
     }
     gauge(
         encoder,
         "sockdiag_kernel_values_missing",
         "Kernel counters (netstat, snmp) or sysctls that could not be read in the last poll; their series are absent.",
         namespaces.iter().flat_map(|ns| {
-            let k = &ns.kernel;
-            nonzero(
-                ns,
-                [
-                    ("netstat", k.missing_netstat),
-                    ("snmp", k.missing_snmp),
-                    ("sysctl", k.missing_sysctl),
-                ]
-                .map(|(source, n)| ((Netns::of(&ns.netns), SourceLabel { source }), n)),
-            )
+            let netns = Netns::of(&ns.netns);
+            ns.kernel
+                .missing_by_source()
+                .filter(|(_, n)| ns.full || *n > 0)
+                .map(move |(source, n)| {
+                    let source = source.label();
+                    ((netns.clone(), SourceLabel { source }), n)
+                })
         }),
     )
 }

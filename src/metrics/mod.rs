@@ -194,7 +194,6 @@ fn encode_published(published: &Published, encoder: &mut DescriptorEncoder) -> f
     tcp::encode_states(snapshot, encoder)?;
     tcp::encode_breakdown(&snapshot.namespaces, encoder)?;
     tcp::encode_folded(snapshot, encoder)?;
-    tcp::encode_folded_anomalies(snapshot, encoder)?;
     tcp::encode_close_wait(&snapshot.namespaces, encoder)?;
     tcp::encode_exhaustion(&snapshot.namespaces, encoder)?;
     unix::encode_unix(snapshot, encoder)?;

@@ -309,7 +309,8 @@ pub(super) fn encode_breakdown(
 }
 
 /// `sockdiag_folded_label_values`: per namespace the labels its caps folded, and once,
-/// without a namespace, the namespaces folded into `other`.
+/// without a namespace, the namespaces folded into `other`; and
+/// `sockdiag_folded_anomalies`: what even the anomaly ceilings folded.
 pub(super) fn encode_folded(snapshot: &Snapshot, encoder: &mut DescriptorEncoder) -> fmt::Result {
     let netns = [(
         (Netns::of(""), FoldedLabel { label: "netns" }),
@@ -318,7 +319,7 @@ pub(super) fn encode_folded(snapshot: &Snapshot, encoder: &mut DescriptorEncoder
     gauge(
         encoder,
         "sockdiag_folded_label_values",
-        "Distinct label values folded into \"other\" in the last poll: per namespace port (max_ports, ports.include/exclude), process (max_processes), destination (max_destinations), remote_address (max_peers), path (max_unix_paths: UNIX listener names), udp_series (UDP direction, port and process series beyond max_ports); and, with netns empty, label=\"netns\": namespaces beyond netns.max_namespaces.",
+        "Distinct label values folded into \"other\" in the last poll: per namespace port (max_ports, ports.include/exclude), process (max_processes), destination (max_destinations), remote_address (max_peers), path (UNIX listeners: max_unix_paths, or a less full listener of the same path and process), listener (TCP listening addresses beyond max_listeners: their series are not exported), udp_series (UDP direction, port and process series beyond max_ports); and, with netns empty, label=\"netns\": namespaces beyond netns.max_namespaces.",
         per_netns(&snapshot.namespaces, |ns| {
             let b = &ns.tcp.breakdown;
             let e = &ns.tcp.exhaustion;
@@ -330,29 +331,33 @@ pub(super) fn encode_folded(snapshot: &Snapshot, encoder: &mut DescriptorEncoder
                     (FoldedLabel { label: "destination" }, e.folded_destinations),
                     (FoldedLabel { label: "remote_address" }, e.folded_peers),
                     (FoldedLabel { label: "path" }, ns.unix.folded_paths),
+                    (FoldedLabel { label: "listener" }, b.folded_listeners),
                     (FoldedLabel { label: "udp_series" }, ns.udp.folded_series),
                 ],
             )
         })
         .chain(netns),
-    )
-}
-
-/// `sockdiag_folded_anomalies`: label values that held an anomaly and were folded all the
-/// same, because the anomaly ceiling (another cap's worth beyond the cap) was full. Zero
-/// unless a crowd of anomalies, most likely planted, outgrew it.
-pub(super) fn encode_folded_anomalies(
-    snapshot: &Snapshot,
-    encoder: &mut DescriptorEncoder,
-) -> fmt::Result {
-    let netns = [(
-        (Netns::of(""), FoldedLabel { label: "netns" }),
-        snapshot.folded.anomalous,
-    )];
+    )?;
     gauge(
         encoder,
         "sockdiag_folded_anomalies",
-        "Label values holding an anomaly (docs/metrics.md, \"Caps keep the signal\") folded into \"other\" in the last poll because the anomaly ceiling was full as well; with netns empty, label=\"netns\": namespaces beyond twice netns.max_namespaces.",
-        netns,
+        "Anomalies folded in the last poll because even the ceiling of their cap (twice the cap) was full of more severe ones: close_wait (CLOSE_WAIT piles of 50 or more, stale or never-accepted CLOSE_WAIT, per direction, port and process), time_wait (TIME_WAIT storms per direction and port), listener (TCP listeners with a queue peak at 90% of the backlog or more, or never-accepted CLOSE_WAIT on their port), unix_listener (UNIX listeners at 90% or more), udp_series (UDP direction, port and process series that dropped since the previous poll); and, with netns empty, kind=\"netns\": namespaces holding any of these beyond twice netns.max_namespaces. Above 0, some pile-ups lost their labels: raise the caps.",
+        per_netns(&snapshot.namespaces, |ns| {
+            let a = &ns.tcp.breakdown.folded_anomalies;
+            nonzero(
+                ns,
+                [
+                    (AnomalyKind { kind: "close_wait" }, a.close_wait),
+                    (AnomalyKind { kind: "time_wait" }, a.time_wait),
+                    (AnomalyKind { kind: "listener" }, a.listeners),
+                    (AnomalyKind { kind: "unix_listener" }, ns.unix.folded_anomalies),
+                    (AnomalyKind { kind: "udp_series" }, ns.udp.folded_dropping),
+                ],
+            )
+        })
+        .chain([(
+            (Netns::of(""), AnomalyKind { kind: "netns" }),
+            snapshot.folded.anomalous,
+        )]),
     )
 }

@@ -27,7 +27,8 @@ fn udp_series(
 fn fixed() -> Published {
     use crate::snapshot::*;
     use crate::source::inet_diag::{Family, TcpState};
-    use crate::source::proc_net_snmp::TcpCounters;
+    use crate::source::kernel_value::KernelSource;
+    use crate::source::proc_net_snmp::NetCounters;
     use crate::source::proc_sys_net::{NetSysctls, PortRange};
     use crate::source::unix_diag::{UnixState, UnixType};
     use std::time::{Duration, UNIX_EPOCH};
@@ -84,6 +85,12 @@ fn fixed() -> Published {
                     2,
                     2,
                 )],
+                // Listeners beyond netns.max_listeners, and a pile beyond the ceiling.
+                folded_listeners: 2,
+                folded_anomalies: FoldedAnomalies {
+                    close_wait: 1,
+                    ..Default::default()
+                },
                 ..Default::default()
             },
             exhaustion: Exhaustion::default(),
@@ -103,6 +110,7 @@ fn fixed() -> Published {
                 65,
             )],
             folded_paths: 0,
+            folded_anomalies: 0,
             unattributed: 0,
             sockets_scanned: 5,
         },
@@ -123,7 +131,7 @@ fn fixed() -> Published {
             ..Default::default()
         },
         kernel: KernelStats {
-            counters: TcpCounters {
+            counters: NetCounters {
                 listen_overflows: Some(0),
                 ..Default::default()
             },
@@ -180,6 +188,8 @@ fn fixed() -> Published {
                             unattributed: 1,
                             folded_ports: 7,
                             folded_processes: 2,
+                            folded_listeners: 0,
+                            folded_anomalies: FoldedAnomalies::default(),
                         },
                         exhaustion: Exhaustion {
                             port_range: PortRange::new(32768, 60999),
@@ -210,6 +220,7 @@ fn fixed() -> Published {
                             unix_listener("other", "other", 1, 256, 1),
                         ],
                         folded_paths: 4,
+                        folded_anomalies: 0,
                         unattributed: 1,
                         sockets_scanned: 23,
                     },
@@ -220,7 +231,7 @@ fn fixed() -> Published {
                         ..Default::default()
                     },
                     kernel: KernelStats {
-                        counters: TcpCounters {
+                        counters: NetCounters {
                             listen_overflows: Some(15),
                             listen_drops: Some(15),
                             abort_on_timeout: Some(5),
@@ -240,9 +251,11 @@ fn fixed() -> Published {
                             tcp_max_syn_backlog: Some(512),
                             ip_local_port_range: PortRange::new(32768, 60999),
                         },
-                        missing_netstat: 1,
-                        missing_snmp: 0,
-                        missing_sysctl: 0,
+                        missing: {
+                            let mut missing = [0; KernelSource::COUNT];
+                            missing[KernelSource::Netstat.index()] = 1;
+                            missing
+                        },
                     },
                 },
                 container,
@@ -303,4 +316,39 @@ fn golden_exposition() {
     let golden = std::fs::read_to_string(path)
         .expect("tests/golden/metrics.prom (UPDATE_GOLDEN=1 writes it)");
     assert_eq!(text, golden);
+}
+
+/// Each kernel counter and sysctl is defined once, as a table row: the docs that list them
+/// by hand must follow. A row added without its docs/metrics.md row (family, then the
+/// kernel's name) or its line in the dashboards' metric contract fails here.
+#[test]
+fn every_kernel_table_row_is_documented() {
+    use crate::source::kernel_value::{KernelSource, MetricKind};
+    use crate::source::proc_net_snmp::NetCounters;
+    use crate::source::proc_sys_net::NetSysctls;
+    let root = env!("CARGO_MANIFEST_DIR");
+    let read = |path: &str| {
+        std::fs::read_to_string(format!("{root}/{path}")).unwrap_or_else(|e| panic!("{path}: {e}"))
+    };
+    let metrics_md = read("docs/metrics.md");
+    let contract = read("grafana/tools/sockdiag-metrics.txt");
+    for row in NetCounters::TABLE.iter().chain(&NetSysctls::TABLE) {
+        let family = match row.kind {
+            MetricKind::Counter => format!("{}_total", row.metric),
+            MetricKind::Gauge => row.metric.to_owned(),
+        };
+        let kernel = match row.source {
+            KernelSource::Sysctl => format!("net.{}.{}", row.section, row.name),
+            _ => format!("{} {}", row.section, row.name),
+        };
+        let doc_row = format!("| `{family}` | {kernel} |");
+        assert!(
+            metrics_md.contains(&doc_row),
+            "docs/metrics.md lacks {doc_row:?}"
+        );
+        assert!(
+            contract.lines().any(|line| line == family),
+            "grafana/tools/sockdiag-metrics.txt lacks {family}"
+        );
+    }
 }

@@ -196,6 +196,32 @@ fn notes(latest: &Snapshot) -> Vec<String> {
             count(unattributed, "socket")
         ));
     }
+    let (listeners, anomalies) = latest.namespaces.iter().fold((0, 0), |(l, a), ns| {
+        let b = &ns.tcp.breakdown;
+        let f = b.folded_anomalies;
+        (
+            l + b.folded_listeners,
+            a + f.close_wait + f.time_wait + f.listeners + ns.unix.folded_anomalies,
+        )
+    });
+    if listeners > 0 {
+        notes.push(format!(
+            "{} beyond max_listeners not shown (the fullest are)",
+            count(listeners, "TCP listener")
+        ));
+    }
+    if anomalies > 0 {
+        let noun = if anomalies == 1 {
+            "anomaly"
+        } else {
+            "anomalies"
+        };
+        notes.push(format!(
+            "{anomalies} {noun} (CLOSE_WAIT piles, full accept queues, TIME_WAIT storms) \
+             folded into \"other\" beyond twice the caps: raise max_ports, max_listeners \
+             or max_unix_paths to name them"
+        ));
+    }
     if latest.folded.namespaces > 0 {
         notes.push(format!(
             "{} beyond netns.max_namespaces summed under netns \"other\"",

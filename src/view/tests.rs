@@ -646,3 +646,34 @@ fn report_tables_overflowed_100_columns_with_ns_labels_beside_long_unix_paths() 
         }
     }
 }
+#[test]
+fn anomalies_and_listeners_the_caps_folded_are_noted() {
+    let mut ns = NetnsFigures {
+        netns: Arc::from("host"),
+        full: true,
+        ..Default::default()
+    };
+    ns.tcp.breakdown.folded_listeners = 3;
+    ns.tcp.breakdown.folded_anomalies.close_wait = 2;
+    ns.unix.folded_anomalies = 1;
+    let snapshot = Snapshot {
+        namespaces: vec![ns],
+        ..Default::default()
+    };
+    let summary = Summary::build(
+        None,
+        &snapshot,
+        None,
+        &Filter::default(),
+        &Thresholds::default(),
+    );
+    assert_eq!(
+        summary.notes,
+        vec![
+            "3 TCP listeners beyond max_listeners not shown (the fullest are)",
+            "3 anomalies (CLOSE_WAIT piles, full accept queues, TIME_WAIT storms) folded into \
+             \"other\" beyond twice the caps: raise max_ports, max_listeners or max_unix_paths \
+             to name them",
+        ]
+    );
+}

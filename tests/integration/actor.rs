@@ -55,7 +55,10 @@ impl Actor {
         Actor::spawn(command)
     }
 
-    fn spawn(mut command: Command) -> Actor {
+    /// Starts a prepared command that runs an actor (a wrapper that execs `exe` with
+    /// [`ENV`] set, say) and waits for `ready`. The command's pid must be the actor's:
+    /// wrappers exec, they do not fork.
+    pub fn spawn(mut command: Command) -> Actor {
         let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -156,6 +159,27 @@ pub fn run(role: &str, args: &[String]) {
                 line.clear();
             }
             return;
+        }
+        // Connects N times to its own listener on ADDR and holds both ends: a service and
+        // its clients in one process.
+        "self-connect" => {
+            let listener = TcpListener::bind(arg(1)).expect("bind");
+            for _ in 0..arg(2).parse::<usize>().unwrap() {
+                held_streams.push(TcpStream::connect(arg(1)).expect("connect"));
+                held_streams.push(listener.accept().expect("accept").0);
+            }
+            held_listeners.push(listener);
+            announce();
+        }
+        // Listens on COUNT ports from FIRST on 127.0.0.1 with BACKLOG, never accepting.
+        "listen-many" => {
+            let first: u16 = arg(1).parse().unwrap();
+            let count: u16 = arg(2).parse().unwrap();
+            for port in first..first + count {
+                let address = SocketAddr::from(([127, 0, 0, 1], port));
+                held_listeners.push(load::listen(address, arg(3).parse().unwrap()));
+            }
+            announce();
         }
         // Listens on each ADDR given and accepts and holds everything.
         "sink" => {

@@ -38,6 +38,11 @@ impl Exporter {
     /// The binary is copied to a world-readable directory first: the checkout may sit
     /// below a directory that user cannot enter.
     pub fn start_unprivileged(port: u16, args: &[&str]) -> Exporter {
+        Exporter::start_unprivileged_with(port, args, &[])
+    }
+
+    /// As `start_unprivileged`, with environment variables `env`.
+    pub fn start_unprivileged_with(port: u16, args: &[&str], env: &[(&str, &str)]) -> Exporter {
         use std::os::unix::fs::PermissionsExt;
         use std::os::unix::process::CommandExt;
         // A directory per call: two tests copying into one would make the other's exec
@@ -55,7 +60,7 @@ impl Exporter {
         std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
         let mut exporter = Exporter::spawn(bin.to_str().unwrap(), port, args, |c| {
             // std drops supplementary groups when root sets a uid.
-            c.uid(65534).gid(65534);
+            c.uid(65534).gid(65534).envs(env.iter().copied());
         });
         exporter.cleanup = Some(dir);
         exporter

@@ -21,6 +21,7 @@ mod owners;
 mod pki;
 mod report;
 mod report_output;
+mod signal;
 mod signals;
 mod states;
 mod udp;
@@ -65,6 +66,7 @@ fn main() {
         web_hostile::tests(),
         report::tests(),
         report_output::tests(),
+        signal::tests(),
         faults::tests(),
     ]
     .into_iter()

@@ -84,17 +84,17 @@ fn ss_unix_counts() -> BTreeMap<(&'static str, &'static str), u64> {
 }
 
 /// A directory of the test's own under /tmp, removed when dropped.
-struct TempDir(PathBuf);
+pub struct TempDir(PathBuf);
 
 impl TempDir {
-    fn new(name: &str) -> TempDir {
+    pub fn new(name: &str) -> TempDir {
         let dir = std::env::temp_dir().join(format!("sockdiag-unix-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create temp dir");
         TempDir(dir)
     }
 
-    fn path(&self, name: &str) -> String {
+    pub fn path(&self, name: &str) -> String {
         self.0.join(name).to_str().expect("utf-8 path").to_string()
     }
 }
@@ -105,12 +105,12 @@ impl Drop for TempDir {
     }
 }
 
-fn listener(path: &str, process: &str) -> String {
+pub fn listener(path: &str, process: &str) -> String {
     format!("{{path=\"{path}\",process=\"{process}\"}}")
 }
 
 /// Debian's php-fpm binary, `php-fpmX.Y` (tests/run.sh installs package php-fpm).
-fn php_fpm_binary() -> PathBuf {
+pub fn php_fpm_binary() -> PathBuf {
     std::fs::read_dir("/usr/sbin")
         .expect("read /usr/sbin")
         .filter_map(|entry| entry.ok().map(|e| e.path()))
@@ -124,10 +124,10 @@ fn php_fpm_binary() -> PathBuf {
 }
 
 /// php-fpm in the foreground in the calling thread's namespace, stopped by its pid.
-struct PhpFpm(Child);
+pub struct PhpFpm(Child);
 
 impl PhpFpm {
-    fn start(binary: &Path, config: &str) -> PhpFpm {
+    pub fn start(binary: &Path, config: &str) -> PhpFpm {
         // -R: we are root; -n: no php.ini, so the host's PHP setup does not matter.
         let child = Command::new(binary)
             .args(["-R", "-n", "-F", "-y", config])

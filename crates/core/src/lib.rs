@@ -8,7 +8,9 @@
 //! - [`snapshot`]: what a poll publishes;
 //! - [`poll`]: the synchronous recipe: discovery, each namespace's dumps and folds, owners;
 //! - [`config`]: the configuration, its defaults and its conversion into the poll's
-//!   settings.
+//!   settings;
+//! - `label`: `label_enum!`, how every label enum is written (one table of hand-written
+//!   values), below all of them.
 //!
 //! The daemon crate (`sockdiag_exporter`) depends on this one, never the other way: the
 //! compiler enforces the layering.
@@ -16,6 +18,7 @@
 
 pub mod config;
 pub mod fold;
+mod label;
 pub mod poll;
 pub mod snapshot;
 pub mod source;

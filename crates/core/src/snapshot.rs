@@ -9,15 +9,17 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use crate::label::label_enum;
 use crate::source::inet_diag::{Family, TcpState};
-use crate::source::proc_net_snmp::TcpCounters;
+use crate::source::kernel_value::KernelSource;
+use crate::source::proc_net_snmp::NetCounters;
 use crate::source::proc_sys_net::{NetSysctls, PortRange};
 use crate::source::unix_diag::{UnixState, UnixType};
 
 /// Per family, per state socket counts: `counts[family.index()][state.index()]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StateCounts {
-    pub counts: [[u64; TcpState::COUNT]; 2],
+    pub counts: [[u64; TcpState::COUNT]; Family::COUNT],
 }
 
 impl StateCounts {
@@ -78,21 +80,14 @@ impl UnixCounts {
     }
 }
 
-/// Which end of a connection the port label names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Direction {
-    /// The local port is a listening port of the namespace; `port` is that local port.
-    Inbound,
-    /// Anything else; `port` is the remote port.
-    Outbound,
-}
-
-impl Direction {
-    pub fn label(self) -> &'static str {
-        match self {
-            Direction::Inbound => "inbound",
-            Direction::Outbound => "outbound",
-        }
+label_enum! {
+    /// Which end of a connection the port label names; the `direction` label.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub enum Direction {
+        /// The local port is a listening port of the namespace; `port` is that local port.
+        Inbound => "inbound",
+        /// Anything else; `port` is the remote port.
+        Outbound => "outbound",
     }
 }
 
@@ -164,8 +159,11 @@ pub struct UnixFigures {
     pub sockets: UnixCounts,
     /// Sorted by path, then process.
     pub listeners: Vec<UnixListenerSeries>,
-    /// Listener names folded into `path="other"` by `max_unix_paths`.
+    /// Listeners folded into `path="other"`: beyond `max_unix_paths`, or a less full
+    /// listener of the same path and process.
     pub folded_paths: u64,
+    /// Full listeners among them: beyond even the anomaly ceiling.
+    pub folded_anomalies: u64,
     /// Listeners whose owner was not found.
     pub unattributed: u64,
     /// Records read from the kernel.
@@ -237,6 +235,21 @@ pub struct Breakdown {
     pub unattributed: u64,
     pub folded_ports: u64,
     pub folded_processes: u64,
+    /// Listening addresses beyond `max_listeners` (their series are not exported).
+    pub folded_listeners: u64,
+    pub folded_anomalies: FoldedAnomalies,
+}
+
+/// Anomalies ([`crate::fold::anomaly`]) folded because even the ceiling of their cap was
+/// reached: `sockdiag_folded_anomalies{kind}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FoldedAnomalies {
+    /// CLOSE_WAIT piles and never-accepted CLOSE_WAIT, per (direction, port, process).
+    pub close_wait: u64,
+    /// TIME_WAIT storms, per (direction, port).
+    pub time_wait: u64,
+    /// Full TCP accept queues, per listening address.
+    pub listeners: u64,
 }
 
 /// Leak and exhaustion signals.
@@ -258,12 +271,36 @@ pub struct Exhaustion {
 /// Kernel counters and sysctls of the namespace.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KernelStats {
-    pub counters: TcpCounters,
+    pub counters: NetCounters,
     pub sysctls: NetSysctls,
-    /// Wanted values that could not be read in the last poll, per source.
-    pub missing_netstat: u64,
-    pub missing_snmp: u64,
-    pub missing_sysctl: u64,
+    /// Wanted values that could not be read in the last poll, per source
+    /// (`missing[source.index()]`).
+    pub missing: [u64; KernelSource::COUNT],
+}
+
+impl KernelStats {
+    /// What was read, with every value that is `None` counted missing under its source.
+    pub fn new(counters: NetCounters, sysctls: NetSysctls) -> KernelStats {
+        let mut missing = [0; KernelSource::COUNT];
+        for row in counters.missing_rows() {
+            missing[row.source.index()] += 1;
+        }
+        missing[KernelSource::Sysctl.index()] += sysctls.missing_count() as u64;
+        KernelStats {
+            counters,
+            sysctls,
+            missing,
+        }
+    }
+
+    /// The missing counts of the sources the tables read, in source order: the series of
+    /// `sockdiag_kernel_values_missing`.
+    pub fn missing_by_source(&self) -> impl Iterator<Item = (KernelSource, u64)> + '_ {
+        KernelSource::ALL
+            .into_iter()
+            .filter(|source| NetCounters::reads(*source) || NetSysctls::reads(*source))
+            .map(|source| (source, self.missing[source.index()]))
+    }
 }
 
 /// What the TCP fold of one namespace measured.
@@ -379,53 +416,27 @@ impl Default for Snapshot {
     }
 }
 
-/// Stage of a poll that can fail; the `stage` label of `sockdiag_poll_errors_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Stage {
-    /// Opening the netlink socket.
-    Open,
-    /// The sock_diag dump itself (send, receive, decode).
-    Dump,
-    /// The fast LISTEN-only sample for queue peaks.
-    ListenDump,
-    /// The /proc scan for socket owners (the poll still publishes, with owners unknown).
-    ProcIndex,
-    /// Network namespace discovery (the poll still publishes, our own namespace only).
-    Discovery,
-    /// Naming a namespace's container: a cgroup file or a Docker config that could not be
-    /// read or parsed (the poll still publishes; the namespace keeps what could be learnt).
-    /// A Docker config that keeps failing unchanged is counted once, not every poll.
-    Attribution,
-    /// The blocking task died (a bug: it panicked or was cancelled).
-    Task,
-}
-
-impl Stage {
-    pub const COUNT: usize = 7;
-    pub const ALL: [Stage; Stage::COUNT] = [
-        Stage::Open,
-        Stage::Dump,
-        Stage::ListenDump,
-        Stage::ProcIndex,
-        Stage::Discovery,
-        Stage::Attribution,
-        Stage::Task,
-    ];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Stage::Open => "open",
-            Stage::Dump => "dump",
-            Stage::ListenDump => "listen_dump",
-            Stage::ProcIndex => "proc_index",
-            Stage::Discovery => "discovery",
-            Stage::Attribution => "attribution",
-            Stage::Task => "task",
-        }
-    }
-
-    pub fn index(self) -> usize {
-        self as usize
+label_enum! {
+    /// Stage of a poll that can fail; the `stage` label of `sockdiag_poll_errors_total`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum Stage {
+        /// Opening the netlink socket.
+        Open => "open",
+        /// The sock_diag dump itself (send, receive, decode).
+        Dump => "dump",
+        /// The fast LISTEN-only sample for queue peaks.
+        ListenDump => "listen_dump",
+        /// The /proc scan for socket owners (the poll still publishes, with owners unknown).
+        ProcIndex => "proc_index",
+        /// Network namespace discovery (the poll still publishes, our own namespace only).
+        Discovery => "discovery",
+        /// Naming a namespace's container: a cgroup file or a Docker config that could not
+        /// be read or parsed (the poll still publishes; the namespace keeps what could be
+        /// learnt). A Docker config that keeps failing unchanged is counted once, not every
+        /// poll.
+        Attribution => "attribution",
+        /// The blocking task died (a bug: it panicked or was cancelled).
+        Task => "task",
     }
 }
 
@@ -444,5 +455,48 @@ impl Published {
     /// True once a poll has succeeded: what `/-/ready` reports.
     pub fn ready(&self) -> bool {
         self.latest.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every value read but `TcpExt.TCPTimeWaitOverflow`, `Tcp.PassiveOpens` and the port
+    /// range.
+    fn read_but_three() -> (NetCounters, NetSysctls) {
+        let mut counters = NetCounters::default();
+        for slot in counters.slots_mut() {
+            *slot = Some(1);
+        }
+        counters.time_wait_overflow = None;
+        counters.passive_opens = None;
+        let mut sysctls = NetSysctls::default();
+        for slot in sysctls.slots_mut() {
+            *slot = Some(1);
+        }
+        (counters, sysctls)
+    }
+
+    #[test]
+    fn missing_values_are_counted_under_their_file() {
+        let (counters, sysctls) = read_but_three();
+        let stats = KernelStats::new(counters, sysctls);
+        let by_source: Vec<(&str, u64)> = stats
+            .missing_by_source()
+            .map(|(source, n)| (source.label(), n))
+            .collect();
+        // No row reads snmp6 yet: it has no series.
+        assert_eq!(by_source, [("netstat", 1), ("snmp", 1), ("sysctl", 1)]);
+    }
+
+    #[test]
+    fn nothing_read_counts_every_wanted_value() {
+        let stats = KernelStats::new(NetCounters::default(), NetSysctls::default());
+        let by_source: Vec<(&str, u64)> = stats
+            .missing_by_source()
+            .map(|(source, n)| (source.label(), n))
+            .collect();
+        assert_eq!(by_source, [("netstat", 5), ("snmp", 2), ("sysctl", 9)]);
     }
 }

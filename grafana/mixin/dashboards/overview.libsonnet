@@ -499,11 +499,14 @@ function(cfg)
     g.timeseries('Attribution and folding',
                  'unattributed: sockets with an owner inode whose process was not '
                  + 'found (process="unknown"; missing capabilities or hidepid). folded: label values folded '
-                 + 'into "other" by the cardinality caps, per label (netns: namespaces folded into netns="other").',
+                 + 'into "other" by the cardinality caps, per label (netns: namespaces folded into netns="other"). '
+                 + 'anomalies folded: CLOSE_WAIT piles, full queues or TIME_WAIT storms beyond twice a cap, '
+                 + 'which lost their labels: raise that cap.',
                  'short',
                  [
                    t('max %s (%s)' % [by(['instance', 'netns']), N('sockdiag_unattributed_sockets')], 'unattributed {{netns}} {{instance}}', 'A'),
                    t('max %s (%s)' % [by(['instance', 'label']), S('sockdiag_folded_label_values')], 'folded {{label}} {{instance}}', 'B'),
+                   t('sum %s (%s)' % [by(['instance', 'kind']), N('sockdiag_folded_anomalies')], 'anomalies folded {{kind}} {{instance}}', 'C'),
                  ],
                  [runbook('SockdiagAttributionDegraded')],
                  w=8),

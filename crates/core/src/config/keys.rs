@@ -63,8 +63,15 @@ config_keys! {
     "max_unix_paths" {
         field: settings.max_unix_paths,
         parse: v::positive,
-        help: "UNIX listener names keeping their `path` label (longest queue first); \
-               the rest are summed into `path=\"other\"`",
+        help: "UNIX listeners keeping their `path` label (fullest first, full ones up \
+               to twice the cap); the rest are summed into `path=\"other\"`",
+    }
+    "max_listeners" {
+        field: settings.max_listeners,
+        parse: v::positive,
+        help: "TCP listening addresses exported by `sockdiag_tcp_listen_queue_*` (fullest \
+               first, full ones up to twice the cap); the rest are counted in \
+               `sockdiag_folded_label_values{label=\"listener\"}`",
     }
     "netns.max_ports" {
         field: settings.netns.max_ports,
@@ -90,6 +97,11 @@ config_keys! {
         field: settings.netns.max_unix_paths,
         parse: v::positive,
         help: "`max_unix_paths` of every namespace but the host's and our own",
+    }
+    "netns.max_listeners" {
+        field: settings.netns.max_listeners,
+        parse: v::positive,
+        help: "`max_listeners` of every namespace but the host's and our own",
     }
     "close_wait_stale_after" {
         field: settings.close_wait_stale_after,

@@ -17,7 +17,7 @@ use super::validate as v;
 use super::ENV_PREFIX;
 
 /// A config file larger than this is a mistake (a log, a device), not a configuration.
-const MAX_FILE_BYTES: u64 = 1 << 20;
+const MAX_FILE_BYTES: u64 = crate::source::bounded::CONFIG_LIMIT;
 
 impl Config {
     /// Loads the configuration from the flags' file (if any), the process environment

@@ -1,6 +1,7 @@
 //! Listeners: the entry the TCP and UNIX folds keep per listening socket, and the fast
 //! listener sampler's fold: accept-queue lengths per TCP listening address and per UNIX
-//! listener name, kept between main polls so that the largest one is reported as the peak.
+//! listening socket, kept between main polls so that the largest one is reported as the
+//! peak.
 
 use std::net::IpAddr;
 
@@ -23,12 +24,14 @@ pub struct Listener {
 }
 
 /// One sample of the fast listener sampler, or the peaks of several: accept-queue
-/// lengths per TCP listening (address, port), summed over SO_REUSEPORT groups, and per
-/// UNIX listener, keyed by its raw bound name.
+/// lengths per TCP listening (address, port), summed over SO_REUSEPORT groups (the kernel
+/// lets only one user share a port), and per UNIX listening socket, keyed by its inode:
+/// two sockets bound at one name (from other mount namespaces, or other processes) keep
+/// apart, so that one cannot lend its queue to the other.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListenSample {
     pub tcp: FxHashMap<(IpAddr, u16), u64>,
-    pub unix: FxHashMap<Box<[u8]>, u64>,
+    pub unix: FxHashMap<u32, u64>,
 }
 
 impl ListenSample {
@@ -55,17 +58,10 @@ pub fn add_to_sample(sample: &mut ListenSample, record: &inet_diag::Record) {
     }
 }
 
-/// Adds a UNIX LISTEN-dump record to a sample. Only listeners allocate (their name, once
-/// per sample).
+/// Adds a UNIX LISTEN-dump record to a sample.
 pub fn add_unix_to_sample(sample: &mut ListenSample, record: &unix_diag::Record<'_>) {
-    if record.state != UnixState::Listen {
-        return;
-    }
-    let length = u64::from(record.recv_queue);
-    match sample.unix.get_mut(record.name) {
-        Some(total) => *total += length,
-        None => {
-            sample.unix.insert(Box::from(record.name), length);
-        }
+    if record.state == UnixState::Listen {
+        let length = sample.unix.entry(record.inode).or_default();
+        *length = (*length).max(u64::from(record.recv_queue));
     }
 }

@@ -2,6 +2,8 @@
 //!
 //! Everything here is pure: records and owner answers in, figures out, no I/O and no
 //! clock (the poll passes ages and times in). One module per fold:
+//! - [`anomaly`]: what counts as an anomaly, which the caps rank first and keep beyond
+//!   their budget;
 //! - [`tcp`]: inet_diag records into states, ports, processes, listeners, exhaustion;
 //! - [`netns`]: the namespace cap: which namespaces keep their label;
 //! - [`listen`]: the listener entries of the folds and the fast listener sampler's peaks;
@@ -13,6 +15,7 @@
 //! - [`udp`]: udp_diag records into queues per port and process, and drop counters kept
 //!   between polls ([`udp::drops`]).
 
+pub mod anomaly;
 pub mod close_wait;
 pub mod listen;
 pub mod netns;

@@ -7,43 +7,58 @@
 //! 1. the host's and our own (`full`): always kept, outside the cap;
 //! 2. [`Provenance::Known`] (a runtime's container, an `ip netns` namespace) before
 //!    [`Provenance::Unknown`] (anything anyone could have made);
-//! 3. the severity of the worst anomaly the namespace holds (0 for none), highest first;
-//! 4. sockets, TCP, UNIX and UDP, most first; then the label, so the kept set does not flap.
+//! 3. the anomalies it holds ([`anomaly::holds_anomaly`]: the alerts' thresholds), most
+//!    severe first;
+//! 4. its CLOSE_WAIT sockets, the leak's own quantity, even below an alert's threshold;
+//! 5. sockets, TCP, UNIX and UDP, most first; then the label, so the kept set does not flap.
 //!
 //! The first `max` of that order keep their label. Then every namespace still left that
 //! holds an anomaly is kept too, in the same order, up to another `max` (the anomaly
-//! ceiling), so a leak is never folded by healthy neighbours, and a user who plants
-//! anomalies in a hundred namespaces of their own cannot grow the series without bound.
-//! Anomalous namespaces folded past the ceiling are counted in
-//! [`FoldedNetns::anomalous`].
+//! ceiling, [`anomaly::CEILING_FACTOR`] times the cap in all), so a leak is never folded by
+//! healthy neighbours, and a user who plants anomalies in a hundred namespaces of their own
+//! cannot grow the series without bound. Anomalous namespaces folded past the ceiling are
+//! counted in [`FoldedNetns::anomalous`].
 
+use std::cmp::Reverse;
+
+use super::anomaly::{self, Severity};
 use crate::snapshot::{FoldedNetns, NetnsFigures, NetnsInfo, Provenance};
+use crate::source::inet_diag::{Family, TcpState};
 
-/// The rank key of a namespace: lower sorts first.
-fn rank_key(
-    ns: &NetnsFigures,
-    severity: u64,
-) -> (Provenance, std::cmp::Reverse<u64>, std::cmp::Reverse<u64>) {
+/// What a namespace is ranked by, lower first.
+type RankKey = (
+    Provenance,
+    Reverse<Option<Severity>>,
+    Reverse<u64>,
+    Reverse<u64>,
+);
+
+fn rank_key(ns: &NetnsFigures, severity: Option<Severity>) -> RankKey {
+    let close_wait = Family::ALL
+        .iter()
+        .map(|&family| ns.tcp.tcp_sockets.get(family, TcpState::CloseWait))
+        .sum();
     let sockets = ns.tcp.tcp_sockets.total() + ns.unix.sockets.total() + ns.udp.total();
     (
         ns.provenance,
-        std::cmp::Reverse(severity),
-        std::cmp::Reverse(sockets),
+        Reverse(severity),
+        Reverse(close_wait),
+        Reverse(sockets),
     )
 }
 
-/// Applies the namespace cap. `severity` tells how bad the worst anomaly a namespace holds
-/// is (0: none). Returns the kept namespaces sorted by label, the infos of the kept ones
-/// (a folded namespace's info goes with its label), and the folded sums.
+/// Applies the namespace cap. `severity` tells the anomalies a namespace holds (`None`:
+/// none). Returns the kept namespaces sorted by label, the infos of the kept ones (a folded
+/// namespace's info goes with its label), and the folded sums.
 pub fn cap_namespaces(
     figures: Vec<NetnsFigures>,
     infos: Vec<NetnsInfo>,
     max: usize,
-    severity: impl Fn(&NetnsFigures) -> u64,
+    severity: impl Fn(&NetnsFigures) -> Option<Severity>,
 ) -> (Vec<NetnsFigures>, Vec<NetnsInfo>, FoldedNetns) {
     let (mut kept, rest): (Vec<NetnsFigures>, Vec<NetnsFigures>) =
         figures.into_iter().partition(|ns| ns.full);
-    let mut ranked: Vec<(u64, NetnsFigures)> =
+    let mut ranked: Vec<(Option<Severity>, NetnsFigures)> =
         rest.into_iter().map(|ns| (severity(&ns), ns)).collect();
     ranked.sort_by(|(sa, a), (sb, b)| {
         rank_key(a, *sa)
@@ -51,19 +66,19 @@ pub fn cap_namespaces(
             .then_with(|| a.netns.cmp(&b.netns))
     });
     let mut folded = FoldedNetns::default();
-    let mut ceiling = max;
+    let mut ceiling = max.saturating_mul(anomaly::CEILING_FACTOR - 1);
     for (position, (severity, ns)) in ranked.into_iter().enumerate() {
         if position < max {
             kept.push(ns);
             continue;
         }
-        if severity > 0 && ceiling > 0 {
+        if severity.is_some() && ceiling > 0 {
             ceiling -= 1;
             kept.push(ns);
             continue;
         }
         folded.namespaces += 1;
-        folded.anomalous += u64::from(severity > 0);
+        folded.anomalous += u64::from(severity.is_some());
         folded.tcp_sockets.merge(&ns.tcp.tcp_sockets);
         folded.unix_sockets.merge(&ns.unix.sockets);
         for (total, n) in folded.udp_sockets.iter_mut().zip(ns.udp.sockets) {
@@ -87,7 +102,6 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::source::inet_diag::{Family, TcpState};
 
     /// A namespace with `sockets` ESTABLISHED and `close_wait` CLOSE_WAIT sockets.
     fn ns(label: &str, provenance: Provenance, sockets: u64, close_wait: u64) -> NetnsFigures {
@@ -119,9 +133,13 @@ mod tests {
         }
     }
 
-    /// The test's anomaly: any CLOSE_WAIT at all, its count as the severity.
-    fn close_wait(ns: &NetnsFigures) -> u64 {
-        ns.tcp.tcp_sockets.get(Family::Ipv4, TcpState::CloseWait)
+    /// The test's anomaly: 3 CLOSE_WAIT or more, their count as the severity.
+    fn close_wait(ns: &NetnsFigures) -> Option<Severity> {
+        let sockets = ns.tcp.tcp_sockets.get(Family::Ipv4, TcpState::CloseWait);
+        (sockets >= 3).then_some(Severity {
+            sockets,
+            anomalies: 1,
+        })
     }
 
     fn labels(kept: &[NetnsFigures]) -> Vec<&str> {
@@ -172,10 +190,15 @@ mod tests {
             .map(|i| ns(&format!("pod-{i:03}"), Provenance::Known, 40, 0))
             .collect();
         figures.push(ns("leaky", Provenance::Known, 1, 20));
+        figures.push(ns("small-leak", Provenance::Known, 1, 2));
         let (kept, _, folded) = cap(figures, 100);
         assert!(labels(&kept).contains(&"leaky"));
-        assert_eq!(kept.len(), 100, "the leak ranks inside the cap");
-        assert_eq!(folded.namespaces, 11);
+        assert!(
+            labels(&kept).contains(&"small-leak"),
+            "CLOSE_WAIT below the anomaly's threshold still outranks healthy sockets"
+        );
+        assert_eq!(kept.len(), 100, "the leaks rank inside the cap");
+        assert_eq!(folded.namespaces, 12);
     }
 
     #[test]

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use super::anomaly::Thresholds;
+
 /// Which ports may keep a label of their own.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PortFilter {
@@ -30,8 +32,12 @@ pub struct Settings {
     pub max_destinations: usize,
     /// Remote addresses of `sockdiag_tcp_peer_sockets`.
     pub max_peers: usize,
-    /// UNIX listener names that keep their own `path` label.
+    /// UNIX listeners that keep their own `path` label, fullest first.
     pub max_unix_paths: usize,
+    /// TCP listening addresses exported by `sockdiag_tcp_listen_queue_*`, fullest first.
+    pub max_listeners: usize,
+    /// When a figure is an anomaly, kept beyond the caps up to their ceiling.
+    pub anomaly: Thresholds,
     /// CLOSE_WAIT older than this is stale (a leak, not a slow close).
     pub close_wait_stale_after: Duration,
     /// Caps of every namespace but the host's: a node holds hundreds of pods, each with a
@@ -47,6 +53,7 @@ pub struct NetnsCaps {
     pub max_destinations: usize,
     pub max_peers: usize,
     pub max_unix_paths: usize,
+    pub max_listeners: usize,
 }
 
 impl Default for NetnsCaps {
@@ -57,6 +64,7 @@ impl Default for NetnsCaps {
             max_destinations: 5,
             max_peers: 5,
             max_unix_paths: 5,
+            max_listeners: 20,
         }
     }
 }
@@ -74,6 +82,7 @@ impl Settings {
             max_destinations: self.netns.max_destinations,
             max_peers: self.netns.max_peers,
             max_unix_paths: self.netns.max_unix_paths,
+            max_listeners: self.netns.max_listeners,
             ..self.clone()
         }
     }
@@ -88,6 +97,8 @@ impl Default for Settings {
             max_destinations: 20,
             max_peers: 20,
             max_unix_paths: 30,
+            max_listeners: 100,
+            anomaly: Thresholds::default(),
             close_wait_stale_after: Duration::from_secs(60),
             netns: NetnsCaps::default(),
         }

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use self::drops::{DropTracker, SeriesKey};
+use super::anomaly;
 use super::owners::{Owner, Owners};
 use super::settings::Settings;
 use crate::snapshot::{Direction, PortLabel, UdpFigures, UdpSeries};
@@ -177,9 +178,8 @@ impl UdpAggregator {
 type NaturalKey = (Direction, u16, Owner);
 
 /// A series that dropped since the previous poll: an anomaly, kept beyond the cap.
-/// PROVISIONAL until fold::anomaly lands: its UDP predicate replaces this.
 fn dropping(series: &UdpSeries) -> bool {
-    series.drops_growth > 0
+    anomaly::udp_dropping(series.drops_growth)
 }
 
 /// The rank of a series within its direction: dropping most, fullest queue, most

@@ -5,16 +5,24 @@
 //! the connections a listener accepted carry the listener's name, so a name's socket
 //! count is its listener plus its open connections.
 //!
-//! Cardinality is bounded in [`UnixAggregator::finish`]: the `max_unix_paths` listener
-//! names with the longest accept queue, then the most sockets, keep their `path` label;
-//! the rest are summed into one `path="other"` series and counted. Ranking by queue first
-//! means a listener whose queue fills is never the one folded away.
+//! Each listening socket keeps its own figures: two sockets bound at one path (from other
+//! mount namespaces, or other processes) are never summed, so that a second listener can
+//! never lower the fill shown for the first. Series are per (path, process); should two
+//! sockets share both, the fuller one is the series and the other goes to `other`.
+//!
+//! Cardinality is bounded in [`UnixAggregator::finish`]: the `max_unix_paths` listeners
+//! that are fullest (full ones first, then peak over backlog, queue length, sockets on the
+//! name) keep their `path` label, and full ones beyond them up to the anomaly ceiling
+//! ([`anomaly::kept`]); the rest are summed into one `path="other"` series and counted.
+//! Ranking by fill, what the alert watches, means a listener whose queue fills is never
+//! the one folded away.
 
-use std::cmp::Reverse;
+use std::cmp::Ordering;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
+use super::anomaly::{self, cmp_fill};
 use super::listen::{ListenSample, Listener};
 use super::owners::{Owner, Owners};
 use super::settings::Settings;
@@ -89,91 +97,99 @@ impl UnixAggregator {
             .collect()
     }
 
-    /// One series per listener label, with its socket count, and the listeners left
-    /// without an owner. Names that render to one label (bytes that are not UTF-8 shown as
-    /// U+FFFD, or a cut at the length cap) are one series, summed under their lowest owner:
-    /// two series with one label set would make the exposition invalid.
-    fn series(
+    /// One candidate per (path label, process), with the sockets on its name: the fullest
+    /// of its listeners. The others (the same path bound in another mount namespace by a
+    /// process of the same name, or another name rendering to the same label) are returned
+    /// apart, for `other`; and the listeners whose owner was not found are counted.
+    fn candidates(
         &self,
         owners: &impl Owners,
         peaks: &ListenSample,
-    ) -> (Vec<(u64, UnixListenerSeries)>, u64) {
+    ) -> (Vec<(u64, UnixListenerSeries)>, Vec<UnixListenerSeries>, u64) {
         let unknown: Arc<str> = Arc::from("unknown");
-        let settled = |l: &Listener| l.owner.unwrap_or_else(|| owners.settle(l.inode));
         let label = |owner: Owner| match owner {
             Owner::Process(id) => owners.name(id),
             Owner::Nobody => Arc::from(""),
             Owner::Unknown => Arc::clone(&unknown),
         };
-        let mut by_path: FxHashMap<String, (u64, UnixListenerSeries)> = FxHashMap::default();
-        let mut unattributed = 0;
+        let (mut candidates, mut duplicates, mut unattributed) = (Vec::new(), Vec::new(), 0);
         let groups = self
             .names
             .iter()
             .map(|(name, stats)| (&name[..], stats))
             .chain([(&[][..], &self.unnamed)]);
-        for (name, stats) in groups {
-            if stats.listeners.is_empty() {
-                continue;
+        for (name, stats) in groups.filter(|(_, stats)| !stats.listeners.is_empty()) {
+            let path: Arc<str> = Arc::from(Name::of(name).label());
+            let mut by_process: Vec<UnixListenerSeries> = Vec::with_capacity(stats.listeners.len());
+            for listener in &stats.listeners {
+                let owner = listener
+                    .owner
+                    .unwrap_or_else(|| owners.settle(listener.inode));
+                unattributed += u64::from(owner == Owner::Unknown);
+                let peak = peaks.unix.get(&listener.inode).copied().unwrap_or(0);
+                by_process.push(UnixListenerSeries {
+                    path: Arc::clone(&path),
+                    process: label(owner),
+                    length: listener.length,
+                    limit: listener.limit,
+                    peak: peak.max(listener.length),
+                });
             }
-            let owned: Vec<Owner> = stats.listeners.iter().map(settled).collect();
-            unattributed += owned.iter().filter(|o| **o == Owner::Unknown).count() as u64;
-            let process = owned
-                .into_iter()
-                .map(label)
-                .min()
-                .unwrap_or_else(|| Arc::clone(&unknown));
-            let length: u64 = stats.listeners.iter().map(|l| l.length).sum();
-            let peak = peaks.unix.get(name).copied().unwrap_or(0).max(length);
-            let path = Name::of(name).label();
-            let (sockets, series) = by_path.entry(path).or_insert_with_key(|path| {
-                let series = UnixListenerSeries {
-                    path: Arc::from(path.as_str()),
-                    process: Arc::clone(&process),
-                    length: 0,
-                    limit: 0,
-                    peak: 0,
-                };
-                (0, series)
-            });
-            *sockets += stats.sockets;
-            series.process = series.process.clone().min(process);
-            series.length += length;
-            series.limit += stats.listeners.iter().map(|l| l.limit).sum::<u64>();
-            series.peak += peak;
+            candidates.extend(by_process.into_iter().map(|series| (stats.sockets, series)));
         }
-        (by_path.into_values().collect(), unattributed)
+        // One series per (path, process) label set, across names too: names that render to
+        // one label (bytes that are not UTF-8 shown as U+FFFD, or a cut at the length cap)
+        // must not make two series with one label set, an invalid exposition.
+        candidates.sort_by(|(_, a), (_, b)| {
+            (&a.path, &a.process)
+                .cmp(&(&b.path, &b.process))
+                .then_with(|| fuller(b, a))
+        });
+        let mut kept: Vec<(u64, UnixListenerSeries)> = Vec::with_capacity(candidates.len());
+        for (sockets, series) in candidates {
+            match kept.last() {
+                Some((_, last)) if last.path == series.path && last.process == series.process => {
+                    duplicates.push(series)
+                }
+                _ => kept.push((sockets, series)),
+            }
+        }
+        (kept, duplicates, unattributed)
     }
 
     /// Ends the poll: settles the owners, applies `max_unix_paths` and returns the
     /// namespace's UNIX figures. `peaks` holds the largest queues sampled since the last
-    /// poll.
+    /// poll, per listening socket.
     pub fn finish(
         self,
         owners: &impl Owners,
         settings: &Settings,
         peaks: &ListenSample,
     ) -> UnixFigures {
-        let (mut series, unattributed) = self.series(owners, peaks);
-        series.sort_by(|(a_sockets, a), (b_sockets, b)| {
-            (Reverse(a.length), Reverse(*a_sockets), &a.path, &a.process).cmp(&(
-                Reverse(b.length),
-                Reverse(*b_sockets),
-                &b.path,
-                &b.process,
-            ))
+        let (mut candidates, duplicates, unattributed) = self.candidates(owners, peaks);
+        let full = |s: &UnixListenerSeries| settings.anomaly.listen_full(s.peak, s.limit);
+        candidates.sort_by(|(a_sockets, a), (b_sockets, b)| {
+            full(b)
+                .cmp(&full(a))
+                .then_with(|| fuller(a, b).reverse())
+                .then(b_sockets.cmp(a_sockets))
+                .then_with(|| (&a.path, &a.process).cmp(&(&b.path, &b.process)))
         });
-        let folded = series.split_off(settings.max_unix_paths.min(series.len()));
+        let anomalies = candidates.iter().filter(|(_, s)| full(s)).count();
+        let (kept, folded_anomalies) =
+            anomaly::kept(candidates.len(), anomalies, settings.max_unix_paths);
+        let mut folded = duplicates;
+        folded.extend(candidates.split_off(kept).into_iter().map(|(_, s)| s));
         let mut listeners: Vec<UnixListenerSeries> =
-            series.into_iter().map(|(_, series)| series).collect();
+            candidates.into_iter().map(|(_, series)| series).collect();
         if !folded.is_empty() {
             let other: Arc<str> = Arc::from("other");
             listeners.push(UnixListenerSeries {
                 path: Arc::clone(&other),
                 process: other,
-                length: folded.iter().map(|(_, s)| s.length).sum(),
-                limit: folded.iter().map(|(_, s)| s.limit).sum(),
-                peak: folded.iter().map(|(_, s)| s.peak).sum(),
+                length: folded.iter().map(|s| s.length).sum(),
+                limit: folded.iter().map(|s| s.limit).sum(),
+                peak: folded.iter().map(|s| s.peak).sum(),
             });
         }
         listeners.sort_by(|a, b| (&a.path, &a.process).cmp(&(&b.path, &b.process)));
@@ -181,10 +197,16 @@ impl UnixAggregator {
             sockets: self.sockets,
             listeners,
             folded_paths: folded.len() as u64,
+            folded_anomalies,
             unattributed,
             sockets_scanned: self.scanned,
         }
     }
+}
+
+/// Which of two listeners is fuller: peak over backlog, then length.
+fn fuller(a: &UnixListenerSeries, b: &UnixListenerSeries) -> Ordering {
+    cmp_fill((a.peak, a.limit), (b.peak, b.limit)).then(a.length.cmp(&b.length))
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ use std::time::{Instant, SystemTime};
 use super::discover::{self, DiscoverError, Namespace, Sources};
 use super::namespace::{self, NetnsDump};
 use super::{lower_priority, owners, Peaks, PollError, PollerConfig, Reopening, Target, Targets};
+use crate::fold::anomaly;
 use crate::fold::close_wait::CloseWaitTracker;
 use crate::fold::netns::cap_namespaces;
 use crate::fold::udp::drops::{self, DropTracker};
@@ -239,7 +240,12 @@ impl Collector {
         }
         self.udp_drops.end_poll(&unsampled);
         let (namespaces, infos, folded) =
-            cap_namespaces(figures, infos, self.max_namespaces, namespace_severity);
+            cap_namespaces(figures, infos, self.max_namespaces, |ns| {
+                anomaly::combine(
+                    anomaly::holds_anomaly(&ns.tcp, &ns.unix, &self.settings.anomaly),
+                    anomaly::holds_udp_anomaly(&ns.udp),
+                )
+            });
         let snapshot = Snapshot {
             namespaces,
             folded,
@@ -443,15 +449,4 @@ fn info(label: &Arc<str>, namespace: &Namespace) -> NetnsInfo {
         pod_uid: info.pod_uid.clone(),
         runtime: info.runtime.clone(),
     }
-}
-
-/// PROVISIONAL until fold::anomaly lands: CLOSE_WAIT sockets and UDP datagrams dropped
-/// since the previous poll as the severity.
-fn namespace_severity(ns: &NetnsFigures) -> u64 {
-    use crate::source::inet_diag::{Family, TcpState};
-    let close_wait: u64 = Family::ALL
-        .iter()
-        .map(|&family| ns.tcp.tcp_sockets.get(family, TcpState::CloseWait))
-        .sum();
-    close_wait + ns.udp.series.iter().map(|s| s.drops_growth).sum::<u64>()
 }

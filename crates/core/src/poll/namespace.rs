@@ -3,6 +3,7 @@
 //! every UNIX socket, dump every UDP socket, folding each record as it is decoded. What the recipe leaves for after every namespace's dump (the
 //! /proc scan for owners the cache did not know, the caps) is in [`super::collector`].
 
+use std::path::Path;
 use std::sync::Mutex;
 
 use crate::fold::close_wait::CloseWaitTracker;
@@ -74,31 +75,16 @@ pub fn dump(
     })
 }
 
-/// Reads the namespace's TCP counters and sysctls. These files are read from the calling
+/// Reads the namespace's kernel counters and sysctls. These files are read from the calling
 /// thread, which is what binds them to its network namespace. A file that cannot be read
 /// leaves its values missing (and counted) instead of failing the poll.
 fn read_kernel(errors: &mut Vec<String>) -> KernelStats {
-    let net = std::path::Path::new(proc_net_snmp::DEFAULT_ROOT);
-    let netstat = proc_net_snmp::read_netstat(net).unwrap_or_else(|error| {
-        errors.push(error.to_string());
-        Default::default()
-    });
-    let snmp = proc_net_snmp::read_snmp(net).unwrap_or_else(|error| {
-        errors.push(error.to_string());
-        Default::default()
-    });
-    let sysctls = proc_sys_net::read(std::path::Path::new(proc_sys_net::DEFAULT_ROOT))
-        .unwrap_or_else(|error| {
+    let (counters, failed) = proc_net_snmp::read(Path::new(proc_net_snmp::DEFAULT_ROOT));
+    errors.extend(failed.iter().map(ToString::to_string));
+    let sysctls =
+        proc_sys_net::read(Path::new(proc_sys_net::DEFAULT_ROOT)).unwrap_or_else(|error| {
             errors.push(error.to_string());
             Default::default()
         });
-    let counters = proc_net_snmp::TcpCounters::from_parts(netstat, snmp);
-    let missing = counters.missing_fields();
-    KernelStats {
-        missing_netstat: missing.iter().filter(|f| f.starts_with("TcpExt.")).count() as u64,
-        missing_snmp: missing.iter().filter(|f| f.starts_with("Tcp.")).count() as u64,
-        missing_sysctl: sysctls.missing_count() as u64,
-        counters,
-        sysctls,
-    }
+    KernelStats::new(counters, sysctls)
 }

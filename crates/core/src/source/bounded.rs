@@ -39,8 +39,11 @@ pub enum BoundedReadError {
     TooLarge { path: PathBuf, limit: u64 },
     #[error("cannot read {}: {source}", path.display())]
     Read { path: PathBuf, source: io::Error },
-    #[error("{} is not UTF-8", path.display())]
-    NotUtf8 { path: PathBuf },
+    #[error("{} is not UTF-8: {error}", path.display())]
+    NotUtf8 {
+        path: PathBuf,
+        error: std::str::Utf8Error,
+    },
     /// A symlink or `..` in the path leads out of the root it must stay beneath.
     #[error("{} leads out of {}", path.display(), root.display())]
     Escapes { path: PathBuf, root: PathBuf },
@@ -138,7 +141,10 @@ pub fn read_beneath_to_string(
 ) -> Result<String, BoundedReadError> {
     let path = root.join(relative);
     let bytes = read_file(open_beneath(root, relative)?, &path, limit)?;
-    String::from_utf8(bytes).map_err(|_not_utf8| BoundedReadError::NotUtf8 { path })
+    String::from_utf8(bytes).map_err(|error| BoundedReadError::NotUtf8 {
+        path,
+        error: error.utf8_error(),
+    })
 }
 
 /// Reads the regular file `name` in the open directory `dir`, at most `limit` bytes: how
@@ -185,7 +191,22 @@ pub fn read_at(
 
 /// Reads at most `limit` bytes of an open file; more is an error.
 pub fn read_file(file: File, path: &Path, limit: u64) -> Result<Vec<u8>, BoundedReadError> {
-    let mut bytes = Vec::new();
+    read_file_sized(file, path, limit, 0)
+}
+
+/// [`read_file`] into a buffer of `first` bytes to begin with.
+///
+/// /proc files report a size of 0, so from an empty buffer the read grows from a 32-byte
+/// probe, one read(2) per doubling: ten for `/proc/net/netstat`. A caller that knows the
+/// usual size saves them. Not more than it needs: /proc/sys allocates and zeroes a kernel
+/// buffer the size of each read.
+pub fn read_file_sized(
+    file: File,
+    path: &Path,
+    limit: u64,
+    first: usize,
+) -> Result<Vec<u8>, BoundedReadError> {
+    let mut bytes = Vec::with_capacity(first);
     file.take(limit.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(|source| BoundedReadError::Read {
@@ -208,8 +229,9 @@ pub fn read(path: &Path, limit: u64) -> Result<Vec<u8>, BoundedReadError> {
 
 /// Reads the regular file at `path`, at most `limit` bytes, as UTF-8.
 pub fn read_to_string(path: &Path, limit: u64) -> Result<String, BoundedReadError> {
-    String::from_utf8(read(path, limit)?).map_err(|_not_utf8| BoundedReadError::NotUtf8 {
+    String::from_utf8(read(path, limit)?).map_err(|error| BoundedReadError::NotUtf8 {
         path: path.to_path_buf(),
+        error: error.utf8_error(),
     })
 }
 
@@ -239,6 +261,19 @@ mod tests {
             error.to_string(),
             format!("{} is larger than 16 bytes", path.display())
         );
+    }
+
+    #[test]
+    fn a_first_buffer_beyond_the_limit_does_not_lift_it() {
+        let path = temp("sized");
+        std::fs::write(&path, vec![b'x'; 17]).unwrap();
+        let error = read_file_sized(open_regular(&path).unwrap(), &path, 16, 4096).unwrap_err();
+        assert!(
+            matches!(error, BoundedReadError::TooLarge { limit: 16, .. }),
+            "{error:?}"
+        );
+        let whole = read_file_sized(open_regular(&path).unwrap(), &path, 17, 4096).unwrap();
+        assert_eq!(whole, vec![b'x'; 17]);
     }
 
     #[test]

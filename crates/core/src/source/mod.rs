@@ -4,8 +4,10 @@
 //! - [`inet_diag`]: TCP sockets through netlink sock_diag (NETLINK_SOCK_DIAG, inet_diag);
 //! - [`udp_diag`]: UDP sockets and their drops through the same socket (inet_diag, SKMEMINFO);
 //! - [`proc_fd`]: socket owners from `/proc/PID/fd` links, `comm` and `stat`;
-//! - [`proc_net_snmp`]: TCP counters from `/proc/thread-self/net/{netstat,snmp}`;
-//! - [`proc_sys_net`]: TCP sysctls from `/proc/sys/net`;
+//! - [`proc_net_snmp`]: MIB counters from `/proc/thread-self/net/{netstat,snmp,snmp6}`;
+//! - [`proc_sys_net`]: sysctls from `/proc/sys/net`;
+//! - [`kernel_value`]: the row type of those two modules' tables (each counter and sysctl
+//!   described once), and [`proc_file`]: the bounded read they share;
 //! - [`netns`]: which network namespaces exist, and entering them (`/proc/*/ns/net`,
 //!   `/run/netns`, `/run/docker/netns`, setns);
 //! - [`cgroup`]: the container and pod of a process (`/proc/PID/cgroup`);
@@ -23,9 +25,11 @@ pub mod bounded;
 pub mod cgroup;
 pub mod docker;
 pub mod inet_diag;
+pub mod kernel_value;
 pub mod label_cap;
 pub mod netns;
 pub mod proc_fd;
+pub mod proc_file;
 pub mod proc_net_snmp;
 pub mod proc_sys_net;
 pub mod sock_diag;

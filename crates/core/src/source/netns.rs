@@ -242,6 +242,12 @@ pub fn discover(proc_root: &Path, bind_roots: &[PathBuf]) -> Result<Discovery, N
         let entries = match list(root) {
             Ok(entries) => entries,
             Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+            // Without CAP_DAC_READ_SEARCH a root-only directory (Docker's, 0700 on some
+            // hosts) is closed to us: the namespaces behind it are as out of reach as the
+            // processes whose links we may not read, and the missing privileges are
+            // already reported (sockdiag_netns_skipped{reason="permission"}). The rest
+            // of discovery goes on.
+            Err(error) if error.kind() == io::ErrorKind::PermissionDenied => continue,
             Err(error) => {
                 return Err(NetnsError::ListBindRoot {
                     path: root.clone(),

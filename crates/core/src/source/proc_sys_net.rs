@@ -1,21 +1,21 @@
-//! TCP-related sysctls of the reading thread's network namespace.
+//! Sysctls of the reading thread's network namespace: the [`NetSysctls`] table (a row per
+//! sysctl: its file under `/proc/sys/net` and the gauge it becomes), the ephemeral port range,
+//! and the reader.
 //!
-//! Reads, under `/proc/sys/net`:
-//! - `ipv4/tcp_fin_timeout`, `ipv4/tcp_keepalive_time`, `ipv4/tcp_keepalive_intvl` (seconds);
-//! - `ipv4/tcp_keepalive_probes`, `ipv4/tcp_tw_reuse` (0, 1 or 2), `ipv4/tcp_max_tw_buckets`,
-//!   `ipv4/tcp_max_syn_backlog`, `core/somaxconn`;
-//! - `ipv4/ip_local_port_range` (`start<TAB>end`).
+//! Reads, under `/proc/sys/net`, the files of the table's rows (`ipv4/tcp_fin_timeout`,
+//! `core/somaxconn`, ..., one unsigned integer each) and `ipv4/ip_local_port_range`
+//! (`start<TAB>end`), which feeds the fold rather than a family of its own.
 //!
 //! Unlike `/proc/net`, `/proc/sys/net` has no `self` indirection: the kernel resolves it to the
 //! network namespace of the task that opens the file, so a thread that entered another
 //! namespace with `setns(2)` sees that namespace's values. [`read`] opens every file afresh
-//! for that reason and must run on the thread that is in the wanted namespace.
+//! for that reason and must run on the thread that is in the wanted namespace. Each file is
+//! read through [`super::proc_file`]: a regular file of at most 64 KiB.
 //!
 //! A missing file is `None`, not an error: kernels before 4.13 register several of these
 //! sysctls only in the initial namespace, and a container may hide some. See
 //! [`NetSysctls::missing_count`].
 
-use std::io;
 use std::num::ParseIntError;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -23,73 +23,73 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
+use super::kernel_value::kernel_values;
+use super::proc_file::{self, ReadError};
+
 /// Where [`read`] looks by default.
 pub const DEFAULT_ROOT: &str = "/proc/sys/net";
 
-const TCP_FIN_TIMEOUT: &str = "ipv4/tcp_fin_timeout";
-const TCP_KEEPALIVE_TIME: &str = "ipv4/tcp_keepalive_time";
-const TCP_KEEPALIVE_INTVL: &str = "ipv4/tcp_keepalive_intvl";
-const TCP_KEEPALIVE_PROBES: &str = "ipv4/tcp_keepalive_probes";
-const TCP_TW_REUSE: &str = "ipv4/tcp_tw_reuse";
-const TCP_MAX_TW_BUCKETS: &str = "ipv4/tcp_max_tw_buckets";
-const SOMAXCONN: &str = "core/somaxconn";
-const TCP_MAX_SYN_BACKLOG: &str = "ipv4/tcp_max_syn_backlog";
-const IP_LOCAL_PORT_RANGE: &str = "ipv4/ip_local_port_range";
+/// `ipv4/ip_local_port_range`: directory and file.
+const PORT_RANGE: (&str, &str) = ("ipv4", "ip_local_port_range");
 
-/// The sysctls of one network namespace; `None` when the file does not exist.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct NetSysctls {
-    /// `net.ipv4.tcp_fin_timeout`, seconds.
-    pub tcp_fin_timeout: Option<u64>,
-    /// `net.ipv4.tcp_keepalive_time`, seconds.
-    pub tcp_keepalive_time: Option<u64>,
-    /// `net.ipv4.tcp_keepalive_intvl`, seconds.
-    pub tcp_keepalive_intvl: Option<u64>,
-    /// `net.ipv4.tcp_keepalive_probes`.
-    pub tcp_keepalive_probes: Option<u64>,
-    /// `net.ipv4.tcp_tw_reuse`: 0 off, 1 on, 2 loopback only.
-    pub tcp_tw_reuse: Option<u64>,
-    /// `net.ipv4.tcp_max_tw_buckets`.
-    pub tcp_max_tw_buckets: Option<u64>,
-    /// `net.core.somaxconn`: the cap on every `listen(2)` backlog.
-    pub somaxconn: Option<u64>,
-    /// `net.ipv4.tcp_max_syn_backlog`.
-    pub tcp_max_syn_backlog: Option<u64>,
-    /// `net.ipv4.ip_local_port_range`.
-    pub ip_local_port_range: Option<PortRange>,
+kernel_values! {
+    /// The sysctls of one network namespace, a field per row of the table and the port
+    /// range; `None` when the file does not exist.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+    pub struct NetSysctls {
+        /// `net.ipv4.tcp_fin_timeout`, seconds.
+        tcp_fin_timeout: Sysctl "ipv4" "tcp_fin_timeout",
+            Gauge "sockdiag_sysctl_tcp_fin_timeout_seconds",
+            "net.ipv4.tcp_fin_timeout: how long an orphaned socket stays in FIN_WAIT2.";
+        /// `net.ipv4.tcp_keepalive_time`, seconds.
+        tcp_keepalive_time: Sysctl "ipv4" "tcp_keepalive_time",
+            Gauge "sockdiag_sysctl_tcp_keepalive_time_seconds",
+            "net.ipv4.tcp_keepalive_time: idle time before the first keepalive probe.";
+        /// `net.ipv4.tcp_keepalive_intvl`, seconds.
+        tcp_keepalive_intvl: Sysctl "ipv4" "tcp_keepalive_intvl",
+            Gauge "sockdiag_sysctl_tcp_keepalive_intvl_seconds",
+            "net.ipv4.tcp_keepalive_intvl: interval between keepalive probes.";
+        /// `net.ipv4.tcp_keepalive_probes`.
+        tcp_keepalive_probes: Sysctl "ipv4" "tcp_keepalive_probes",
+            Gauge "sockdiag_sysctl_tcp_keepalive_probes",
+            "net.ipv4.tcp_keepalive_probes: unanswered probes before a connection is dropped.";
+        /// `net.ipv4.tcp_tw_reuse`: 0 off, 1 on, 2 loopback only.
+        tcp_tw_reuse: Sysctl "ipv4" "tcp_tw_reuse",
+            Gauge "sockdiag_sysctl_tcp_tw_reuse",
+            "net.ipv4.tcp_tw_reuse: 0 off, 1 on, 2 loopback only; lets connect() reuse TIME_WAIT ports.";
+        /// `net.ipv4.tcp_max_tw_buckets`.
+        tcp_max_tw_buckets: Sysctl "ipv4" "tcp_max_tw_buckets",
+            Gauge "sockdiag_sysctl_tcp_max_tw_buckets",
+            "net.ipv4.tcp_max_tw_buckets: TIME_WAIT sockets the namespace holds at most.";
+        /// `net.core.somaxconn`: the cap on every `listen(2)` backlog.
+        somaxconn: Sysctl "core" "somaxconn",
+            Gauge "sockdiag_sysctl_somaxconn",
+            "net.core.somaxconn: the largest accept-queue backlog listen() may get.";
+        /// `net.ipv4.tcp_max_syn_backlog`.
+        tcp_max_syn_backlog: Sysctl "ipv4" "tcp_max_syn_backlog",
+            Gauge "sockdiag_sysctl_tcp_max_syn_backlog",
+            "net.ipv4.tcp_max_syn_backlog: half-open connections remembered per listener.";
+    }
+    extra {
+        /// `net.ipv4.ip_local_port_range` ([`PORT_RANGE`]).
+        pub ip_local_port_range: Option<PortRange>,
+    }
 }
 
 impl NetSysctls {
-    /// Number of sysctls whose file does not exist (0 to 9).
+    /// Number of sysctls whose file does not exist, the port range's included.
     pub fn missing_count(&self) -> usize {
-        self.presence()
-            .iter()
-            .filter(|(_, present)| !present)
-            .count()
+        self.missing_files().len()
     }
 
     /// Paths, relative to the root, of the sysctls whose file does not exist, e.g.
     /// `ipv4/tcp_tw_reuse`, so the caller can log which metrics are degraded.
-    pub fn missing_files(&self) -> Vec<&'static str> {
-        self.presence()
-            .iter()
-            .filter(|(_, present)| !present)
-            .map(|(name, _)| *name)
-            .collect()
-    }
-
-    fn presence(&self) -> [(&'static str, bool); 9] {
-        [
-            (TCP_FIN_TIMEOUT, self.tcp_fin_timeout.is_some()),
-            (TCP_KEEPALIVE_TIME, self.tcp_keepalive_time.is_some()),
-            (TCP_KEEPALIVE_INTVL, self.tcp_keepalive_intvl.is_some()),
-            (TCP_KEEPALIVE_PROBES, self.tcp_keepalive_probes.is_some()),
-            (TCP_TW_REUSE, self.tcp_tw_reuse.is_some()),
-            (TCP_MAX_TW_BUCKETS, self.tcp_max_tw_buckets.is_some()),
-            (SOMAXCONN, self.somaxconn.is_some()),
-            (TCP_MAX_SYN_BACKLOG, self.tcp_max_syn_backlog.is_some()),
-            (IP_LOCAL_PORT_RANGE, self.ip_local_port_range.is_some()),
-        ]
+    pub fn missing_files(&self) -> Vec<String> {
+        let mut missing: Vec<String> = self.missing_rows().map(ToString::to_string).collect();
+        if self.ip_local_port_range.is_none() {
+            missing.push(format!("{}/{}", PORT_RANGE.0, PORT_RANGE.1));
+        }
+        missing
     }
 }
 
@@ -140,9 +140,9 @@ pub enum PortRangeError {
 /// Failure to read one sysctl, by stage, with the file's path.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The file exists but could not be read.
-    #[error("reading {}: {error}", .path.display())]
-    Read { path: PathBuf, error: io::Error },
+    /// The file exists but could not be read, is not a regular file, or is too long.
+    #[error(transparent)]
+    Read(ReadError),
     /// The file does not hold one unsigned integer.
     #[error("parsing {}: {text:?} is not an unsigned integer: {error}", .path.display())]
     InvalidInteger {
@@ -161,38 +161,32 @@ pub enum Error {
 
 /// Reads every sysctl under `root` (normally [`DEFAULT_ROOT`]).
 ///
-/// The `ipv4` and `core` directories are opened once and each file is opened relative
-/// to them: a name lookup under /proc/sys compares the name with the entries of every
-/// network namespace on the host (proc_sys_compare), so a full path per file cost a
-/// namespace-count-long scan per path component, every poll, in every namespace.
+/// Each directory is opened once and each file is opened relative to it: a name lookup
+/// under /proc/sys compares the name with the entries of every network namespace on the
+/// host (proc_sys_compare), so a full path per file cost a namespace-count-long scan per
+/// path component, every poll, in every namespace.
 pub fn read(root: &Path) -> Result<NetSysctls, Error> {
-    let dirs = [Dir::open(root, "ipv4"), Dir::open(root, "core")];
-    // `rel` is `DIR/NAME` with DIR one of `dirs`.
-    let text_at = |rel: &str| -> Result<Option<String>, Error> {
-        let (dir, name) = rel.split_once('/').unwrap_or(("", rel));
-        match dirs.iter().find(|d| d.name == dir) {
-            Some(dir) => dir.read(name),
-            None => Dir::open(root, dir).read(name),
-        }
+    let mut dirs: Vec<Dir> = Vec::new();
+    let mut text_at = |dir: &str, name: &str| -> Result<Option<(String, PathBuf)>, Error> {
+        let dir = match dirs.iter().position(|d| d.name == dir) {
+            Some(i) => &dirs[i],
+            None => {
+                dirs.push(Dir::open(root, dir));
+                &dirs[dirs.len() - 1]
+            }
+        };
+        dir.read(name)
     };
-    let u64_at = |rel: &str| -> Result<Option<u64>, Error> {
-        text_at(rel)?
-            .map(|text| parse_u64(&root.join(rel), &text))
-            .transpose()
-    };
-    Ok(NetSysctls {
-        tcp_fin_timeout: u64_at(TCP_FIN_TIMEOUT)?,
-        tcp_keepalive_time: u64_at(TCP_KEEPALIVE_TIME)?,
-        tcp_keepalive_intvl: u64_at(TCP_KEEPALIVE_INTVL)?,
-        tcp_keepalive_probes: u64_at(TCP_KEEPALIVE_PROBES)?,
-        tcp_tw_reuse: u64_at(TCP_TW_REUSE)?,
-        tcp_max_tw_buckets: u64_at(TCP_MAX_TW_BUCKETS)?,
-        somaxconn: u64_at(SOMAXCONN)?,
-        tcp_max_syn_backlog: u64_at(TCP_MAX_SYN_BACKLOG)?,
-        ip_local_port_range: text_at(IP_LOCAL_PORT_RANGE)?
-            .map(|text| parse_port_range(&root.join(IP_LOCAL_PORT_RANGE), &text))
-            .transpose()?,
-    })
+    let mut sysctls = NetSysctls::default();
+    for (row, slot) in NetSysctls::TABLE.iter().zip(sysctls.slots_mut()) {
+        *slot = text_at(row.section, row.name)?
+            .map(|(text, path)| parse_u64(&path, &text))
+            .transpose()?;
+    }
+    sysctls.ip_local_port_range = text_at(PORT_RANGE.0, PORT_RANGE.1)?
+        .map(|(text, path)| parse_port_range(&path, &text))
+        .transpose()?;
+    Ok(sysctls)
 }
 
 /// A directory of sysctl files: `None` when it does not exist; a failure to open it is
@@ -222,36 +216,23 @@ impl Dir {
         }
     }
 
-    /// The text of file `name`, `None` if it (or the directory) does not exist.
-    fn read(&self, name: &str) -> Result<Option<String>, Error> {
-        let error = |error: io::Error| Error::Read {
-            path: self.path.join(name),
-            error,
-        };
+    /// The text of file `name` and its path, `None` if it (or the directory) does not exist.
+    fn read(&self, name: &str) -> Result<Option<(String, PathBuf)>, Error> {
+        let path = self.path.join(name);
         let dir = match &self.fd {
             Ok(Some(dir)) => dir,
             Ok(None) => return Ok(None),
-            Err(errno) => return Err(error((*errno).into())),
-        };
-        let file =
-            match rustix::fs::openat(dir, name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) {
-                Ok(file) => file,
-                Err(Errno::NOENT) => return Ok(None),
-                Err(errno) => return Err(error(errno.into())),
-            };
-        let mut bytes = Vec::with_capacity(64);
-        let mut buf = [0u8; 256];
-        loop {
-            match rustix::io::read(&file, &mut buf) {
-                Ok(0) => break,
-                Ok(n) => bytes.extend_from_slice(&buf[..n]),
-                Err(Errno::INTR) => continue,
-                Err(errno) => return Err(error(errno.into())),
+            Err(errno) => {
+                return Err(Error::Read(ReadError::Io {
+                    path,
+                    error: (*errno).into(),
+                }))
             }
+        };
+        match proc_file::read_at(dir, name, &path) {
+            Ok(text) => Ok(text.map(|text| (text, path))),
+            Err(error) => Err(Error::Read(error)),
         }
-        String::from_utf8(bytes)
-            .map(Some)
-            .map_err(|utf8| error(io::Error::new(io::ErrorKind::InvalidData, utf8)))
     }
 }
 
@@ -456,6 +437,67 @@ mod tests {
                 root.display()
             )
         );
+    }
+
+    /// A copy of the captured tree under the temporary directory, to be broken by a test.
+    fn temp_tree(name: &str) -> PathBuf {
+        let root = std::env::temp_dir().join(format!(
+            "sockdiag-proc-sys-net-{}-{name}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&root);
+        for dir in ["ipv4", "core"] {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+            for entry in std::fs::read_dir(fixture_root("sys").join(dir)).unwrap() {
+                let entry = entry.unwrap();
+                std::fs::copy(entry.path(), root.join(dir).join(entry.file_name())).unwrap();
+            }
+        }
+        root
+    }
+
+    /// Issue 23: a sysctl file was read whole, however long. Past 64 KiB it is now an
+    /// error for the sysctls (missing and counted), not a cut text parsed as if whole.
+    #[test]
+    fn sysctl_longer_than_64_kib_is_a_read_error_not_a_cut_text() {
+        let root = temp_tree("long");
+        let path = root.join("ipv4/tcp_fin_timeout");
+        // Digits only: a cut text would parse as a number.
+        std::fs::write(&path, "6".repeat((64 << 10) + 1)).unwrap();
+        let err = read(&root).unwrap_err();
+        assert!(matches!(err, Error::Read(ReadError::Refused(_))), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!("{} is larger than 65536 bytes", path.display())
+        );
+        std::fs::write(&path, "6".repeat(64 << 10)).unwrap();
+        assert!(
+            matches!(read(&root), Err(Error::InvalidInteger { .. })),
+            "64 KiB exactly is read whole, and is too large a number"
+        );
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// Issue 23: a sysctl that is a FIFO blocked the poll in open(2) until a writer came.
+    #[test]
+    fn sysctl_fifo_is_refused_without_blocking() {
+        let root = temp_tree("fifo");
+        let path = root.join("core/somaxconn");
+        std::fs::remove_file(&path).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &path,
+            rustix::fs::FileType::Fifo,
+            Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let err = read(&root).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("{} is not a regular file", path.display())
+        );
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

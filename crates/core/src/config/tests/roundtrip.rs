@@ -8,6 +8,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use super::super::*;
+use crate::fold::anomaly::Thresholds;
 use crate::fold::{NetnsCaps, PortFilter, Settings};
 use crate::poll::Scope;
 
@@ -69,7 +70,7 @@ fn arb_path() -> impl Strategy<Value = String> {
 
 /// A valid configuration and its rendering, key by key.
 fn arb_config() -> impl Strategy<Value = (Config, Vec<Rendered>)> {
-    let caps = proptest::collection::vec(1usize..1_000_000, 12);
+    let caps = proptest::collection::vec(1usize..1_000_000, 14);
     let intervals = (
         100u64..=86_400_000,
         prop_oneof![Just(0u64), 10u64..=86_400_000],
@@ -142,6 +143,8 @@ fn arb_config() -> impl Strategy<Value = (Config, Vec<Rendered>)> {
                     max_destinations: c[2],
                     max_peers: c[3],
                     max_unix_paths: c[4],
+                    max_listeners: c[12],
+                    anomaly: Thresholds::default(),
                     close_wait_stale_after: Duration::from_secs(stale),
                     netns: NetnsCaps {
                         max_ports: c[5],
@@ -149,6 +152,7 @@ fn arb_config() -> impl Strategy<Value = (Config, Vec<Rendered>)> {
                         max_destinations: c[7],
                         max_peers: c[8],
                         max_unix_paths: c[9],
+                        max_listeners: c[13],
                     },
                 },
                 close_wait_capacity: c[10],
@@ -186,12 +190,14 @@ fn arb_config() -> impl Strategy<Value = (Config, Vec<Rendered>)> {
                 number("max_destinations", c[2]),
                 number("max_peers", c[3]),
                 number("max_unix_paths", c[4]),
+                number("max_listeners", c[12]),
                 string("close_wait_stale_after", &format!("{stale}s")),
                 number("netns.max_ports", c[5]),
                 number("netns.max_processes", c[6]),
                 number("netns.max_destinations", c[7]),
                 number("netns.max_peers", c[8]),
                 number("netns.max_unix_paths", c[9]),
+                number("netns.max_listeners", c[13]),
                 number("close_wait_capacity", c[10]),
                 string("namespaces", scope_text),
                 number("netns.max_namespaces", c[11]),

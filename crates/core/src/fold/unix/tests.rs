@@ -82,8 +82,8 @@ fn listeners_get_their_owner_name_queue_and_peak() {
     a.add(&listener(b"/run/gone.sock\0", 30, 1, 5), &owners);
     assert_eq!(a.missing_inodes().len(), 2, "gunicorn and the unowned one");
     let mut peaks = ListenSample::default();
-    peaks.unix.insert(Box::from(&b"\0gunicorn"[..]), 9);
-    peaks.unix.insert(Box::from(&b"/run/php/fpm.sock\0"[..]), 1);
+    peaks.unix.insert(20, 9);
+    peaks.unix.insert(10, 1);
     let f = a.finish(&owners, &Settings::default(), &peaks);
     assert_eq!(
         lines(&f),
@@ -99,7 +99,7 @@ fn listeners_get_their_owner_name_queue_and_peak() {
 }
 
 #[test]
-fn paths_beyond_the_cap_fold_into_other_by_queue_then_sockets() {
+fn paths_beyond_the_cap_fold_into_other_by_fill_then_sockets() {
     let mut owners = Table::default();
     for inode in 1..=4 {
         owners.own(inode, "app");
@@ -125,15 +125,16 @@ fn paths_beyond_the_cap_fold_into_other_by_queue_then_sockets() {
         ..Settings::default()
     };
     let mut peaks = ListenSample::default();
-    peaks.unix.insert(Box::from(&b"/b\0"[..]), 7);
+    peaks.unix.insert(2, 7);
     let f = a.finish(&owners, &settings, &peaks);
-    // c ranks first by queue, a second by sockets; b and d are summed into other.
+    // b ranks first by fill (its peak, 7 of 20), c second (2 of 30); a and d, idle, are
+    // summed into other, whatever a's sockets.
     assert_eq!(
         lines(&f),
         vec![
-            "\"/a\" \"app\" 0/10 peak 0",
+            "\"/b\" \"app\" 0/20 peak 7",
             "\"/c\" \"app\" 2/30 peak 2",
-            "\"other\" \"other\" 0/60 peak 7",
+            "\"other\" \"other\" 0/50 peak 0",
         ]
     );
     assert_eq!(f.folded_paths, 2);
@@ -141,7 +142,75 @@ fn paths_beyond_the_cap_fold_into_other_by_queue_then_sockets() {
 }
 
 #[test]
-fn listen_sample_keeps_the_largest_queue_per_name() {
+fn a_second_listener_at_the_same_path_lowered_the_fill_shown() {
+    let mut owners = Table::default();
+    owners.own(10, "php-fpm8.2");
+    owners.own(11, "a");
+    owners.own(12, "php-fpm8.2");
+    let path = b"/run/php/php-fpm.sock\0";
+    let mut a = UnixAggregator::new();
+    // php-fpm's queue is full (limit + 1); a listener of another mount namespace, bound
+    // at the same path with a large backlog, is idle.
+    a.add(&listener(path, 10, 5, 4), &owners);
+    a.add(&listener(path, 11, 0, 4096), &owners);
+    let mut peaks = ListenSample::default();
+    peaks.unix.insert(11, 3);
+    let f = a.finish(&owners, &Settings::default(), &peaks);
+    assert_eq!(
+        lines(&f),
+        vec![
+            "\"/run/php/php-fpm.sock\" \"a\" 0/4096 peak 3",
+            "\"/run/php/php-fpm.sock\" \"php-fpm8.2\" 5/4 peak 5",
+        ]
+    );
+    // The same, under php-fpm's own name: the fuller one is the series.
+    let mut a = UnixAggregator::new();
+    a.add(&listener(path, 12, 0, 4096), &owners);
+    a.add(&listener(path, 10, 5, 4), &owners);
+    let f = a.finish(&owners, &Settings::default(), &ListenSample::default());
+    assert_eq!(
+        lines(&f),
+        vec![
+            "\"/run/php/php-fpm.sock\" \"php-fpm8.2\" 5/4 peak 5",
+            "\"other\" \"other\" 0/4096 peak 0",
+        ]
+    );
+    assert_eq!((f.folded_paths, f.folded_anomalies), (1, 0));
+}
+
+#[test]
+fn full_listeners_beyond_the_ceiling_are_counted() {
+    let mut owners = Table::default();
+    let mut a = UnixAggregator::new();
+    // Five full listeners, fill 2 to 6 of 1, and one idle one; a cap of two keeps the
+    // four fullest, the ceiling.
+    let names: [&'static [u8]; 5] = [b"/s1\0", b"/s2\0", b"/s3\0", b"/s4\0", b"/s5\0"];
+    for (inode, name) in (1..=5u32).zip(names) {
+        owners.own(inode, "app");
+        a.add(&listener(name, inode, inode + 1, 1), &owners);
+    }
+    owners.own(6, "app");
+    a.add(&listener(b"/idle\0", 6, 0, 100), &owners);
+    let settings = Settings {
+        max_unix_paths: 2,
+        ..Settings::default()
+    };
+    let f = a.finish(&owners, &settings, &ListenSample::default());
+    assert_eq!(
+        lines(&f),
+        vec![
+            "\"/s2\" \"app\" 3/1 peak 3",
+            "\"/s3\" \"app\" 4/1 peak 4",
+            "\"/s4\" \"app\" 5/1 peak 5",
+            "\"/s5\" \"app\" 6/1 peak 6",
+            "\"other\" \"other\" 2/101 peak 2",
+        ]
+    );
+    assert_eq!((f.folded_paths, f.folded_anomalies), (2, 1));
+}
+
+#[test]
+fn listen_sample_keeps_the_largest_queue_per_socket() {
     let mut first = ListenSample::default();
     add_unix_to_sample(&mut first, &listener(b"\0x", 1, 4, 8));
     add_unix_to_sample(
@@ -152,8 +221,9 @@ fn listen_sample_keeps_the_largest_queue_per_name() {
     add_unix_to_sample(&mut second, &listener(b"\0x", 1, 2, 8));
     add_unix_to_sample(&mut second, &listener(b"/y\0", 3, 1, 8));
     first.merge_max(second);
-    assert_eq!(first.unix.get(&b"\0x"[..]), Some(&4));
-    assert_eq!(first.unix.get(&b"/y\0"[..]), Some(&1));
+    assert_eq!(first.unix.get(&1), Some(&4));
+    assert_eq!(first.unix.get(&3), Some(&1));
+    assert_eq!(first.unix.len(), 2);
 }
 
 fn arb_record() -> impl proptest::strategy::Strategy<Value = Record<'static>> {
@@ -178,8 +248,8 @@ fn arb_record() -> impl proptest::strategy::Strategy<Value = Record<'static>> {
 
 proptest::proptest! {
     /// The fold of any records equals a naive count of them: sockets per type and state,
-    /// and per listener name the summed queue and backlog, the lowest owner's name and
-    /// the unowned listeners; caps high enough to fold nothing.
+    /// per (listener name, owner) the fullest listener, the others summed into `other`,
+    /// and the unowned listeners; caps high enough to fold nothing else.
     #[test]
     fn the_fold_equals_a_naive_count(records in proptest::collection::vec(arb_record(), 0..60)) {
         let mut owners = Table::default();
@@ -203,7 +273,7 @@ proptest::proptest! {
         proptest::prop_assert_eq!(&f.sockets, &sockets);
         proptest::prop_assert_eq!(f.sockets_scanned, records.len() as u64);
 
-        type Naive = std::collections::BTreeMap<String, (Vec<String>, u64, u64)>;
+        type Naive = std::collections::BTreeMap<(String, String), Vec<(u64, u64)>>;
         let mut naive = Naive::new();
         let mut unowned = 0;
         for r in records.iter().filter(|r| r.state == UnixState::Listen) {
@@ -213,21 +283,36 @@ proptest::proptest! {
                 unowned += 1;
                 "unknown".to_string()
             };
-            let entry = naive.entry(Name::of(r.name).label()).or_default();
-            entry.0.push(process);
-            entry.1 += u64::from(r.recv_queue);
-            entry.2 += u64::from(r.send_queue);
+            naive
+                .entry((Name::of(r.name).label(), process))
+                .or_default()
+                .push((u64::from(r.recv_queue), u64::from(r.send_queue)));
         }
-        let want: Vec<String> = naive
-            .into_iter()
-            .map(|(path, (processes, length, limit))| {
-                let process = processes.into_iter().min().expect("a listener");
-                format!("{path:?} {process:?} {length}/{limit} peak {length}")
-            })
-            .collect();
-        proptest::prop_assert_eq!(lines(&f), want);
+        let (mut want, mut other, mut duplicates) = (Vec::new(), (0, 0), 0);
+        for ((path, process), mut queues) in naive {
+            // Fullest: length over backlog (a backlog of 0 reads as 1), then length.
+            queues.sort_by(|a, b| {
+                (u128::from(b.0) * u128::from(a.1.max(1)))
+                    .cmp(&(u128::from(a.0) * u128::from(b.1.max(1))))
+                    .then(b.0.cmp(&a.0))
+            });
+            let (length, limit) = queues[0];
+            want.push(format!("{path:?} {process:?} {length}/{limit} peak {length}"));
+            for (length, limit) in &queues[1..] {
+                other = (other.0 + length, other.1 + limit);
+                duplicates += 1;
+            }
+        }
+        if duplicates > 0 {
+            want.push(format!("\"other\" \"other\" {}/{} peak {}", other.0, other.1, other.0));
+        }
+        want.sort();
+        let mut got = lines(&f);
+        got.sort();
+        proptest::prop_assert_eq!(got, want);
         proptest::prop_assert_eq!(f.unattributed, unowned);
-        proptest::prop_assert_eq!(f.folded_paths, 0);
+        proptest::prop_assert_eq!(f.folded_paths, duplicates);
+        proptest::prop_assert_eq!(f.folded_anomalies, 0);
     }
 }
 
@@ -255,11 +340,15 @@ fn unix_names_with_one_label_became_duplicate_series() {
     a.add(&listener(long_b, 4, 5, 8), &owners);
     let f = a.finish(&owners, &Settings::default(), &ListenSample::default());
     let cut = format!("@{}…", "\u{fffd}".repeat(41));
+    // One series per (path, process) label set, never a sum: the fuller of app's two
+    // listeners is shown, the other goes to `other`; alpha and zeta keep a series each.
     assert_eq!(
         lines(&f),
         vec![
-            format!("{:?} \"app\" 3/32 peak 3", "@svc\u{fffd}"),
-            format!("{cut:?} \"alpha\" 5/16 peak 5"),
+            format!("{:?} \"app\" 2/16 peak 2", "@svc\u{fffd}"),
+            format!("{cut:?} \"alpha\" 5/8 peak 5"),
+            format!("{cut:?} \"zeta\" 0/8 peak 0"),
+            "\"other\" \"other\" 1/16 peak 1".to_string(),
         ]
     );
 }

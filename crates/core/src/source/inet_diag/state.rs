@@ -1,27 +1,21 @@
 //! The TCP state table and address families as the kernel numbers them
 //! (include/net/tcp_states.h) and as the exporter labels them.
 //!
-//! Label values are written by hand, lowercase snake_case, never derived from `Debug`:
-//! they are a public contract that dashboards and alerts match on.
+//! Label values are written by hand in each enum's `label_enum!` table, never derived
+//! from `Debug`: they are a public contract that dashboards and alerts match on.
 
-/// Address family of a dumped socket (`idiag_family`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Family {
-    Ipv4,
-    Ipv6,
+use crate::label::label_enum;
+
+label_enum! {
+    /// Address family of a dumped socket (`idiag_family`); the `family` label.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub enum Family {
+        Ipv4 => "ipv4",
+        Ipv6 => "ipv6",
+    }
 }
 
 impl Family {
-    pub const ALL: [Family; 2] = [Family::Ipv4, Family::Ipv6];
-
-    /// The `family` label value.
-    pub fn label(self) -> &'static str {
-        match self {
-            Family::Ipv4 => "ipv4",
-            Family::Ipv6 => "ipv6",
-        }
-    }
-
     /// The AF_* constant the kernel uses on the wire.
     pub fn af(self) -> u8 {
         match self {
@@ -29,51 +23,30 @@ impl Family {
             Family::Ipv6 => netlink_packet_sock_diag::constants::AF_INET6,
         }
     }
+}
 
-    /// Index into per-family arrays.
-    pub fn index(self) -> usize {
-        self as usize
+label_enum! {
+    /// A TCP state, the `state` label, in kernel order (the order of exported series).
+    /// `Unknown` keeps a value the kernel may add in the future from failing a poll; it is
+    /// counted under the `unknown` label instead.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub enum TcpState {
+        Established => "established",
+        SynSent => "syn_sent",
+        SynRecv => "syn_recv",
+        FinWait1 => "fin_wait1",
+        FinWait2 => "fin_wait2",
+        TimeWait => "time_wait",
+        Close => "close",
+        CloseWait => "close_wait",
+        LastAck => "last_ack",
+        Listen => "listen",
+        Closing => "closing",
+        Unknown => "unknown",
     }
 }
 
-/// A TCP state. `Unknown` keeps a value the kernel may add in the future from failing a
-/// poll; it is counted under the `unknown` label instead.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum TcpState {
-    Established,
-    SynSent,
-    SynRecv,
-    FinWait1,
-    FinWait2,
-    TimeWait,
-    Close,
-    CloseWait,
-    LastAck,
-    Listen,
-    Closing,
-    Unknown,
-}
-
 impl TcpState {
-    /// Number of states, `Unknown` included: the length of per-state arrays.
-    pub const COUNT: usize = 12;
-
-    /// Every state in kernel order, `Unknown` last: the order of exported series.
-    pub const ALL: [TcpState; TcpState::COUNT] = [
-        TcpState::Established,
-        TcpState::SynSent,
-        TcpState::SynRecv,
-        TcpState::FinWait1,
-        TcpState::FinWait2,
-        TcpState::TimeWait,
-        TcpState::Close,
-        TcpState::CloseWait,
-        TcpState::LastAck,
-        TcpState::Listen,
-        TcpState::Closing,
-        TcpState::Unknown,
-    ];
-
     /// Maps `idiag_state`. Request sockets (TCP_NEW_SYN_RECV = 12 inside the kernel) are
     /// reported by inet_diag as TCP_SYN_RECV already, so 12 is not expected here; like any
     /// other value outside 1..=11 it becomes `Unknown`.
@@ -92,29 +65,6 @@ impl TcpState {
             11 => TcpState::Closing,
             _ => TcpState::Unknown,
         }
-    }
-
-    /// The `state` label value.
-    pub fn label(self) -> &'static str {
-        match self {
-            TcpState::Established => "established",
-            TcpState::SynSent => "syn_sent",
-            TcpState::SynRecv => "syn_recv",
-            TcpState::FinWait1 => "fin_wait1",
-            TcpState::FinWait2 => "fin_wait2",
-            TcpState::TimeWait => "time_wait",
-            TcpState::Close => "close",
-            TcpState::CloseWait => "close_wait",
-            TcpState::LastAck => "last_ack",
-            TcpState::Listen => "listen",
-            TcpState::Closing => "closing",
-            TcpState::Unknown => "unknown",
-        }
-    }
-
-    /// Index into per-state arrays (the position in [`TcpState::ALL`]).
-    pub fn index(self) -> usize {
-        self as usize
     }
 }
 

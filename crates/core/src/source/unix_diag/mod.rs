@@ -23,6 +23,7 @@ use netlink_packet_sock_diag::unix::{ShowFlags, StateFlags, UnixRequest};
 use netlink_packet_sock_diag::SockDiagMessage;
 
 use super::sock_diag::{SockDiag, SockDiagError};
+use crate::label::label_enum;
 
 pub use decode::{Name, Record};
 
@@ -46,26 +47,20 @@ impl UnixFilter {
     }
 }
 
-/// The socket type (`udiag_type`), the `socket_type` label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum UnixType {
-    Stream,
-    Seqpacket,
-    Dgram,
-    /// A type this exporter does not know (AF_UNIX has had only these three since
-    /// SOCK_RAW became SOCK_DGRAM): counted, never a failed poll.
-    Other,
+label_enum! {
+    /// The socket type (`udiag_type`), the `socket_type` label.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub enum UnixType {
+        Stream => "stream",
+        Seqpacket => "seqpacket",
+        Dgram => "dgram",
+        /// A type this exporter does not know (AF_UNIX has had only these three since
+        /// SOCK_RAW became SOCK_DGRAM): counted, never a failed poll.
+        Other => "other",
+    }
 }
 
 impl UnixType {
-    pub const COUNT: usize = 4;
-    pub const ALL: [UnixType; UnixType::COUNT] = [
-        UnixType::Stream,
-        UnixType::Seqpacket,
-        UnixType::Dgram,
-        UnixType::Other,
-    ];
-
     pub fn from_kernel(value: u8) -> UnixType {
         match value {
             SOCK_STREAM => UnixType::Stream,
@@ -74,54 +69,27 @@ impl UnixType {
             _ => UnixType::Other,
         }
     }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            UnixType::Stream => "stream",
-            UnixType::Seqpacket => "seqpacket",
-            UnixType::Dgram => "dgram",
-            UnixType::Other => "other",
-        }
-    }
-
-    pub fn index(self) -> usize {
-        self as usize
-    }
 }
 
-/// The socket state (`udiag_state`, TCP numbers), the `state` label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum UnixState {
-    Listen,
-    Established,
-    /// Anything else; in practice TCP_CLOSE: an unconnected datagram socket, or a stream
-    /// socket neither connected nor listening.
-    Other,
+label_enum! {
+    /// The socket state (`udiag_state`, TCP numbers), the `state` label.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub enum UnixState {
+        Listen => "listen",
+        Established => "established",
+        /// Anything else; in practice TCP_CLOSE: an unconnected datagram socket, or a stream
+        /// socket neither connected nor listening.
+        Other => "other",
+    }
 }
 
 impl UnixState {
-    pub const COUNT: usize = 3;
-    pub const ALL: [UnixState; UnixState::COUNT] =
-        [UnixState::Listen, UnixState::Established, UnixState::Other];
-
     pub fn from_kernel(value: u8) -> UnixState {
         match value {
             TCP_LISTEN => UnixState::Listen,
             TCP_ESTABLISHED => UnixState::Established,
             _ => UnixState::Other,
         }
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            UnixState::Listen => "listen",
-            UnixState::Established => "established",
-            UnixState::Other => "other",
-        }
-    }
-
-    pub fn index(self) -> usize {
-        self as usize
     }
 }
 
