@@ -239,6 +239,17 @@ fn fixed() -> Published {
                             time_wait_overflow: None,
                             active_opens: Some(16),
                             passive_opens: Some(11),
+                            // The statsd flushes of incident 7, in the host's counters.
+                            udp_rcvbuf_errors: Some(994),
+                            udp_in_errors: Some(996),
+                            udp_no_ports: Some(12),
+                            udp_sndbuf_errors: Some(0),
+                            udp_in_csum_errors: Some(2),
+                            udp6_rcvbuf_errors: Some(0),
+                            udp6_in_errors: Some(0),
+                            udp6_no_ports: Some(3),
+                            udp6_sndbuf_errors: Some(0),
+                            udp6_in_csum_errors: None,
                         },
                         sysctls: NetSysctls {
                             tcp_fin_timeout: Some(60),

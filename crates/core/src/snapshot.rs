@@ -486,8 +486,11 @@ mod tests {
             .missing_by_source()
             .map(|(source, n)| (source.label(), n))
             .collect();
-        // No row reads snmp6 yet: it has no series.
-        assert_eq!(by_source, [("netstat", 1), ("snmp", 1), ("sysctl", 1)]);
+        // snmp6 (the Udp6 rows) was read whole.
+        assert_eq!(
+            by_source,
+            [("netstat", 1), ("snmp", 1), ("snmp6", 0), ("sysctl", 1)]
+        );
     }
 
     #[test]
@@ -497,6 +500,9 @@ mod tests {
             .missing_by_source()
             .map(|(source, n)| (source.label(), n))
             .collect();
-        assert_eq!(by_source, [("netstat", 5), ("snmp", 2), ("sysctl", 9)]);
+        assert_eq!(
+            by_source,
+            [("netstat", 5), ("snmp", 7), ("snmp6", 5), ("sysctl", 9)]
+        );
     }
 }
