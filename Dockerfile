@@ -24,8 +24,10 @@ ARG SOURCE=https://github.com/sockdiag/sockdiag_exporter
 # so builder, runtime and CI agree on the glibc version.
 FROM rust:1.95-slim-bookworm AS builder
 # A build arg is in the environment of RUN: build.sh records it as sockdiag_build_info{revision}
-# (the context has no .git).
+# (the context has no .git). SOURCE_DATE_EPOCH, when given, is the build date
+# (sockdiag_build_info{build_date}, --version), so that a rebuild of one commit is identical.
 ARG REVISION
+ARG SOURCE_DATE_EPOCH
 WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \

@@ -10,11 +10,15 @@
 //! - [`view`]: the summary people read, `report` at a terminal and `/` in a browser;
 //! - [`http`] and [`web_config`]: the HTTP server, and its security (TLS, client
 //!   certificates, basic auth) in the exporter-toolkit format;
-//! - [`exit`]: every exit code the binary returns.
+//! - [`exit`]: every exit code the binary returns;
+//! - [`cli`] and [`build_info`]: the command line (shared with the man page generator)
+//!   and what the binary was built from.
 #![forbid(unsafe_code)]
 
-pub use sockdiag_core::{config, fold, snapshot, source};
+pub use sockdiag_core::{collectors, config, fold, snapshot, source};
 
+pub mod build_info;
+pub mod cli;
 pub mod exit;
 pub mod http;
 pub mod metrics;

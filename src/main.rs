@@ -8,58 +8,29 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use prometheus_client::registry::Registry;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
-use sockdiag_exporter::config::{Config, Flags, LogFormat};
+use sockdiag_exporter::cli::{self, Cli, Command};
+use sockdiag_exporter::collectors::CollectorKind;
+use sockdiag_exporter::config::{Config, LogFormat};
 use sockdiag_exporter::exit;
 use sockdiag_exporter::poll as poller;
 use sockdiag_exporter::web_config::{WebConfigMetrics, WebSecurity};
 use sockdiag_exporter::{http, metrics, view};
 
-/// The exporter's flags, and its subcommands: with none it runs as the daemon.
-#[derive(Debug, Parser)]
-#[command(name = "sockdiag_exporter", version, about, long_about = None)]
-struct Cli {
-    #[command(flatten)]
-    flags: Flags,
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Two polls a few seconds apart, printed as tables (or JSON): what looks wrong, who
-    /// holds CLOSE_WAIT, listeners by queue fill, TIME_WAIT, ephemeral ports, peers.
-    Report(view::ReportArgs),
-}
-
-/// Parses the command line. The flags that shape a poll also apply after `report`.
-fn parse() -> Result<Cli, clap::Error> {
-    let mut command = Cli::command();
-    for flag in ["config_file", "namespaces", "log_level", "log_format"] {
-        command = command.mut_arg(flag, |arg| arg.global(true));
-    }
-    let matches = command.try_get_matches()?;
-    Cli::from_arg_matches(&matches)
-}
-
 /// Whether the command line, which did not parse, names the `report` subcommand: parsed
 /// again, ignoring errors, as far as clap gets.
 fn asks_for_report() -> bool {
-    let mut command = Cli::command().ignore_errors(true);
-    for flag in ["config_file", "namespaces", "log_level", "log_format"] {
-        command = command.mut_arg(flag, |arg| arg.global(true));
-    }
-    command
+    cli::command()
+        .ignore_errors(true)
         .try_get_matches()
         .is_ok_and(|matches| matches.subcommand_name() == Some("report"))
 }
 
 fn main() -> ExitCode {
-    let Cli { flags, command } = match parse() {
+    let Cli { flags, command } = match cli::parse() {
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();
@@ -174,17 +145,59 @@ async fn run(
     security: Option<WebSecurity>,
     nofile: u64,
 ) -> anyhow::Result<ExitCode> {
-    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-    let mut hangup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
-
+    let mut signals = Signals::new()?;
     let listeners = http::bind(&config.web.listen_addresses).await?;
     let (publish, published) = poller::channel();
-    let mut registry = Registry::default();
-    metrics::SnapshotCollector::register(&mut registry, published.clone());
     let mut live = Registry::default();
     let http_metrics = http::HttpMetrics::register(&mut live);
     let web_metrics = WebConfigMetrics::register(&mut live);
+    let (server, limits) = server(&config, &security, nofile, published, live, http_metrics);
+
+    let (stop, stopping) = watch::channel(false);
+    if let Some(security) = &security {
+        tokio::spawn(security.clone().watch(web_metrics, stopping.clone()));
+    }
+    let mut servers = tokio::task::JoinSet::new();
+    for listener in listeners {
+        let address = listener
+            .local_addr()
+            .context("listener without an address")?;
+        tracing::info!(
+            %address,
+            path = %config.web.telemetry_path,
+            tls = security.as_ref().is_some_and(|s| s.tls().is_some()),
+            "listening"
+        );
+        servers.spawn(http::serve(listener, server.clone(), stopping.clone()));
+    }
+    let collectors_off = start_polls(&config, publish, &stopping);
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        revision = sockdiag_exporter::build_info::BuildInfo::CURRENT.revision,
+        poll_interval = %humantime::format_duration(config.poll_interval),
+        collectors_off = %collectors_off,
+        max_connections = limits.max_connections,
+        "started"
+    );
+    signals.until_stop(&security, &mut servers, &stop).await?;
+    let _ = stop.send(true);
+    Ok(signals
+        .drain(&mut servers, config.web.shutdown_timeout)
+        .await)
+}
+
+/// The HTTP server: the routes over the snapshot's registry and the live one, behind the
+/// connection limits (lowered under a low RLIMIT_NOFILE) and the web security.
+fn server(
+    config: &Config,
+    security: &Option<WebSecurity>,
+    nofile: u64,
+    published: watch::Receiver<Arc<sockdiag_exporter::snapshot::Published>>,
+    live: Registry,
+    http_metrics: http::HttpMetrics,
+) -> (http::Server, http::Limits) {
+    let mut registry = Registry::default();
+    metrics::SnapshotCollector::register(&mut registry, published.clone());
     let router = http::router(
         Arc::new(registry),
         Arc::new(live),
@@ -206,30 +219,23 @@ async fn run(
         );
     }
     let server = http::Server::new(router, limits, http_metrics, security.clone());
+    (server, limits)
+}
 
-    let (stop, stopping) = watch::channel(false);
-    if let Some(security) = &security {
-        tokio::spawn(security.clone().watch(web_metrics, stopping.clone()));
-    }
-    let mut servers = tokio::task::JoinSet::new();
-    for listener in listeners {
-        let address = listener
-            .local_addr()
-            .context("listener without an address")?;
-        tracing::info!(
-            %address,
-            path = %config.web.telemetry_path,
-            tls = security.as_ref().is_some_and(|s| s.tls().is_some()),
-            "listening"
-        );
-        servers.spawn(http::serve(listener, server.clone(), stopping.clone()));
-    }
+/// Starts the main poll and, when on, the listener sampler; returns the collectors turned
+/// off, for the start line.
+fn start_polls(
+    config: &Config,
+    publish: watch::Sender<Arc<sockdiag_exporter::snapshot::Published>>,
+    stopping: &watch::Receiver<bool>,
+) -> String {
     let peaks = poller::Peaks::default();
     let targets = poller::Targets::default();
-    let poller_config = poller::PollerConfig::from(&config);
+    let poller_config = poller::PollerConfig::from(config);
     if let Some(interval) = poller_config.listen_poll_interval {
         tokio::spawn(poller::run_listen_sampler(
             interval,
+            poller_config.collectors.enabled(CollectorKind::Unix),
             publish.clone(),
             Arc::clone(&peaks),
             Arc::clone(&targets),
@@ -237,6 +243,13 @@ async fn run(
             stopping.clone(),
         ));
     }
+    let collectors_off: Vec<&str> = poller_config
+        .collectors()
+        .iter()
+        .filter(|(_, on)| !on)
+        .map(|(kind, _)| kind.label())
+        .collect();
+    let collectors_off = collectors_off.join(",");
     tokio::spawn(poller::run(
         poller_config,
         publish,
@@ -244,70 +257,97 @@ async fn run(
         targets,
         stopping.clone(),
     ));
-    tracing::info!(
-        version = env!("CARGO_PKG_VERSION"),
-        poll_interval = %humantime::format_duration(config.poll_interval),
-        max_connections = limits.max_connections,
-        "started"
-    );
+    collectors_off
+}
 
-    loop {
-        tokio::select! {
-            _ = terminate.recv() => {
-                tracing::info!(signal = "SIGTERM", "shutting down");
-                break;
-            }
-            _ = interrupt.recv() => {
-                tracing::info!(signal = "SIGINT", "shutting down");
-                break;
-            }
-            _ = hangup.recv() => match &security {
-                Some(security) => {
-                    tracing::info!(signal = "SIGHUP", "reloading the web config");
-                    security.reload();
+/// The HTTP servers, one per listening address.
+type Servers = tokio::task::JoinSet<Result<(), http::HttpError>>;
+
+/// The signals the daemon answers: SIGTERM and SIGINT stop it (a second one ends the
+/// drain), SIGHUP reloads the web config.
+struct Signals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Signals> {
+        Ok(Signals {
+            terminate: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+            interrupt: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+            hangup: signal(SignalKind::hangup()).context("cannot handle SIGHUP")?,
+        })
+    }
+
+    /// Serves until SIGTERM or SIGINT; a server that ends on its own is a failure.
+    async fn until_stop(
+        &mut self,
+        security: &Option<WebSecurity>,
+        servers: &mut Servers,
+        stop: &watch::Sender<bool>,
+    ) -> anyhow::Result<()> {
+        loop {
+            tokio::select! {
+                _ = self.terminate.recv() => {
+                    tracing::info!(signal = "SIGTERM", "shutting down");
+                    return Ok(());
                 }
-                None => tracing::info!(
-                    signal = "SIGHUP",
-                    "ignored: no web config to reload; the config file and flags are read at start only"
-                ),
-            },
-            Some(result) = servers.join_next() => {
-                // A server ending on its own is a failure: stop the rest and report it.
-                let _ = stop.send(true);
-                result.context("server task failed")??;
-                anyhow::bail!("a server stopped unexpectedly");
+                _ = self.interrupt.recv() => {
+                    tracing::info!(signal = "SIGINT", "shutting down");
+                    return Ok(());
+                }
+                _ = self.hangup.recv() => match security {
+                    Some(security) => {
+                        tracing::info!(signal = "SIGHUP", "reloading the web config");
+                        security.reload();
+                    }
+                    None => tracing::info!(
+                        signal = "SIGHUP",
+                        "ignored: no web config to reload; the config file and flags are read at start only"
+                    ),
+                },
+                Some(result) = servers.join_next() => {
+                    // A server ending on its own is a failure: stop the rest and report it.
+                    let _ = stop.send(true);
+                    result.context("server task failed")??;
+                    anyhow::bail!("a server stopped unexpectedly");
+                }
             }
         }
     }
-    let _ = stop.send(true);
 
-    let drain = async {
-        while let Some(result) = servers.join_next().await {
-            match result {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => {
-                    tracing::warn!(%error, "server ended with an error while draining")
+    /// Lets the servers finish their requests, for at most `deadline`; a second signal
+    /// ends the drain at once.
+    async fn drain(&mut self, servers: &mut Servers, deadline: std::time::Duration) -> ExitCode {
+        let drain = async {
+            while let Some(result) = servers.join_next().await {
+                match result {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => {
+                        tracing::warn!(%error, "server ended with an error while draining")
+                    }
+                    Err(error) => tracing::warn!(%error, "server task failed while draining"),
                 }
-                Err(error) => tracing::warn!(%error, "server task failed while draining"),
             }
-        }
-    };
-    tokio::select! {
-        _ = drain => {
-            tracing::info!("stopped");
-            Ok(ExitCode::SUCCESS)
-        }
-        _ = tokio::time::sleep(config.web.shutdown_timeout) => {
-            tracing::warn!(deadline = %humantime::format_duration(config.web.shutdown_timeout), "drain deadline passed, exiting with requests in flight");
-            Ok(ExitCode::SUCCESS)
-        }
-        _ = terminate.recv() => {
-            tracing::warn!(signal = "SIGTERM", "second signal, exiting without draining");
-            Ok(ExitCode::from(exit::SIGTERM))
-        }
-        _ = interrupt.recv() => {
-            tracing::warn!(signal = "SIGINT", "second signal, exiting without draining");
-            Ok(ExitCode::from(exit::SIGINT))
+        };
+        tokio::select! {
+            _ = drain => {
+                tracing::info!("stopped");
+                ExitCode::SUCCESS
+            }
+            _ = tokio::time::sleep(deadline) => {
+                tracing::warn!(deadline = %humantime::format_duration(deadline), "drain deadline passed, exiting with requests in flight");
+                ExitCode::SUCCESS
+            }
+            _ = self.terminate.recv() => {
+                tracing::warn!(signal = "SIGTERM", "second signal, exiting without draining");
+                ExitCode::from(exit::SIGTERM)
+            }
+            _ = self.interrupt.recv() => {
+                tracing::warn!(signal = "SIGINT", "second signal, exiting without draining");
+                ExitCode::from(exit::SIGINT)
+            }
         }
     }
 }

@@ -26,6 +26,11 @@ need_apt amtool prometheus-alertmanager || exit 1
 # runs its own master in a private namespace).
 need_apt_file '/usr/sbin/php-fpm[0-9]*' php-fpm || exit 1
 need_apt tmux tmux || exit 1
+# tests/checks/80-package.sh: a clean Debian root, the package's lint, and a Docker engine
+# (started by the check itself when none runs).
+need_apt debootstrap debootstrap || exit 1
+need_apt lintian lintian || exit 1
+need_apt dockerd docker.io || exit 1
 
 passed=0
 failed=0

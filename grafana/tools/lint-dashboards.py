@@ -6,7 +6,7 @@
     python3 grafana/tools/lint-dashboards.py --prometheus URL --list-empty grafana/dashboards/*.json
     python3 grafana/tools/lint-dashboards.py --self-test grafana/dashboards/*.json
 
-Lint rules (docs/CONVENTIONS "Grafana dashboards", after grafana/dashboard-linter):
+Lint rules (the project's dashboard conventions, after grafana/dashboard-linter):
   dashboard  stable uid equal to the file name, editable false, schemaVersion >= 36, title,
              description, tags; dashboard links to /d/<uid> point at a dashboard in the set
   variables  exactly one datasource variable, named `datasource` (type prometheus); `cluster`,

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Check the sockdiag rule files against CONVENTIONS.md and their promtool tests for coverage.
+"""Check the sockdiag rule files against the project's rule conventions and their promtool tests for coverage.
 
     python3 grafana/tools/lint-rules.py                 # lint, exit 1 on findings
     python3 grafana/tools/lint-rules.py --severities    # print "ALERTNAME SEVERITY" lines

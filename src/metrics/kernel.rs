@@ -10,6 +10,7 @@ use prometheus_client::metrics::MetricType;
 
 use super::gauge;
 use super::labels::{Netns, SourceLabel};
+use crate::collectors::{CollectorKind, Collectors};
 use crate::snapshot::{KernelStats, NetnsFigures};
 use crate::source::kernel_value::{KernelValue, MetricKind};
 use crate::source::proc_net_snmp::NetCounters;
@@ -50,8 +51,12 @@ fn counter(
     Ok(())
 }
 
+/// The counters and sysctls of the collectors that ran. Their values are `None` when a
+/// collector is off, so its families are absent already; only the shared
+/// `sockdiag_kernel_values_missing` asks which collectors ran.
 pub(super) fn encode_kernel(
     namespaces: &[NetnsFigures],
+    collectors: Collectors,
     encoder: &mut DescriptorEncoder,
 ) -> fmt::Result {
     for (i, row) in NetCounters::TABLE.iter().enumerate() {
@@ -60,6 +65,7 @@ pub(super) fn encode_kernel(
     for (i, row) in NetSysctls::TABLE.iter().enumerate() {
         family(encoder, row, namespaces, |k| k.sysctls.values()[i])?;
     }
+    let netstat = collectors.enabled(CollectorKind::Netstat);
     gauge(
         encoder,
         "sockdiag_kernel_values_missing",
@@ -69,6 +75,9 @@ pub(super) fn encode_kernel(
             ns.kernel
                 .missing_by_source()
                 .filter(|(_, n)| ns.full || *n > 0)
+                // With the netstat collector off no counter is read, so none is missing.
+                // The sysctl source stays: ip_local_port_range is read for TCP either way.
+                .filter(move |(source, _)| netstat || !NetCounters::reads(*source))
                 .map(move |(source, n)| {
                     let source = source.label();
                     ((netns.clone(), SourceLabel { source }), n)

@@ -3,6 +3,8 @@
 
 use prometheus_client::encoding::EncodeLabelSet;
 
+use crate::build_info::BuildInfo;
+
 /// The namespace of a per-namespace family, composed first: `(Netns, PortLabels)`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct Netns {
@@ -127,6 +129,28 @@ pub struct StageLabel {
 pub struct BuildLabels {
     pub version: &'static str,
     pub revision: &'static str,
+    pub branch: &'static str,
+    pub build_date: &'static str,
+    pub rustc_version: &'static str,
+    pub target: &'static str,
+}
+
+impl From<BuildInfo> for BuildLabels {
+    fn from(build: BuildInfo) -> Self {
+        BuildLabels {
+            version: build.version,
+            revision: build.revision,
+            branch: build.branch,
+            build_date: build.build_date,
+            rustc_version: build.rustc_version,
+            target: build.target,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct CollectorLabel {
+    pub collector: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]

@@ -20,6 +20,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
+use crate::build_info::BuildInfo;
 use crate::snapshot::{Published, Stage};
 
 mod kernel;
@@ -31,7 +32,8 @@ mod text;
 mod udp;
 mod unix;
 
-use labels::{BuildLabels, Netns, NetnsInfoLabels, ReasonLabel, StageLabel};
+use crate::collectors::CollectorKind;
+use labels::{BuildLabels, CollectorLabel, Netns, NetnsInfoLabels, ReasonLabel, StageLabel};
 pub use text::to_text_004;
 
 pub const OPENMETRICS_CONTENT_TYPE: &str =
@@ -58,12 +60,23 @@ impl Format {
 #[derive(Debug)]
 pub struct SnapshotCollector {
     published: watch::Receiver<Arc<Published>>,
+    build: BuildInfo,
 }
 
 impl SnapshotCollector {
-    /// Registers the collector of every `sockdiag_*` family.
+    /// Registers the collector of every `sockdiag_*` family, for this binary's build.
     pub fn register(registry: &mut Registry, published: watch::Receiver<Arc<Published>>) {
-        registry.register_collector(Box::new(SnapshotCollector { published }));
+        Self::register_with_build(registry, published, BuildInfo::CURRENT);
+    }
+
+    /// As [`SnapshotCollector::register`], reporting `build` in `sockdiag_build_info`
+    /// (the golden exposition fixes it).
+    pub fn register_with_build(
+        registry: &mut Registry,
+        published: watch::Receiver<Arc<Published>>,
+        build: BuildInfo,
+    ) {
+        registry.register_collector(Box::new(SnapshotCollector { published, build }));
     }
 }
 
@@ -72,7 +85,7 @@ impl Collector for SnapshotCollector {
         // Clone the Arc and release the watch lock at once: encoding must not block the
         // poller's next publication.
         let published = Arc::clone(&self.published.borrow());
-        encode_published(&published, &mut encoder)
+        encode_published(&published, self.build, &mut encoder)
     }
 }
 
@@ -107,18 +120,16 @@ pub(crate) fn gauge_value<N: prometheus_client::encoding::EncodeGaugeValue + fmt
     ConstGauge::new(value).encode(family)
 }
 
-fn encode_published(published: &Published, encoder: &mut DescriptorEncoder) -> fmt::Result {
+fn encode_published(
+    published: &Published,
+    build: BuildInfo,
+    encoder: &mut DescriptorEncoder,
+) -> fmt::Result {
     gauge(
         encoder,
         "sockdiag_build_info",
-        "Build of this exporter; value is always 1.",
-        [(
-            BuildLabels {
-                version: env!("CARGO_PKG_VERSION"),
-                revision: env!("BUILD_GIT_REVISION"),
-            },
-            1u64,
-        )],
+        "Build of this exporter (version, git revision and branch, build date, rustc version, target); value is always 1.",
+        [(BuildLabels::from(build), 1u64)],
     )?;
     {
         let mut family = encoder.encode_descriptor(
@@ -163,7 +174,7 @@ fn encode_published(published: &Published, encoder: &mut DescriptorEncoder) -> f
     gauge(
         encoder,
         "sockdiag_netns_info",
-        "One series per sampled network namespace, value 1: who it is. netns is the label every per-namespace family carries (host, the ip-netns name, the 12-hex container id, or ns-<inode>); join on it for the container name or the Kubernetes pod UID.",
+        "One series per network namespace that keeps its label (folded ones have none), value 1: who it is. netns is the label every per-namespace family carries (host, the ip-netns name, the 12-hex container id, or ns-<inode>); join on it for the container name or the Kubernetes pod UID.",
         snapshot.netns_info.iter().map(|info| {
             (
                 (
@@ -191,14 +202,27 @@ fn encode_published(published: &Published, encoder: &mut DescriptorEncoder) -> f
         ]
         .map(|(reason, n)| (ReasonLabel { reason }, n)),
     )?;
+    gauge(
+        encoder,
+        "sockdiag_collector_enabled",
+        "Whether an optional collector ran in the last poll (1) or was turned off (0): --[no-]collector.NAME, [collectors] in the config. A collector turned off has no families, rather than zeros. TCP is always on and not listed.",
+        snapshot
+            .collectors
+            .iter()
+            .map(|(kind, on)| (CollectorLabel { collector: kind.label() }, u64::from(on))),
+    )?;
     tcp::encode_states(snapshot, encoder)?;
     tcp::encode_breakdown(&snapshot.namespaces, encoder)?;
     tcp::encode_folded(snapshot, encoder)?;
     tcp::encode_close_wait(&snapshot.namespaces, encoder)?;
     tcp::encode_exhaustion(&snapshot.namespaces, encoder)?;
-    unix::encode_unix(snapshot, encoder)?;
-    udp::encode_udp(snapshot, encoder)?;
-    kernel::encode_kernel(&snapshot.namespaces, encoder)
+    if snapshot.collectors.enabled(CollectorKind::Unix) {
+        unix::encode_unix(snapshot, encoder)?;
+    }
+    if snapshot.collectors.enabled(CollectorKind::Udp) {
+        udp::encode_udp(snapshot, encoder)?;
+    }
+    kernel::encode_kernel(&snapshot.namespaces, snapshot.collectors, encoder)
 }
 
 /// Encodes the registry in `format`.

@@ -4,6 +4,7 @@ use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
 use super::*;
+use crate::collectors::{CollectorKind, Collectors};
 
 fn udp_series(
     direction: crate::snapshot::Direction,
@@ -302,23 +303,34 @@ fn fixed() -> Published {
             sockets_scanned: 9,
             poll_duration: Duration::from_micros(1250),
             completed_at: UNIX_EPOCH + Duration::from_secs(1_795_000_000),
+            // One collector off, to show both values of sockdiag_collector_enabled; the
+            // sampler's families stay (a peak is then the length at the poll).
+            collectors: Collectors::default().with(CollectorKind::ListenSampler, false),
         })),
         previous: None,
         errors_total: [0, 2, 0, 1, 0, 0, 0],
     }
 }
 
-/// The exposition of a fixed snapshot equals tests/golden/metrics.prom (the build
-/// revision aside). tests/checks/10-golden.sh runs promtool over the file.
-/// UPDATE_GOLDEN=1 rewrites it.
+/// The build the golden exposition reports: fixed, so that the file does not change with
+/// the commit, the day or the compiler.
+const GOLDEN_BUILD: BuildInfo = BuildInfo {
+    version: "0.1.0",
+    revision: "0123456789ab",
+    branch: "main",
+    build_date: "2026-11-18T11:06:40Z",
+    rustc_version: "1.85.0",
+    target: "x86_64-unknown-linux-gnu",
+};
+
+/// The exposition of a fixed snapshot and build equals tests/golden/metrics.prom.
+/// tests/checks/10-golden.sh runs promtool over the file. UPDATE_GOLDEN=1 rewrites it.
 #[test]
 fn golden_exposition() {
     let (tx, rx) = watch::channel(Arc::new(fixed()));
     let mut registry = Registry::default();
-    SnapshotCollector::register(&mut registry, rx);
-    let text = encode(&registry, Format::Text004)
-        .unwrap()
-        .replace(env!("BUILD_GIT_REVISION"), "REVISION");
+    SnapshotCollector::register_with_build(&mut registry, rx, GOLDEN_BUILD);
+    let text = encode(&registry, Format::Text004).unwrap();
     drop(tx);
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/metrics.prom");
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
@@ -327,6 +339,87 @@ fn golden_exposition() {
     let golden = std::fs::read_to_string(path)
         .expect("tests/golden/metrics.prom (UPDATE_GOLDEN=1 writes it)");
     assert_eq!(text, golden);
+}
+
+/// The fixed snapshot encoded with `collectors`.
+fn exposition_with(collectors: Collectors) -> String {
+    let mut published = fixed();
+    if let Some(latest) = &mut published.latest {
+        Arc::make_mut(latest).collectors = collectors;
+    }
+    let (_tx, rx) = watch::channel(Arc::new(published));
+    let mut registry = Registry::default();
+    SnapshotCollector::register(&mut registry, rx);
+    encode(&registry, Format::Text004).unwrap()
+}
+
+/// The names of the families in an exposition (from its `# TYPE` lines).
+fn families(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.split(' ').next())
+        .collect()
+}
+
+#[test]
+fn a_collector_turned_off_has_no_families_and_reports_0() {
+    let all = exposition_with(Collectors::default());
+    assert!(families(&all).contains(&"sockdiag_unix_sockets"));
+    assert!(all.contains("sockdiag_collector_enabled{collector=\"unix\"} 1\n"));
+
+    let text = exposition_with(Collectors::default().with(CollectorKind::Unix, false));
+    let unix: Vec<&str> = families(&text)
+        .into_iter()
+        .filter(|name| name.starts_with("sockdiag_unix_"))
+        .collect();
+    assert_eq!(unix, Vec::<&str>::new());
+    assert!(text.contains("sockdiag_collector_enabled{collector=\"unix\"} 0\n"));
+    assert!(text.contains("sockdiag_collector_enabled{collector=\"netstat\"} 1\n"));
+}
+
+#[test]
+fn udp_collector_off_has_no_udp_socket_families() {
+    let all = exposition_with(Collectors::default());
+    assert!(families(&all).contains(&"sockdiag_udp_sockets"));
+    let text = exposition_with(Collectors::default().with(CollectorKind::Udp, false));
+    let udp: Vec<&str> = families(&text)
+        .into_iter()
+        .filter(|name| {
+            name.starts_with("sockdiag_udp_")
+                && !name.ends_with("_errors_total")
+                && *name != "sockdiag_udp_no_ports_total"
+        })
+        .collect();
+    assert_eq!(
+        udp,
+        Vec::<&str>::new(),
+        "the kernel's Udp counters are the netstat collector's"
+    );
+    assert!(text.contains("sockdiag_collector_enabled{collector=\"udp\"} 0\n"));
+}
+
+#[test]
+fn netstat_off_drops_the_counters_missing_series_and_keeps_the_sysctl_one() {
+    let mut published = fixed();
+    if let Some(latest) = &mut published.latest {
+        let latest = Arc::make_mut(latest);
+        latest.collectors = Collectors::default().with(CollectorKind::Netstat, false);
+        for ns in &mut latest.namespaces {
+            ns.kernel.missing = Default::default();
+        }
+    }
+    let (_tx, rx) = watch::channel(Arc::new(published));
+    let mut registry = Registry::default();
+    SnapshotCollector::register(&mut registry, rx);
+    let text = encode(&registry, Format::Text004).unwrap();
+    let missing: Vec<&str> = text
+        .lines()
+        .filter(|line| line.starts_with("sockdiag_kernel_values_missing{"))
+        .collect();
+    assert_eq!(
+        missing,
+        ["sockdiag_kernel_values_missing{netns=\"host\",source=\"sysctl\"} 0"]
+    );
 }
 
 /// Each kernel counter and sysctl is defined once, as a table row: the docs that list them
@@ -362,4 +455,25 @@ fn every_kernel_table_row_is_documented() {
             "grafana/tools/sockdiag-metrics.txt lacks {family}"
         );
     }
+}
+
+/// `register` reports this binary's build: every label of `sockdiag_build_info`, in order.
+#[test]
+fn build_info_reports_this_build() {
+    let (tx, rx) = watch::channel(Arc::new(fixed()));
+    let mut registry = Registry::default();
+    SnapshotCollector::register(&mut registry, rx);
+    let text = encode(&registry, Format::Text004).unwrap();
+    drop(tx);
+    let build = BuildInfo::CURRENT;
+    let expected = format!(
+        "sockdiag_build_info{{version=\"{}\",revision=\"{}\",branch=\"{}\",build_date=\"{}\",rustc_version=\"{}\",target=\"{}\"}} 1\n",
+        env!("CARGO_PKG_VERSION"),
+        build.revision,
+        build.branch,
+        build.build_date,
+        build.rustc_version,
+        build.target
+    );
+    assert!(text.contains(&expected), "{expected} not in:\n{text}");
 }

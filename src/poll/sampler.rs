@@ -12,9 +12,11 @@ use tokio::time::MissedTickBehavior;
 use super::{count_error, in_blocking_pool, Edge, ListenSampler, Peaks, Targets};
 use crate::snapshot::{Published, Stage};
 
-/// Samples LISTEN queues every `interval` into `peaks` until `shutdown` turns true.
+/// Samples LISTEN queues every `interval` into `peaks` until `shutdown` turns true; UNIX
+/// listeners too when `unix` (the unix collector is on).
 pub async fn run_listen_sampler(
     interval: Duration,
+    unix: bool,
     publish: watch::Sender<Arc<Published>>,
     peaks: Peaks,
     targets: Targets,
@@ -33,7 +35,10 @@ pub async fn run_listen_sampler(
         }
         let result = in_blocking_pool(
             &mut sampler,
-            || ListenSampler::new(Arc::clone(&peaks), Arc::clone(&targets), proc_root.clone()),
+            || {
+                ListenSampler::new(Arc::clone(&peaks), Arc::clone(&targets), proc_root.clone())
+                    .with_unix(unix)
+            },
             ListenSampler::sample,
         )
         .await;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
+use crate::collectors::{CollectorKind, Collectors};
 use crate::snapshot::{NetnsFigures, StateCounts};
 use crate::source::inet_diag::decode::decode_inet_diag_msg;
 use crate::source::inet_diag::{Family, TcpState};
@@ -36,6 +37,10 @@ struct Rig {
 
 impl Rig {
     fn new(tag: &str) -> Rig {
+        Rig::with_collectors(tag, Collectors::default())
+    }
+
+    fn with_collectors(tag: &str, collectors: Collectors) -> Rig {
         let proc = FakeProc::new(tag).with_thread_self();
         let script = Script::new(PER_DATAGRAM);
         let mut config = PollerConfig::new(Duration::from_secs(1), None);
@@ -43,6 +48,7 @@ impl Rig {
         config.sources.proc_root = proc.0.clone();
         config.sources.bind_roots = Vec::new();
         config.open = script.opener();
+        config.collectors = collectors;
         let collector = Collector::new(&config, Peaks::default(), Targets::default());
         let inode = |family: Family| {
             script
@@ -298,6 +304,31 @@ fn nlmsg_error_in_the_unix_dump_keeps_the_previous_snapshot() {
         first.latest.as_ref().unwrap()
     ));
     assert_eq!(errors(&published), [("dump", 1)]);
+}
+
+/// The unix collector turned off: the poll sends no UNIX dump request, and the snapshot
+/// says the collector did not run.
+#[test]
+fn unix_collector_off_sends_no_unix_dump() {
+    const AF_UNIX: u8 = 1;
+    for on in [true, false] {
+        let tag = format!("unix-collector-{on}");
+        let collectors = Collectors::default().with(CollectorKind::Unix, on);
+        let mut rig = Rig::with_collectors(&tag, collectors);
+        let (snapshot, _) = rig.collector.poll().expect("scripted poll");
+        let unix_dumps = rig
+            .script
+            .requests()
+            .iter()
+            .filter(|&&family| family == AF_UNIX)
+            .count();
+        assert_eq!(unix_dumps, usize::from(on), "unix collector on: {on}");
+        assert_eq!(snapshot.collectors.enabled(CollectorKind::Unix), on);
+        assert!(
+            !snapshot.collectors.enabled(CollectorKind::ListenSampler),
+            "no listen_poll_interval: the sampler is off"
+        );
+    }
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! What looks wrong, in plain words, from a summary's rows and the thresholds.
 //!
-//! The kinds follow the incidents of shared/INCIDENTS.md: a CLOSE_WAIT leak growing or
+//! The kinds follow the incidents of docs/incidents.md: a CLOSE_WAIT leak growing or
 //! stale (1, 3, 6), an accept queue full or holding never-accepted CLOSE_WAIT (5), a UNIX
 //! listener's queue full (php-fpm behind nginx), a UDP receiver dropping datagrams (7), ephemeral ports toward one destination
 //! near the range (2), TIME_WAIT churn on a port (4). Ordered as a person should read

@@ -28,8 +28,6 @@ pub mod table;
 pub mod terminal;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod udp_tests;
 pub mod watch;
 pub mod web;
 

@@ -20,6 +20,9 @@ pub struct Summary {
     /// Why the picture may be incomplete (namespaces not sampled, owners unknown).
     pub notes: Vec<String>,
     pub poll: PollHealth,
+    /// The optional collectors by name, on (true) or turned off (false); TCP, always on,
+    /// is not listed.
+    pub collectors: BTreeMap<&'static str, bool>,
     pub namespaces: NamespaceCount,
     pub states: Vec<NetnsStates>,
     pub close_wait: Vec<CloseWaitRow>,

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use super::findings::{self, Thresholds};
 pub use super::rows::*;
+use crate::collectors::CollectorKind;
 use crate::snapshot::{Direction, NetnsFigures, PortLabel, PortSeries, Snapshot, Stage, UdpSeries};
 use crate::source::inet_diag::{Family, TcpState};
 
@@ -94,6 +95,11 @@ impl Summary {
             headline: String::new(),
             findings: Vec::new(),
             notes: notes(latest),
+            collectors: latest
+                .collectors
+                .iter()
+                .map(|(kind, on)| (kind.label(), on))
+                .collect(),
             poll: PollHealth {
                 duration_seconds: latest.poll_duration.as_secs_f64(),
                 sockets_scanned: latest.sockets_scanned,
@@ -221,6 +227,13 @@ fn notes(latest: &Snapshot) -> Vec<String> {
              folded into \"other\" beyond twice the caps: raise max_ports, max_listeners \
              or max_unix_paths to name them"
         ));
+    }
+    if !latest.collectors.enabled(CollectorKind::Unix) {
+        notes.push(
+            "UNIX listeners not shown: the unix collector is off (--no-collector.unix or \
+             [collectors] unix = false)"
+                .to_string(),
+        );
     }
     if latest.folded.namespaces > 0 {
         notes.push(format!(

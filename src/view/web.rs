@@ -18,6 +18,7 @@ use tokio::sync::watch;
 
 use super::findings::Thresholds;
 use super::summary::{Filter, Summary};
+use crate::build_info::BuildInfo;
 use crate::snapshot::Published;
 
 const PAGE: &str = include_str!("page.html");
@@ -48,6 +49,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>(
 ) -> Router<S> {
     let page = PAGE
         .replace("{{VERSION}}", env!("CARGO_PKG_VERSION"))
+        .replace("{{BUILD}}", &escape_html(&build_line(&BuildInfo::CURRENT)))
         .replace("{{TELEMETRY_PATH}}", &escape_html(telemetry_path));
     let state = PageState {
         published,
@@ -58,6 +60,19 @@ pub fn routes<S: Clone + Send + Sync + 'static>(
         .route("/", get(landing))
         .route("/api/summary", get(api_summary))
         .with_state(state)
+}
+
+/// The build facts of `sockdiag_build_info`, as one line of the landing page.
+fn build_line(build: &BuildInfo) -> String {
+    format!(
+        "version {}, revision {} (branch {}), built {} with rustc {} for {}",
+        build.version,
+        build.revision,
+        build.branch,
+        build.build_date,
+        build.rustc_version,
+        build.target
+    )
 }
 
 async fn landing(State(state): State<PageState>) -> Html<String> {
@@ -181,5 +196,23 @@ mod tests {
         let (_, body) = get(&router, "/api/summary").await;
         let json: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(json["window_seconds"], 15.0, "growth since the poll before");
+    }
+
+    #[tokio::test]
+    async fn landing_page_shows_every_build_fact() {
+        let (_tx, rx) = crate::poll::channel();
+        let router: Router = routes(rx, "/metrics");
+        let (_, page) = get(&router, "/").await;
+        let build = BuildInfo::CURRENT;
+        let footer = format!(
+            "<footer id=\"build\">version {}, revision {} (branch {}), built {} with rustc {} for {}</footer>",
+            build.version,
+            build.revision,
+            build.branch,
+            build.build_date,
+            build.rustc_version,
+            build.target
+        );
+        assert!(page.contains(&footer), "{footer} not in the page");
     }
 }

@@ -6,7 +6,7 @@
 #   1. promtool check rules grafana/rules/*.yml
 #   2. promtool test rules grafana/tests/*.test.yml (every alert fires with labels and
 #      annotations asserted, and stays silent on steady churn and deploy blips)
-#   3. grafana/tools/lint-rules.py: CONVENTIONS (names, severity, summary/description/
+#   3. grafana/tools/lint-rules.py: the rule conventions (names, severity, summary/description/
 #      runbook_url, runbook sections), metric names against the contract, test coverage
 #   4. the test overlay (grafana/tools/rules-overlay.py --scale 60, and --for 0s): the
 #      rewritten copy passes promtool check rules, keeps no minute-long duration, and passes

@@ -3,7 +3,7 @@
 #
 #   1. the committed JSON is exactly what the mixin builds (grafana/mixin/build.sh with
 #      Debian's jsonnet): no drift, no file the mixin does not make
-#   2. grafana/tools/lint-dashboards.py: the linter rules of CONVENTIONS.md (datasource/cluster/
+#   2. grafana/tools/lint-dashboards.py: the dashboard conventions (datasource/cluster/
 #      job/instance variables, title/description/unit/datasource/runbook link on every panel,
 #      cluster+job+instance on every selector, [$__rate_interval], counters only in rate(), known
 #      metric names), and --self-test: each injected mistake is caught

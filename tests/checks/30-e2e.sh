@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End to end on loopback, in a private network namespace: one pass/fail for tests/run.sh.
 #
-# Scenario (INCIDENTS.md #3): tests/e2e/dbserver.py ("fake-mysqld", 127.0.0.1:3306) closes
+# Scenario (docs/incidents.md #3): tests/e2e/dbserver.py ("fake-mysqld", 127.0.0.1:3306) closes
 # the connections it is handed; tests/e2e/leaker.py ("leaky-app") opens 5 per second and never
 # closes them (CLOSE_WAIT, outbound, remote port 3306), plus 5 healthy ones per second that it
 # closes itself (TIME_WAIT). Both run in an application namespace ($APP_NS, as a container's

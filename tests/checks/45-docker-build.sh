@@ -49,7 +49,7 @@ grep -qx 'EXPOSE 10120' <<<"$runtime" || fail "the runtime stage must EXPOSE 101
 user=$( (grep -E '^USER ' <<<"$runtime" || true) | tail -1 | awk '{print $2}')
 [ -n "$user" ] || fail "the runtime stage sets no USER: it would run as root by default"
 case "${user%%:*}" in
-  0 | root) fail "the runtime stage's default USER is root; CONVENTIONS: non-root by default, uid 0 only by the deployment's choice" ;;
+  0 | root) fail "the runtime stage's default USER is root; it must run non-root by default, uid 0 only by the deployment's choice" ;;
 esac
 for label in source version revision licenses; do
   grep -q "org.opencontainers.image.$label=" <<<"$runtime" \

@@ -3,7 +3,7 @@
 
     python3 tests/e2e/dbserver.py --name fake-mysqld --listen 127.0.0.1:3306
 
-Plays the database / load balancer of INCIDENTS.md #3. For each connection it reads the first
+Plays the database / load balancer of docs/incidents.md #3. For each connection it reads the first
 byte: "L" -> answers a short error line and closes at once (like a load balancer dropping an
 idle connection), leaving the client's socket in CLOSE_WAIT until the client closes it;
 "H" -> waits for the client's FIN and closes then (the client closed first). Bounded by

@@ -3,7 +3,7 @@
 
     python3 tests/e2e/leaker.py --name leaky-app --connect 127.0.0.1:3306 --rate 5
 
-INCIDENTS.md #3: a client of a database whose server closes connections, and a code path
+docs/incidents.md #3: a client of a database whose server closes connections, and a code path
 that never closes its end. Every 1/RATE seconds it opens one connection to the server
 (tests/e2e/dbserver.py), sends "L" (the server answers a few bytes and closes) and keeps the
 socket without ever reading or closing it: the socket sits in CLOSE_WAIT, outbound, remote

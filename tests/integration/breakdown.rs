@@ -1,4 +1,4 @@
-//! Who holds the sockets: the incidents of shared/INCIDENTS.md reproduced with named
+//! Who holds the sockets: the incidents of docs/incidents.md reproduced with named
 //! processes, asserted as exact labelled values; cardinality caps; degraded mode.
 
 use std::net::TcpStream;

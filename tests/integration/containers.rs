@@ -332,9 +332,11 @@ fn deleted_and_churning_namespaces_are_dropped_without_error_or_fd() {
     in_netns(move || {
         let docker_root = scene.docker_root();
         let mut exporter =
-            // Polls every second, the listener sampler off (it is not shorter): between
-            // two polls nothing of the exporter is in or holds a namespace.
-            Exporter::start_with(10120, &["--namespaces=all", "--poll.interval=1s"], |c| {
+            // Polls every 3 s, the listener sampler off (1 s, its default, is shorter, so
+            // it is turned off by the toggle below): between two polls nothing of the
+            // exporter is in or holds a namespace. 3 s leaves a gap after each poll even
+            // when other tests' hundred namespaces make a poll take a second or more.
+            Exporter::start_with(10120, &["--namespaces=all", "--poll.interval=3s", "--no-collector.listen_sampler"], |c| {
                 c.env("SOCKDIAG_NETNS__DOCKER_ROOT", &docker_root);
             });
         exporter.wait_for_poll();
@@ -354,7 +356,7 @@ fn deleted_and_churning_namespaces_are_dropped_without_error_or_fd() {
         );
         assert_ne!(all.netns_label(named_inode).as_deref(), Some(&*named));
 
-        // Churn: 20 namespaces made and deleted over about 2 s.
+        // Churn: 20 namespaces made and deleted over about 2 s, within about one poll.
         let started = Instant::now();
         for i in 0..20 {
             let name = format!("sockdiag-it-churn-{}-{i}", std::process::id());

@@ -309,7 +309,8 @@ fn cgroup_file_of_unknown_format_falls_back_to_the_inode_label_and_unreadable_on
         assert_eq!(
             notes.attribution_errors,
             vec![format!(
-                "finding the container of a network namespace: {} is not UTF-8",
+                "finding the container of a network namespace: {} is not UTF-8: invalid utf-8 \
+                 sequence of 1 bytes from index 0",
                 scene
                     .proc_root()
                     .join(pids[1].to_string())

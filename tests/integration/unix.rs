@@ -359,7 +359,14 @@ fn unix_listener_in_a_second_namespace() {
         let dump = home
             .run_in(&enter, inode, || {
                 let mut sock_diag = SockDiag::open()?;
-                namespace::dump(&mut sock_diag, inode, &index, &close_wait, &settings)
+                namespace::dump(
+                    &mut sock_diag,
+                    inode,
+                    &index,
+                    &close_wait,
+                    &settings,
+                    Default::default(),
+                )
             })
             .expect("enter the second namespace")
             .expect("dump the second namespace");

@@ -123,12 +123,13 @@ fn bcrypt_flood_from_one_address_delayed_the_scrapers_first_login_past_the_scrap
         let (status, _) = get_from("127.0.0.1", "prometheus:s3cret", None);
         let took = started.elapsed();
         assert_eq!(status, 200);
-        // The issue's bound is 1 s, for a cost-12 check of about 250 ms. On a machine so
-        // loaded that one check alone takes most of a second (0.7 to 1.2 s at load 16 on 2
-        // cores), the bound is twice that check: waiting behind the flood's queue would
-        // take ten checks (one running, eight queued, its own), and behind the old single
+        // The issue's bound is 1 s, for a cost-12 check of about 250 ms. On a loaded
+        // machine one check alone takes longer, and the scraper's check shares the cores
+        // with the flood's running one (a CI run saw 1.09 s against 330 ms alone), so the
+        // bound is five lone checks when that is more: waiting behind the flood's queue
+        // would take ten (one running, eight queued, its own), and behind the old single
         // queue two hundred.
-        let bound = Duration::from_secs(1).max(alone * 2);
+        let bound = Duration::from_secs(1).max(alone * 5);
         assert!(
             took < bound,
             "the scraper's first login took {took:?} during the flood (a check alone, before \

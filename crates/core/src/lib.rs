@@ -9,6 +9,7 @@
 //! - [`poll`]: the synchronous recipe: discovery, each namespace's dumps and folds, owners;
 //! - [`config`]: the configuration, its defaults and its conversion into the poll's
 //!   settings;
+//! - [`collectors`]: the optional collectors and their toggles;
 //! - `label`: `label_enum!`, how every label enum is written (one table of hand-written
 //!   values), below all of them.
 //!
@@ -16,6 +17,7 @@
 //! compiler enforces the layering.
 #![forbid(unsafe_code)]
 
+pub mod collectors;
 pub mod config;
 pub mod fold;
 mod label;

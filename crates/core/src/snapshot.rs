@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use crate::collectors::Collectors;
 use crate::label::label_enum;
 use crate::source::inet_diag::{Family, TcpState};
 use crate::source::kernel_value::KernelSource;
@@ -399,6 +400,9 @@ pub struct Snapshot {
     pub poll_duration: Duration,
     /// When the poll finished.
     pub completed_at: SystemTime,
+    /// The optional collectors that ran: the families of one that did not are absent,
+    /// not zero.
+    pub collectors: Collectors,
 }
 
 impl Default for Snapshot {
@@ -412,6 +416,7 @@ impl Default for Snapshot {
             sockets_scanned: 0,
             poll_duration: Duration::ZERO,
             completed_at: SystemTime::UNIX_EPOCH,
+            collectors: Collectors::default(),
         }
     }
 }

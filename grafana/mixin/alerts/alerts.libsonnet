@@ -116,7 +116,7 @@ local q = import '../lib/promql.libsonnet';
 
           // A healthy application closes its end milliseconds after the peer's FIN. CLOSE_WAIT
           // sockets older than the exporter's stale threshold (default 60s) for 15 minutes are
-          // leaks, even when the count is flat (a pool that reached its size, INCIDENTS.md #6).
+          // leaks, even when the count is flat (a pool that reached its size, docs/incidents.md #6).
           alert('SockdiagCloseWaitStale',
                 'instance_netns_direction_port_process:sockdiag_tcp_close_wait_stale_sockets:sum > 0',
                 cfg.closeWaitStaleFor,
@@ -150,7 +150,7 @@ local q = import '../lib/promql.libsonnet';
                 ]),
 
           // Connections that sit in an accept queue in CLOSE_WAIT: the client gave up before
-          // the server ever accepted them (INCIDENTS.md #5, edge-triggered epoll that stops
+          // the server ever accepted them (docs/incidents.md #5, edge-triggered epoll that stops
           // accepting). A draining queue hands them to accept() within milliseconds; 10 minutes
           // means it is not draining. The process label comes from the listener on that port.
           alert('SockdiagListenerNotAccepting',
@@ -243,7 +243,7 @@ local q = import '../lib/promql.libsonnet';
 
           // ---- TIME_WAIT and ephemeral ports -------------------------------------------------
           // Local ports of ip_local_port_range in use toward one destination (any state,
-          // TIME_WAIT included). At 100% connect() to it fails with EADDRNOTAVAIL (INCIDENTS.md
+          // TIME_WAIT included). At 100% connect() to it fails with EADDRNOTAVAIL (docs/incidents.md
           // #2).
           alert('SockdiagEphemeralPortsNearExhaustion',
                 'instance_netns_remote_address_remote_port:sockdiag_tcp_ephemeral_ports_used_per_range:ratio > %s' % q.num(cfg.ephemeralPortsRatio),

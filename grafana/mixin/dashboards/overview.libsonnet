@@ -429,7 +429,7 @@ function(cfg)
     g.table('Connection churn: which container',
             'Connections opened per second (ActiveOpens + PassiveOpens) per '
             + 'network namespace, with the container (and pod uid) that owns it: the looping caller of '
-            + 'a TIME_WAIT storm (INCIDENTS.md #4).',
+            + 'a TIME_WAIT storm (docs/incidents.md #4).',
             'cps',
             [t(c.whichContainer('sum %s (%s) + %s sum %s (%s)' % [
               by(['instance', 'netns']),

@@ -40,6 +40,8 @@ pub struct Flag {
     pub value_name: &'static str,
     /// Given once per list item (`--web.listen-address A --web.listen-address B`).
     pub repeatable: bool,
+    /// A switch with no value, `--NAME` or `--no-NAME`: a collector's toggle.
+    pub negatable: bool,
 }
 
 impl Key {
@@ -212,6 +214,12 @@ impl ToToml for LogFormat {
 ///
 /// A flag's field is `Option<String>`, or `Vec<String>` for a flag given once per list
 /// item; its help is the key's, followed by "Overrides `section.key`".
+///
+/// The table is handed over by `for_each_collector!`, which appends the collectors after
+/// `@collectors`: each becomes the key `collectors.NAME` (a boolean) and the flag pair
+/// `--collector.NAME` / `--no-collector.NAME` ([`CollectorFlags`]), after the other keys.
+///
+/// [`CollectorFlags`]: super::collector_flags::CollectorFlags
 macro_rules! config_keys {
     (@flag) => { None };
     (@flag $long:literal $value_name:literal $flag_ty:ty) => {
@@ -219,6 +227,7 @@ macro_rules! config_keys {
             long: $long,
             value_name: $value_name,
             repeatable: <$flag_ty as $crate::config::key::FlagValue>::REPEATABLE,
+            negatable: false,
         })
     };
     ($(
@@ -228,7 +237,9 @@ macro_rules! config_keys {
             help: $help:literal,
             $(flag: $flag_field:ident: $flag_ty:ty = $long:literal $value_name:literal,)?
         }
-    )*) => {
+    )*
+    @collectors $($variant:ident $collector:literal $default:literal $collector_help:literal,)*
+    ) => {
         /// Command-line flags. Names follow the Prometheus exporters'
         /// (`--web.listen-address`). Every flag but `--config.file` overrides one config
         /// key; they are generated from the key table.
@@ -246,6 +257,8 @@ macro_rules! config_keys {
                 )]
                 pub $flag_field: $flag_ty,
             )?)*
+            #[command(flatten)]
+            pub collectors: $crate::config::collector_flags::CollectorFlags,
         }
 
         impl Flags {
@@ -259,6 +272,16 @@ macro_rules! config_keys {
                         out.push(($key, concat!("--", $long), value));
                     }
                 )?)*
+                $(
+                    let kind = $crate::collectors::CollectorKind::$variant;
+                    if let Some(on) = self.collectors.get(kind) {
+                        let flag = match on {
+                            true => concat!("--collector.", $collector),
+                            false => concat!("--no-collector.", $collector),
+                        };
+                        out.push((kind.key(), flag, config::ValueKind::Boolean(on)));
+                    }
+                )*
                 out
             }
         }
@@ -274,6 +297,25 @@ macro_rules! config_keys {
                     Ok(())
                 },
                 show: |c| $crate::config::key::ToToml::to_toml(&c.$($field).+),
+            },
+        )* $(
+            $crate::config::key::Key {
+                name: concat!("collectors.", $collector),
+                help: $collector_help,
+                flag: Some($crate::config::key::Flag {
+                    long: concat!("collector.", $collector),
+                    value_name: "",
+                    repeatable: false,
+                    negatable: true,
+                }),
+                set: |c, value| {
+                    let on = $crate::config::validate::boolean(value)?;
+                    c.collectors.set($crate::collectors::CollectorKind::$variant, on);
+                    Ok(())
+                },
+                show: |c| $crate::config::key::ToToml::to_toml(
+                    &c.collectors.enabled($crate::collectors::CollectorKind::$variant),
+                ),
             },
         )*];
     };

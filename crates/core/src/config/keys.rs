@@ -8,6 +8,9 @@
 //! and its prose in config.example.toml; then `UPDATE_DOCS=1 cargo test -p sockdiag-core
 //! readme` regenerates the README's tables. The drift checks in `tests/drift.rs` fail
 //! until the example file and the README agree with this table.
+//!
+//! The collectors' keys (`collectors.NAME`) and flag pairs are not entries here: they come
+//! from the collector table in [`crate::collectors`], which this table is handed through.
 
 use std::time::Duration;
 
@@ -15,10 +18,13 @@ use super::key::config_keys;
 use super::validate::{self as v, MAX_CONNECTIONS, MAX_POLL_INTERVAL, MAX_REQUESTS};
 #[cfg(doc)]
 use super::Config;
+use crate::collectors::for_each_collector;
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
-config_keys! {
+// The collectors' keys (`collectors.NAME`) and flags come last, from the collector table
+// in `crate::collectors`.
+for_each_collector!(config_keys! {
     "poll_interval" {
         field: poll_interval,
         parse: |v| v::duration(v, Duration::from_millis(100), MAX_POLL_INTERVAL),
@@ -28,7 +34,7 @@ config_keys! {
     "listen_poll_interval" {
         field: listen_poll_interval,
         parse: v::listen_interval,
-        help: "LISTEN-only sampling for queue peaks; `0s` off",
+        help: "LISTEN-only sampling for queue peaks; `0s` off, as `collectors.listen_sampler = false`",
     }
     "max_ports" {
         field: settings.max_ports,
@@ -206,4 +212,4 @@ config_keys! {
         help: "text or json",
         flag: log_format: Option<String> = "log.format" "FORMAT",
     }
-}
+});

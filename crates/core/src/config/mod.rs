@@ -13,6 +13,7 @@
 //! into a typed one; [`types`] holds the validated configuration and its defaults;
 //! [`poller`] turns it into the poller's settings; [`error`] holds the problems.
 
+mod collector_flags;
 mod error;
 mod key;
 mod keys;
@@ -24,6 +25,7 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
+pub use collector_flags::CollectorFlags;
 pub use error::{ConfigError, ConfigErrors};
 pub use key::{Flag, Key};
 pub use keys::{Flags, KEYS};

@@ -2,6 +2,7 @@
 //! and the benches use.
 
 use super::types::Config;
+use crate::collectors::CollectorKind;
 use crate::poll::PollerConfig;
 
 impl From<&Config> for PollerConfig {
@@ -14,13 +15,16 @@ impl From<&Config> for PollerConfig {
             max_namespaces: config.netns.max_namespaces,
             ..PollerConfig::new(
                 config.poll_interval,
-                // A sampler no faster than the main poll would see nothing the poll does
-                // not: it is off.
+                // The sampler runs when its toggle is on and `listen_poll_interval` is not
+                // 0s: `0s` is the toggle's older spelling. A sampler no faster than the
+                // main poll would see nothing the poll does not: it is off too.
                 config
                     .listen_poll_interval
-                    .filter(|interval| *interval < config.poll_interval),
+                    .filter(|interval| *interval < config.poll_interval)
+                    .filter(|_| config.collectors.enabled(CollectorKind::ListenSampler)),
             )
         };
+        poller.collectors = config.collectors;
         poller.sources.docker_root = config.netns.docker_root.clone();
         poller.sources.bind_roots = config.netns.bind_roots.clone();
         poller

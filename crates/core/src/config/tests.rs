@@ -426,6 +426,7 @@ fn integer_too_large_for_toml_names_the_key() {
     );
 }
 
+mod collectors;
 mod drift;
 mod poller;
 mod roundtrip;

@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::collectors::Collectors;
 use crate::fold::Settings;
 use crate::poll::{PollerConfig, Scope};
 
@@ -26,6 +27,9 @@ pub struct Config {
     pub netns: NetnsConfig,
     pub web: WebConfig,
     pub log: LogConfig,
+    /// `[collectors]`: the optional collectors turned on. The listener sampler runs when
+    /// its toggle is on and `listen_poll_interval` is not `0s` (see `PollerConfig`).
+    pub collectors: Collectors,
 }
 
 /// `[netns]`: how namespaces other than ours are found and sampled (their caps are in
@@ -180,6 +184,7 @@ impl Default for Config {
                 level: LogLevel::Info,
                 format: LogFormat::Text,
             },
+            collectors: Collectors::default(),
         }
     }
 }

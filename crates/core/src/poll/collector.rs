@@ -26,6 +26,7 @@ use std::time::{Instant, SystemTime};
 use super::discover::{self, DiscoverError, Namespace, Sources};
 use super::namespace::{self, NetnsDump};
 use super::{lower_priority, owners, Peaks, PollError, PollerConfig, Reopening, Target, Targets};
+use crate::collectors::Collectors;
 use crate::fold::anomaly;
 use crate::fold::close_wait::CloseWaitTracker;
 use crate::fold::netns::cap_namespaces;
@@ -89,6 +90,8 @@ pub struct Collector {
     settings: Settings,
     /// The caps of every other namespace, derived once from `settings`.
     netns_settings: Settings,
+    /// The optional collectors that run (`PollerConfig::collectors`).
+    collectors: Collectors,
     scope: Scope,
     sources: Sources,
     /// The Docker configs that failed to read, kept from poll to poll.
@@ -142,6 +145,7 @@ impl Collector {
             udp_drops: DropTracker::new(drops::DEFAULT_CAPACITY),
             settings: config.settings.clone(),
             netns_settings: config.settings.for_namespace(false),
+            collectors: config.collectors(),
             scope: config.scope,
             sources: config.sources.clone(),
             docker: ConfigCache::default(),
@@ -254,6 +258,7 @@ impl Collector {
             sockets_scanned,
             poll_duration: started.elapsed(),
             completed_at: SystemTime::now(),
+            collectors: self.collectors,
         };
         Ok((snapshot, notes))
     }
@@ -363,8 +368,10 @@ impl Collector {
             settings,
             netns_settings,
             sources,
+            collectors,
             ..
         } = self;
+        let collectors = *collectors;
         let (settings, netns_settings) = (&*settings, &*netns_settings);
         let (index, close_wait, proc_root) = (&*index, &*close_wait, &sources.proc_root);
         let own_result = std::thread::scope(|scope| {
@@ -378,9 +385,9 @@ impl Collector {
                         let job = &jobs[i];
                         let settings = job.settings(settings, netns_settings);
                         let outcome = match &home {
-                            Ok(home) => {
-                                enter_and_dump(home, job, open, index, close_wait, settings)
-                            }
+                            Ok(home) => enter_and_dump(
+                                home, job, open, index, close_wait, settings, collectors,
+                            ),
                             Err(error) => Outcome::Failed(format!(
                                 "netns {}: cannot hold our own namespace: {error}",
                                 job.namespace.label
@@ -398,7 +405,14 @@ impl Collector {
                 let settings = job.settings(settings, netns_settings);
                 sock_diag
                     .with(open, PollError::Dump, |socket| {
-                        namespace::dump(socket, job.namespace.id, index, close_wait, settings)
+                        namespace::dump(
+                            socket,
+                            job.namespace.id,
+                            index,
+                            close_wait,
+                            settings,
+                            collectors,
+                        )
                     })
                     .map(|dump| (i, Outcome::Dumped(Box::new(dump))))
             })
@@ -420,6 +434,7 @@ fn enter_and_dump(
     index: &ProcIndex,
     close_wait: &Mutex<CloseWaitTracker>,
     settings: &Settings,
+    collectors: Collectors,
 ) -> Outcome {
     let Some(path) = &job.enter else {
         return Outcome::Failed("own namespace given to a worker".into());
@@ -428,7 +443,7 @@ fn enter_and_dump(
     // A socket of its own, opened in the namespace and dropped before the thread leaves.
     let ran = home.run_in(path, id, || {
         Reopening::default().with(open, PollError::Dump, |socket| {
-            namespace::dump(socket, id, index, close_wait, settings)
+            namespace::dump(socket, id, index, close_wait, settings, collectors)
         })
     });
     match ran {

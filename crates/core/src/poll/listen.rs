@@ -2,10 +2,10 @@
 //! hash, so it costs the same at 1M sockets as at 10) whose accept-queue lengths are kept,
 //! the largest per listener, until the next main poll reports them as
 //! `sockdiag_tcp_listen_queue_peak`. Bursts shorter than a poll interval stay visible. UNIX
-//! listeners are sampled in the same pass, for `sockdiag_unix_listen_queue_peak` (that dump
-//! walks the whole UNIX socket table: its cost grows with the number of UNIX sockets,
-//! docs/benchmarks.md). The daemon runs [`ListenSampler::sample`] every
-//! `listen_poll_interval`.
+//! listeners are sampled in the same pass (unless the unix collector is off), for
+//! `sockdiag_unix_listen_queue_peak` (that dump walks the whole UNIX socket table: its cost
+//! grows with the number of UNIX sockets, docs/benchmarks.md). The daemon runs
+//! [`ListenSampler::sample`] every `listen_poll_interval`.
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +26,8 @@ pub struct ListenSampler {
     proc_root: PathBuf,
     /// Our own namespace's inode, read once: the pool thread never leaves it.
     own: Option<u64>,
+    /// UNIX listeners are sampled too (the unix collector is on).
+    unix: bool,
 }
 
 impl ListenSampler {
@@ -39,7 +41,14 @@ impl ListenSampler {
             targets,
             proc_root,
             own: None,
+            unix: true,
         }
+    }
+
+    /// Samples UNIX listeners too, or not (the unix collector off: no UNIX dump).
+    pub fn with_unix(mut self, unix: bool) -> ListenSampler {
+        self.unix = unix;
+        self
     }
 
     /// One LISTEN-only sample of our own namespace and of every other one the last main
@@ -56,7 +65,7 @@ impl ListenSampler {
         let mut samples = vec![(own, ListenSample::default())];
         self.sock_diag
             .with(&self.open, PollError::ListenDump, |open| {
-                listen_dump(open, &mut samples[0].1)
+                listen_dump(open, &mut samples[0].1, self.unix)
             })?;
         let targets = self
             .targets
@@ -69,7 +78,7 @@ impl ListenSampler {
             // enters another namespace.
             let others = std::thread::scope(|scope| {
                 scope
-                    .spawn(|| sample_others(&self.proc_root, &targets))
+                    .spawn(|| sample_others(&self.proc_root, &targets, self.unix))
                     .join()
             });
             match others {
@@ -88,11 +97,18 @@ impl ListenSampler {
     }
 }
 
-fn listen_dump(open: &mut SockDiag, sample: &mut ListenSample) -> Result<(), SockDiagError> {
+fn listen_dump(
+    open: &mut SockDiag,
+    sample: &mut ListenSample,
+    unix: bool,
+) -> Result<(), SockDiagError> {
     for family in Family::ALL {
         open.dump(family, StateFilter::Listen, &mut |record| {
             listen::add_to_sample(sample, record)
         })?;
+    }
+    if !unix {
+        return Ok(());
     }
     open.dump_unix(UnixFilter::Listen, &mut |record| {
         listen::add_unix_to_sample(sample, record)
@@ -104,6 +120,7 @@ fn listen_dump(open: &mut SockDiag, sample: &mut ListenSample) -> Result<(), Soc
 fn sample_others(
     proc_root: &Path,
     targets: &[Target],
+    unix: bool,
 ) -> (Vec<(u64, ListenSample)>, Option<PollError>) {
     lower_priority();
     let home = match HomeNetns::open(proc_root) {
@@ -116,7 +133,7 @@ fn sample_others(
         let mut sample = ListenSample::default();
         let ran = home.run_in(&target.enter, target.id, || {
             let mut open = SockDiag::open()?;
-            listen_dump(&mut open, &mut sample)
+            listen_dump(&mut open, &mut sample, unix)
         });
         match ran {
             Ok(Ok(())) => samples.push((target.id, sample)),

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use rustc_hash::FxHashMap;
 
+use crate::collectors::{CollectorKind, Collectors};
 use crate::fold::listen::ListenSample;
 use crate::fold::Settings;
 use crate::snapshot::Stage;
@@ -60,6 +61,9 @@ pub struct PollerConfig {
     pub poll_interval: Duration,
     /// `None` disables the listener sampler (peak = length at the poll).
     pub listen_poll_interval: Option<Duration>,
+    /// The optional collectors that run. The sampler's toggle is not read: the sampler
+    /// runs when `listen_poll_interval` is set ([`PollerConfig::collectors`]).
+    pub collectors: Collectors,
     pub settings: Settings,
     /// CLOSE_WAIT sockets whose age is tracked at most, every namespace together.
     pub close_wait_capacity: usize,
@@ -83,6 +87,7 @@ impl PollerConfig {
         PollerConfig {
             poll_interval,
             listen_poll_interval,
+            collectors: Collectors::default(),
             settings: Settings::default(),
             close_wait_capacity: 100_000,
             scope: Scope::All,
@@ -91,6 +96,15 @@ impl PollerConfig {
             max_namespaces: 128,
             open: Opener::netlink(),
         }
+    }
+
+    /// The collectors that run, as `sockdiag_collector_enabled` reports them: the
+    /// listener sampler is on exactly when it has an interval.
+    pub fn collectors(&self) -> Collectors {
+        self.collectors.with(
+            CollectorKind::ListenSampler,
+            self.listen_poll_interval.is_some(),
+        )
     }
 }
 

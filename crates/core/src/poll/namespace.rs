@@ -1,11 +1,14 @@
 //! One straight recipe for one network namespace, on a thread that is in it: read the
 //! kernel counters and sysctls, dump the TCP listeners, dump every other TCP socket, dump
-//! every UNIX socket, dump every UDP socket, folding each record as it is decoded. What the recipe leaves for after every namespace's dump (the
-//! /proc scan for owners the cache did not know, the caps) is in [`super::collector`].
+//! every UNIX socket, dump every UDP socket, folding each record as it is decoded. A collector turned off
+//! ([`Collectors`]) is a step skipped: its files are not read, its dump not sent. What the
+//! recipe leaves for after every namespace's dump (the /proc scan for owners the cache did
+//! not know, the caps) is in [`super::collector`].
 
 use std::path::Path;
 use std::sync::Mutex;
 
+use crate::collectors::{CollectorKind, Collectors};
 use crate::fold::close_wait::CloseWaitTracker;
 use crate::fold::owners::Owners;
 use crate::fold::tcp::Aggregator;
@@ -14,6 +17,8 @@ use crate::fold::unix::UnixAggregator;
 use crate::fold::Settings;
 use crate::snapshot::KernelStats;
 use crate::source::inet_diag::{Family, StateFilter, TcpState};
+use crate::source::kernel_value::KernelSource;
+use crate::source::proc_net_snmp::NetCounters;
 use crate::source::sock_diag::{SockDiag, SockDiagError};
 use crate::source::unix_diag::UnixFilter;
 use crate::source::{proc_net_snmp, proc_sys_net};
@@ -36,9 +41,10 @@ pub fn dump(
     owners: &impl Owners,
     close_wait: &Mutex<CloseWaitTracker>,
     settings: &Settings,
+    collectors: Collectors,
 ) -> Result<NetnsDump, SockDiagError> {
     let mut kernel_errors = Vec::new();
-    let kernel = read_kernel(&mut kernel_errors);
+    let kernel = read_kernel(collectors, &mut kernel_errors);
     let mut aggregator = Aggregator::new(settings, kernel.sysctls.ip_local_port_range);
     for family in Family::ALL {
         sock_diag.dump(family, StateFilter::Listen, &mut |record| {
@@ -61,10 +67,14 @@ pub fn dump(
         })?;
     }
     let mut unix = UnixAggregator::new();
-    sock_diag.dump_unix(UnixFilter::All, &mut |record| unix.add(record, owners))?;
+    if collectors.enabled(CollectorKind::Unix) {
+        sock_diag.dump_unix(UnixFilter::All, &mut |record| unix.add(record, owners))?;
+    }
     let mut udp = UdpAggregator::new(kernel.sysctls.ip_local_port_range);
-    for family in Family::ALL {
-        sock_diag.dump_udp(family, &mut |record| udp.add(record, owners))?;
+    if collectors.enabled(CollectorKind::Udp) {
+        for family in Family::ALL {
+            sock_diag.dump_udp(family, &mut |record| udp.add(record, owners))?;
+        }
     }
     Ok(NetnsDump {
         aggregator,
@@ -77,14 +87,39 @@ pub fn dump(
 
 /// Reads the namespace's kernel counters and sysctls. These files are read from the calling
 /// thread, which is what binds them to its network namespace. A file that cannot be read
-/// leaves its values missing (and counted) instead of failing the poll.
-fn read_kernel(errors: &mut Vec<String>) -> KernelStats {
-    let (counters, failed) = proc_net_snmp::read(Path::new(proc_net_snmp::DEFAULT_ROOT));
-    errors.extend(failed.iter().map(ToString::to_string));
-    let sysctls =
-        proc_sys_net::read(Path::new(proc_sys_net::DEFAULT_ROOT)).unwrap_or_else(|error| {
-            errors.push(error.to_string());
-            Default::default()
-        });
-    KernelStats::new(counters, sysctls)
+/// leaves its values missing (and counted) instead of failing the poll. With the netstat
+/// collector off no counter file is read (none is missing); with the sysctl collector off
+/// only `ip_local_port_range` is, which the TCP fold needs.
+fn read_kernel(collectors: Collectors, errors: &mut Vec<String>) -> KernelStats {
+    let netstat = collectors.enabled(CollectorKind::Netstat);
+    let sysctl = collectors.enabled(CollectorKind::Sysctl);
+    let counters = if netstat {
+        let (counters, failed) = proc_net_snmp::read(Path::new(proc_net_snmp::DEFAULT_ROOT));
+        errors.extend(failed.iter().map(ToString::to_string));
+        counters
+    } else {
+        NetCounters::default()
+    };
+    let sys = Path::new(proc_sys_net::DEFAULT_ROOT);
+    let sysctls = match sysctl {
+        true => proc_sys_net::read(sys),
+        false => proc_sys_net::read_port_range(sys),
+    }
+    .unwrap_or_else(|error| {
+        errors.push(error.to_string());
+        Default::default()
+    });
+    let mut stats = KernelStats::new(counters, sysctls);
+    // What a collector turned off did not read is not missing; the port range is read
+    // either way.
+    for source in KernelSource::ALL {
+        if !netstat && NetCounters::reads(source) {
+            stats.missing[source.index()] = 0;
+        }
+    }
+    if !sysctl {
+        stats.missing[KernelSource::Sysctl.index()] =
+            u64::from(stats.sysctls.ip_local_port_range.is_none());
+    }
+    stats
 }

@@ -189,6 +189,18 @@ pub fn read(root: &Path) -> Result<NetSysctls, Error> {
     Ok(sysctls)
 }
 
+/// Reads `ipv4/ip_local_port_range` alone (the TCP fold's ephemeral range), the other
+/// sysctls left `None`: what the poll reads with the sysctl collector off.
+pub fn read_port_range(root: &Path) -> Result<NetSysctls, Error> {
+    let text = Dir::open(root, PORT_RANGE.0).read(PORT_RANGE.1)?;
+    Ok(NetSysctls {
+        ip_local_port_range: text
+            .map(|(text, path)| parse_port_range(&path, &text))
+            .transpose()?,
+        ..NetSysctls::default()
+    })
+}
+
 /// A directory of sysctl files: `None` when it does not exist; a failure to open it is
 /// reported by the first read, with that file's path.
 struct Dir {
@@ -299,6 +311,20 @@ mod tests {
             tcp_max_syn_backlog: Some(2048),
             ip_local_port_range: PortRange::new(32768, 60999),
         }
+    }
+
+    #[test]
+    fn port_range_alone_reads_only_the_port_range() {
+        let sysctls = read_port_range(&fixture_root("sys")).unwrap();
+        assert_eq!(
+            sysctls,
+            NetSysctls {
+                ip_local_port_range: PortRange::new(32768, 60999),
+                ..NetSysctls::default()
+            }
+        );
+        let missing = read_port_range(Path::new("/nonexistent-sysctl-root")).unwrap();
+        assert_eq!(missing.ip_local_port_range, None);
     }
 
     #[test]

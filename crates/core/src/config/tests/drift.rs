@@ -83,7 +83,7 @@ fn flags_named_in(text: &str) -> BTreeSet<String> {
         .skip(1)
         .map(|rest| {
             rest.chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
+                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
                 .collect::<String>()
         })
         .collect()
@@ -173,6 +173,15 @@ fn flags_table() -> String {
     );
     for key in KEYS {
         let Some(flag) = &key.flag else { continue };
+        if flag.negatable {
+            out.push_str(&format!(
+                "| `--[no-]{}` | `{}` | `{}` |\n",
+                flag.long,
+                cell(&flag_default(key)),
+                key.name
+            ));
+            continue;
+        }
         out.push_str(&format!(
             "| `--{}={}`{} | `{}` | `{}` |\n",
             flag.long,

@@ -91,3 +91,30 @@ fn default_config_converts_to_the_default_poller() {
         )
     );
 }
+
+/// `listen_poll_interval = "0s"` and `[collectors] listen_sampler = false` are one switch:
+/// either turns the sampler off, and the collectors reported say so.
+#[test]
+fn listen_poll_interval_0s_and_the_sampler_toggle_are_one_switch() {
+    use crate::collectors::CollectorKind::ListenSampler;
+    for text in [
+        "listen_poll_interval = \"0s\"\n",
+        "listen_poll_interval = \"1s\"\n[collectors]\nlisten_sampler = false\n",
+        "listen_poll_interval = \"0s\"\n[collectors]\nlisten_sampler = true\n",
+    ] {
+        let poller = PollerConfig::from(&load(text));
+        assert_eq!(poller.listen_poll_interval, None, "{text}");
+        assert!(!poller.collectors().enabled(ListenSampler), "{text}");
+    }
+    let poller = PollerConfig::from(&load("listen_poll_interval = \"1s\"\n"));
+    assert_eq!(poller.listen_poll_interval, Some(Duration::from_secs(1)));
+    assert!(poller.collectors().enabled(ListenSampler));
+}
+
+#[test]
+fn collector_toggles_reach_the_poller() {
+    use crate::collectors::CollectorKind::{Netstat, Unix};
+    let poller = PollerConfig::from(&load("[collectors]\nunix = false\n"));
+    assert!(!poller.collectors().enabled(Unix));
+    assert!(poller.collectors().enabled(Netstat));
+}

@@ -8,6 +8,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use super::super::*;
+use crate::collectors::{CollectorKind, Collectors};
 use crate::fold::anomaly::Thresholds;
 use crate::fold::{NetnsCaps, PortFilter, Settings};
 use crate::poll::Scope;
@@ -114,14 +115,20 @@ fn arb_config() -> impl Strategy<Value = (Config, Vec<Rendered>)> {
         ]),
         prop::sample::select(vec![("text", LogFormat::Text), ("json", LogFormat::Json)]),
     );
-    (caps, intervals, lists, web, rest).prop_map(
+    let toggles = proptest::collection::vec(any::<bool>(), CollectorKind::COUNT);
+    (caps, intervals, lists, web, rest, toggles).prop_map(
         |(
             c,
             (poll, listen, stale, shutdown, header, idle),
             (include, exclude, roots),
             web,
             rest,
+            toggles,
         )| {
+            let mut collectors = Collectors::default();
+            for (&kind, &on) in CollectorKind::ALL.iter().zip(&toggles) {
+                collectors.set(kind, on);
+            }
             let (addresses, path, max_requests, max_connections, web_config, probes) = web;
             let (
                 concurrency,
@@ -178,9 +185,10 @@ fn arb_config() -> impl Strategy<Value = (Config, Vec<Rendered>)> {
                     probes_without_auth: probes,
                 },
                 log: LogConfig { level, format },
+                collectors,
             };
             let addresses: Vec<String> = addresses.iter().map(|a| a.to_string()).collect();
-            let rendered = vec![
+            let mut rendered = vec![
                 millis("poll_interval", poll),
                 millis("listen_poll_interval", listen),
                 number("max_ports", c[0]),
@@ -220,6 +228,12 @@ fn arb_config() -> impl Strategy<Value = (Config, Vec<Rendered>)> {
                 string("log.level", level_text),
                 string("log.format", format_text),
             ];
+            rendered.extend(
+                CollectorKind::ALL
+                    .iter()
+                    .zip(&toggles)
+                    .map(|(kind, on)| item(kind.key(), on.to_string(), on.to_string())),
+            );
             (config, rendered)
         },
     )
@@ -273,7 +287,7 @@ proptest! {
     #[test]
     fn any_rendered_valid_config_loads_to_the_same_values(
         (config, rendered) in arb_config(),
-        in_env in proptest::collection::vec(any::<bool>(), 32),
+        in_env in proptest::collection::vec(any::<bool>(), 40),
     ) {
         let text = toml_file(&rendered, &in_env);
         let env: Vec<(String, String)> = rendered

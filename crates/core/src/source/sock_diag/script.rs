@@ -50,6 +50,8 @@ struct State {
     /// A fault on every datagram.
     always: Option<Fault>,
     opens: usize,
+    /// The address family of every dump request sent, in order.
+    requests: Vec<u8>,
 }
 
 /// The state shared by every transport a script's [`Opener`] makes.
@@ -78,6 +80,7 @@ impl Script {
             armed: None,
             always: None,
             opens: 0,
+            requests: Vec::new(),
         })))
     }
 
@@ -103,6 +106,12 @@ impl Script {
     /// Sockets opened so far.
     pub fn opens(&self) -> usize {
         self.state().opens
+    }
+
+    /// The address family (`AF_INET`, `AF_INET6`, `AF_UNIX`) of every dump request sent
+    /// so far, in order.
+    pub fn requests(&self) -> Vec<u8> {
+        self.state().requests.clone()
     }
 
     /// The captured payloads (without their netlink header).
@@ -142,7 +151,8 @@ impl Transport for Scripted {
         let (family, states) = (body[0], u32::from_ne_bytes(body[4..8].try_into().unwrap()));
         // The capture is TCP's: a UDP request (inet_diag_req_v2's protocol) finds no socket.
         let udp = i32::from(family) != libc::AF_UNIX && body[1] == IPPROTO_UDP;
-        let state = self.script.state();
+        let mut state = self.script.state();
+        state.requests.push(family);
         let matching: Vec<&Vec<u8>> = state
             .messages
             .iter()

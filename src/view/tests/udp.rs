@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 
-use super::findings::{Finding, FindingKind};
-use super::summary::Filter;
-use super::terminal::{self, Overflow, Style};
-use super::tests::{build, snapshot, HOSTILE_COMM};
+use super::super::findings::{Finding, FindingKind};
+use super::super::summary::Filter;
+use super::super::terminal::{self, Overflow, Style};
+use super::hostile::HOSTILE_COMM;
+use super::{build, snapshot};
 use crate::snapshot::*;
 
 /// `snapshot(at, 10, 100)` with a statsd sink on 8125 that dropped `drops` datagrams
