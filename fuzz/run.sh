@@ -20,7 +20,7 @@ cd "$(dirname "$0")"
 
 runs=${FUZZ_RUNS:-10000000}
 max_time=${FUZZ_MAX_TIME:-1800}
-all=(sock_diag_inet sock_diag_unix proc_net_snmp sysctl cgroup docker_config runtime_spec podman_conmon config_toml web_config)
+all=(sock_diag_inet sock_diag_unix sock_diag_udp proc_net_snmp sysctl cgroup docker_config runtime_spec podman_conmon config_toml web_config)
 
 seed=0
 targets=()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the seed inputs of every fuzz target under fuzz/seeds/ (not committed) from real
-# captures: the inet_diag and unix_diag dumps under crates/core/src/source/*/testdata (split into
+# captures: the inet_diag, unix_diag and udp_diag dumps under crates/core/src/source/*/testdata (split into
 # datagrams), this machine's /proc/net/{netstat,snmp,snmp6}, sysctls and /proc/self/cgroup, the
 # /proc fixtures and the cgroup, Docker and web config cases of the unit tests, the runtime
 # state captured from real containerd and Podman containers (crates/core/src/source/runtime/testdata),
@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=fuzz/seeds
 rm -rf "$out"
-mkdir -p "$out"/{sock_diag_inet,sock_diag_unix,proc_net_snmp,sysctl,cgroup,uid_map,docker_config,runtime_spec,podman_conmon,config_toml,web_config}
+mkdir -p "$out"/{sock_diag_inet,sock_diag_unix,sock_diag_udp,proc_net_snmp,sysctl,cgroup,uid_map,docker_config,runtime_spec,podman_conmon,config_toml,web_config}
 
 python3 - "$out" <<'PY'
 import hashlib, os, re, struct, sys
@@ -40,7 +40,8 @@ def messages(datagram):
 
 # sock_diag: each captured datagram whole, and each of its messages alone.
 for target, capture in (("sock_diag_inet", "crates/core/src/source/inet_diag/testdata/loopback-v4-v6.bin"),
-                        ("sock_diag_unix", "crates/core/src/source/unix_diag/testdata/loopback-unix.bin")):
+                        ("sock_diag_unix", "crates/core/src/source/unix_diag/testdata/loopback-unix.bin"),
+                        ("sock_diag_udp", "crates/core/src/source/udp_diag/testdata/loopback-udp.bin")):
     for d in datagrams(capture):
         put(target, d)
         for m in messages(d):

@@ -1,9 +1,10 @@
 //! The fuzz targets of sockdiag_exporter, one `pub fn` each, over the crate's real pure
 //! decoders and parsers: the netlink framing with the inet_diag and unix_diag payload
-//! decoders (and the UNIX fold), `/proc/net/{netstat,snmp,snmp6}`, the sysctls,
-//! `/proc/PID/cgroup`, `/proc/PID/uid_map`, Docker's `config.v2.json`, the OCI `config.json`
-//! of containerd's and CRI-O's containers, Podman's conmon pid file and command line, the TOML
-//! config with its environment, and the web config YAML.
+//! decoders (and the UNIX fold), the udp_diag decoder with the UDP fold and drop tracker,
+//! `/proc/net/{netstat,snmp,snmp6}`, the sysctls, `/proc/PID/cgroup`, `/proc/PID/uid_map`,
+//! Docker's `config.v2.json`, the OCI `config.json` of containerd's and CRI-O's containers,
+//! Podman's conmon pid file and command line, the TOML config with its environment, and the
+//! web config YAML.
 //!
 //! `fuzz_targets/*.rs` hand libFuzzer's input to these (`cargo +nightly fuzz run NAME`,
 //! or `fuzz/run.sh` for all); the tests below replay every committed corpus file through
@@ -18,6 +19,8 @@ use std::sync::Arc;
 use sockdiag_exporter::config::{Config, Flags};
 use sockdiag_exporter::fold::listen::ListenSample;
 use sockdiag_exporter::fold::owners::{NameId, Owner, Owners};
+use sockdiag_exporter::fold::udp::drops::DropTracker;
+use sockdiag_exporter::fold::udp::UdpAggregator;
 use sockdiag_exporter::fold::unix::UnixAggregator;
 use sockdiag_exporter::fold::Settings;
 use sockdiag_exporter::source::inet_diag::decode::decode_inet_diag_msg;
@@ -25,6 +28,7 @@ use sockdiag_exporter::source::inet_diag::Family;
 use sockdiag_exporter::source::kernel_value::{KernelSource, KernelValue, MetricKind};
 use sockdiag_exporter::source::proc_net_snmp::NetCounters;
 use sockdiag_exporter::source::sock_diag::frame::decode_datagram;
+use sockdiag_exporter::source::udp_diag::decode::decode_udp_diag_msg;
 use sockdiag_exporter::source::unix_diag::decode::decode_unix_diag_msg;
 use sockdiag_exporter::source::unix_diag::Name;
 use sockdiag_exporter::source::cgroup::ContainerId;
@@ -38,9 +42,10 @@ use sockdiag_exporter::web_config;
 pub type Target = fn(&[u8]);
 
 /// Every target, by name: the fuzz target's name is its corpus directory's.
-pub const TARGETS: [(&str, Target); 11] = [
+pub const TARGETS: [(&str, Target); 12] = [
     ("sock_diag_inet", sock_diag_inet),
     ("sock_diag_unix", sock_diag_unix),
+    ("sock_diag_udp", sock_diag_udp),
     ("proc_net_snmp", proc_net_snmp),
     ("sysctl", sysctl),
     ("cgroup", cgroup),
@@ -128,6 +133,60 @@ pub fn sock_diag_unix(data: &[u8]) {
         figures.listeners.len() <= 2 * 2 + 1,
         "2 paths, 2 more full ones, and other"
     );
+}
+
+/// One udp_diag dump datagram, as `SockDiag::dump_udp` decodes it, folded twice as two
+/// main polls fold it (a cap of 2 ports, so that the anomaly ceiling and `other` run):
+/// every drop counter of the second poll is at least what it was in the first.
+pub fn sock_diag_udp(data: &[u8]) {
+    let mut tracker = DropTracker::new(64);
+    let mut previous: Vec<(String, u64)> = Vec::new();
+    let settings = Settings {
+        max_ports: 2,
+        ..Settings::default()
+    };
+    for _ in 0..2 {
+        let mut aggregator = UdpAggregator::new(None);
+        let mut records = 0u64;
+        let result = decode_datagram(data, first_sequence(data), &mut |payload, offset| {
+            let record = decode_udp_diag_msg(payload, offset)?;
+            assert_eq!(
+                record.local.is_ipv4(),
+                record.remote.is_ipv4(),
+                "{record:?}"
+            );
+            aggregator.add(&record, &Owned);
+            records += 1;
+            Ok(())
+        });
+        if let Err(error) = result {
+            let _ = error.to_string();
+        }
+        tracker.begin_poll(std::time::Instant::now());
+        let figures = aggregator.finish(1, &Owned, &settings, &mut tracker);
+        tracker.end_poll(&[]);
+        assert_eq!(figures.total(), records);
+        assert!(
+            figures.series.len() <= 10,
+            "per direction: 4 kept and other"
+        );
+        for (labels, drops) in &previous {
+            let now = figures
+                .drops
+                .iter()
+                .find(|s| &format!("{:?}{}{}", s.direction, s.port, s.process) == labels)
+                .map(|s| s.drops);
+            assert!(
+                now.is_some_and(|now| now >= *drops),
+                "{labels} went from {drops} to {now:?}"
+            );
+        }
+        previous = figures
+            .drops
+            .iter()
+            .map(|s| (format!("{:?}{}{}", s.direction, s.port, s.process), s.drops))
+            .collect();
+    }
 }
 
 /// Bytes as the text a reader would get; not UTF-8 is a read error there, so lossy here

@@ -74,6 +74,10 @@
     // UNIX stream listener queue peak / backlog (page): php-fpm, gunicorn, uwsgi.
     unixListenQueueFullRatio: 0.9,
     unixListenQueueFullFor: '5m',
+    // UDP datagrams dropped on one (direction, port, process) per second over 5m (page): a
+    // receiver that cannot keep up loses data silently.
+    udpReceiveDropsRate: 0,
+    udpReceiveDropsFor: '5m',
     // The exporter itself.
     pollErrorsFor: '10m',
     pollStaleWindow: '10m',

@@ -156,3 +156,8 @@ impl From<BuildInfo> for BuildLabels {
 pub struct CollectorLabel {
     pub collector: &'static str,
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct FamilyLabel {
+    pub family: &'static str,
+}

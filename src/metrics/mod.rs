@@ -29,6 +29,7 @@ mod tcp;
 #[cfg(test)]
 mod tests;
 mod text;
+mod udp;
 mod unix;
 
 use crate::collectors::CollectorKind;
@@ -221,6 +222,9 @@ fn encode_published(
     tcp::encode_exhaustion(&snapshot.namespaces, encoder)?;
     if snapshot.collectors.enabled(CollectorKind::Unix) {
         unix::encode_unix(snapshot, encoder)?;
+    }
+    if snapshot.collectors.enabled(CollectorKind::Udp) {
+        udp::encode_udp(snapshot, encoder)?;
     }
     kernel::encode_kernel(&snapshot.namespaces, snapshot.collectors, encoder)
 }

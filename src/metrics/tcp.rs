@@ -319,7 +319,7 @@ pub(super) fn encode_folded(snapshot: &Snapshot, encoder: &mut DescriptorEncoder
     gauge(
         encoder,
         "sockdiag_folded_label_values",
-        "Distinct label values folded into \"other\" in the last poll: per namespace port (max_ports, ports.include/exclude), process (max_processes), destination (max_destinations), remote_address (max_peers), path (UNIX listeners: max_unix_paths, or a less full listener of the same path and process), listener (TCP listening addresses beyond max_listeners: their series are not exported); and, with netns empty, label=\"netns\": namespaces beyond netns.max_namespaces.",
+        "Distinct label values folded into \"other\" in the last poll: per namespace port (max_ports, ports.include/exclude), process (max_processes), destination (max_destinations), remote_address (max_peers), path (UNIX listeners: max_unix_paths, or a less full listener of the same path and process), listener (TCP listening addresses beyond max_listeners: their series are not exported), udp_series (UDP direction, port and process series beyond max_ports); and, with netns empty, label=\"netns\": namespaces beyond netns.max_namespaces.",
         per_netns(&snapshot.namespaces, |ns| {
             let b = &ns.tcp.breakdown;
             let e = &ns.tcp.exhaustion;
@@ -332,6 +332,7 @@ pub(super) fn encode_folded(snapshot: &Snapshot, encoder: &mut DescriptorEncoder
                     (FoldedLabel { label: "remote_address" }, e.folded_peers),
                     (FoldedLabel { label: "path" }, ns.unix.folded_paths),
                     (FoldedLabel { label: "listener" }, b.folded_listeners),
+                    (FoldedLabel { label: "udp_series" }, ns.udp.folded_series),
                 ],
             )
         })
@@ -340,7 +341,7 @@ pub(super) fn encode_folded(snapshot: &Snapshot, encoder: &mut DescriptorEncoder
     gauge(
         encoder,
         "sockdiag_folded_anomalies",
-        "Anomalies folded in the last poll because even the ceiling of their cap (twice the cap) was full of more severe ones: close_wait (CLOSE_WAIT piles of 50 or more, stale or never-accepted CLOSE_WAIT, per direction, port and process), time_wait (TIME_WAIT storms per direction and port), listener (TCP listeners with a queue peak at 90% of the backlog or more, or never-accepted CLOSE_WAIT on their port), unix_listener (UNIX listeners at 90% or more); and, with netns empty, kind=\"netns\": namespaces holding any of these beyond twice netns.max_namespaces. Above 0, some pile-ups lost their labels: raise the caps.",
+        "Anomalies folded in the last poll because even the ceiling of their cap (twice the cap) was full of more severe ones: close_wait (CLOSE_WAIT piles of 50 or more, stale or never-accepted CLOSE_WAIT, per direction, port and process), time_wait (TIME_WAIT storms per direction and port), listener (TCP listeners with a queue peak at 90% of the backlog or more, or never-accepted CLOSE_WAIT on their port), unix_listener (UNIX listeners at 90% or more), udp_series (UDP direction, port and process series that dropped since the previous poll); and, with netns empty, kind=\"netns\": namespaces holding any of these beyond twice netns.max_namespaces. Above 0, some pile-ups lost their labels: raise the caps.",
         per_netns(&snapshot.namespaces, |ns| {
             let a = &ns.tcp.breakdown.folded_anomalies;
             nonzero(
@@ -350,6 +351,7 @@ pub(super) fn encode_folded(snapshot: &Snapshot, encoder: &mut DescriptorEncoder
                     (AnomalyKind { kind: "time_wait" }, a.time_wait),
                     (AnomalyKind { kind: "listener" }, a.listeners),
                     (AnomalyKind { kind: "unix_listener" }, ns.unix.folded_anomalies),
+                    (AnomalyKind { kind: "udp_series" }, ns.udp.folded_dropping),
                 ],
             )
         })

@@ -6,6 +6,24 @@ use tokio::sync::watch;
 use super::*;
 use crate::collectors::{CollectorKind, Collectors};
 
+fn udp_series(
+    direction: crate::snapshot::Direction,
+    port: u16,
+    process: &str,
+    queue_bytes: u64,
+    buffer_bytes: u64,
+) -> crate::snapshot::UdpSeries {
+    crate::snapshot::UdpSeries {
+        direction,
+        port: crate::snapshot::PortLabel::Port(port),
+        process: Arc::from(process),
+        sockets: 1,
+        queue_bytes,
+        buffer_bytes,
+        drops_growth: 0,
+    }
+}
+
 /// A fixed snapshot touching every family, for the golden exposition file.
 fn fixed() -> Published {
     use crate::snapshot::*;
@@ -96,6 +114,22 @@ fn fixed() -> Published {
             folded_anomalies: 0,
             unattributed: 0,
             sockets_scanned: 5,
+        },
+        // A statsd sink in the pod that drops, and a DNS client.
+        udp: UdpFigures {
+            sockets: [2, 0],
+            series: vec![
+                udp_series(Direction::Inbound, 8125, "udp-sink", 7680, 8192),
+                udp_series(Direction::Outbound, 53, "php-fpm", 0, 212_992),
+            ],
+            drops: vec![UdpDropSeries {
+                direction: Direction::Inbound,
+                port: PortLabel::Port(8125),
+                process: Arc::from("udp-sink"),
+                drops: 994,
+            }],
+            sockets_scanned: 2,
+            ..Default::default()
         },
         kernel: KernelStats {
             counters: NetCounters {
@@ -191,6 +225,12 @@ fn fixed() -> Published {
                         unattributed: 1,
                         sockets_scanned: 23,
                     },
+                    udp: UdpFigures {
+                        sockets: [1, 0],
+                        series: vec![udp_series(Direction::Inbound, 123, "chronyd", 0, 212_992)],
+                        sockets_scanned: 1,
+                        ..Default::default()
+                    },
                     kernel: KernelStats {
                         counters: NetCounters {
                             listen_overflows: Some(15),
@@ -200,6 +240,17 @@ fn fixed() -> Published {
                             time_wait_overflow: None,
                             active_opens: Some(16),
                             passive_opens: Some(11),
+                            // The statsd flushes of incident 7, in the host's counters.
+                            udp_rcvbuf_errors: Some(994),
+                            udp_in_errors: Some(996),
+                            udp_no_ports: Some(12),
+                            udp_sndbuf_errors: Some(0),
+                            udp_in_csum_errors: Some(2),
+                            udp6_rcvbuf_errors: Some(0),
+                            udp6_in_errors: Some(0),
+                            udp6_no_ports: Some(3),
+                            udp6_sndbuf_errors: Some(0),
+                            udp6_in_csum_errors: None,
                         },
                         sysctls: NetSysctls {
                             tcp_fin_timeout: Some(60),
@@ -226,6 +277,7 @@ fn fixed() -> Published {
                 anomalous: 0,
                 tcp_sockets: folded_states,
                 unix_sockets: unix_counts(&[(UnixType::Dgram, UnixState::Established, 3)]),
+                udp_sockets: [0, 2],
             },
             netns_info: vec![
                 NetnsInfo {
@@ -325,6 +377,27 @@ fn a_collector_turned_off_has_no_families_and_reports_0() {
     assert_eq!(unix, Vec::<&str>::new());
     assert!(text.contains("sockdiag_collector_enabled{collector=\"unix\"} 0\n"));
     assert!(text.contains("sockdiag_collector_enabled{collector=\"netstat\"} 1\n"));
+}
+
+#[test]
+fn udp_collector_off_has_no_udp_socket_families() {
+    let all = exposition_with(Collectors::default());
+    assert!(families(&all).contains(&"sockdiag_udp_sockets"));
+    let text = exposition_with(Collectors::default().with(CollectorKind::Udp, false));
+    let udp: Vec<&str> = families(&text)
+        .into_iter()
+        .filter(|name| {
+            name.starts_with("sockdiag_udp_")
+                && !name.ends_with("_errors_total")
+                && *name != "sockdiag_udp_no_ports_total"
+        })
+        .collect();
+    assert_eq!(
+        udp,
+        Vec::<&str>::new(),
+        "the kernel's Udp counters are the netstat collector's"
+    );
+    assert!(text.contains("sockdiag_collector_enabled{collector=\"udp\"} 0\n"));
 }
 
 #[test]

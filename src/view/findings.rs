@@ -2,7 +2,7 @@
 //!
 //! The kinds follow the incidents of docs/incidents.md: a CLOSE_WAIT leak growing or
 //! stale (1, 3, 6), an accept queue full or holding never-accepted CLOSE_WAIT (5), a UNIX
-//! listener's queue full (php-fpm behind nginx), ephemeral ports toward one destination
+//! listener's queue full (php-fpm behind nginx), a UDP receiver dropping datagrams (7), ephemeral ports toward one destination
 //! near the range (2), TIME_WAIT churn on a port (4). Ordered as a person should read
 //! them: growing leaks first, fastest first.
 
@@ -103,6 +103,7 @@ pub fn find(summary: &Summary, thresholds: &Thresholds) -> Vec<Finding> {
     close_wait(summary, &mut found);
     listeners(summary, &mut found);
     unix_listeners(summary, &mut found);
+    udp_drops(summary, &mut found);
     ephemeral(summary, &mut found);
     time_wait(summary, &mut found);
     let mut found = found.found;
@@ -201,6 +202,33 @@ fn unix_listeners(summary: &Summary, found: &mut Found) {
                 ),
             );
         }
+    }
+}
+
+/// A UDP series that dropped since the base poll; without a base, one that ever dropped.
+fn udp_drops(summary: &Summary, found: &mut Found) {
+    for row in &summary.udp_drops {
+        let dropped = row.growth.unwrap_or(row.drops);
+        if dropped == 0 {
+            continue;
+        }
+        let direction = if row.direction == "outbound" {
+            " outbound"
+        } else {
+            ""
+        };
+        found.push(
+            FindingKind::UdpDrops,
+            dropped as f64,
+            (&row.netns, &row.netns_name),
+            format!(
+                "UDP drops: {} :{}{direction} dropped {dropped} datagrams, queue {} of {} bytes",
+                process_text(&row.process),
+                row.port,
+                row.queue_bytes,
+                row.buffer_bytes,
+            ),
+        );
     }
 }
 

@@ -28,6 +28,8 @@ pub struct Summary {
     pub close_wait: Vec<CloseWaitRow>,
     pub listeners: Vec<ListenerRow>,
     pub unix_listeners: Vec<UnixListenerRow>,
+    /// UDP series that dropped datagrams.
+    pub udp_drops: Vec<UdpDropRow>,
     pub time_wait: Vec<TimeWaitRow>,
     pub ephemeral: Vec<EphemeralRow>,
     pub peers: Vec<PeerRow>,
@@ -129,6 +131,28 @@ pub struct UnixListenerRow {
     pub peak: u64,
 }
 
+/// A UDP (direction, port, process) that dropped datagrams: `sockdiag_udp_drops_total`
+/// with the `sockdiag_udp_receive_{queue,buffer}_bytes` of the same labels.
+#[derive(Debug, Clone, Serialize)]
+pub struct UdpDropRow {
+    pub netns: String,
+    /// What a person calls the namespace: `namespace/pod`, the container's name, else
+    /// the `netns` label.
+    pub netns_name: String,
+    pub direction: &'static str,
+    /// inbound: the local port; outbound: the remote port; `other` folded.
+    pub port: String,
+    pub process: String,
+    /// Datagrams dropped, as `sockdiag_udp_drops_total` counts them.
+    pub drops: u64,
+    /// Dropped since the base poll; `null` without one.
+    pub growth: Option<u64>,
+    /// Bytes in the receive queues (`ss -uam` r); 0 once the sockets are gone.
+    pub queue_bytes: u64,
+    /// The receive buffers (`ss -uam` rb); 0 once the sockets are gone.
+    pub buffer_bytes: u64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct TimeWaitRow {
     pub netns: String,
@@ -178,6 +202,7 @@ pub enum FindingKind {
     CloseWaitGrowing,
     ListenQueueFull,
     UnixListenQueueFull,
+    UdpDrops,
     UnacceptedCloseWait,
     CloseWaitStale,
     EphemeralPorts,

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use super::findings::{self, Thresholds};
 pub use super::rows::*;
 use crate::collectors::CollectorKind;
-use crate::snapshot::{Direction, NetnsFigures, PortLabel, PortSeries, Snapshot, Stage};
+use crate::snapshot::{Direction, NetnsFigures, PortLabel, PortSeries, Snapshot, Stage, UdpSeries};
 use crate::source::inet_diag::{Family, TcpState};
 
 /// Version of the JSON schema. Adding a field keeps it; renaming, removing or changing the
@@ -121,6 +121,7 @@ impl Summary {
             close_wait: Vec::new(),
             listeners: Vec::new(),
             unix_listeners: Vec::new(),
+            udp_drops: Vec::new(),
             time_wait: Vec::new(),
             ephemeral: Vec::new(),
             peers: Vec::new(),
@@ -134,6 +135,7 @@ impl Summary {
                 summary.listeners.extend(listeners(ns, filter));
                 summary.unix_listeners.extend(unix_listeners(ns, filter));
             }
+            summary.udp_drops.extend(udp_drops(ns, base, filter));
             if filter.state(TcpState::TimeWait) {
                 summary.time_wait.extend(time_wait(ns, base, filter));
             }
@@ -374,6 +376,46 @@ fn unix_listeners(ns: &NetnsFigures, filter: &Filter) -> Vec<UnixListenerRow> {
         .collect()
 }
 
+/// UDP series that dropped, with their queues. Not filtered by state: UDP has none.
+fn udp_drops(
+    ns: &NetnsFigures,
+    base: Option<(&NetnsFigures, Duration)>,
+    filter: &Filter,
+) -> Vec<UdpDropRow> {
+    ns.udp
+        .drops
+        .iter()
+        .filter(|d| d.drops > 0 && filter.port(d.port) && filter.process(&d.process))
+        .map(|d| {
+            let same = |s: &&UdpSeries| {
+                s.direction == d.direction && s.port == d.port && s.process == d.process
+            };
+            let gauges = ns.udp.series.iter().find(same);
+            let then = base.map(|(figures, _)| {
+                figures
+                    .udp
+                    .drops
+                    .iter()
+                    .find(|t| {
+                        t.direction == d.direction && t.port == d.port && t.process == d.process
+                    })
+                    .map_or(0, |t| t.drops)
+            });
+            UdpDropRow {
+                netns: ns.netns.to_string(),
+                netns_name: String::new(),
+                direction: d.direction.label(),
+                port: d.port.to_string(),
+                process: d.process.to_string(),
+                drops: d.drops,
+                growth: then.map(|then| d.drops.saturating_sub(then)),
+                queue_bytes: gauges.map_or(0, |s| s.queue_bytes),
+                buffer_bytes: gauges.map_or(0, |s| s.buffer_bytes),
+            }
+        })
+        .collect()
+}
+
 /// TIME_WAIT sockets per (direction, port): they have no owner, so no process.
 fn time_wait(
     ns: &NetnsFigures,
@@ -466,7 +508,7 @@ fn rate(growth: Option<Growth>) -> f64 {
 }
 
 /// Sorted by what matters: the fastest-growing leak first, then the largest; the fullest
-/// listener; the most used destination; the busiest peer, `other` last.
+/// listener; the UDP series dropping fastest; the most used destination; the busiest peer, `other` last.
 fn sort(summary: &mut Summary) {
     summary.close_wait.sort_by(|a, b| {
         rate(b.growth)
@@ -487,6 +529,12 @@ fn sort(summary: &mut Summary) {
             .total_cmp(&a.fill)
             .then(b.length.cmp(&a.length))
             .then_with(|| (&a.netns, &a.path, &a.process).cmp(&(&b.netns, &b.path, &b.process)))
+    });
+    summary.udp_drops.sort_by(|a, b| {
+        b.growth
+            .cmp(&a.growth)
+            .then(b.drops.cmp(&a.drops))
+            .then_with(|| (&a.netns, &a.port, &a.process).cmp(&(&b.netns, &b.port, &b.process)))
     });
     summary.time_wait.sort_by(|a, b| {
         rate(b.growth)
@@ -542,6 +590,9 @@ fn name_rows(summary: &mut Summary, latest: &Snapshot) {
         row.netns_name = name(&row.netns);
     }
     for row in &mut summary.peers {
+        row.netns_name = name(&row.netns);
+    }
+    for row in &mut summary.udp_drops {
         row.netns_name = name(&row.netns);
     }
 }

@@ -184,6 +184,7 @@ pub fn tables(summary: &Summary, style: Style) -> Vec<String> {
         close_wait(summary, netns),
         listeners(summary, netns),
         unix_listeners(summary, netns),
+        udp_drops(summary, netns),
         time_wait(summary, netns),
         ephemeral(summary, netns),
         peers(summary, netns),
@@ -323,6 +324,38 @@ fn unix_listeners(summary: &Summary, netns: Netns) -> Table {
             row.peak.to_string(),
         ];
         table.row(netns.cells(&row.netns_name, cells), row.length > row.limit);
+    }
+    table
+}
+
+fn udp_drops(summary: &Summary, netns: Netns) -> Table {
+    let mut table = Table::new(
+        "UDP receivers dropping (datagrams dropped; queue of buffer, bytes)",
+        netns.columns(vec![
+            text("process"),
+            word("direction"),
+            word("port"),
+            number("dropped"),
+            number("growth"),
+            number("queue"),
+            number("buffer"),
+        ]),
+        "no UDP socket dropped a datagram",
+    );
+    for row in &summary.udp_drops {
+        let cells = vec![
+            process_text(&row.process).to_string(),
+            row.direction.to_string(),
+            row.port.clone(),
+            row.drops.to_string(),
+            row.growth.map_or_else(String::new, |g| format!("{g:+}")),
+            row.queue_bytes.to_string(),
+            row.buffer_bytes.to_string(),
+        ];
+        table.row(
+            netns.cells(&row.netns, cells),
+            row.growth.is_some_and(|g| g > 0),
+        );
     }
     table
 }

@@ -25,7 +25,10 @@
 #      namespace, the process and the port;
 #   3. after the leaker closes its sockets (SIGUSR1; the process stays alive), a resolved
 #      notification for exactly the same label set reaches pager;
-#   4. pager got nothing but that alert (no false page); ticket never got the page;
+#   2b. a firing SockdiagUdpReceiveDrops notification reaches pager for a UDP receiver in the
+#      application namespace ("udp-sink", SO_RCVBUF 4096, never reads, flooded 200/s):
+#      netns, process, port="8125", direction="inbound", severity="critical";
+#   4. pager got nothing but those alerts (no false page); ticket never got a page;
 #   5. every dashboard query (panels and variables, Grafana variables substituted by
 #      grafana/tools/lint-dashboards.py's substitute() with the scenario's job, instance,
 #      process and port) answers HTTP 200 at the time of the page, and the ones the scenario
@@ -85,6 +88,12 @@ CLUSTER_LABEL=${SOCKDIAG_E2E_CLUSTER_LABEL:-}
 CLUSTER=${SOCKDIAG_E2E_CLUSTER:-}
 UID_PREFIX=${SOCKDIAG_E2E_UID_PREFIX:-sockdiag-}
 ALERT=SockdiagCloseWaitGrowing
+# Beside the leak (INCIDENTS.md #7): a UDP receiver with a 4 KiB buffer that never reads,
+# flooded 200 datagrams/s from the start; it must page with its port, process and namespace.
+UDP_ALERT=SockdiagUdpReceiveDrops
+UDP_PORT=8125
+UDP_SINK=udp-sink
+UDP_FIRE_TIMEOUT=60    # expected ~15 s after the flood starts: [5m]/60 and for: 5m/60
 RATE=5                 # leaked sockets per second (and as many healthy ones)
 FIRE_TIMEOUT=100       # expected ~32 s: 16 s to pass the floors, then for: 15m/60
 RESOLVE_TIMEOUT=30     # expected ~3 s
@@ -297,6 +306,21 @@ s = socket.socket(socket.AF_UNIX)
 s.bind("\0sockdiag-e2e-fpm")
 s.listen(16)
 time.sleep(280)'
+# The UDP receiver that cannot keep up (a statsd sink), and its sender.
+start_in "$APP_NS" udpsink python3 -c 'import socket, time
+open("/proc/self/comm", "w").write("'"$UDP_SINK"'")
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.bind(("127.0.0.1", '"$UDP_PORT"'))
+time.sleep(280)'
+start_in "$APP_NS" udpflood python3 -c 'import socket, time
+open("/proc/self/comm", "w").write("udp-flood")
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+end = time.time() + 250
+while time.time() < end:
+    for _ in range(20):
+        s.sendto(b"e2e.metric:1|c", ("127.0.0.1", '"$UDP_PORT"'))
+    time.sleep(0.1)'
 start_in "$APP_NS" dbserver python3 tests/e2e/dbserver.py --name "$SERVER" --listen "127.0.0.1:$DB_PORT" --max-seconds 280
 start prometheus prometheus --config.file="$TMP/prometheus.yml" --storage.tsdb.path="$TMP/tsdb" \
   --web.listen-address="$PROM"
@@ -328,6 +352,13 @@ run_fg python3 tests/e2e/notifications.py wait --file "$TMP/notifications.jsonl"
   || fail "no page for the leak (see the notifications above)"
 T_PAGE=$(date +%s.%N)
 PAGE_AFTER=$(since "$T_LEAK")
+run_fg python3 tests/e2e/notifications.py wait --file "$TMP/notifications.jsonl" --receiver pager --alertname $UDP_ALERT \
+  --status firing --label process=$UDP_SINK --label port=$UDP_PORT --label direction=inbound \
+  --label netns=$APP_NS --label severity=critical --label job=$JOB --label instance=$EXPORTER \
+  ${CLUSTER_LABEL:+--label "$CLUSTER_LABEL=$CLUSTER"} \
+  --summary-contains "$UDP_SINK" --summary-contains "port $UDP_PORT" --timeout $UDP_FIRE_TIMEOUT \
+  || fail "no page for the dropping UDP receiver (see the notifications above)"
+echo "e2e: $UDP_ALERT paged for $UDP_SINK :$UDP_PORT in $APP_NS"
 LEAKED=$(nsx curl -sf --max-time 5 "http://$PROM/api/v1/query" --data-urlencode \
   "query=sum(sockdiag_tcp_port_sockets{process=\"$LEAKER\",state=\"close_wait\"})" \
   | python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else "?")' 2>/dev/null)
@@ -351,9 +382,11 @@ echo "e2e: resolved $RESOLVED_AFTER s after the leaker closed its sockets (the l
 
 bad=0
 # Only the scenario's namespaces: the exporter sees every namespace on the machine.
-python3 tests/e2e/notifications.py only --file "$TMP/notifications.jsonl" --receiver pager --alertname $ALERT \
+python3 tests/e2e/notifications.py only --file "$TMP/notifications.jsonl" --receiver pager --alertname "$ALERT|$UDP_ALERT" \
   --netns "$NS|$APP_NS" || bad=1
 python3 tests/e2e/notifications.py never --file "$TMP/notifications.jsonl" --receiver ticket --alertname $ALERT \
+  --netns "$NS|$APP_NS" || bad=1
+python3 tests/e2e/notifications.py never --file "$TMP/notifications.jsonl" --receiver ticket --alertname $UDP_ALERT \
   --netns "$NS|$APP_NS" || bad=1
 [ $bad -eq 0 ] || fail "unexpected notifications (see above)"
 
@@ -369,5 +402,6 @@ echo "e2e summary:"
 python3 tests/e2e/notifications.py summary --file "$TMP/notifications.jsonl" --since "$T_LEAK" | sed 's/^/  /'
 echo "  page ($ALERT, netns=$APP_NS process=$LEAKER port=$DB_PORT direction=outbound) at pager after $PAGE_AFTER s of leak at $RATE/s"
 echo "  resolved at pager $RESOLVED_AFTER s after the leak was closed"
+echo "  page ($UDP_ALERT, netns=$APP_NS process=$UDP_SINK port=$UDP_PORT direction=inbound) at pager"
 echo "  dashboards: every query parsed; the scenario's panels have data"
 echo "30-e2e: passed in $(since "$T_START") s"

@@ -58,6 +58,9 @@ MUST_FILL = {
     ("overview", "Top CLOSE_WAIT now", "A"): {"labels": LEAK, "min": 50},
     # "which container": the leak's series stay when sockdiag_netns_info has no match
     ("overview", "CLOSE_WAIT: which container", "A"): {"labels": LEAK, "min": 50},
+    # the UDP receiver flooded beside the leak (udp-sink :8125, 200 datagrams/s)
+    ("overview", "UDP receivers: which container", "A"): {"labels": {"process": "udp-sink", "port": "8125"}, "min": 1},
+    ("overview", "UDP sockets", "A"): {"min": 2},
     ("overview", "Keepalive and FIN timers", "A"): {},
     ("overview", "Keepalive and FIN timers", "B"): {},
     ("overview", "Keepalive and FIN timers", "C"): {},
@@ -145,6 +148,10 @@ MUST_FILL = {
 }
 # What this scenario (one CLOSE_WAIT leak, a healthy server) cannot fill, and why.
 EXPECTED_EMPTY = {
+    # The scenario's $process and $port are the leaker's (leaky-app, 3306): the dropping UDP
+    # receiver (udp-sink :8125) is outside that selection; its page is asserted instead.
+    ("overview", "UDP datagrams dropped", "A"): "$process/$port select the leaker, not the UDP sink",
+    ("overview", "UDP receive queue fill", "A"): "$process/$port select the leaker, not the UDP sink",
     ("overview", "Never accepted sockets", "A"): "no connection is left in an accept queue",
     ("overview", "Unsent bytes (send queues)", "A"): "nothing is left unsent (series may exist with 0)",
     ("fleet", "Hosts and namespaces now", "H"): "no never-accepted CLOSE_WAIT",

@@ -8,7 +8,7 @@
            and those labels (--labels-from: exactly the label set saved by an earlier --save).
            Prints it; --save writes its labels as JSON. Exit 1 with everything received on
            timeout.
-  only     --file F --receiver R --alertname A [--netns RE]   every alert delivered to R is named A
+  only     --file F --receiver R --alertname A[|B...] [--netns RE]   every alert delivered to R is named A (or B...)
   never    --file F --receiver R --alertname A [--netns RE]   no alert named A was delivered to R
            --netns: only alerts whose netns label fully matches RE, or that have none, count
            (the exporter sees every namespace on the machine; others' alerts are listed)
@@ -110,8 +110,9 @@ def scoped(args):
 
 
 def cmd_only(args):
+    allowed = args.alertname.split("|")
     bad = [(r, a) for r, a in scoped(args)
-           if a.get("labels", {}).get("alertname") != args.alertname]
+           if a.get("labels", {}).get("alertname") not in allowed]
     for r, _ in bad:
         print(f"FAIL unexpected alert at receiver {args.receiver}: {describe(r)}")
     if not bad:

@@ -250,6 +250,25 @@ pub fn run(role: &str, args: &[String]) {
                 std::thread::sleep(std::time::Duration::from_secs(3600));
             }
         }
+        // A UDP receiver on ADDR with SO_RCVBUF B (0: the default); MODE `hold` never
+        // reads (its queue fills and the kernel drops), `read` reads everything.
+        "udp-recv" => {
+            let socket = crate::udp::bind(arg(1).parse().unwrap(), arg(2).parse().unwrap());
+            if arg(3) == "read" {
+                let socket = std::net::UdpSocket::from(socket);
+                std::thread::spawn(move || {
+                    let mut buffer = [0u8; 2048];
+                    loop {
+                        if let Err(error) = socket.recv(&mut buffer) {
+                            panic!("udp-recv: {error}");
+                        }
+                    }
+                });
+            } else {
+                std::mem::forget(socket);
+            }
+            announce();
+        }
         other => panic!("unknown actor role {other}"),
     }
     // Hold everything until the test closes stdin (or kills us).

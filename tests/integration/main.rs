@@ -28,6 +28,7 @@ mod runtimes;
 mod signal;
 mod signals;
 mod states;
+mod udp;
 mod unix;
 mod web;
 mod web_hostile;
@@ -94,6 +95,7 @@ fn main() {
         crowds::tests(),
         owners::tests(),
         unix::tests(),
+        udp::tests(),
         hardening::tests(),
         limits::tests(),
         web::tests(),

@@ -19,6 +19,8 @@ macro_rules! for_each_collector {
             @collectors
             Unix "unix" true
                 "UNIX sockets (unix_diag dump): the `sockdiag_unix_*` families",
+            Udp "udp" true
+                "UDP sockets (inet_diag for IPPROTO_UDP with SKMEMINFO): the `sockdiag_udp_sockets`, `_receive_*_bytes` and `_drops_total` families",
             Netstat "netstat" true
                 "Kernel TCP counters (/proc/net/netstat, snmp): `sockdiag_tcp_listen_overflows_total` and the other counters",
             Sysctl "sysctl" true
@@ -149,7 +151,7 @@ mod tests {
                 .iter()
                 .map(|k| k.label())
                 .collect::<Vec<_>>(),
-            ["unix", "netstat", "sysctl", "listen_sampler"]
+            ["unix", "udp", "netstat", "sysctl", "listen_sampler"]
         );
     }
 

@@ -171,6 +171,60 @@ pub struct UnixFigures {
     pub sockets_scanned: u64,
 }
 
+/// UDP sockets of one (direction, port, process): the gauges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UdpSeries {
+    pub direction: Direction,
+    pub port: PortLabel,
+    /// comm, `""` (no owner), `unknown` (owner not found) or `other` (folded).
+    pub process: Arc<str>,
+    pub sockets: u64,
+    /// Bytes held by the receive queues (`ss -uam` r, summed).
+    pub queue_bytes: u64,
+    /// Receive buffers (`ss -uam` rb, summed).
+    pub buffer_bytes: u64,
+    /// Datagrams dropped by these sockets since the previous poll (a socket seen for
+    /// the first time: all of its drops): what the cap ranks by.
+    pub drops_growth: u64,
+}
+
+/// `sockdiag_udp_drops_total` of one (direction, port, process): a counter kept by
+/// [`crate::fold::udp::drops::DropTracker`] from poll to poll.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct UdpDropSeries {
+    pub direction: Direction,
+    pub port: PortLabel,
+    pub process: Arc<str>,
+    pub drops: u64,
+}
+
+/// What the UDP fold of one namespace measured.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UdpFigures {
+    /// Sockets per family: `sockets[family.index()]`.
+    pub sockets: [u64; 2],
+    /// Sorted by direction, port, process.
+    pub series: Vec<UdpSeries>,
+    /// Sorted by direction, port, process.
+    pub drops: Vec<UdpDropSeries>,
+    /// (direction, port, process) series folded into `other` by `max_ports`.
+    pub folded_series: u64,
+    /// Of those, series that were dropping (folded only past the anomaly ceiling).
+    pub folded_dropping: u64,
+    /// Sockets whose owner was not found.
+    pub unattributed: u64,
+    /// Dropping sockets the drop tracker could not hold: their drops are not counted.
+    pub drops_untracked: u64,
+    /// Records read from the kernel.
+    pub sockets_scanned: u64,
+}
+
+impl UdpFigures {
+    pub fn total(&self) -> u64 {
+        self.sockets.iter().sum()
+    }
+}
+
 /// Who holds the sockets.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Breakdown {
@@ -286,6 +340,7 @@ pub struct NetnsFigures {
     pub provenance: Provenance,
     pub tcp: TcpFigures,
     pub unix: UnixFigures,
+    pub udp: UdpFigures,
     pub kernel: KernelStats,
 }
 
@@ -350,6 +405,8 @@ pub struct FoldedNetns {
     pub anomalous: u64,
     pub tcp_sockets: StateCounts,
     pub unix_sockets: UnixCounts,
+    /// UDP sockets per family.
+    pub udp_sockets: [u64; 2],
 }
 
 /// Everything one successful poll measured.
@@ -458,8 +515,11 @@ mod tests {
             .missing_by_source()
             .map(|(source, n)| (source.label(), n))
             .collect();
-        // No row reads snmp6 yet: it has no series.
-        assert_eq!(by_source, [("netstat", 1), ("snmp", 1), ("sysctl", 1)]);
+        // snmp6 (the Udp6 rows) was read whole.
+        assert_eq!(
+            by_source,
+            [("netstat", 1), ("snmp", 1), ("snmp6", 0), ("sysctl", 1)]
+        );
     }
 
     #[test]
@@ -469,6 +529,9 @@ mod tests {
             .missing_by_source()
             .map(|(source, n)| (source.label(), n))
             .collect();
-        assert_eq!(by_source, [("netstat", 5), ("snmp", 2), ("sysctl", 9)]);
+        assert_eq!(
+            by_source,
+            [("netstat", 5), ("snmp", 7), ("snmp6", 5), ("sysctl", 9)]
+        );
     }
 }

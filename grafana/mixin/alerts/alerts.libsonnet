@@ -227,6 +227,24 @@ local q = import '../lib/promql.libsonnet';
                   'For php-fpm: pm.max_children, listen.backlog and slow requests (the slowlog).',
                 ]),
 
+          // ---- UDP receivers ---------------------------------------------------------------------
+          // A UDP socket whose receive buffer is full drops every datagram that arrives: statsd,
+          // syslog, DNS, metrics agents lose data and nothing fails loudly. Any drop rate held
+          // for 5m pages; a single burst (a deploy's restart) does not.
+          alert('SockdiagUdpReceiveDrops',
+                'instance_netns_direction_port_process:sockdiag_udp_drops:rate5m > ' + std.toString(cfg.udpReceiveDropsRate),
+                cfg.udpReceiveDropsFor,
+                'critical',
+                'UDP receiver {{ or $labels.process "(no owner)" }}' + summaryNs + ' on port {{ $labels.port }} is dropping datagrams.',
+                [
+                  at + ': the UDP sockets of ' + '{{ or $labels.process "(no owner)" }}',
+                  'on {{ if eq $labels.direction "inbound" }}local port{{ else }}connections to remote port{{ end }} {{ $labels.port }}',
+                  'drop {{ $value | humanize }} datagrams per second',
+                  '(receive queue ' + tv(tq('sockdiag_udp_receive_queue_bytes', ns + ['direction', 'port', 'process'], 'sum')),
+                  'of ' + tv(tq('sockdiag_udp_receive_buffer_bytes', ns + ['direction', 'port', 'process'], 'sum')) + ' bytes)',
+                  'for ' + H(cfg.udpReceiveDropsFor) + '. The receiver does not read fast enough or its buffer is too small (SO_RCVBUF, net.core.rmem_max).',
+                ]),
+
           // ---- TIME_WAIT and ephemeral ports -------------------------------------------------
           // Local ports of ip_local_port_range in use toward one destination (any state,
           // TIME_WAIT included). At 100% connect() to it fails with EADDRNOTAVAIL (docs/incidents.md

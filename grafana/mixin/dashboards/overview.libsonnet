@@ -279,6 +279,39 @@ function(cfg)
             sortBy='peak fill',
             exclude=hideCols),
 
+    g.row('UDP receivers'),
+    g.timeseries('UDP datagrams dropped',
+                 'Datagrams dropped per second by the UDP sockets of each direction, port and '
+                 + 'process (ss -uam skmem d): mostly a receive buffer that was full. inbound: a receiver, '
+                 + 'its local port; outbound: a connected client, the remote port. '
+                 + 'SockdiagUdpReceiveDrops pages when any drop rate lasts %s.' % H(cfg.udpReceiveDropsFor),
+                 'pps',
+                 [t(N('instance_netns_direction_port_process:sockdiag_udp_drops:rate5m', [PROC, PORT]), DPP)],
+                 [runbook('SockdiagUdpReceiveDrops')]),
+    g.timeseries('UDP receive queue fill',
+                 'Bytes in the receive queues over the receive buffers (ss -uam skmem r / rb), '
+                 + 'per direction, port and process. Near 100% the next datagrams are dropped.',
+                 'percentunit',
+                 [t(N('instance_netns_direction_port_process:sockdiag_udp_receive_queue_bytes_per_buffer:ratio', [PROC, PORT]), DPP)],
+                 [runbook('SockdiagUdpReceiveDrops')],
+                 thr=th([['green', null], ['orange', 0.5], ['red', 0.9]])),
+    g.table('UDP receivers: which container',
+            'Drop rate of every UDP (direction, port, process) that dropped in the last 5 minutes, '
+            + 'with the container (and pod uid) that owns its network namespace, from sockdiag_netns_info.',
+            'pps',
+            [t(c.whichContainer(N('instance_netns_direction_port_process:sockdiag_udp_drops:rate5m') + ' > 0'), ref='A', table=true)],
+            [runbook('SockdiagUdpReceiveDrops')],
+            { Value: 'drops per second' } + containerCols,
+            w=12,
+            h=8,
+            sortBy='drops per second',
+            exclude=hideCols),
+    g.timeseries('UDP sockets',
+                 'UDP sockets per address family, bound or connected.',
+                 'short',
+                 [t('sum %s (%s)' % [by(['instance', 'netns', 'family']), N('sockdiag_udp_sockets')], '{{family}} {{netns}} {{instance}}')],
+                 [runbook('SockdiagUdpReceiveDrops')]),
+
     g.row('TIME_WAIT and ephemeral ports'),
     g.timeseries('TIME_WAIT against tcp_max_tw_buckets',
                  'TIME_WAIT sockets (IPv4 + IPv6) and '

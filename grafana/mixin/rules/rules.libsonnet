@@ -98,6 +98,18 @@ local q = import '../lib/promql.libsonnet';
           rec('instance_netns:sockdiag_unix_listen_queue_peak_per_limit:max',
               'max %s (instance_netns_path_process:sockdiag_unix_listen_queue_peak_per_limit:ratio)' % q.by(ns)),
 
+          // ---- UDP receivers --------------------------------------------------------------
+          // sockdiag_udp_drops_total never goes down while its series exists (the exporter
+          // keeps sk_drops by socket cookie), so rate() sees a restarted receiver as growth
+          // from where its series was, not as a reset.
+          rec('instance_netns_direction_port_process:sockdiag_udp_drops:rate5m',
+              'sum %s (rate(%s[5m]))' % [q.by(ns + ['direction', 'port', 'process']), s('sockdiag_udp_drops_total')]),
+          rec('instance_netns_direction_port_process:sockdiag_udp_receive_queue_bytes_per_buffer:ratio', |||
+            max %s (
+              %s / clamp_min(%s, 1)
+            )
+          ||| % [q.by(ns + ['direction', 'port', 'process']), s('sockdiag_udp_receive_queue_bytes'), s('sockdiag_udp_receive_buffer_bytes')]),
+
           // ---- TIME_WAIT and ephemeral ports -----------------------------------------------
           rec('instance_netns_direction_port:sockdiag_tcp_time_wait_sockets:sum',
               agg('sum', ns + ['direction', 'port'], 'sockdiag_tcp_port_sockets', ['state="time_wait"'])),

@@ -7,7 +7,7 @@ use super::*;
 /// The probe's names: a comm that sets the title and clears the screen, an abstract UNIX
 /// name that starts a colour and forges a row, a namespace name with a C1 CSI and a
 /// backslash written to pass for an escape.
-const HOSTILE_COMM: &str = "\u{1b}]0;PWN\u{7}\u{1b}[2J";
+pub(super) const HOSTILE_COMM: &str = "\u{1b}]0;PWN\u{7}\u{1b}[2J";
 const HOSTILE_PATH: &str = "@sock\u{1b}[31m\nphp-fpm  /run/php/fpm.sock";
 const HOSTILE_NETNS: &str = "evil\u{9b}2J\\x1b";
 

@@ -12,6 +12,7 @@ use crate::source::inet_diag::{Family, TcpState};
 use crate::source::proc_sys_net::PortRange;
 
 mod hostile;
+mod udp;
 
 fn port(
     direction: Direction,
@@ -57,7 +58,7 @@ fn unix_listener(
 /// 9000, a full listener on 8081 with 5 never-accepted CLOSE_WAIT, `tw` TIME_WAIT on
 /// inbound 6601, 22,000 ephemeral ports toward 10.0.0.5:3306; UNIX listeners: a calm
 /// app.sock, php-fpm's socket full (65 of 64) and an unnamed one owned by nobody found.
-fn snapshot(at: u64, leak: u64, tw: u64) -> Snapshot {
+pub(super) fn snapshot(at: u64, leak: u64, tw: u64) -> Snapshot {
     let mut states = StateCounts::default();
     for _ in 0..leak + 5 {
         states.add(Family::Ipv4, TcpState::CloseWait);
@@ -75,6 +76,7 @@ fn snapshot(at: u64, leak: u64, tw: u64) -> Snapshot {
             netns: Arc::from("host"),
             full: true,
             provenance: Provenance::Known,
+            udp: UdpFigures::default(),
             unix: UnixFigures {
                 listeners: vec![
                     unix_listener("", "unknown", 0, 16, 0),
@@ -142,7 +144,7 @@ fn snapshot(at: u64, leak: u64, tw: u64) -> Snapshot {
     }
 }
 
-fn build(base: Option<&Snapshot>, latest: &Snapshot, filter: &Filter) -> Summary {
+pub(super) fn build(base: Option<&Snapshot>, latest: &Snapshot, filter: &Filter) -> Summary {
     Summary::build(base, latest, None, filter, &Thresholds::default())
 }
 
@@ -346,6 +348,7 @@ fn json_fields_are_the_documented_schema() {
             "schema_version",
             "states",
             "time_wait",
+            "udp_drops",
             "unix_listeners",
             "window_seconds"
         ]
@@ -359,7 +362,7 @@ fn a_collector_turned_off_is_listed_and_the_unix_one_noted() {
     let on = build(None, &latest, &Filter::default());
     assert_eq!(
         serde_json::to_value(&on).unwrap()["collectors"],
-        serde_json::json!({"unix": true, "netstat": true, "sysctl": true, "listen_sampler": true})
+        serde_json::json!({"unix": true, "udp": true, "netstat": true, "sysctl": true, "listen_sampler": true})
     );
     assert!(!on.notes.iter().any(|note| note.contains("unix collector")));
 

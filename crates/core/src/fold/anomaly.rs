@@ -14,7 +14,7 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
-use crate::snapshot::{Direction, PortLabel, TcpFigures, UnixFigures};
+use crate::snapshot::{Direction, PortLabel, TcpFigures, UdpFigures, UnixFigures};
 use crate::source::inet_diag::{Family, TcpState};
 
 /// Series kept for anomalies at most, in all, as a multiple of the cap they exceed.
@@ -165,6 +165,36 @@ pub fn holds_anomaly(
     (severity != Severity::default()).then_some(severity)
 }
 
+/// A UDP (direction, port, process) that dropped `drops_growth` datagrams since the
+/// previous poll: SockdiagUdpReceiveDrops pages on any drop rate held for 5 minutes, and a
+/// single poll cannot tell more than "it dropped".
+pub fn udp_dropping(drops_growth: u64) -> bool {
+    drops_growth > 0
+}
+
+/// The UDP anomalies of a namespace's figures (after its cap): every series that dropped
+/// since the previous poll, its datagrams dropped as the sockets of the severity.
+pub fn holds_udp_anomaly(udp: &UdpFigures) -> Option<Severity> {
+    let mut severity = Severity::default();
+    for s in &udp.series {
+        if udp_dropping(s.drops_growth) {
+            severity.add(s.drops_growth);
+        }
+    }
+    (severity != Severity::default()).then_some(severity)
+}
+
+/// Two verdicts on one namespace as one: sockets and anomalies summed.
+pub fn combine(a: Option<Severity>, b: Option<Severity>) -> Option<Severity> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(Severity {
+            sockets: a.sockets + b.sockets,
+            anomalies: a.anomalies + b.anomalies,
+        }),
+        (a, b) => a.or(b),
+    }
+}
+
 /// How many of a ranking keep their labels, and how many anomalies it folds. `ranked`
 /// is sorted most severe first with every anomaly before the rest, `anomalies` of them:
 /// the first `cap` are kept, and anomalies beyond them up to
@@ -181,6 +211,41 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn a_dropping_udp_series_is_an_anomaly_and_adds_to_the_namespace_verdict() {
+        let series = |port: u16, drops_growth: u64| crate::snapshot::UdpSeries {
+            direction: Direction::Inbound,
+            port: PortLabel::Port(port),
+            process: Arc::from("udp-sink"),
+            sockets: 1,
+            queue_bytes: 0,
+            buffer_bytes: 0,
+            drops_growth,
+        };
+        let mut udp = UdpFigures::default();
+        udp.series.push(series(8126, 0));
+        assert_eq!(holds_udp_anomaly(&udp), None, "a reader that never dropped");
+        udp.series.push(series(8125, 994));
+        let dropping = Some(Severity {
+            sockets: 994,
+            anomalies: 1,
+        });
+        assert_eq!(holds_udp_anomaly(&udp), dropping);
+        let tcp = Some(Severity {
+            sockets: 60,
+            anomalies: 2,
+        });
+        assert_eq!(
+            combine(tcp, dropping),
+            Some(Severity {
+                sockets: 1054,
+                anomalies: 3
+            })
+        );
+        assert_eq!(combine(None, dropping), dropping);
+        assert_eq!(combine(None, None), None);
+    }
     use crate::snapshot::{ListenerSeries, PortSeries, UnixListenerSeries};
 
     #[test]

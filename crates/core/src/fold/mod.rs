@@ -11,7 +11,9 @@
 //! - [`owners`]: the owner lookup the folds ask, and its answers;
 //! - [`settings`]: the caps and thresholds;
 //! - [`top`]: the top-K tables with `other`;
-//! - [`unix`]: unix_diag records into type and state counts and listeners.
+//! - [`unix`]: unix_diag records into type and state counts and listeners;
+//! - [`udp`]: udp_diag records into queues per port and process, and drop counters kept
+//!   between polls ([`udp::drops`]).
 
 pub mod anomaly;
 pub mod close_wait;
@@ -21,6 +23,7 @@ pub mod owners;
 pub mod settings;
 pub mod tcp;
 pub mod top;
+pub mod udp;
 pub mod unix;
 
 pub use settings::{NetnsCaps, PortFilter, Settings};

@@ -10,7 +10,7 @@
 //! 3. the anomalies it holds ([`anomaly::holds_anomaly`]: the alerts' thresholds), most
 //!    severe first;
 //! 4. its CLOSE_WAIT sockets, the leak's own quantity, even below an alert's threshold;
-//! 5. sockets, TCP and UNIX, most first; then the label, so the kept set does not flap.
+//! 5. sockets, TCP, UNIX and UDP, most first; then the label, so the kept set does not flap.
 //!
 //! The first `max` of that order keep their label. Then every namespace still left that
 //! holds an anomaly is kept too, in the same order, up to another `max` (the anomaly
@@ -38,7 +38,7 @@ fn rank_key(ns: &NetnsFigures, severity: Option<Severity>) -> RankKey {
         .iter()
         .map(|&family| ns.tcp.tcp_sockets.get(family, TcpState::CloseWait))
         .sum();
-    let sockets = ns.tcp.tcp_sockets.total() + ns.unix.sockets.total();
+    let sockets = ns.tcp.tcp_sockets.total() + ns.unix.sockets.total() + ns.udp.total();
     (
         ns.provenance,
         Reverse(severity),
@@ -81,6 +81,9 @@ pub fn cap_namespaces(
         folded.anomalous += u64::from(severity.is_some());
         folded.tcp_sockets.merge(&ns.tcp.tcp_sockets);
         folded.unix_sockets.merge(&ns.unix.sockets);
+        for (total, n) in folded.udp_sockets.iter_mut().zip(ns.udp.sockets) {
+            *total += n;
+        }
     }
     kept.sort_by(|a, b| a.netns.cmp(&b.netns));
     let mut infos: Vec<NetnsInfo> = infos

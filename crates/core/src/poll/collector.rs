@@ -30,6 +30,7 @@ use crate::collectors::Collectors;
 use crate::fold::anomaly;
 use crate::fold::close_wait::CloseWaitTracker;
 use crate::fold::netns::cap_namespaces;
+use crate::fold::udp::drops::{self, DropTracker};
 use crate::fold::Settings;
 use crate::snapshot::{NetnsFigures, NetnsInfo, NetnsSkipped, Snapshot};
 use crate::source::netns::{self, EnterError, HomeNetns, MissingPrivileges};
@@ -82,6 +83,8 @@ pub struct Collector {
     open: Opener,
     index: ProcIndex,
     close_wait: Mutex<CloseWaitTracker>,
+    /// UDP drops by socket cookie and the drop series, from poll to poll.
+    udp_drops: DropTracker,
     /// The caps of the host's and our own namespace.
     settings: Settings,
     /// The caps of every other namespace, derived once from `settings`.
@@ -138,6 +141,7 @@ impl Collector {
             open: config.open.clone(),
             index: ProcIndex::new(&config.sources.proc_root),
             close_wait: Mutex::new(CloseWaitTracker::new(config.close_wait_capacity)),
+            udp_drops: DropTracker::new(drops::DEFAULT_CAPACITY),
             settings: config.settings.clone(),
             netns_settings: config.settings.for_namespace(false),
             collectors: config.collectors(),
@@ -202,11 +206,13 @@ impl Collector {
             .flat_map(|(_, dump)| {
                 let mut missing = dump.aggregator.missing_inodes();
                 missing.extend(dump.unix.missing_inodes());
+                missing.extend(dump.udp.missing_inodes());
                 missing
             })
             .collect();
         owners::resolve(&mut self.index, &missing, &mut notes);
 
+        self.udp_drops.begin_poll(started);
         let mut peaks = std::mem::take(&mut *self.peaks.lock().unwrap_or_else(|p| p.into_inner()));
         let mut sockets_scanned = 0;
         let mut figures = Vec::with_capacity(dumped.len());
@@ -220,7 +226,10 @@ impl Collector {
             let peaks = peaks.remove(&job.namespace.id).unwrap_or_default();
             let tcp = dump.aggregator.finish(&self.index, settings, &peaks);
             let unix = dump.unix.finish(&self.index, settings, &peaks);
-            sockets_scanned += tcp.sockets_scanned + unix.sockets_scanned;
+            let udp = dump
+                .udp
+                .finish(job.namespace.id, &self.index, settings, &mut self.udp_drops);
+            sockets_scanned += tcp.sockets_scanned + unix.sockets_scanned + udp.sockets_scanned;
             infos.push(info(&label, &job.namespace));
             figures.push(NetnsFigures {
                 netns: label,
@@ -228,12 +237,17 @@ impl Collector {
                 provenance: job.namespace.provenance,
                 tcp,
                 unix,
+                udp,
                 kernel: dump.kernel,
             });
         }
+        self.udp_drops.end_poll(&unsampled);
         let (namespaces, infos, folded) =
             cap_namespaces(figures, infos, self.max_namespaces, |ns| {
-                anomaly::holds_anomaly(&ns.tcp, &ns.unix, &self.settings.anomaly)
+                anomaly::combine(
+                    anomaly::holds_anomaly(&ns.tcp, &ns.unix, &self.settings.anomaly),
+                    anomaly::holds_udp_anomaly(&ns.udp),
+                )
             });
         let snapshot = Snapshot {
             namespaces,

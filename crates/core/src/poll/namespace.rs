@@ -1,6 +1,6 @@
 //! One straight recipe for one network namespace, on a thread that is in it: read the
 //! kernel counters and sysctls, dump the TCP listeners, dump every other TCP socket, dump
-//! every UNIX socket, folding each record as it is decoded. A collector turned off
+//! every UNIX socket, dump every UDP socket, folding each record as it is decoded. A collector turned off
 //! ([`Collectors`]) is a step skipped: its files are not read, its dump not sent. What the
 //! recipe leaves for after every namespace's dump (the /proc scan for owners the cache did
 //! not know, the caps) is in [`super::collector`].
@@ -12,6 +12,7 @@ use crate::collectors::{CollectorKind, Collectors};
 use crate::fold::close_wait::CloseWaitTracker;
 use crate::fold::owners::Owners;
 use crate::fold::tcp::Aggregator;
+use crate::fold::udp::UdpAggregator;
 use crate::fold::unix::UnixAggregator;
 use crate::fold::Settings;
 use crate::snapshot::KernelStats;
@@ -27,6 +28,7 @@ use crate::source::{proc_net_snmp, proc_sys_net};
 pub struct NetnsDump {
     pub aggregator: Aggregator,
     pub unix: UnixAggregator,
+    pub udp: UdpAggregator,
     pub kernel: KernelStats,
     /// Kernel counter or sysctl files that could not be read (the values are missing).
     pub kernel_errors: Vec<String>,
@@ -68,9 +70,16 @@ pub fn dump(
     if collectors.enabled(CollectorKind::Unix) {
         sock_diag.dump_unix(UnixFilter::All, &mut |record| unix.add(record, owners))?;
     }
+    let mut udp = UdpAggregator::new(kernel.sysctls.ip_local_port_range);
+    if collectors.enabled(CollectorKind::Udp) {
+        for family in Family::ALL {
+            sock_diag.dump_udp(family, &mut |record| udp.add(record, owners))?;
+        }
+    }
     Ok(NetnsDump {
         aggregator,
         unix,
+        udp,
         kernel,
         kernel_errors,
     })

@@ -2,6 +2,7 @@
 //! that turns what it read into typed records or values.
 //!
 //! - [`inet_diag`]: TCP sockets through netlink sock_diag (NETLINK_SOCK_DIAG, inet_diag);
+//! - [`udp_diag`]: UDP sockets and their drops through the same socket (inet_diag, SKMEMINFO);
 //! - [`proc_fd`]: socket owners from `/proc/PID/fd` links, `comm` and `stat`;
 //! - [`proc_net_snmp`]: MIB counters from `/proc/thread-self/net/{netstat,snmp,snmp6}`;
 //! - [`proc_sys_net`]: sysctls from `/proc/sys/net`;
@@ -34,5 +35,6 @@ pub mod proc_net_snmp;
 pub mod proc_sys_net;
 pub mod runtime;
 pub mod sock_diag;
+pub mod udp_diag;
 pub mod unix_diag;
 pub mod userns;

@@ -67,6 +67,46 @@ kernel_values! {
         passive_opens: Snmp "Tcp" "PassiveOpens",
             Counter "sockdiag_tcp_passive_opens",
             "Tcp PassiveOpens: incoming connections accepted into SYN_RECV.";
+        /// Udp RcvbufErrors, IPv4.
+        udp_rcvbuf_errors: Snmp "Udp" "RcvbufErrors",
+            Counter "sockdiag_udp_rcvbuf_errors",
+            "Udp RcvbufErrors (/proc/net/snmp, IPv4): datagrams dropped because a socket's receive buffer was full (sockdiag_udp_drops_total says which socket).";
+        /// Udp InErrors, IPv4.
+        udp_in_errors: Snmp "Udp" "InErrors",
+            Counter "sockdiag_udp_in_errors",
+            "Udp InErrors (/proc/net/snmp, IPv4): datagrams that could not be delivered: receive buffer full, checksum errors and others (RcvbufErrors and InCsumErrors included).";
+        /// Udp NoPorts, IPv4.
+        udp_no_ports: Snmp "Udp" "NoPorts",
+            Counter "sockdiag_udp_no_ports",
+            "Udp NoPorts (/proc/net/snmp, IPv4): datagrams to a port no socket is bound to (answered with ICMP port unreachable).";
+        /// Udp SndbufErrors, IPv4.
+        udp_sndbuf_errors: Snmp "Udp" "SndbufErrors",
+            Counter "sockdiag_udp_sndbuf_errors",
+            "Udp SndbufErrors (/proc/net/snmp, IPv4): datagrams not sent because a socket's send buffer was full.";
+        /// Udp InCsumErrors, IPv4.
+        udp_in_csum_errors: Snmp "Udp" "InCsumErrors",
+            Counter "sockdiag_udp_in_csum_errors",
+            "Udp InCsumErrors (/proc/net/snmp, IPv4): datagrams dropped for a bad UDP checksum.";
+        /// Udp6 RcvbufErrors, IPv6.
+        udp6_rcvbuf_errors: Snmp6 "Udp6" "RcvbufErrors",
+            Counter "sockdiag_udp6_rcvbuf_errors",
+            "Udp6 RcvbufErrors (/proc/net/snmp6, IPv6): datagrams dropped because a socket's receive buffer was full (sockdiag_udp_drops_total says which socket).";
+        /// Udp6 InErrors, IPv6.
+        udp6_in_errors: Snmp6 "Udp6" "InErrors",
+            Counter "sockdiag_udp6_in_errors",
+            "Udp6 InErrors (/proc/net/snmp6, IPv6): datagrams that could not be delivered: receive buffer full, checksum errors and others (RcvbufErrors and InCsumErrors included).";
+        /// Udp6 NoPorts, IPv6.
+        udp6_no_ports: Snmp6 "Udp6" "NoPorts",
+            Counter "sockdiag_udp6_no_ports",
+            "Udp6 NoPorts (/proc/net/snmp6, IPv6): datagrams to a port no socket is bound to (answered with ICMP port unreachable).";
+        /// Udp6 SndbufErrors, IPv6.
+        udp6_sndbuf_errors: Snmp6 "Udp6" "SndbufErrors",
+            Counter "sockdiag_udp6_sndbuf_errors",
+            "Udp6 SndbufErrors (/proc/net/snmp6, IPv6): datagrams not sent because a socket's send buffer was full.";
+        /// Udp6 InCsumErrors, IPv6.
+        udp6_in_csum_errors: Snmp6 "Udp6" "InCsumErrors",
+            Counter "sockdiag_udp6_in_csum_errors",
+            "Udp6 InCsumErrors (/proc/net/snmp6, IPv6): datagrams dropped for a bad UDP checksum.";
     }
 }
 

@@ -42,6 +42,7 @@ fn collector_flag_beats_environment_beats_file() {
         on,
         [
             ("unix", true),           // flag over file
+            ("udp", true),            // default
             ("netstat", true),        // flag over environment
             ("sysctl", true),         // environment over file
             ("listen_sampler", true)  // default

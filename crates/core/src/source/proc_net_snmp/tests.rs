@@ -30,6 +30,16 @@ const CAPTURED_NETSTAT: NetCounters = NetCounters {
     time_wait_overflow: Some(5),
     active_opens: None,
     passive_opens: None,
+    udp_rcvbuf_errors: None,
+    udp_in_errors: None,
+    udp_no_ports: None,
+    udp_sndbuf_errors: None,
+    udp_in_csum_errors: None,
+    udp6_rcvbuf_errors: None,
+    udp6_in_errors: None,
+    udp6_no_ports: None,
+    udp6_sndbuf_errors: None,
+    udp6_in_csum_errors: None,
 };
 
 /// Values of the capture in tests/fixtures/proc/snmp.
@@ -41,6 +51,16 @@ const CAPTURED_SNMP: NetCounters = NetCounters {
     abort_on_timeout: None,
     abort_on_close: None,
     time_wait_overflow: None,
+    udp_rcvbuf_errors: Some(0),
+    udp_in_errors: Some(0),
+    udp_no_ports: Some(0),
+    udp_sndbuf_errors: Some(0),
+    udp_in_csum_errors: Some(0),
+    udp6_rcvbuf_errors: None,
+    udp6_in_errors: None,
+    udp6_no_ports: None,
+    udp6_sndbuf_errors: None,
+    udp6_in_csum_errors: None,
 };
 
 /// The UDP counters a later table may add: rows of `snmp` and `snmp6`, to show that the
@@ -80,7 +100,7 @@ fn parses_captured_snmp_despite_negative_maxconn() {
 
 #[test]
 fn reads_fixture_root() {
-    // The fixture root has no snmp6: a file without a row in the table is not read.
+    // The UDP rows of snmp and snmp6: every one 0 in the captures.
     let (counters, errors) = read(&fixtures());
     assert!(errors.is_empty(), "{errors:?}");
     assert_eq!(
@@ -93,9 +113,24 @@ fn reads_fixture_root() {
             time_wait_overflow: Some(5),
             active_opens: Some(16),
             passive_opens: Some(11),
+            udp_rcvbuf_errors: Some(0),
+            udp_in_errors: Some(0),
+            udp_no_ports: Some(0),
+            udp_sndbuf_errors: Some(0),
+            udp_in_csum_errors: Some(0),
+            udp6_rcvbuf_errors: Some(0),
+            udp6_in_errors: Some(0),
+            udp6_no_ports: Some(0),
+            udp6_sndbuf_errors: Some(0),
+            udp6_in_csum_errors: Some(0),
         }
     );
-    assert_eq!(counters, CAPTURED_NETSTAT.or(CAPTURED_SNMP));
+    assert_eq!(
+        counters,
+        CAPTURED_NETSTAT
+            .or(CAPTURED_SNMP)
+            .or(parse(KernelSource::Snmp6, &fixture("snmp6")).unwrap())
+    );
     assert_eq!(counters.missing_count(), 0);
     assert_eq!(counters.missing_fields(), Vec::<&str>::new());
 }
@@ -107,7 +142,8 @@ fn field_missing_from_kernel_is_none_and_counted() {
         KernelSource::Netstat,
     )
     .unwrap();
-    let counters = netstat.or(CAPTURED_SNMP);
+    let snmp6 = parse(KernelSource::Snmp6, &fixture("snmp6")).unwrap();
+    let counters = netstat.or(CAPTURED_SNMP).or(snmp6);
     assert_eq!(
         counters,
         NetCounters {
@@ -124,7 +160,7 @@ fn absent_section_leaves_every_field_missing() {
     let netstat = parse(KernelSource::Netstat, "").unwrap();
     let counters = netstat.or(parse(KernelSource::Snmp, "").unwrap());
     assert_eq!(counters, NetCounters::default());
-    assert_eq!(counters.missing_count(), 7);
+    assert_eq!(counters.missing_count(), 17);
 }
 
 #[test]
@@ -211,23 +247,37 @@ fn field_count_mismatch_is_an_error() {
 
 #[test]
 fn missing_file_is_its_own_error() {
-    // The variant directory has netstat but no snmp: netstat's values are still read.
+    // The variant directory has netstat but no snmp or snmp6: netstat's values are still
+    // read, and each missing file is an error of its own.
     let dir = fixtures().join("netstat-no-tcptimewaitoverflow");
     let (counters, errors) = read(&dir);
-    let [err] = &errors[..] else {
-        panic!("one error expected: {errors:?}");
+    let [snmp, snmp6] = &errors[..] else {
+        panic!("two errors expected: {errors:?}");
     };
-    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    assert!(matches!(snmp, Error::NotFound { .. }), "{snmp:?}");
     assert_eq!(
-        err.to_string(),
-        format!("{}/snmp: no such file", dir.display())
+        (snmp.to_string(), snmp6.to_string()),
+        (
+            format!("{}/snmp: no such file", dir.display()),
+            format!("{}/snmp6: no such file", dir.display())
+        )
     );
     assert_eq!(
         counters.missing_fields(),
         [
             "TcpExt.TCPTimeWaitOverflow",
             "Tcp.ActiveOpens",
-            "Tcp.PassiveOpens"
+            "Tcp.PassiveOpens",
+            "Udp.RcvbufErrors",
+            "Udp.InErrors",
+            "Udp.NoPorts",
+            "Udp.SndbufErrors",
+            "Udp.InCsumErrors",
+            "Udp6.RcvbufErrors",
+            "Udp6.InErrors",
+            "Udp6.NoPorts",
+            "Udp6.SndbufErrors",
+            "Udp6.InCsumErrors"
         ]
     );
 }
@@ -263,7 +313,11 @@ fn netstat_longer_than_64_kib_is_a_read_error_not_a_cut_text() {
         format!("{}/netstat is larger than 65536 bytes", root.display())
     );
     let (counters, errors) = read(&root);
-    assert_eq!(errors.len(), 2, "netstat too long, snmp absent: {errors:?}");
+    assert_eq!(
+        errors.len(),
+        3,
+        "netstat too long, snmp and snmp6 absent: {errors:?}"
+    );
     assert_eq!(counters, NetCounters::default());
     std::fs::remove_dir_all(&root).unwrap();
 }

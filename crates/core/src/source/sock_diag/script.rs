@@ -1,7 +1,7 @@
 //! A scripted [`Transport`] for tests: it answers every dump request with the messages of
 //! a real capture (`inet_diag/testdata/loopback-v4-v6.bin`, made by `capture.py` there)
 //! that match the request's family and state mask, a few messages per datagram, with the
-//! request's sequence number, then NLMSG_DONE; UNIX requests get an empty dump. One
+//! request's sequence number, then NLMSG_DONE; UNIX and UDP requests get an empty dump. One
 //! [`Fault`] can be armed to hit the k-th datagram received after it was armed, on any
 //! socket the [`Script`] opened.
 
@@ -10,7 +10,7 @@ use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use netlink_packet_core::{NLMSG_DONE, NLMSG_ERROR, NLM_F_DUMP_INTR, NLM_F_MULTIPART};
-use netlink_packet_sock_diag::constants::SOCK_DIAG_BY_FAMILY;
+use netlink_packet_sock_diag::constants::{IPPROTO_UDP, SOCK_DIAG_BY_FAMILY};
 
 use super::frame::testing::nlmsg;
 use super::frame::NLMSG_HEADER_LEN;
@@ -149,6 +149,8 @@ impl Transport for Scripted {
         let seq = u32::from_ne_bytes(request[8..12].try_into().expect("nlmsg_seq"));
         let body = &request[NLMSG_HEADER_LEN..];
         let (family, states) = (body[0], u32::from_ne_bytes(body[4..8].try_into().unwrap()));
+        // The capture is TCP's: a UDP request (inet_diag_req_v2's protocol) finds no socket.
+        let udp = i32::from(family) != libc::AF_UNIX && body[1] == IPPROTO_UDP;
         let mut state = self.script.state();
         state.requests.push(family);
         let matching: Vec<&Vec<u8>> = state
@@ -157,6 +159,7 @@ impl Transport for Scripted {
             .filter(|m| {
                 let payload = &m[NLMSG_HEADER_LEN..];
                 i32::from(family) != libc::AF_UNIX
+                    && !udp
                     && payload[0] == family
                     && states & (1 << payload[1]) != 0
             })
