@@ -248,6 +248,34 @@ pub fn read_to_string(path: &Path, limit: u64) -> Result<String, BoundedReadErro
     })
 }
 
+/// A file as `lstat` sees it (device, inode, size, mtime, ctime): runtimes replace their
+/// state files by rename, and a change in place moves the ctime, so an equal identity
+/// means the same contents. What the caches of failed reads compare, so that a broken file
+/// is read once until it changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileIdentity {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl FileIdentity {
+    /// `None` when the path cannot be stat'ed: then the read is tried again every poll.
+    pub fn of(path: &Path) -> Option<FileIdentity> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::symlink_metadata(path).ok()?;
+        Some(FileIdentity {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

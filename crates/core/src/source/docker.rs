@@ -17,13 +17,12 @@
 //! [`ConfigCache`] and not tried again until the file changes.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use crate::source::bounded::{self, BoundedReadError};
+use crate::source::bounded::{self, BoundedReadError, FileIdentity as Identity};
 use crate::source::cgroup::ContainerId;
 use crate::source::runtime::Names;
 
@@ -125,32 +124,6 @@ pub fn names(data_root: &Path, id: &ContainerId) -> Result<Option<Names>, Docker
             path: data_root.join(relative),
             error,
         })
-}
-
-/// A config file as `lstat` sees it: Docker replaces the file (write, then rename) on every
-/// change, and any change in place moves its ctime, so an equal identity means the same
-/// contents.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Identity {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-}
-
-impl Identity {
-    /// `None` when the path cannot be stat'ed: then the read is tried again every poll.
-    fn of(path: &Path) -> Option<Identity> {
-        let meta = std::fs::symlink_metadata(path).ok()?;
-        Some(Identity {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.size(),
-            mtime: (meta.mtime(), meta.mtime_nsec()),
-            ctime: (meta.ctime(), meta.ctime_nsec()),
-        })
-    }
 }
 
 /// A failed read of a container's config.

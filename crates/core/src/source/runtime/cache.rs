@@ -5,38 +5,14 @@
 //! mtime, ctime): runtimes replace their files by rename, and a change in place moves
 //! the ctime. Only the containers asked about in the last poll are remembered.
 
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
+use crate::source::bounded::FileIdentity as Identity;
 use crate::source::cgroup::{ContainerId, Runtime};
 use crate::source::runtime::{self, Found, Roots, RuntimeError};
-
-/// A file as `lstat` sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Identity {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-}
-
-impl Identity {
-    /// `None` when the path cannot be stat'ed: then the read is tried again every poll.
-    fn of(path: &Path) -> Option<Identity> {
-        let meta = std::fs::symlink_metadata(path).ok()?;
-        Some(Identity {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.size(),
-            mtime: (meta.mtime(), meta.mtime_nsec()),
-            ctime: (meta.ctime(), meta.ctime_nsec()),
-        })
-    }
-}
 
 /// A failed lookup.
 #[derive(Debug, Clone)]

@@ -161,11 +161,60 @@ fn align(length: usize) -> usize {
     (length + to - 1) & !(to - 1)
 }
 
+/// Size of struct nlattr.
+const NLA_HEADER_LEN: usize = 4;
+/// nla_type without the NLA_F_NESTED and NLA_F_NET_BYTEORDER bits.
+const NLA_TYPE_MASK: u16 = 0x3fff;
+
+/// Walks the netlink attributes (`struct nlattr`, each padded to 4 bytes) of `payload`
+/// from byte `start`, handing each one's type and data to `visit`. Stray bytes and an
+/// attribute running past the payload are errors: the reason, for the decoder to wrap with
+/// its message's offset. The last attribute's padding may be cut by the message's own
+/// length. Shared by the unix_diag and udp_diag decoders.
+pub fn for_each_attribute<'a>(
+    payload: &'a [u8],
+    start: usize,
+    visit: &mut dyn FnMut(u16, &'a [u8]) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut at = start;
+    while at < payload.len() {
+        let left = payload.len() - at;
+        if left < NLA_HEADER_LEN {
+            return Err(format!(
+                "{left} stray bytes after the attributes at byte {at}"
+            ));
+        }
+        let length = usize::from(u16::from_ne_bytes([payload[at], payload[at + 1]]));
+        let kind = u16::from_ne_bytes([payload[at + 2], payload[at + 3]]) & NLA_TYPE_MASK;
+        if length < NLA_HEADER_LEN || length > left {
+            return Err(format!(
+                "attribute {kind} at byte {at} has length {length}, {left} bytes left"
+            ));
+        }
+        visit(kind, &payload[at + NLA_HEADER_LEN..at + length])?;
+        at = (at + length + 3) & !3;
+    }
+    Ok(())
+}
+
 /// Builders of netlink bytes for tests, here and in the daemon's fault tests (feature
 /// `test-support`).
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing {
-    use super::NLMSG_HEADER_LEN;
+    use super::{NLA_HEADER_LEN, NLMSG_HEADER_LEN};
+
+    /// struct nlattr + data, padded to 4 bytes.
+    pub fn attribute(kind: u16, data: &[u8]) -> Vec<u8> {
+        let mut a = ((NLA_HEADER_LEN + data.len()) as u16)
+            .to_ne_bytes()
+            .to_vec();
+        a.extend_from_slice(&kind.to_ne_bytes());
+        a.extend_from_slice(data);
+        while a.len() % 4 != 0 {
+            a.push(0);
+        }
+        a
+    }
 
     /// Builds a netlink message: nlmsghdr (len, type, flags, seq, pid) + payload, padded.
     pub fn nlmsg(message_type: u16, flags: u16, seq: u32, payload: &[u8]) -> Vec<u8> {

@@ -23,12 +23,9 @@ use netlink_packet_sock_diag::constants::{INET_DIAG_SKMEMINFO, TCP_ESTABLISHED};
 
 use crate::source::inet_diag::decode::{decode_inet_diag_msg, INET_DIAG_MSG_LEN};
 use crate::source::inet_diag::Family;
+use crate::source::sock_diag::frame::for_each_attribute;
 use crate::source::sock_diag::DecodeError;
 
-/// Size of struct nlattr.
-const NLA_HEADER_LEN: usize = 4;
-/// nla_type without the NLA_F_NESTED and NLA_F_NET_BYTEORDER bits.
-const NLA_TYPE_MASK: u16 = 0x3fff;
 /// Indices into the SKMEMINFO array (include/uapi/linux/sock_diag.h).
 const SK_MEMINFO_RMEM_ALLOC: usize = 0;
 const SK_MEMINFO_RCVBUF: usize = 1;
@@ -98,32 +95,12 @@ pub fn decode_udp_diag_msg(payload: &[u8], offset: usize) -> Result<Record, Deco
         drops: 0,
     };
     let mut meminfo = false;
-    let mut at = INET_DIAG_MSG_LEN;
-    while at < payload.len() {
-        let left = payload.len() - at;
-        if left < NLA_HEADER_LEN {
-            return Err(malformed(
-                offset,
-                format!("{left} stray bytes after the attributes at byte {at}"),
-            ));
-        }
-        let length = usize::from(u16::from_ne_bytes([payload[at], payload[at + 1]]));
-        let kind = u16::from_ne_bytes([payload[at + 2], payload[at + 3]]) & NLA_TYPE_MASK;
-        if length < NLA_HEADER_LEN || length > left {
-            return Err(malformed(
-                offset,
-                format!("attribute {kind} at byte {at} has length {length}, {left} bytes left"),
-            ));
-        }
-        let data = &payload[at + NLA_HEADER_LEN..at + length];
+    for_each_attribute(payload, INET_DIAG_MSG_LEN, &mut |kind, data| {
         if kind == INET_DIAG_SKMEMINFO {
             if data.len() < SK_MEMINFO_LEN {
-                return Err(malformed(
-                    offset,
-                    format!(
-                        "INET_DIAG_SKMEMINFO has {} bytes of data, expected at least {SK_MEMINFO_LEN}",
-                        data.len()
-                    ),
+                return Err(format!(
+                    "INET_DIAG_SKMEMINFO has {} bytes of data, expected at least {SK_MEMINFO_LEN}",
+                    data.len()
                 ));
             }
             record.queue_bytes = word(data, SK_MEMINFO_RMEM_ALLOC);
@@ -131,10 +108,9 @@ pub fn decode_udp_diag_msg(payload: &[u8], offset: usize) -> Result<Record, Deco
             record.drops = word(data, SK_MEMINFO_DROPS);
             meminfo = true;
         }
-        // Attributes are padded to 4 bytes; the last one's padding may be cut by the
-        // message's own length.
-        at = (at + length + 3) & !3;
-    }
+        Ok(())
+    })
+    .map_err(|reason| malformed(offset, reason))?;
     if !meminfo {
         return Err(malformed(
             offset,

@@ -27,14 +27,11 @@ use netlink_packet_sock_diag::constants::{AF_UNIX, UNIX_DIAG_NAME, UNIX_DIAG_RQL
 
 use super::{UnixState, UnixType};
 use crate::source::label_cap;
+use crate::source::sock_diag::frame::for_each_attribute;
 use crate::source::sock_diag::DecodeError;
 
 /// Size of struct unix_diag_msg.
 pub const UNIX_DIAG_MSG_LEN: usize = 16;
-/// Size of struct nlattr.
-const NLA_HEADER_LEN: usize = 4;
-/// nla_type without the NLA_F_NESTED and NLA_F_NET_BYTEORDER bits.
-const NLA_TYPE_MASK: u16 = 0x3fff;
 
 /// One UNIX socket as unix_diag reports it, borrowing the receive buffer for the
 /// duration of the visitor's call.
@@ -141,34 +138,14 @@ pub fn decode_unix_diag_msg(payload: &[u8], offset: usize) -> Result<Record<'_>,
         send_queue: 0,
     };
     let mut rqlen = false;
-    let mut at = UNIX_DIAG_MSG_LEN;
-    while at < payload.len() {
-        let left = payload.len() - at;
-        if left < NLA_HEADER_LEN {
-            return Err(malformed(
-                offset,
-                format!("{left} stray bytes after the attributes at byte {at}"),
-            ));
-        }
-        let length = usize::from(u16::from_ne_bytes([payload[at], payload[at + 1]]));
-        let kind = u16::from_ne_bytes([payload[at + 2], payload[at + 3]]) & NLA_TYPE_MASK;
-        if length < NLA_HEADER_LEN || length > left {
-            return Err(malformed(
-                offset,
-                format!("attribute {kind} at byte {at} has length {length}, {left} bytes left"),
-            ));
-        }
-        let data = &payload[at + NLA_HEADER_LEN..at + length];
+    for_each_attribute(payload, UNIX_DIAG_MSG_LEN, &mut |kind, data| {
         match kind {
             UNIX_DIAG_NAME => record.name = data,
             UNIX_DIAG_RQLEN => {
                 if data.len() != 8 {
-                    return Err(malformed(
-                        offset,
-                        format!(
-                            "UNIX_DIAG_RQLEN has {} bytes of data, expected 8",
-                            data.len()
-                        ),
+                    return Err(format!(
+                        "UNIX_DIAG_RQLEN has {} bytes of data, expected 8",
+                        data.len()
                     ));
                 }
                 record.recv_queue = u32_at(data, 0);
@@ -177,10 +154,9 @@ pub fn decode_unix_diag_msg(payload: &[u8], offset: usize) -> Result<Record<'_>,
             }
             _ => {}
         }
-        // Attributes are padded to 4 bytes; the last one's padding may be cut by the
-        // message's own length.
-        at = (at + length + 3) & !3;
-    }
+        Ok(())
+    })
+    .map_err(|reason| malformed(offset, reason))?;
     if !rqlen {
         return Err(malformed(
             offset,
@@ -193,7 +169,7 @@ pub fn decode_unix_diag_msg(payload: &[u8], offset: usize) -> Result<Record<'_>,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::sock_diag::frame::testing::{capture_datagrams, nlmsg};
+    use crate::source::sock_diag::frame::testing::{attribute, capture_datagrams, nlmsg};
     use crate::source::sock_diag::frame::{decode_datagram, Progress};
     use netlink_packet_core::NLMSG_DONE;
     use netlink_packet_sock_diag::constants::SOCK_DIAG_BY_FAMILY;
@@ -208,19 +184,6 @@ mod tests {
         m.extend_from_slice(&0x0000_2a2au32.to_ne_bytes()); // udiag_cookie[0]
         m.extend_from_slice(&0x0000_0003u32.to_ne_bytes()); // udiag_cookie[1]
         m
-    }
-
-    /// struct nlattr + data, padded to 4 bytes.
-    fn attribute(kind: u16, data: &[u8]) -> Vec<u8> {
-        let mut a = ((NLA_HEADER_LEN + data.len()) as u16)
-            .to_ne_bytes()
-            .to_vec();
-        a.extend_from_slice(&kind.to_ne_bytes());
-        a.extend_from_slice(data);
-        while a.len() % 4 != 0 {
-            a.push(0);
-        }
-        a
     }
 
     fn rqlen(rqueue: u32, wqueue: u32) -> Vec<u8> {

@@ -1,5 +1,5 @@
 use super::*;
-use crate::source::sock_diag::frame::testing::{capture_datagrams, nlmsg};
+use crate::source::sock_diag::frame::testing::{attribute, capture_datagrams, nlmsg};
 use crate::source::sock_diag::frame::{decode_datagram, Progress};
 use netlink_packet_core::NLMSG_DONE;
 use netlink_packet_sock_diag::constants::SOCK_DIAG_BY_FAMILY;
@@ -26,19 +26,6 @@ fn header() -> Vec<u8> {
     m.extend_from_slice(&4242u32.to_ne_bytes()); // inode
     assert_eq!(m.len(), INET_DIAG_MSG_LEN);
     m
-}
-
-/// struct nlattr + data, padded to 4 bytes.
-fn attribute(kind: u16, data: &[u8]) -> Vec<u8> {
-    let mut a = ((NLA_HEADER_LEN + data.len()) as u16)
-        .to_ne_bytes()
-        .to_vec();
-    a.extend_from_slice(&kind.to_ne_bytes());
-    a.extend_from_slice(data);
-    while a.len() % 4 != 0 {
-        a.push(0);
-    }
-    a
 }
 
 /// SK_MEMINFO_VARS words: r, rb, t, tb, f, w, o, bl, d.
