@@ -88,7 +88,7 @@ CLUSTER_LABEL=${SOCKDIAG_E2E_CLUSTER_LABEL:-}
 CLUSTER=${SOCKDIAG_E2E_CLUSTER:-}
 UID_PREFIX=${SOCKDIAG_E2E_UID_PREFIX:-sockdiag-}
 ALERT=SockdiagCloseWaitGrowing
-# Beside the leak (INCIDENTS.md #7): a UDP receiver with a 4 KiB buffer that never reads,
+# Beside the leak (docs/incidents.md, incident 7): a UDP receiver with a 4 KiB buffer that never reads,
 # flooded 200 datagrams/s from the start; it must page with its port, process and namespace.
 UDP_ALERT=SockdiagUdpReceiveDrops
 UDP_PORT=8125

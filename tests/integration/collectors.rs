@@ -32,12 +32,13 @@ fn families(exporter: &Exporter, prefix: &str) -> Vec<String> {
         .collect()
 }
 
-fn switched(unix: u8, netstat: u8, sysctl: u8, sampler: u8) -> BTreeMap<String, f64> {
+fn switched(unix: u8, netstat: u8, sysctl: u8, sampler: u8, udp: u8) -> BTreeMap<String, f64> {
     [
         ("unix", unix),
         ("netstat", netstat),
         ("sysctl", sysctl),
         ("listen_sampler", sampler),
+        ("udp", udp),
     ]
     .into_iter()
     .map(|(name, on)| (format!("{{collector=\"{name}\"}}"), f64::from(on)))
@@ -51,13 +52,13 @@ fn no_collector_unix_drops_every_unix_family() {
         let mut on = Exporter::start(10120, &["--poll.interval=1h"]);
         on.wait_for_poll();
         assert!(families(&on, "sockdiag_unix_").contains(&"sockdiag_unix_sockets".to_string()));
-        assert_eq!(enabled(&on), switched(1, 1, 1, 1));
+        assert_eq!(enabled(&on), switched(1, 1, 1, 1, 1));
         drop(on);
 
         let mut off = Exporter::start(10121, &["--poll.interval=1h", "--no-collector.unix"]);
         off.wait_for_poll();
         assert_eq!(families(&off, "sockdiag_unix_"), Vec::<String>::new());
-        assert_eq!(enabled(&off), switched(0, 1, 1, 1));
+        assert_eq!(enabled(&off), switched(0, 1, 1, 1, 1));
         assert!(
             !families(&off, "sockdiag_tcp_sockets").is_empty(),
             "TCP stays"
@@ -92,7 +93,7 @@ fn collectors_off_in_the_file_and_the_environment_drop_their_families() {
                 "{family}"
             );
         }
-        assert_eq!(enabled(&exporter), switched(1, 0, 0, 1));
+        assert_eq!(enabled(&exporter), switched(1, 0, 0, 1, 1));
         let scrape = exporter.scrape();
         // Only the port range is read with the sysctls off: TCP's ephemeral figures stay.
         assert!(scrape.value("sockdiag_tcp_ephemeral_port_range_size") > 0.0);
