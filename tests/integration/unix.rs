@@ -87,8 +87,15 @@ fn ss_unix_counts() -> BTreeMap<(&'static str, &'static str), u64> {
 pub struct TempDir(PathBuf);
 
 impl TempDir {
+    /// A directory of its own for each call: two tests running at once with the same
+    /// `name` (two `WorldExe`s) must not remove each other's files.
     pub fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("sockdiag-unix-{name}-{}", std::process::id()));
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!(
+            "sockdiag-unix-{name}-{}-{call}",
+            std::process::id()
+        ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create temp dir");
         TempDir(dir)
