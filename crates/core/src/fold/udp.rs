@@ -6,7 +6,9 @@
 //! to a port outside the ephemeral range, or unconnected, is `inbound` and labelled by its
 //! local port; a connect()ed socket on an ephemeral port (a DNS client, a statsd client)
 //! is `outbound` and labelled by its remote port. So a local :53 server and the clients
-//! of :53 never share a series, and ephemeral ports never become labels.
+//! of :53 never share a series, and a connected client's ephemeral port never becomes a
+//! label. An unconnected socket on an ephemeral port (a sendto() sender) is a receiver by
+//! that rule, labelled by its ephemeral port; the cap below bounds such series.
 //!
 //! Cardinality is bounded in [`UdpAggregator::finish`], per direction: the `max_ports`
 //! series that dropped the most since the previous poll, then with the fullest receive
