@@ -251,7 +251,9 @@ pub fn run(role: &str, args: &[String]) {
             }
         }
         // A UDP receiver on ADDR with SO_RCVBUF B (0: the default); MODE `hold` never
-        // reads (its queue fills and the kernel drops), `read` reads everything.
+        // reads (its queue fills and the kernel drops), `read` reads everything. With a
+        // fourth argument `until-killed` (inside a container started by a runtime, with
+        // no stdin to wait on) it holds the socket until killed.
         "udp-recv" => {
             let socket = crate::udp::bind(arg(1).parse().unwrap(), arg(2).parse().unwrap());
             if arg(3) == "read" {
@@ -268,6 +270,11 @@ pub fn run(role: &str, args: &[String]) {
                 std::mem::forget(socket);
             }
             announce();
+            if args.get(4).map(String::as_str) == Some("until-killed") {
+                loop {
+                    std::thread::sleep(std::time::Duration::from_secs(3600));
+                }
+            }
         }
         other => panic!("unknown actor role {other}"),
     }

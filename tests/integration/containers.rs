@@ -18,7 +18,7 @@ use crate::actor::Actor;
 use crate::cgroups::{random_container_id, unique_tag, write_docker_config, Cgroups};
 use crate::exporter::{own_netns_inode, Exporter, Scrape};
 use crate::load;
-use crate::netns::{in_netns, output};
+use crate::netns::{in_netns, in_netns_file, output};
 
 const POD_UID: &str = "0c9d8e7f-6a5b-4c3d-8e1f-2a3b4c5d6e7f";
 const DOCKER_NAME: &str = "sockdiag-it-api";
@@ -148,22 +148,6 @@ impl Drop for Incidents {
         }
         let _ = std::fs::remove_dir_all(&self.temp);
     }
-}
-
-/// Runs `body` on a thread that entered the namespace bind-mounted at `path`, so that the
-/// processes and sockets it makes live there; returns the namespace inode too.
-fn in_netns_file<T: Send + 'static>(
-    path: &Path,
-    body: impl FnOnce() -> T + Send + 'static,
-) -> (u64, T) {
-    let path = path.to_path_buf();
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).expect("open the namespace file");
-        nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-        (own_netns_inode(), body())
-    })
-    .join()
-    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 /// Sockets of the calling thread's namespace in `state` (ss's name).

@@ -5,6 +5,7 @@
 //! the spawning thread's namespace), lives in that namespace and never on the host's
 //! network. The namespace disappears when the thread and its children are gone.
 
+use std::path::Path;
 use std::process::Command;
 
 /// Runs `body` in a new network namespace with only loopback up.
@@ -23,6 +24,23 @@ pub fn in_netns<T: Send + 'static>(body: impl FnOnce() -> T + Send + 'static) ->
         Ok(value) => value,
         Err(panic) => std::panic::resume_unwind(panic),
     }
+}
+
+/// Runs `body` on a thread that entered the network namespace at `path` (a bind mount, or
+/// `/proc/PID/ns/net` of a container's process), so that the processes and sockets it
+/// makes live there; returns the namespace inode too.
+pub fn in_netns_file<T: Send + 'static>(
+    path: &Path,
+    body: impl FnOnce() -> T + Send + 'static,
+) -> (u64, T) {
+    let path = path.to_path_buf();
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).expect("open the namespace file");
+        nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        (crate::exporter::own_netns_inode(), body())
+    })
+    .join()
+    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 /// Runs a command inside the calling thread's namespace and returns its stdout.

@@ -25,10 +25,10 @@ pub fn bind(address: SocketAddr, rcvbuf: usize) -> Socket {
 
 /// `skmem` figures of one socket in `ss -uam`: r, rb, d.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Skmem {
-    r: u64,
-    rb: u64,
-    d: u64,
+pub struct Skmem {
+    pub r: u64,
+    pub rb: u64,
+    pub d: u64,
 }
 
 /// `ss -uamnOH` of the calling thread's namespace, by local address.
@@ -61,7 +61,8 @@ fn ss_udp() -> BTreeMap<String, Skmem> {
         .collect()
 }
 
-fn ss_of(local: &str) -> Skmem {
+/// The `skmem` figures of the socket bound to `local` in the calling thread's namespace.
+pub fn ss_of(local: &str) -> Skmem {
     *ss_udp()
         .get(local)
         .unwrap_or_else(|| panic!("{local} not in ss -uam: {:?}", ss_udp()))
@@ -69,7 +70,7 @@ fn ss_of(local: &str) -> Skmem {
 
 /// Sends `n` datagrams of 64 bytes to `to` from a socket closed afterwards. With
 /// `paced`, waits for the receiver's queue to empty every 50 (a reader keeps up).
-fn flood(to: SocketAddr, n: usize, paced: Option<&str>) {
+pub fn flood(to: SocketAddr, n: usize, paced: Option<&str>) {
     let any: SocketAddr = if to.is_ipv4() {
         "127.0.0.1:0".parse().unwrap()
     } else {
@@ -90,8 +91,9 @@ fn series(port: u16, process: &str) -> String {
     format!("{{direction=\"inbound\",port=\"{port}\",process=\"{process}\"}}")
 }
 
-/// The exporter's (queue, buffer, drops) of a series, in the scrape of namespace `inode`.
-fn figures(scrape: &Scrape, port: u16, process: &str) -> Skmem {
+/// The exporter's (queue, buffer, drops) of an inbound series, in a scrape of one
+/// namespace (its `netns` label taken out).
+pub fn figures(scrape: &Scrape, port: u16, process: &str) -> Skmem {
     let s = series(port, process);
     Skmem {
         r: scrape.value(&format!("sockdiag_udp_receive_queue_bytes{s}")) as u64,

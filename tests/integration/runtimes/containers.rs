@@ -3,7 +3,8 @@
 //! pod on containerd (a sandbox and a container joined to its network namespace, in
 //! `kubepods/besteffort/pod<uid>/<id>` cgroups, with the CRI annotations a kubelet's
 //! containerd writes). A container either sleeps or runs the integration binary as the
-//! `close-wait-leak` actor, which leaves N sockets in CLOSE_WAIT on loopback.
+//! `close-wait-leak` actor, which leaves N sockets in CLOSE_WAIT on loopback, or as the
+//! `udp-recv` actor, a UDP receiver with a small buffer that never reads.
 
 use std::path::Path;
 use std::time::Duration;
@@ -14,6 +15,12 @@ use super::rig::{self, run, succeeds, wait_until};
 pub const LEAK_ADDRESS: &str = "127.0.0.1:8080";
 /// The actor's process name.
 pub const LEAKER: &str = "leaker";
+/// Where the UDP receiver listens, inside its container.
+pub const UDP_SINK_ADDRESS: &str = "127.0.0.1:8125";
+/// The UDP receiver's process name.
+pub const UDP_SINK: &str = "udp-sink";
+/// The UDP receiver's SO_RCVBUF, which the kernel doubles.
+pub const UDP_SINK_RCVBUF: &str = "4096";
 
 /// What a container runs.
 #[derive(Clone, Copy)]
@@ -21,6 +28,9 @@ pub enum Program {
     Sleep,
     /// The CLOSE_WAIT leak with this many sockets.
     Leak(usize),
+    /// A UDP receiver on [`UDP_SINK_ADDRESS`] with SO_RCVBUF [`UDP_SINK_RCVBUF`] that
+    /// never reads: every datagram past its buffer is dropped.
+    UdpSink,
 }
 
 impl Program {
@@ -33,6 +43,25 @@ impl Program {
                 LEAK_ADDRESS.into(),
                 n.to_string(),
             ],
+            Program::UdpSink => [
+                "/actor",
+                UDP_SINK,
+                UDP_SINK_ADDRESS,
+                UDP_SINK_RCVBUF,
+                "hold",
+                "until-killed",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
+
+    /// The actor role the integration binary plays in the container; `None` for `sleep`.
+    fn role(self) -> Option<&'static str> {
+        match self {
+            Program::Sleep => None,
+            Program::Leak(_) => Some("close-wait-leak"),
+            Program::UdpSink => Some("udp-recv"),
         }
     }
 }
@@ -104,8 +133,10 @@ impl Container {
             name: name.to_string(),
             removed: false,
         };
-        if let Program::Leak(n) = program {
-            container.wait_for_leak(n);
+        match program {
+            Program::Sleep => {}
+            Program::Leak(n) => container.wait_for_leak(n),
+            Program::UdpSink => container.wait_for_udp_sink(),
         }
         container
     }
@@ -127,6 +158,20 @@ impl Container {
             || {
                 let out = run("nsenter", &[&netns, "ss", "-Htan", "state", "close-wait"]);
                 out.lines().count() == n
+            },
+        );
+    }
+
+    /// Waits until the container's namespace has the UDP receiver's socket.
+    pub fn wait_for_udp_sink(&self) {
+        let netns = format!("--net=/proc/{}/ns/net", self.pid);
+        wait_until(
+            &format!("{UDP_SINK_ADDRESS} bound in {}", self.name),
+            Duration::from_secs(30),
+            || {
+                let out = run("nsenter", &[&netns, "ss", "-Huan"]);
+                out.lines()
+                    .any(|line| line.split_whitespace().nth(3) == Some(UDP_SINK_ADDRESS))
             },
         );
     }
@@ -156,10 +201,10 @@ impl Drop for Container {
     }
 }
 
-/// The bind mounts (`FLAG host:container SUFFIX`) a leaking actor needs: the host's
-/// libraries and the integration binary; none for `sleep`, which busybox provides.
+/// The bind mounts (`FLAG host:container SUFFIX`) an actor needs: the host's libraries
+/// and the integration binary; none for `sleep`, which busybox provides.
 fn actor_mounts(program: Program, flag: &str, suffix: &str) -> Vec<String> {
-    let Program::Leak(_) = program else {
+    let Some(role) = program.role() else {
         return Vec::new();
     };
     let mut mounts: Vec<(String, &str)> = rig::host_mounts();
@@ -168,10 +213,7 @@ fn actor_mounts(program: Program, flag: &str, suffix: &str) -> Vec<String> {
         .into_iter()
         .flat_map(|(host, inside)| [flag.to_string(), format!("{host}:{inside}{suffix}")])
         .collect();
-    args.extend([
-        "-e".into(),
-        format!("{}=close-wait-leak", crate::actor::ENV),
-    ]);
+    args.extend(["-e".into(), format!("{}={role}", crate::actor::ENV)]);
     args
 }
 
@@ -252,7 +294,7 @@ fn ctr_run(
     if let Some(netns) = netns {
         args.extend(["--with-ns".into(), netns.into()]);
     }
-    if let Program::Leak(_) = program {
+    if let Some(role) = program.role() {
         let mut mounts = rig::host_mounts();
         mounts.push((rig::actor_binary(), "/actor"));
         for (host, inside) in mounts {
@@ -261,10 +303,7 @@ fn ctr_run(
                 "type=bind,src={host},dst={inside},options=rbind:ro"
             ));
         }
-        args.extend([
-            "--env".into(),
-            format!("{}=close-wait-leak", crate::actor::ENV),
-        ]);
+        args.extend(["--env".into(), format!("{}={role}", crate::actor::ENV)]);
     }
     args.extend([rig::CTR_IMAGE.to_string(), id.to_string()]);
     args.extend(program.command());

@@ -1,14 +1,16 @@
 //! The exporter against containers of real runtimes (see [`rig`]): Docker, containerd run
 //! the way a kubelet runs it, and Podman, each container with a network namespace of its
-//! own holding loopback only. The exporter runs in a private namespace, sampling every
-//! namespace, and names each container from the runtime's own state on disk. Every
-//! container is removed by id when its guard drops, assertion failures included.
+//! own holding loopback only (a CLOSE_WAIT leak; in Docker, also a UDP receiver that
+//! drops). The exporter runs in a private namespace, sampling every namespace, and names
+//! each container from the runtime's own state on disk. Every container is removed by id
+//! when its guard drops, assertion failures included.
 
 mod churn;
 mod compose;
 mod containers;
 mod naming;
 pub mod rig;
+mod udp;
 
 use std::collections::BTreeMap;
 
@@ -24,6 +26,7 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
         naming::broken_runtime_state_is_named_by_id_counted_and_logged_once,
         compose::compose_exporter_service_with_exactly_its_settings_names_the_other_containers,
         churn::fifty_containers_churning_for_60_s_leave_no_poll_error_and_no_stale_name,
+        udp::docker_udp_receiver_drops_equal_ss_in_the_container,
     ]
 }
 
