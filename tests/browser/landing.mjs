@@ -1,10 +1,13 @@
 // The landing page in headless Chromium against a live exporter (tests/checks/70-landing-page.sh
 // runs it inside the check's network namespace). Asserts that the page names the leaking
-// process and port, updates when the leak grows, shows the full TCP and UNIX listeners,
-// loads nothing from elsewhere, logs no JavaScript error and fits a phone's width; keeps
-// desktop and phone screenshots.
-// Environment: BASE (the exporter's URL), GROW_PID (the leak to grow with SIGUSR1), OUT.
+// process and port, updates when the leak grows, shows the full TCP and UNIX listeners
+// and the UDP receiver dropping (its row exactly as `ss -uam` reads it, before and after
+// it drops more), loads nothing from elsewhere, logs no JavaScript error and fits a
+// phone's width; keeps desktop and phone screenshots.
+// Environment: BASE (the exporter's URL), GROW_PID (the leak to grow with SIGUSR1),
+// UDP_PID (the UDP scene, sent 100 more datagrams on SIGUSR1), OUT.
 import { chromium } from "playwright-core";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,10 +15,21 @@ import { join } from "node:path";
 const base = process.env.BASE;
 const out = process.env.OUT;
 const growPid = Number(process.env.GROW_PID);
+const udpPid = Number(process.env.UDP_PID);
 const failures = [];
 function check(ok, what) {
   console.log(`${ok ? "ok" : "FAIL"}: ${what}`);
   if (!ok) failures.push(what);
+}
+
+// The skmem figures `ss -uam` reads for the UDP socket on 127.0.0.1:PORT (this process
+// runs in the check's namespace): r (queue bytes), rb (buffer bytes), d (drops).
+function skmem(port) {
+  const line = execFileSync("ss", ["-uamnOH", "sport", "=", `:${port}`], { encoding: "utf8" }).trim();
+  const figures = /skmem:\(([^)]*)\)/.exec(line);
+  if (line.split("\n").length !== 1 || !figures) throw new Error(`ss -uam for :${port}: ${line}`);
+  const value = (key) => Number(new RegExp(`(?:^|,)${key}(\\d+)(?:,|$)`).exec(figures[1])[1]);
+  return { r: value("r"), rb: value("rb"), d: value("d") };
 }
 
 const profile = mkdtempSync(join(tmpdir(), "sockdiag-chromium-"));
@@ -63,6 +77,35 @@ try {
   const findings = await page.textContent("#findings");
   check(findings.includes("UNIX accept queue full: php-fpm @sockdiag-page-fpm, 5 waiting of 4"),
     `the UNIX finding: ${findings}`);
+
+  // The UDP receiver: one row, its cells and class, with the findings of the same render.
+  const udpView = (growth) => {
+    const row = [...document.querySelectorAll("#udp-drops tbody tr")]
+      .map((tr) => [...tr.cells].map((td) => td.textContent).concat(tr.className))
+      .find((cells) => cells[0] === "udp-sink");
+    if (!row || row[4] !== growth) return null;
+    return { row, text: document.getElementById("headline").textContent + "\n" +
+      document.getElementById("findings").textContent };
+  };
+  // Once a poll has a base (growth "+0"), the row is the receiver as ss reads it.
+  const udpBefore = skmem(8125);
+  check(udpBefore.d > 900, `the UDP receiver dropped most of 1,000 datagrams (ss d ${udpBefore.d})`);
+  const udpSteady = await (await page.waitForFunction(udpView, "+0", { timeout: 20000 })).jsonValue();
+  const wantSteady = ["udp-sink", "inbound", "8125", `${udpBefore.d}`, "+0", `${udpBefore.r}`, `${udpBefore.rb}`, ""];
+  check(JSON.stringify(udpSteady.row) === JSON.stringify(wantSteady),
+    `the UDP row equals ss -uam: ${udpSteady.row.join(" | ")} (want ${wantSteady.join(" | ")})`);
+  // 100 more datagrams to a full buffer: every one dropped, shown as growth, hot.
+  process.kill(udpPid, "SIGUSR1");
+  const udpGrown = await (await page.waitForFunction(udpView, "+100", { timeout: 20000 })).jsonValue();
+  const udpAfter = skmem(8125);
+  check(udpAfter.d === udpBefore.d + 100 && udpAfter.r === udpBefore.r, `ss: 100 more dropped (${udpBefore.d} -> ${udpAfter.d})`);
+  const wantGrown = ["udp-sink", "inbound", "8125", `${udpAfter.d}`, "+100", `${udpAfter.r}`, `${udpAfter.rb}`, "hot"];
+  check(JSON.stringify(udpGrown.row) === JSON.stringify(wantGrown),
+    `the UDP row after 100 more: ${udpGrown.row.join(" | ")} (want ${wantGrown.join(" | ")})`);
+  const udpFinding = `UDP drops: udp-sink :8125 dropped 100 datagrams, queue ${udpAfter.r} of ${udpAfter.rb} bytes`;
+  check(udpGrown.text.includes(udpFinding),
+    `the UDP finding "${udpFinding}" in: ${udpGrown.text}`);
+
   const health = await page.textContent("#health");
   check(health.includes("poll errors: none"), `poll health: ${health}`);
   await page.screenshot({ path: join(out, "landing-page-desktop.png"), fullPage: true });

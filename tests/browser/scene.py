@@ -9,6 +9,9 @@ Run inside the check's private network namespace; every socket is on 127.0.0.1.
                                   end stays in TIME_WAIT), with a client looping at RATE/s
   scene.py unix NAME @PATH N      a UNIX stream listener on the abstract name PATH with
                                   backlog N, never accepting; N+1 clients wait in its queue
+  scene.py udp NAME PORT RCVBUF N a UDP receiver with SO_RCVBUF RCVBUF that never reads,
+                                  sent N datagrams of 64 bytes (those past its buffer are
+                                  dropped); each SIGUSR1 sends 100 more
 Prints "ready" once set up, then runs until killed.
 """
 import signal
@@ -35,6 +38,13 @@ def connect_and_close(port):
     socket.create_connection(("127.0.0.1", port)).close()
 
 
+def send_datagrams(port, n):
+    # A sender of its own, closed after: no socket but the receiver stays.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+        for _ in range(n):
+            sender.sendto(b"m" * 64, ("127.0.0.1", port))
+
+
 def ready():
     print("ready", flush=True)
 
@@ -57,7 +67,19 @@ def main():
         while True:
             time.sleep(60)
     port = int(sys.argv[3])
-    if role == "hold":
+    if role == "udp":
+        receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        receiver.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, int(sys.argv[4]))
+        receiver.bind(("127.0.0.1", port))
+        more = threading.Event()
+        signal.signal(signal.SIGUSR1, lambda *_: more.set())
+        send_datagrams(port, int(sys.argv[5]))
+        ready()
+        while True:
+            if more.wait(1):
+                more.clear()
+                send_datagrams(port, 100)
+    elif role == "hold":
         server = listener(port)
 
         def accept():

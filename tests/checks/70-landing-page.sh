@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The landing page `/` in a real browser: a live exporter, leaking processes and the
-# browser all run inside a private network namespace this check creates (loopback only);
-# headless Chromium (Debian's, driven by playwright-core from npm, pinned in
-# tests/browser/package-lock.json) loads the page and tests/browser/landing.mjs asserts
-# it. Screenshots are kept in target/artifacts/.
+# The landing page `/` in a real browser: a live exporter, leaking processes (a UDP
+# receiver that drops among them) and the browser all run inside a private network
+# namespace this check creates (loopback only); headless Chromium (Debian's, driven by
+# playwright-core from npm, pinned in tests/browser/package-lock.json) loads the page and
+# tests/browser/landing.mjs asserts it. Screenshots are kept in target/artifacts/.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . tests/lib.sh
@@ -53,12 +53,14 @@ LEAK_PID=${PIDS[-1]}
 start backlog cpp-server 8081 4 || exit 1
 start churn token-api 6601 20 || exit 1
 start unix php-fpm @sockdiag-page-fpm 4 || exit 1
+start udp udp-sink 8125 4096 1000 || exit 1
+UDP_PID=${PIDS[-1]}
 ip netns exec "$NS" target/debug/sockdiag_exporter --web.listen-address=127.0.0.1:10120 --namespaces=own \
   --poll.interval=3s --log.level=warn 2>"$TMP/exporter.log" &
 PIDS+=($!)
 
 step "landing page in headless chromium" \
-  ip netns exec "$NS" env BASE=http://127.0.0.1:10120 GROW_PID="$LEAK_PID" OUT="$ARTIFACTS" \
+  ip netns exec "$NS" env BASE=http://127.0.0.1:10120 GROW_PID="$LEAK_PID" UDP_PID="$UDP_PID" OUT="$ARTIFACTS" \
   node tests/browser/landing.mjs
 step "screenshots kept" test -s "$ARTIFACTS/landing-page-desktop.png" -a -s "$ARTIFACTS/landing-page-phone.png"
 if [ ${#failed[@]} -gt 0 ]; then
