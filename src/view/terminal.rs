@@ -353,7 +353,7 @@ fn udp_drops(summary: &Summary, netns: Netns) -> Table {
             row.buffer_bytes.to_string(),
         ];
         table.row(
-            netns.cells(&row.netns, cells),
+            netns.cells(&row.netns_name, cells),
             row.growth.is_some_and(|g| g > 0),
         );
     }

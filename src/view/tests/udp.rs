@@ -126,3 +126,50 @@ fn udp_drop_names_reach_the_terminal_escaped() {
         "{lines:#?}"
     );
 }
+
+#[test]
+fn udp_drop_rows_showed_a_containers_id_where_other_tables_show_its_name() {
+    let in_container = |at: u64| {
+        let mut snapshot = with_udp(at, 1004, "udp-sink");
+        let mut container = snapshot.namespaces[0].clone();
+        container.netns = Arc::from("3f2a1b4c5d6e");
+        container.full = false;
+        snapshot.namespaces.push(container);
+        snapshot.netns_info.push(NetnsInfo {
+            netns: Arc::from("3f2a1b4c5d6e"),
+            container_name: "statsd".into(),
+            ..Default::default()
+        });
+        snapshot
+    };
+    let summary = build(
+        Some(&in_container(1000)),
+        &in_container(1002),
+        &Filter::default(),
+    );
+    let names: Vec<(&str, &str)> = summary
+        .udp_drops
+        .iter()
+        .map(|r| (r.netns.as_str(), r.netns_name.as_str()))
+        .collect();
+    // Equal drops: by label.
+    assert_eq!(names, [("3f2a1b4c5d6e", "statsd"), ("host", "host")]);
+    let lines = terminal::tables(
+        &summary,
+        Style {
+            width: 100,
+            max_rows: 15,
+            colour: false,
+        },
+    );
+    let text = lines.join("\n");
+    assert_eq!(
+        text.split("\n\n")
+            .find(|t| t.starts_with("UDP receivers dropping"))
+            .unwrap(),
+        "UDP receivers dropping (datagrams dropped; queue of buffer, bytes)\n\
+         netns   process   direction  port  dropped  growth  queue  buffer\n\
+         statsd  udp-sink  inbound    8125     1004      +0   7680    8192\n\
+         host    udp-sink  inbound    8125     1004      +0   7680    8192"
+    );
+}
