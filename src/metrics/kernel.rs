@@ -69,7 +69,7 @@ pub(super) fn encode_kernel(
     gauge(
         encoder,
         "sockdiag_kernel_values_missing",
-        "Kernel counters (netstat, snmp) or sysctls that could not be read in the last poll; their series are absent.",
+        "Kernel counters (netstat, snmp, snmp6) or sysctls that could not be read in the last poll, by source; their series are absent.",
         namespaces.iter().flat_map(|ns| {
             let netns = Netns::of(&ns.netns);
             ns.kernel

@@ -22,7 +22,7 @@ macro_rules! for_each_collector {
             Udp "udp" true
                 "UDP sockets (inet_diag for IPPROTO_UDP with SKMEMINFO): the `sockdiag_udp_sockets`, `_receive_*_bytes` and `_drops_total` families",
             Netstat "netstat" true
-                "Kernel TCP counters (/proc/net/netstat, snmp): `sockdiag_tcp_listen_overflows_total` and the other counters",
+                "Kernel TCP and UDP counters (/proc/net/netstat, snmp, snmp6): `sockdiag_tcp_listen_overflows_total`, `sockdiag_udp_rcvbuf_errors_total` and the other counters",
             Sysctl "sysctl" true
                 "TCP sysctls (/proc/sys/net): the `sockdiag_sysctl_*` families",
             ListenSampler "listen_sampler" true
