@@ -237,3 +237,39 @@ fn drops_of_a_folded_namespace_are_not_lost_for_the_next_poll() {
     let f = fold(&[sink(8)], 10, &mut tracker);
     assert_eq!(f.drops[0].drops, 8);
 }
+
+#[test]
+fn a_socket_first_counted_in_other_keeps_counting_there_after_it_ranks_back() {
+    // docs/metrics.md: a socket's drops go to the series it had in the first poll that saw
+    // it drop, after the cap, for as long as it lives.
+    let mut tracker = DropTracker::new(100);
+    let ports = |first_grows: u32| -> Vec<Record> {
+        (0..7u16)
+            .map(|i| {
+                let drops = u32::from(i) + 1 + if i == 0 { first_grows } else { 0 };
+                record(
+                    u64::from(i),
+                    &format!("0.0.0.0:{}", 2000 + i),
+                    "0.0.0.0:0",
+                    3,
+                    drops,
+                )
+            })
+            .collect()
+    };
+    let drops_of =
+        |f: &UdpFigures, port: PortLabel| f.drops.iter().find(|s| s.port == port).map(|s| s.drops);
+    // Poll 1: 2000 dropped least and is folded (cap 2, ceiling 4).
+    let first = fold(&ports(0), 2, &mut tracker);
+    assert_eq!(drops_of(&first, PortLabel::Port(2000)), None);
+    assert_eq!(drops_of(&first, PortLabel::Other), Some(1 + 2 + 3));
+    // Poll 2: only 2000 drops, 100 more: it ranks first and has its own series again...
+    let second = fold(&ports(100), 2, &mut tracker);
+    assert_eq!(second.series[0].port, PortLabel::Port(2000));
+    assert_eq!(second.series[0].drops_growth, 100);
+    // ...whose counter starts at 0: the 100 went on in `other`, where it was first counted.
+    assert_eq!(drops_of(&second, PortLabel::Port(2000)), Some(0));
+    assert_eq!(drops_of(&second, PortLabel::Other), Some(1 + 2 + 3 + 100));
+    let total: u64 = second.drops.iter().map(|s| s.drops).sum();
+    assert_eq!(total, (1..=7).sum::<u64>() + 100);
+}
