@@ -14,17 +14,16 @@
 //! regular file, opened beneath the data root (a symlink out of it, to `/dev/zero` or
 //! anywhere else, is refused by the kernel, not followed). The name is cut to
 //! [`label_cap::CONTAINER_NAME`]. A read that failed is remembered per container by
-//! [`ConfigCache`] and not tried again until the file changes.
+//! [`ConfigCache`] (a [`state_cache::FileCache`]) and not tried again until the file
+//! changes.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
-
-use crate::source::bounded::{self, BoundedReadError, FileIdentity as Identity};
+use crate::source::bounded::{self, BoundedReadError};
 use crate::source::cgroup::ContainerId;
 use crate::source::runtime::Names;
+use crate::source::state_cache::{self, FileCache, StateError};
 
 /// Docker's data root unless configured otherwise (`data-root` in daemon.json).
 pub const DEFAULT_DATA_ROOT: &str = "/var/lib/docker";
@@ -126,91 +125,62 @@ pub fn names(data_root: &Path, id: &ContainerId) -> Result<Option<Names>, Docker
         })
 }
 
+impl DockerError {
+    /// The config file the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            DockerError::Read(error) => error.path(),
+            DockerError::Parse { path, .. } => path,
+        }
+    }
+}
+
+impl StateError for DockerError {
+    fn path(&self) -> &Path {
+        DockerError::path(self)
+    }
+}
+
 /// A failed read of a container's config.
-#[derive(Debug, Clone)]
-pub struct Failed {
-    pub error: Arc<DockerError>,
-    /// True when the file was read (and failed) now; false when the failure is the one
-    /// remembered from an earlier poll, for an unchanged file.
-    pub fresh: bool,
-}
+pub type Failed = state_cache::Failed<DockerError>;
 
-#[derive(Debug)]
-struct Remembered {
-    identity: Identity,
-    error: Arc<DockerError>,
-    generation: u64,
-}
-
-/// The failed reads of config.v2.json, per container, kept from poll to poll: a file that
-/// failed (a symlink out of the data root, 2 GB of JSON, a FIFO, a syntax error) is not
-/// read again, nor reported as a new failure, until its identity changes (a new file, or
-/// a change in place). Only the containers asked about in the last poll are remembered.
+/// The failed reads of config.v2.json, per container, kept from poll to poll (see
+/// [`state_cache`]): a file that failed (a symlink out of the data root, 2 GB of JSON, a
+/// FIFO, a syntax error) is not read again, nor reported as a new failure, until its
+/// identity changes (a new file, or a change in place). Only the containers asked about
+/// in the last poll are remembered.
 #[derive(Debug, Default)]
 pub struct ConfigCache {
-    failed: FxHashMap<ContainerId, Remembered>,
-    generation: u64,
+    files: FileCache<ContainerId, DockerError>,
 }
 
 impl ConfigCache {
     /// Starts a poll: failures not asked about again before [`ConfigCache::end_poll`] are
     /// forgotten then.
     pub fn begin_poll(&mut self) {
-        self.generation += 1;
+        self.files.begin_poll();
     }
 
     /// Forgets the containers not asked about since [`ConfigCache::begin_poll`].
     pub fn end_poll(&mut self) {
-        let generation = self.generation;
-        self.failed.retain(|_, r| r.generation == generation);
+        self.files.end_poll();
     }
 
     /// [`names`], or the failure remembered for an unchanged file.
     pub fn names(&mut self, data_root: &Path, id: &ContainerId) -> Result<Option<Names>, Failed> {
-        let identity = Identity::of(&config_path(data_root, id));
-        if let (Some(remembered), Some(identity)) = (self.failed.get_mut(id), identity) {
-            if remembered.identity == identity {
-                remembered.generation = self.generation;
-                return Err(Failed {
-                    error: Arc::clone(&remembered.error),
-                    fresh: false,
-                });
-            }
-        }
-        match names(data_root, id) {
-            Ok(names) => {
-                self.failed.remove(id);
-                Ok(names)
-            }
-            Err(error) => {
-                let error = Arc::new(error);
-                match identity {
-                    Some(identity) => {
-                        let remembered = Remembered {
-                            identity,
-                            error: Arc::clone(&error),
-                            generation: self.generation,
-                        };
-                        self.failed.insert(id.clone(), remembered);
-                    }
-                    None => {
-                        self.failed.remove(id);
-                    }
-                }
-                Err(Failed { error, fresh: true })
-            }
-        }
+        self.files.get_or_read(id, || names(data_root, id))
     }
 
     /// Containers whose failure is remembered.
     pub fn failures(&self) -> usize {
-        self.failed.len()
+        self.files.failures()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     /// Trimmed from a real config.v2.json (dockerd 24): the name sits among many fields.
     const CONFIG: &str = r#"{"StreamConfig":{},"State":{"Running":true,"Pid":4242},

@@ -1,42 +1,27 @@
-//! The runtime state files that failed to name a container, kept from poll to poll: a
-//! broken file (a syntax error, a symlink out of the root, 2 MB of JSON) is read, counted
-//! and logged once, then not read again until it changes, as long as its container is
-//! still asked about. A file's identity is what `lstat` says of it (device, inode, size,
-//! mtime, ctime): runtimes replace their files by rename, and a change in place moves
-//! the ctime. Only the containers asked about in the last poll are remembered.
+//! The runtime state files that failed to name a container, kept from poll to poll (a
+//! [`FileCache`], see [`crate::source::state_cache`]): a broken file (a syntax error, a
+//! symlink out of the root, 2 MB of JSON) is read, counted and logged once, then not read
+//! again until it changes, as long as its container is still asked about. Also lists
+//! containerd's namespaces once per poll.
 
-use std::path::PathBuf;
-use std::sync::Arc;
-
-use rustc_hash::FxHashMap;
-
-use crate::source::bounded::FileIdentity as Identity;
 use crate::source::cgroup::{ContainerId, Runtime};
 use crate::source::runtime::{self, Found, Roots, RuntimeError};
+use crate::source::state_cache::{self, FileCache, StateError};
 
 /// A failed lookup.
-#[derive(Debug, Clone)]
-pub struct Failed {
-    pub error: Arc<RuntimeError>,
-    /// True when the file was read (and failed) now; false when the failure is the one
-    /// remembered from an earlier poll, for an unchanged file.
-    pub fresh: bool,
-}
+pub type Failed = state_cache::Failed<RuntimeError>;
 
-#[derive(Debug)]
-struct Remembered {
-    path: PathBuf,
-    identity: Identity,
-    error: Arc<RuntimeError>,
-    generation: u64,
+impl StateError for RuntimeError {
+    fn path(&self) -> &std::path::Path {
+        RuntimeError::path(self)
+    }
 }
 
 /// [`runtime::lookup`] with its failures remembered, and containerd's namespaces listed
 /// once per poll.
 #[derive(Debug, Default)]
 pub struct StateCache {
-    failed: FxHashMap<ContainerId, Remembered>,
-    generation: u64,
+    files: FileCache<ContainerId, RuntimeError>,
     containerd_namespaces: Vec<String>,
 }
 
@@ -44,15 +29,14 @@ impl StateCache {
     /// Starts a poll: lists containerd's namespaces; failures not asked about again
     /// before [`StateCache::end_poll`] are forgotten then.
     pub fn begin_poll(&mut self, roots: &Roots) -> Result<(), RuntimeError> {
-        self.generation += 1;
+        self.files.begin_poll();
         self.containerd_namespaces = runtime::containerd::namespaces(&roots.containerd_state)?;
         Ok(())
     }
 
     /// Forgets the containers not asked about since [`StateCache::begin_poll`].
     pub fn end_poll(&mut self) {
-        let generation = self.generation;
-        self.failed.retain(|_, r| r.generation == generation);
+        self.files.end_poll();
     }
 
     /// [`runtime::lookup`], or the failure remembered for an unchanged file.
@@ -62,45 +46,14 @@ impl StateCache {
         id: &ContainerId,
         hint: Option<Runtime>,
     ) -> Result<Option<Found>, Failed> {
-        if let Some(remembered) = self.failed.get_mut(id) {
-            if Identity::of(&remembered.path) == Some(remembered.identity) {
-                remembered.generation = self.generation;
-                return Err(Failed {
-                    error: Arc::clone(&remembered.error),
-                    fresh: false,
-                });
-            }
-        }
-        match runtime::lookup(roots, &self.containerd_namespaces, id, hint) {
-            Ok(found) => {
-                self.failed.remove(id);
-                Ok(found)
-            }
-            Err(error) => {
-                let error = Arc::new(error);
-                let path = error.path().to_path_buf();
-                match Identity::of(&path) {
-                    Some(identity) => {
-                        let remembered = Remembered {
-                            path,
-                            identity,
-                            error: Arc::clone(&error),
-                            generation: self.generation,
-                        };
-                        self.failed.insert(id.clone(), remembered);
-                    }
-                    None => {
-                        self.failed.remove(id);
-                    }
-                }
-                Err(Failed { error, fresh: true })
-            }
-        }
+        let namespaces = &self.containerd_namespaces;
+        self.files
+            .get_or_read(id, || runtime::lookup(roots, namespaces, id, hint))
     }
 
     /// Containers whose failure is remembered.
     pub fn failures(&self) -> usize {
-        self.failed.len()
+        self.files.failures()
     }
 }
 
@@ -108,6 +61,7 @@ impl StateCache {
 mod tests {
     use super::*;
     use crate::source::runtime::TempRoot;
+    use std::sync::Arc;
 
     const ID: &str = "c04514bc6cbfcb24a04dfe1155eccca2fbd5e3b42e25e41b2297baaa047b0e0a";
 
