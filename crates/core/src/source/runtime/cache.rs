@@ -1,8 +1,9 @@
-//! The runtime state files that failed to name a container, kept from poll to poll (a
-//! [`FileCache`], see [`crate::source::state_cache`]): a broken file (a syntax error, a
-//! symlink out of the root, 2 MB of JSON) is read, counted and logged once, then not read
-//! again until it changes, as long as its container is still asked about. Also lists
-//! containerd's namespaces once per poll.
+//! What the runtimes' state files named, kept from poll to poll (a [`FileCache`], see
+//! [`crate::source::state_cache`]): a file that named a container is read once, then costs
+//! an `lstat` a poll until it changes; a broken one (a syntax error, a symlink out of the
+//! root, 2 MB of JSON) is read, counted and logged once, then not read again until it
+//! changes, as long as its container is still asked about. Also lists containerd's
+//! namespaces once per poll.
 
 use crate::source::cgroup::{ContainerId, Runtime};
 use crate::source::runtime::{self, Found, Roots, RuntimeError};
@@ -17,16 +18,16 @@ impl StateError for RuntimeError {
     }
 }
 
-/// [`runtime::lookup`] with its failures remembered, and containerd's namespaces listed
+/// [`runtime::lookup`] with what it found remembered, and containerd's namespaces listed
 /// once per poll.
 #[derive(Debug, Default)]
 pub struct StateCache {
-    files: FileCache<ContainerId, RuntimeError>,
+    files: FileCache<ContainerId, Found, RuntimeError>,
     containerd_namespaces: Vec<String>,
 }
 
 impl StateCache {
-    /// Starts a poll: lists containerd's namespaces; failures not asked about again
+    /// Starts a poll: lists containerd's namespaces; containers not asked about again
     /// before [`StateCache::end_poll`] are forgotten then.
     pub fn begin_poll(&mut self, roots: &Roots) -> Result<(), RuntimeError> {
         self.files.begin_poll();
@@ -39,7 +40,8 @@ impl StateCache {
         self.files.end_poll();
     }
 
-    /// [`runtime::lookup`], or the failure remembered for an unchanged file.
+    /// [`runtime::lookup`], or what it gave for an unchanged file (what it found, or the
+    /// failure).
     pub fn lookup(
         &mut self,
         roots: &Roots,
@@ -48,12 +50,17 @@ impl StateCache {
     ) -> Result<Option<Found>, Failed> {
         let namespaces = &self.containerd_namespaces;
         self.files
-            .get_or_read(id, || runtime::lookup(roots, namespaces, id, hint))
+            .get_or_read(id, || runtime::lookup_read(roots, namespaces, id, hint))
     }
 
     /// Containers whose failure is remembered.
     pub fn failures(&self) -> usize {
         self.files.failures()
+    }
+
+    /// State files read (or tried) since the cache was made.
+    pub fn reads(&self) -> u64 {
+        self.files.reads()
     }
 }
 
@@ -113,5 +120,51 @@ mod tests {
         cache.begin_poll(&roots).unwrap();
         cache.end_poll();
         assert_eq!(cache.failures(), 0);
+    }
+
+    /// Issue 27: a good name was read again every poll (27.5 us a namespace).
+    #[test]
+    fn a_pods_bundle_is_read_once_and_again_when_replaced() {
+        let state = TempRoot::new("cache-named");
+        let roots = Roots {
+            containerd_state: state.0.clone(),
+            containers_run_root: "/nonexistent/storage".into(),
+            proc_root: "/proc".into(),
+        };
+        let sandbox = include_str!("testdata/containerd-sandbox.json");
+        let path = state.write(&format!("k8s.io/{ID}/config.json"), sandbox.as_bytes());
+        let id = ContainerId::parse(ID).unwrap();
+        let mut cache = StateCache::default();
+        let mut pod_names = Vec::new();
+        for _ in 0..3 {
+            cache.begin_poll(&roots).unwrap();
+            let found = cache.lookup(&roots, &id, None).unwrap().unwrap();
+            assert_eq!(found.runtime, Runtime::Containerd);
+            pod_names.push(found.names.pod_name.unwrap());
+            cache.end_poll();
+        }
+        assert_eq!(pod_names, ["web-7d9f4", "web-7d9f4", "web-7d9f4"]);
+        assert_eq!(cache.reads(), 1, "an unchanged bundle is read once");
+        // A new bundle for the same id, another pod name: read in the poll that sees it.
+        let renamed = sandbox.replace("web-7d9f4", "api-5c6d7");
+        let temp = path.with_extension("tmp");
+        std::fs::write(&temp, renamed).unwrap();
+        std::fs::rename(&temp, &path).unwrap();
+        cache.begin_poll(&roots).unwrap();
+        let found = cache.lookup(&roots, &id, None).unwrap().unwrap();
+        assert_eq!(found.names.pod_name.as_deref(), Some("api-5c6d7"));
+        cache.end_poll();
+        assert_eq!(cache.reads(), 2);
+        // The container is gone: no longer asked about, forgotten.
+        cache.begin_poll(&roots).unwrap();
+        cache.end_poll();
+        cache.begin_poll(&roots).unwrap();
+        cache.lookup(&roots, &id, None).unwrap().unwrap();
+        cache.end_poll();
+        assert_eq!(
+            cache.reads(),
+            3,
+            "asked about again after it was forgotten: read"
+        );
     }
 }
