@@ -1,7 +1,7 @@
 //! One straight recipe for one network namespace, on a thread that is in it: read the
 //! kernel counters (and the sysctls, unless the collector's [`super::sysctls`] cache has
-//! them fresh), dump the TCP listeners, dump every other TCP socket, dump
-//! every UNIX socket, dump every UDP socket, folding each record as it is decoded. A collector turned off
+//! them fresh), dump every TCP socket of both families in one request (listeners first),
+//! dump every UNIX socket, dump every UDP socket, folding each record as it is decoded. A collector turned off
 //! ([`Collectors`]) is a step skipped: its files are not read, its dump not sent. What the
 //! recipe leaves for after every namespace's dump (the /proc scan for owners the cache did
 //! not know, the caps) is in [`super::collector`].
@@ -53,26 +53,25 @@ pub fn dump(
     let mut kernel_errors = Vec::new();
     let (kernel, sysctls_read) = read_kernel(collectors, sysctls, &mut kernel_errors);
     let mut aggregator = Aggregator::new(settings, kernel.sysctls.ip_local_port_range);
-    for family in Family::ALL {
-        sock_diag.dump(family, StateFilter::Listen, &mut |record| {
-            aggregator.add_listener(record, owners)
-        })?;
-    }
-    for family in Family::ALL {
-        sock_diag.dump(family, StateFilter::NotListen, &mut |record| {
-            let age = if record.state == TcpState::CloseWait {
-                // A lock per CLOSE_WAIT record, not per record: the tracker is shared by
-                // the namespaces dumped at once, and CLOSE_WAIT is the rare state.
-                close_wait
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-                    .observe((netns, record.cookie))
-            } else {
-                None
-            };
-            aggregator.add(record, age, owners)
-        })?;
-    }
+    // One dump of both families: the kernel sends every listener first, so the fold
+    // knows the listening ports before the first other socket.
+    sock_diag.dump_both_families(StateFilter::All, &mut |record| {
+        if record.state == TcpState::Listen {
+            aggregator.add_listener(record, owners);
+            return;
+        }
+        let age = if record.state == TcpState::CloseWait {
+            // A lock per CLOSE_WAIT record, not per record: the tracker is shared by
+            // the namespaces dumped at once, and CLOSE_WAIT is the rare state.
+            close_wait
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .observe((netns, record.cookie))
+        } else {
+            None
+        };
+        aggregator.add(record, age, owners)
+    })?;
     let mut unix = UnixAggregator::new();
     if collectors.enabled(CollectorKind::Unix) {
         sock_diag.dump_unix(UnixFilter::All, &mut |record| unix.add(record, owners))?;
