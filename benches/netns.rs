@@ -11,7 +11,9 @@
 //! Prints, as medians of R runs (default 21):
 //! - `netns::discover`: /proc/*/ns/net and the bind roots only;
 //! - `poll::discover::discover`: the same plus each namespace's cgroup, without and with
-//!   a Docker data root (the difference is reading the names);
+//!   a Docker data root (the difference is reading the names), each run with a new cache
+//!   (every name read), and with the cache kept from run to run as the poller keeps it
+//!   (an unchanged state file costs a stat);
 //! - one setns round trip (`HomeNetns::run_in` with an empty body: open, fstat, setns,
 //!   close, setns home), per namespace.
 //!
@@ -141,6 +143,12 @@ fn main() {
     let full = median(reps, || {
         found = Some(discover::discover(&sources, &mut Default::default()).unwrap());
     });
+    // As the poller runs it: one cache kept from poll to poll, names read in the first.
+    let mut caches = discover::StateCaches::default();
+    discover::discover(&sources, &mut caches).unwrap();
+    let kept = median(reps, || {
+        std::hint::black_box(discover::discover(&sources, &mut caches).unwrap());
+    });
     let found = found.unwrap();
     let named = found
         .namespaces
@@ -198,6 +206,14 @@ fn main() {
     println!(
         "  per namespace                               {:>9.2} us",
         full.as_secs_f64() * 1e6 / found.namespaces.len() as f64
+    );
+    println!(
+        "  poll::discover, names kept from the last poll {:>7.2} ms",
+        ms(kept)
+    );
+    println!(
+        "  per namespace                               {:>9.2} us",
+        kept.as_secs_f64() * 1e6 / found.namespaces.len() as f64
     );
     println!(
         "  setns round trip (run_in, empty body)       {:>9.2} us per namespace",

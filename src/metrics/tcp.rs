@@ -227,7 +227,7 @@ pub(super) fn encode_breakdown(
         encoder,
         "sockdiag_tcp_port_sockets",
         "Non-LISTEN TCP sockets by direction, port, owning process and state; only non-zero series. \
-         direction=inbound: the local port is a listening port and port is that local port; outbound: port is the remote port. \
+         direction=inbound: the local port is a listening port (or, with none, is outside the ephemeral port range while the remote port is inside it) and port is that local port; outbound: port is the remote port. \
          process=\"\" has no owner (TIME_WAIT, orphaned, or still in an accept queue), \"unknown\" has an owner that was not found, \"other\" is folded.",
         per_netns(namespaces, |ns| {
             ns.tcp.breakdown.ports.iter().map(|s| {

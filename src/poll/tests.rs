@@ -212,7 +212,7 @@ fn fault_mid_dump(tag: &str, fault: Fault) -> String {
 fn enobufs_mid_dump_keeps_the_previous_snapshot() {
     assert_eq!(
         fault_mid_dump("enobufs", Fault::Errno(libc::ENOBUFS)),
-        "receive failed during the ipv4 dump: No buffer space available (os error 105)"
+        "receive failed during the tcp dump: No buffer space available (os error 105)"
     );
 }
 
@@ -248,7 +248,7 @@ fn dump_interrupted_twice_keeps_the_previous_snapshot() {
     let (error, published) = rig.failing_poll();
     assert_eq!(
         error,
-        "bad reply in the ipv4 dump: the dump was interrupted (NLM_F_DUMP_INTR): the socket \
+        "bad reply in the tcp dump: the dump was interrupted (NLM_F_DUMP_INTR): the socket \
          tables changed under it"
     );
     assert!(Arc::ptr_eq(
@@ -263,7 +263,7 @@ fn dump_interrupted_twice_keeps_the_previous_snapshot() {
 fn truncated_message_keeps_the_previous_snapshot() {
     let error = fault_mid_dump("cut", Fault::Cut);
     assert!(
-        error.starts_with("bad reply in the ipv4 dump: truncated netlink message at offset "),
+        error.starts_with("bad reply in the tcp dump: truncated netlink message at offset "),
         "{error}"
     );
 }
@@ -272,7 +272,7 @@ fn truncated_message_keeps_the_previous_snapshot() {
 fn oversized_datagram_keeps_the_previous_snapshot() {
     assert_eq!(
         fault_mid_dump("oversized", Fault::Oversized),
-        "ipv4 dump datagram of 69632 bytes does not fit the 65536 byte receive buffer"
+        "tcp dump datagram of 69632 bytes does not fit the 65536 byte receive buffer"
     );
 }
 
@@ -280,7 +280,7 @@ fn oversized_datagram_keeps_the_previous_snapshot() {
 fn nlmsg_error_mid_dump_keeps_the_previous_snapshot() {
     assert_eq!(
         fault_mid_dump("nlmsgerr", Fault::KernelError(libc::ENOMEM)),
-        "bad reply in the ipv4 dump: kernel answered the dump with error 12 (Cannot allocate \
+        "bad reply in the tcp dump: kernel answered the dump with error 12 (Cannot allocate \
          memory (os error 12))"
     );
 }
@@ -288,7 +288,7 @@ fn nlmsg_error_mid_dump_keeps_the_previous_snapshot() {
 #[test]
 fn nlmsg_error_in_the_unix_dump_keeps_the_previous_snapshot() {
     // The last datagram of the poll: every TCP socket is folded by then.
-    const UNIX_DONE: usize = 16;
+    const UNIX_DONE: usize = 11;
     let mut rig = Rig::new("unix-error").with_owners();
     let first = rig.poll();
     rig.script.arm(UNIX_DONE, Fault::KernelError(libc::EBUSY));

@@ -1,6 +1,7 @@
 //! Who holds the sockets: the incidents of docs/incidents.md reproduced with named
 //! processes, asserted as exact labelled values; cardinality caps; degraded mode.
 
+use std::io::Read;
 use std::net::TcpStream;
 use std::time::Duration;
 
@@ -75,6 +76,51 @@ fn incident_3_outbound_close_wait_is_named_by_client_and_remote_port() {
             scrape.value("sockdiag_tcp_listen_queue_limit{address=\"127.0.0.1\",port=\"3306\",process=\"mysql-lb\"}"),
             128.0
         );
+    });
+}
+
+/// Issue 27: a server that closes first leaves its side in TIME_WAIT; once the server has
+/// exited (a restart, a deploy) no listener names the port, and those sockets were
+/// counted outbound with the client's ephemeral port as `port`. The ephemeral range
+/// settles it: the local 8080 is outside it, the client's port inside.
+fn server_time_wait_after_the_server_exited_is_inbound_on_its_port() {
+    in_netns(|| {
+        let server = Actor::start("web-server", "accept-and-close", &["127.0.0.1:8080", "3"]);
+        let mut client_ports = Vec::new();
+        for _ in 0..3 {
+            let mut stream = TcpStream::connect("127.0.0.1:8080").expect("connect");
+            client_ports.push(stream.local_addr().unwrap().port());
+            // The server's FIN: read to the end, then close our side.
+            let mut rest = Vec::new();
+            stream
+                .read_to_end(&mut rest)
+                .expect("read to the server's close");
+        }
+        // The server exits: its listener goes, its closed connections stay in TIME_WAIT.
+        drop(server);
+        load::wait_for(|| {
+            ss_state(("ipv4", "time_wait")) == 3 && ss_state(("ipv4", "listen")) == 0
+        });
+        let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+        let range: Vec<u16> = range
+            .split_whitespace()
+            .map(|p| p.parse().unwrap())
+            .collect();
+        assert!(
+            client_ports
+                .iter()
+                .all(|p| (range[0]..=range[1]).contains(p))
+                && 8080 < range[0],
+            "the clients' ports {client_ports:?} are ephemeral ({range:?}), 8080 is not"
+        );
+        let mut exporter = Exporter::start(10120, &["--poll.interval=1h"]);
+        exporter.wait_for_poll();
+        let scrape = exporter.scrape();
+        assert_eq!(
+            scrape.lines("sockdiag_tcp_port_sockets"),
+            vec!["{direction=\"inbound\",port=\"8080\",process=\"\",state=\"time_wait\"} 3"]
+        );
+        assert_eq!(scrape.family("sockdiag_tcp_unaccepted_sockets").len(), 0);
     });
 }
 
@@ -262,6 +308,7 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
         incident_1_close_wait_inbound_is_named_by_server_and_port,
         incident_3_outbound_close_wait_is_named_by_client_and_remote_port,
         incident_5_never_accepted_sockets_and_the_listener_queue,
+        server_time_wait_after_the_server_exited_is_inbound_on_its_port,
         queue_peak_keeps_a_burst_drained_between_polls,
         cardinality_caps_keep_the_top_n_and_fold_the_rest,
         degraded_without_privileges_serves_unknown,

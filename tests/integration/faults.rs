@@ -195,7 +195,7 @@ fn namespace_vanishing_between_discovery_and_enter_is_dropped_and_counted() {
 }
 
 /// The kernel's socket, failing with ENOBUFS at the first receive after `requests`
-/// requests: after the LISTEN dumps of both families.
+/// requests (1: in the TCP dump of both families, the first of the recipe).
 struct FailAfter {
     inner: Netlink,
     requests: usize,
@@ -224,7 +224,7 @@ fn namespace_dump_failing_after_enter_is_dropped_and_counted() {
                 return SockDiag::open();
             }
             let inner = Netlink::open().expect("netlink socket");
-            Ok(SockDiag::over(Box::new(FailAfter { inner, requests: 3 })))
+            Ok(SockDiag::over(Box::new(FailAfter { inner, requests: 1 })))
         });
         let mut collector = scene.collector(open);
         let (snapshot, notes) = collector.poll().expect("the poll does not fail");
@@ -236,14 +236,14 @@ fn namespace_dump_failing_after_enter_is_dropped_and_counted() {
                 error: 2
             }
         );
-        // Their LISTEN dumps had been folded: none of it is published.
+        // Nothing of what their TCP dump had begun is published.
         assert_eq!(labels(&snapshot), vec![format!("ns-{own}")]);
         let mut expected: Vec<String> = scene
             .inodes
             .iter()
             .map(|inode| {
                 format!(
-                    "netns ns-{inode}: receive failed during the ipv4 dump: No buffer space \
+                    "netns ns-{inode}: receive failed during the tcp dump: No buffer space \
                      available (os error 105)"
                 )
             })
@@ -265,7 +265,7 @@ fn own_namespace_failing_mid_dump_fails_the_whole_poll() {
                 return SockDiag::open();
             }
             let inner = Netlink::open().expect("netlink socket");
-            Ok(SockDiag::over(Box::new(FailAfter { inner, requests: 3 })))
+            Ok(SockDiag::over(Box::new(FailAfter { inner, requests: 1 })))
         });
         let mut collector = scene.collector(open);
         // The other namespace was dumped whole meanwhile: the poll still fails as one, so
@@ -274,7 +274,7 @@ fn own_namespace_failing_mid_dump_fails_the_whole_poll() {
         assert_eq!(error.stage().label(), "dump");
         assert_eq!(
             error.to_string(),
-            "receive failed during the ipv4 dump: No buffer space available (os error 105)"
+            "receive failed during the tcp dump: No buffer space available (os error 105)"
         );
         let (snapshot, _) = collector.poll().expect("the next poll succeeds");
         let label = format!("ns-{}", scene.inodes[0]);

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
 
+use sockdiag_exporter::poll::{Collector, PollerConfig, Scope};
+
 use crate::actor::Actor;
 use crate::exporter::Exporter;
 use crate::load::{self, Load};
@@ -216,10 +218,43 @@ fn sysctls_of_the_namespace_and_overflow_counters() {
     });
 }
 
+/// Issue 27: sysctls are settings, kept between polls (read again once
+/// `poll::sysctls::REFRESH` old, 60 s); the counters are read every poll. The second poll
+/// below follows the first at once, far inside that minute.
+fn sysctls_are_kept_between_polls_and_counters_are_not() {
+    in_netns(|| {
+        output("sysctl", &["-q", "-w", "net.core.somaxconn=1024"]);
+        let mut config = PollerConfig::new(Duration::from_secs(1), None);
+        config.scope = Scope::Own;
+        let mut collector = Collector::new(&config, Default::default(), Default::default());
+        // somaxconn and ActiveOpens of our (only) namespace, one poll.
+        let poll = |collector: &mut Collector| {
+            let (snapshot, _) = collector.poll().expect("poll");
+            let [ns] = &snapshot.namespaces[..] else {
+                panic!("one namespace, got {}", snapshot.namespaces.len())
+            };
+            (ns.kernel.sysctls.somaxconn, ns.kernel.counters.active_opens)
+        };
+        assert_eq!(poll(&mut collector), (Some(1024), Some(0)));
+        output("sysctl", &["-q", "-w", "net.core.somaxconn=2048"]);
+        let listener = TcpListener::bind("127.0.0.1:9200").unwrap();
+        let _client = TcpStream::connect("127.0.0.1:9200").unwrap();
+        assert_eq!(
+            poll(&mut collector),
+            (Some(1024), Some(1)),
+            "the sysctl kept from the last poll, the counter read now"
+        );
+        collector.forget_sysctls();
+        assert_eq!(poll(&mut collector), (Some(2048), Some(1)), "read again");
+        drop(listener);
+    });
+}
+
 pub fn tests() -> Vec<libtest_mimic::Trial> {
     crate::trials![
         close_wait_age_grows_turns_stale_and_is_not_inherited,
         ephemeral_ports_per_destination_and_top_peers,
         sysctls_of_the_namespace_and_overflow_counters,
+        sysctls_are_kept_between_polls_and_counters_are_not,
     ]
 }

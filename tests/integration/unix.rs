@@ -373,6 +373,7 @@ fn unix_listener_in_a_second_namespace() {
                     &close_wait,
                     &settings,
                     Default::default(),
+                    None,
                 )
             })
             .expect("enter the second namespace")

@@ -83,6 +83,28 @@ impl Default for Aggregator {
     }
 }
 
+/// The direction of a non-LISTEN socket and the port it is counted under: inbound on its
+/// local port when that port is a listening port (`listening`); else, by the ephemeral
+/// `port_range`, inbound on its local port when the local port is outside the range and
+/// the remote port inside it (a server's socket whose listener is gone, say the TIME_WAIT
+/// of a server that closed first and then exited: its peer is a client on an ephemeral
+/// port); else outbound on the remote port. Where both ports are inside the range, or both
+/// outside, or the range is unknown, a socket without a listener stays outbound.
+pub fn direction(
+    listening: bool,
+    local: u16,
+    remote: u16,
+    port_range: Option<PortRange>,
+) -> (Direction, u16) {
+    let server_side =
+        port_range.is_some_and(|range| !range.contains(local) && range.contains(remote));
+    if listening || server_side {
+        (Direction::Inbound, local)
+    } else {
+        (Direction::Outbound, remote)
+    }
+}
+
 impl Aggregator {
     /// A new poll. `port_range` is net.ipv4.ip_local_port_range.
     pub fn new(settings: &Settings, port_range: Option<PortRange>) -> Aggregator {
@@ -146,11 +168,8 @@ impl Aggregator {
             return;
         }
         let local = record.local.port();
-        let (direction, port) = if self.is_listening(local) {
-            (Direction::Inbound, local)
-        } else {
-            (Direction::Outbound, record.remote.port())
-        };
+        let listening = self.is_listening(local);
+        let (direction, port) = direction(listening, local, record.remote.port(), self.port_range);
         let remote = record.remote.ip().to_canonical();
         *self.peers.entry((remote, record.state)).or_default() += 1;
         if direction == Direction::Outbound {
@@ -165,8 +184,9 @@ impl Aggregator {
                 }
             }
         }
+        // Only a listener has an accept queue: inbound by the port range alone is not in one.
         if record.inode == 0
-            && direction == Direction::Inbound
+            && listening
             && matches!(record.state, TcpState::Established | TcpState::CloseWait)
         {
             *self.unaccepted.entry((port, record.state)).or_default() += 1;

@@ -4,7 +4,8 @@
 //! 3. the recipe of [`super::namespace`] in each namespace: ours on the calling thread,
 //!    the others on at most `netns_concurrency` threads that enter them one after the
 //!    other and end with the poll (so a thread that entered a namespace never serves
-//!    anything else, and no namespace fd outlives the poll);
+//!    anything else, and no namespace fd outlives the poll); each recipe reads the
+//!    namespace's sysctls only when [`super::sysctls::SysctlCache`] has none fresh;
 //! 4. owners: one /proc scan for every namespace's unknown inodes;
 //! 5. the caps of each namespace, then the namespace cap: the largest keep their label,
 //!    the rest fold into `netns="other"`; the snapshot is built once.
@@ -25,6 +26,7 @@ use std::time::{Instant, SystemTime};
 
 use super::discover::{self, DiscoverError, Namespace, Sources};
 use super::namespace::{self, NetnsDump};
+use super::sysctls::SysctlCache;
 use super::{lower_priority, owners, Peaks, PollError, PollerConfig, Reopening, Target, Targets};
 use crate::collectors::Collectors;
 use crate::fold::anomaly;
@@ -35,6 +37,7 @@ use crate::fold::Settings;
 use crate::snapshot::{NetnsFigures, NetnsInfo, NetnsSkipped, Snapshot};
 use crate::source::netns::{self, EnterError, HomeNetns, MissingPrivileges};
 use crate::source::proc_fd::{ProcIndex, ProcIndexError, ScanReport};
+use crate::source::proc_sys_net::NetSysctls;
 use crate::source::sock_diag::Opener;
 
 /// Which namespaces a poll samples: `namespaces` in the configuration.
@@ -95,6 +98,8 @@ pub struct Collector {
     sources: Sources,
     /// The runtime state files that failed to read, kept from poll to poll.
     caches: discover::StateCaches,
+    /// Each sampled namespace's sysctls, read again once `sysctls::REFRESH` old.
+    sysctls: SysctlCache,
     concurrency: usize,
     max_namespaces: usize,
     peaks: Peaks,
@@ -148,6 +153,7 @@ impl Collector {
             scope: config.scope,
             sources: config.sources.clone(),
             caches: discover::StateCaches::default(),
+            sysctls: SysctlCache::default(),
             concurrency: config.netns_concurrency.max(1),
             max_namespaces: config.max_namespaces.max(1),
             peaks,
@@ -160,6 +166,13 @@ impl Collector {
     #[cfg(any(test, feature = "test-support"))]
     pub fn index_mut(&mut self) -> &mut ProcIndex {
         &mut self.index
+    }
+
+    /// Forgets every namespace's sysctls, as if they were `sysctls::REFRESH` old: the next
+    /// poll reads them.
+    #[cfg(any(test, feature = "test-support"))]
+    pub fn forget_sysctls(&mut self) {
+        self.sysctls = SysctlCache::default();
     }
 
     /// One complete poll. Blocking.
@@ -182,13 +195,20 @@ impl Collector {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .begin_poll(started);
-        let outcomes = self.dump_all(&jobs)?;
+        let outcomes = self.dump_all(&jobs, started)?;
 
         let mut dumped = Vec::with_capacity(jobs.len());
         let mut unsampled = Vec::new();
         for (job, outcome) in jobs.into_iter().zip(outcomes) {
             match outcome {
-                Outcome::Dumped(dump) => dumped.push((job, dump)),
+                Outcome::Dumped(dump) => {
+                    if dump.sysctls_read {
+                        // Read during this poll: `started` makes them, if anything, older.
+                        let sysctls = dump.kernel.sysctls;
+                        self.sysctls.store(job.namespace.id, sysctls, started);
+                    }
+                    dumped.push((job, dump));
+                }
                 Outcome::Vanished => skipped.vanished += 1,
                 Outcome::Failed(error) => {
                     skipped.error += 1;
@@ -201,6 +221,8 @@ impl Collector {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .end_poll(&unsampled);
+        self.sysctls
+            .retain(dumped.iter().map(|(job, _)| job.namespace.id));
         let missing: Vec<u32> = dumped
             .iter()
             .flat_map(|(_, dump)| {
@@ -351,7 +373,8 @@ impl Collector {
     }
 
     /// Runs the recipe in every namespace of `jobs`; outcomes in the order of `jobs`.
-    fn dump_all(&mut self, jobs: &[Job]) -> Result<Vec<Outcome>, PollError> {
+    /// `now` decides which namespaces' cached sysctls are still fresh.
+    fn dump_all(&mut self, jobs: &[Job], now: Instant) -> Result<Vec<Outcome>, PollError> {
         let others: Vec<usize> = (0..jobs.len())
             .filter(|&i| jobs[i].enter.is_some())
             .collect();
@@ -368,8 +391,10 @@ impl Collector {
             netns_settings,
             sources,
             collectors,
+            sysctls,
             ..
         } = self;
+        let sysctls = &*sysctls;
         let collectors = *collectors;
         let (settings, netns_settings) = (&*settings, &*netns_settings);
         let (index, close_wait, proc_root) = (&*index, &*close_wait, &sources.proc_root);
@@ -383,9 +408,10 @@ impl Collector {
                         let Some(&i) = others.get(n) else { break };
                         let job = &jobs[i];
                         let settings = job.settings(settings, netns_settings);
+                        let cached = sysctls.get(job.namespace.id, now);
                         let outcome = match &home {
                             Ok(home) => enter_and_dump(
-                                home, job, open, index, close_wait, settings, collectors,
+                                home, job, open, index, close_wait, settings, collectors, cached,
                             ),
                             Err(error) => Outcome::Failed(format!(
                                 "netns {}: cannot hold our own namespace: {error}",
@@ -402,6 +428,7 @@ impl Collector {
             own.map(|i| {
                 let job = &jobs[i];
                 let settings = job.settings(settings, netns_settings);
+                let cached = sysctls.get(job.namespace.id, now);
                 sock_diag
                     .with(open, PollError::Dump, |socket| {
                         namespace::dump(
@@ -411,6 +438,7 @@ impl Collector {
                             close_wait,
                             settings,
                             collectors,
+                            cached,
                         )
                     })
                     .map(|dump| (i, Outcome::Dumped(Box::new(dump))))
@@ -426,6 +454,7 @@ impl Collector {
 
 /// Enters `job`'s namespace on this thread, opens a sock_diag socket there (a socket
 /// belongs to the namespace it was opened in), runs the recipe and comes back.
+#[allow(clippy::too_many_arguments)]
 fn enter_and_dump(
     home: &HomeNetns,
     job: &Job,
@@ -434,6 +463,7 @@ fn enter_and_dump(
     close_wait: &Mutex<CloseWaitTracker>,
     settings: &Settings,
     collectors: Collectors,
+    sysctls: Option<NetSysctls>,
 ) -> Outcome {
     let Some(path) = &job.enter else {
         return Outcome::Failed("own namespace given to a worker".into());
@@ -442,7 +472,7 @@ fn enter_and_dump(
     // A socket of its own, opened in the namespace and dropped before the thread leaves.
     let ran = home.run_in(path, id, || {
         Reopening::default().with(open, PollError::Dump, |socket| {
-            namespace::dump(socket, id, index, close_wait, settings, collectors)
+            namespace::dump(socket, id, index, close_wait, settings, collectors, sysctls)
         })
     });
     match ran {

@@ -1,7 +1,7 @@
-//! The fast listener sampler: a LISTEN-only dump (the kernel walks only the listening
-//! hash, so it costs the same at 1M sockets as at 10) whose accept-queue lengths are kept,
-//! the largest per listener, until the next main poll reports them as
-//! `sockdiag_tcp_listen_queue_peak`. Bursts shorter than a poll interval stay visible. UNIX
+//! The fast listener sampler: a LISTEN-only dump of both families in one request (the
+//! kernel walks only the listening hash, once, so it costs the same at 1M sockets as at 10)
+//! whose accept-queue lengths are kept, the largest per listener, until the next main poll
+//! reports them as `sockdiag_tcp_listen_queue_peak`. Bursts shorter than a poll interval stay visible. UNIX
 //! listeners are sampled in the same pass (unless the unix collector is off), for
 //! `sockdiag_unix_listen_queue_peak` (that dump walks the whole UNIX socket table: its cost
 //! grows with the number of UNIX sockets, docs/benchmarks.md). The daemon runs
@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use super::{lower_priority, Peaks, PollError, Reopening, Target, Targets};
 use crate::fold::listen::{self, ListenSample};
-use crate::source::inet_diag::{Family, StateFilter};
+use crate::source::inet_diag::StateFilter;
 use crate::source::netns::{EnterError, HomeNetns};
 use crate::source::sock_diag::{Opener, SockDiag, SockDiagError};
 use crate::source::unix_diag::UnixFilter;
@@ -102,11 +102,10 @@ fn listen_dump(
     sample: &mut ListenSample,
     unix: bool,
 ) -> Result<(), SockDiagError> {
-    for family in Family::ALL {
-        open.dump(family, StateFilter::Listen, &mut |record| {
-            listen::add_to_sample(sample, record)
-        })?;
-    }
+    // Both families in one walk of the kernel's listening table.
+    open.dump_both_families(StateFilter::Listen, &mut |record| {
+        listen::add_to_sample(sample, record)
+    })?;
     if !unix {
         return Ok(());
     }

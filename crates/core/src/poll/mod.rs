@@ -25,6 +25,7 @@ pub mod discover;
 pub mod listen;
 pub mod namespace;
 mod owners;
+pub mod sysctls;
 
 pub use collector::{Collector, PollNotes, Scope};
 pub use listen::ListenSampler;

@@ -160,6 +160,30 @@ pub fn read_beneath_to_string(
     })
 }
 
+/// [`read_beneath_to_string`], with the identity of the file read, taken from the open
+/// file before reading: the file the text came from, whatever replaced it since.
+pub fn read_beneath_with_identity(
+    root: &Path,
+    relative: &Path,
+    limit: u64,
+) -> Result<(String, FileIdentity), BoundedReadError> {
+    let path = root.join(relative);
+    let file = open_beneath(root, relative)?;
+    let identity = file
+        .metadata()
+        .map(|meta| FileIdentity::from_metadata(&meta))
+        .map_err(|source| BoundedReadError::Read {
+            path: path.clone(),
+            source,
+        })?;
+    let bytes = read_file(file, &path, limit)?;
+    let text = String::from_utf8(bytes).map_err(|error| BoundedReadError::NotUtf8 {
+        path,
+        error: error.utf8_error(),
+    })?;
+    Ok((text, identity))
+}
+
 /// Reads the regular file `name` in the open directory `dir`, at most `limit` bytes: how
 /// the /proc index reads `/proc/PID/{stat,comm}` through the pid's directory, so that a
 /// reused pid cannot swap the process between two reads. `path` names the file in errors
@@ -250,8 +274,8 @@ pub fn read_to_string(path: &Path, limit: u64) -> Result<String, BoundedReadErro
 
 /// A file as `lstat` sees it (device, inode, size, mtime, ctime): runtimes replace their
 /// state files by rename, and a change in place moves the ctime, so an equal identity
-/// means the same contents. What the caches of failed reads compare, so that a broken file
-/// is read once until it changes.
+/// means the same contents. What [`super::state_cache`] compares, so that a runtime's state
+/// file is read once until it changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileIdentity {
     dev: u64,
@@ -264,15 +288,20 @@ pub struct FileIdentity {
 impl FileIdentity {
     /// `None` when the path cannot be stat'ed: then the read is tried again every poll.
     pub fn of(path: &Path) -> Option<FileIdentity> {
-        use std::os::unix::fs::MetadataExt;
         let meta = std::fs::symlink_metadata(path).ok()?;
-        Some(FileIdentity {
+        Some(FileIdentity::from_metadata(&meta))
+    }
+
+    /// The identity in `meta` (of a path, or of an open file).
+    pub fn from_metadata(meta: &std::fs::Metadata) -> FileIdentity {
+        use std::os::unix::fs::MetadataExt;
+        FileIdentity {
             dev: meta.dev(),
             ino: meta.ino(),
             size: meta.size(),
             mtime: (meta.mtime(), meta.mtime_nsec()),
             ctime: (meta.ctime(), meta.ctime_nsec()),
-        })
+        }
     }
 }
 

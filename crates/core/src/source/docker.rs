@@ -13,18 +13,17 @@
 //! The file is read through [`bounded`]: at most [`bounded::RUNTIME_STATE_LIMIT`], a
 //! regular file, opened beneath the data root (a symlink out of it, to `/dev/zero` or
 //! anywhere else, is refused by the kernel, not followed). The name is cut to
-//! [`label_cap::CONTAINER_NAME`]. A read that failed is remembered per container by
-//! [`ConfigCache`] and not tried again until the file changes.
+//! [`label_cap::CONTAINER_NAME`]. What a read gave, names or a failure, is remembered per
+//! container by [`ConfigCache`] (a [`state_cache::FileCache`]) and the file not read again
+//! until it changes.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
-
-use crate::source::bounded::{self, BoundedReadError, FileIdentity as Identity};
+use crate::source::bounded::{self, BoundedReadError};
 use crate::source::cgroup::ContainerId;
 use crate::source::runtime::Names;
+use crate::source::state_cache::{self, FileCache, StateError, StateFile};
 
 /// Docker's data root unless configured otherwise (`data-root` in daemon.json).
 pub const DEFAULT_DATA_ROOT: &str = "/var/lib/docker";
@@ -111,106 +110,89 @@ pub fn container_name(data_root: &Path, id: &ContainerId) -> Result<Option<Strin
 
 /// What container `id`'s config names; `None` when Docker has no config for it.
 pub fn names(data_root: &Path, id: &ContainerId) -> Result<Option<Names>, DockerError> {
+    names_read(data_root, id).map(|read| read.map(|(names, _)| names))
+}
+
+/// [`names`], with the file they were read from (for [`ConfigCache`]).
+pub fn names_read(
+    data_root: &Path,
+    id: &ContainerId,
+) -> Result<Option<(Names, StateFile)>, DockerError> {
     let relative = config_relative(id);
-    let text =
-        match bounded::read_beneath_to_string(data_root, &relative, bounded::RUNTIME_STATE_LIMIT) {
-            Ok(text) => text,
-            Err(error) if error.io_kind() == Some(std::io::ErrorKind::NotFound) => return Ok(None),
-            Err(error) => return Err(error.into()),
-        };
-    parse_names(&text)
-        .map(Some)
-        .map_err(|error| DockerError::Parse {
-            path: data_root.join(relative),
-            error,
-        })
+    let limit = bounded::RUNTIME_STATE_LIMIT;
+    let (text, identity) = match bounded::read_beneath_with_identity(data_root, &relative, limit) {
+        Ok(read) => read,
+        Err(error) if error.io_kind() == Some(std::io::ErrorKind::NotFound) => return Ok(None),
+        Err(error) => return Err(error.into()),
+    };
+    let path = data_root.join(relative);
+    match parse_names(&text) {
+        Ok(names) => Ok(Some((names, StateFile { path, identity }))),
+        Err(error) => Err(DockerError::Parse { path, error }),
+    }
+}
+
+impl DockerError {
+    /// The config file the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            DockerError::Read(error) => error.path(),
+            DockerError::Parse { path, .. } => path,
+        }
+    }
+}
+
+impl StateError for DockerError {
+    fn path(&self) -> &Path {
+        DockerError::path(self)
+    }
 }
 
 /// A failed read of a container's config.
-#[derive(Debug, Clone)]
-pub struct Failed {
-    pub error: Arc<DockerError>,
-    /// True when the file was read (and failed) now; false when the failure is the one
-    /// remembered from an earlier poll, for an unchanged file.
-    pub fresh: bool,
-}
+pub type Failed = state_cache::Failed<DockerError>;
 
-#[derive(Debug)]
-struct Remembered {
-    identity: Identity,
-    error: Arc<DockerError>,
-    generation: u64,
-}
-
-/// The failed reads of config.v2.json, per container, kept from poll to poll: a file that
-/// failed (a symlink out of the data root, 2 GB of JSON, a FIFO, a syntax error) is not
-/// read again, nor reported as a new failure, until its identity changes (a new file, or
+/// The reads of config.v2.json, per container, kept from poll to poll (see
+/// [`state_cache`]): a file that named a container, or that failed (a symlink out of the
+/// data root, 2 GB of JSON, a FIFO, a syntax error), is not read again, nor a failure
+/// reported again, until its identity changes (a new file, as `docker rename` writes, or
 /// a change in place). Only the containers asked about in the last poll are remembered.
 #[derive(Debug, Default)]
 pub struct ConfigCache {
-    failed: FxHashMap<ContainerId, Remembered>,
-    generation: u64,
+    files: FileCache<ContainerId, Names, DockerError>,
 }
 
 impl ConfigCache {
     /// Starts a poll: failures not asked about again before [`ConfigCache::end_poll`] are
     /// forgotten then.
     pub fn begin_poll(&mut self) {
-        self.generation += 1;
+        self.files.begin_poll();
     }
 
     /// Forgets the containers not asked about since [`ConfigCache::begin_poll`].
     pub fn end_poll(&mut self) {
-        let generation = self.generation;
-        self.failed.retain(|_, r| r.generation == generation);
+        self.files.end_poll();
     }
 
-    /// [`names`], or the failure remembered for an unchanged file.
+    /// [`names`], or what they were for an unchanged file (the names, or the failure).
     pub fn names(&mut self, data_root: &Path, id: &ContainerId) -> Result<Option<Names>, Failed> {
-        let identity = Identity::of(&config_path(data_root, id));
-        if let (Some(remembered), Some(identity)) = (self.failed.get_mut(id), identity) {
-            if remembered.identity == identity {
-                remembered.generation = self.generation;
-                return Err(Failed {
-                    error: Arc::clone(&remembered.error),
-                    fresh: false,
-                });
-            }
-        }
-        match names(data_root, id) {
-            Ok(names) => {
-                self.failed.remove(id);
-                Ok(names)
-            }
-            Err(error) => {
-                let error = Arc::new(error);
-                match identity {
-                    Some(identity) => {
-                        let remembered = Remembered {
-                            identity,
-                            error: Arc::clone(&error),
-                            generation: self.generation,
-                        };
-                        self.failed.insert(id.clone(), remembered);
-                    }
-                    None => {
-                        self.failed.remove(id);
-                    }
-                }
-                Err(Failed { error, fresh: true })
-            }
-        }
+        self.files.get_or_read(id, || names_read(data_root, id))
     }
 
     /// Containers whose failure is remembered.
     pub fn failures(&self) -> usize {
-        self.failed.len()
+        self.files.failures()
+    }
+
+    /// Config files read (or tried) since the cache was made.
+    pub fn reads(&self) -> u64 {
+        self.files.reads()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     /// Trimmed from a real config.v2.json (dockerd 24): the name sits among many fields.
     const CONFIG: &str = r#"{"StreamConfig":{},"State":{"Running":true,"Pid":4242},
@@ -446,5 +428,30 @@ mod tests {
         cache.begin_poll();
         cache.end_poll();
         assert_eq!(cache.failures(), 0);
+    }
+
+    /// Issue 27: a good config was read again every poll; `docker rename` (dockerd writes
+    /// a new config.v2.json) must still show in the poll that follows.
+    #[test]
+    fn a_name_is_read_once_and_a_rename_shows_in_the_next_poll() {
+        let root = Root::new("named");
+        root.write(CONFIG);
+        let mut cache = ConfigCache::default();
+        let poll = |cache: &mut ConfigCache| {
+            cache.begin_poll();
+            let names = cache.names(&root.root, &root.id).unwrap().unwrap();
+            cache.end_poll();
+            names.container_name.unwrap()
+        };
+        let names: Vec<String> = (0..3).map(|_| poll(&mut cache)).collect();
+        assert_eq!(names, ["web-1", "web-1", "web-1"]);
+        assert_eq!(cache.reads(), 1, "an unchanged config is read once");
+        // As dockerd writes it: a temporary file renamed over the config.
+        let temp = root.config().with_extension("tmp");
+        std::fs::write(&temp, CONFIG.replace("/web-1", "/web-renamed")).unwrap();
+        std::fs::rename(&temp, root.config()).unwrap();
+        assert_eq!(poll(&mut cache), "web-renamed");
+        assert_eq!(poll(&mut cache), "web-renamed");
+        assert_eq!(cache.reads(), 2);
     }
 }

@@ -13,6 +13,7 @@
 //! - [`cgroup`]: the container and pod of a process (`/proc/PID/cgroup`);
 //! - [`docker`]: a container's name (`config.v2.json` under Docker's data root);
 //! - [`runtime`]: container and pod names from containerd's, CRI-O's and Podman's state;
+//! - [`state_cache`]: those runtimes' state files remembered between polls by identity;
 //! - [`userns`]: whether root or a user made a namespace (`/proc/PID/ns/user`, `uid_map`).
 //!
 //! [`bounded`] is the one way any of them reads a file: a size limit and a regular-file
@@ -35,6 +36,7 @@ pub mod proc_net_snmp;
 pub mod proc_sys_net;
 pub mod runtime;
 pub mod sock_diag;
+pub mod state_cache;
 pub mod udp_diag;
 pub mod unix_diag;
 pub mod userns;

@@ -386,10 +386,85 @@ fn arb_socket() -> impl proptest::strategy::Strategy<Value = (TcpState, u16, u16
         .prop_map(|(state, local, remote, owner)| (TcpState::ALL[state], local, remote, owner))
 }
 
+/// Issue 27: the TIME_WAIT of a server that closed first after its listener exited was
+/// outbound, with the client's ephemeral port as its port.
+#[test]
+fn without_a_listener_the_ephemeral_range_decides_the_direction() {
+    let range = PortRange::new(32768, 60999);
+    let cases = [
+        // A listener on the local port: inbound, whatever the range says.
+        (true, 8080, 39392, range, (Direction::Inbound, 8080)),
+        (true, 40000, 39392, range, (Direction::Inbound, 40000)),
+        // No listener, local outside and remote inside: the server's side, inbound.
+        (false, 8080, 39392, range, (Direction::Inbound, 8080)),
+        (false, 32767, 32768, range, (Direction::Inbound, 32767)),
+        (false, 61000, 60999, range, (Direction::Inbound, 61000)),
+        // Local inside, remote outside: a client, outbound to the remote port.
+        (false, 39392, 8080, range, (Direction::Outbound, 8080)),
+        // Both inside, both outside: today's rule, outbound.
+        (false, 40000, 50000, range, (Direction::Outbound, 50000)),
+        (false, 8080, 5432, range, (Direction::Outbound, 5432)),
+        // The range could not be read: today's rule.
+        (false, 8080, 39392, None, (Direction::Outbound, 39392)),
+    ];
+    for (listening, local, remote, range, want) in cases {
+        assert_eq!(
+            direction(listening, local, remote, range),
+            want,
+            "listening {listening}, local {local}, remote {remote}, range {range:?}"
+        );
+    }
+}
+
+/// The same through the fold: a server's TIME_WAIT without its listener is an inbound
+/// series on the server's port, ownerless, and not a never-accepted socket; a client's
+/// TIME_WAIT is still outbound and uses an ephemeral port.
+#[test]
+fn a_server_time_wait_after_its_listener_exited_is_inbound() {
+    let owners = Table::default();
+    let mut a = Aggregator::new(&Settings::default(), PortRange::new(32768, 60999));
+    a.add_(
+        &rec(TcpState::TimeWait, "127.0.0.1:8080", "127.0.0.1:39392", 0),
+        &owners,
+    );
+    a.add_(
+        &rec(
+            TcpState::Established,
+            "127.0.0.1:8080",
+            "127.0.0.1:39394",
+            0,
+        ),
+        &owners,
+    );
+    a.add_(
+        &rec(TcpState::TimeWait, "127.0.0.1:39393", "127.0.0.1:5432", 0),
+        &owners,
+    );
+    let figures = finish(a, &owners, &Settings::default());
+    assert_eq!(
+        series(&figures),
+        [
+            "inbound 8080 \"\" established = 1 r0 s0",
+            "inbound 8080 \"\" time_wait = 1 r0 s0",
+            "outbound 5432 \"\" time_wait = 1 r0 s0",
+        ]
+    );
+    assert!(
+        figures.breakdown.unaccepted.is_empty(),
+        "{:?}",
+        figures.breakdown.unaccepted
+    );
+    let loopback: IpAddr = "127.0.0.1".parse().unwrap();
+    assert_eq!(
+        figures.exhaustion.destinations,
+        [(Some((loopback, 5432)), 1)]
+    );
+}
+
 proptest::proptest! {
     /// The fold of any records equals a naive count of them: states per family, sockets
     /// per (direction, port, process, state) with inbound meaning "the local port is a
-    /// listening port", queued bytes, and never-accepted sockets. Caps high enough to fold
+    /// listening port, or, with none, not ephemeral while the remote port is", queued bytes, and never-accepted sockets. Caps high enough to fold
     /// nothing.
     #[test]
     fn the_fold_equals_a_naive_count(sockets in proptest::collection::vec(arb_socket(), 0..60)) {
@@ -411,7 +486,10 @@ proptest::proptest! {
             max_processes: 1000,
             ..Settings::default()
         };
-        let mut a = Aggregator::new(&settings, None);
+        // Local 40001 and remote 50000 are ephemeral, 40000 and 50001 are not: every case
+        // of the rule for sockets without a listener.
+        let range = PortRange::new(40001, 50000);
+        let mut a = Aggregator::new(&settings, range);
         // The LISTEN dump first, as the recipe does.
         for r in records.iter().filter(|r| r.state == TcpState::Listen) {
             a.add_listener(r, &owners);
@@ -435,10 +513,13 @@ proptest::proptest! {
         let mut naive: Series = FxHashMap::default();
         let mut unaccepted: FxHashMap<(PortLabel, TcpState), u64> = FxHashMap::default();
         for r in records.iter().filter(|r| r.state != TcpState::Listen) {
-            let (direction, port) = if listening.contains(&r.local.port()) {
-                (Direction::Inbound, r.local.port())
+            let (local, remote) = (r.local.port(), r.remote.port());
+            let ephemeral = |port| (40001..=50000).contains(&port);
+            let server_side = !ephemeral(local) && ephemeral(remote);
+            let (direction, port) = if listening.contains(&local) || server_side {
+                (Direction::Inbound, local)
             } else {
-                (Direction::Outbound, r.remote.port())
+                (Direction::Outbound, remote)
             };
             let process = match r.inode {
                 0 => String::new(),
@@ -451,7 +532,7 @@ proptest::proptest! {
             entry.1 += u64::from(r.recv_queue);
             entry.2 += u64::from(r.send_queue);
             if r.inode == 0
-                && direction == Direction::Inbound
+                && listening.contains(&local)
                 && matches!(r.state, TcpState::Established | TcpState::CloseWait)
             {
                 *unaccepted.entry((PortLabel::Port(port), r.state)).or_default() += 1;

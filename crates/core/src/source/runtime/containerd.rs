@@ -19,6 +19,7 @@ use crate::source::bounded;
 use crate::source::cgroup::ContainerId;
 use crate::source::runtime::oci::{self, non_empty};
 use crate::source::runtime::{read_state, Names, RuntimeError};
+use crate::source::state_cache::StateFile;
 
 /// The namespace the kubelet's containers live in; looked in first.
 pub const KUBERNETES_NAMESPACE: &str = "k8s.io";
@@ -91,13 +92,25 @@ pub fn read(
     namespaces: &[String],
     id: &ContainerId,
 ) -> Result<Option<Names>, RuntimeError> {
+    read_file(state, namespaces, id).map(|read| read.map(|(names, _)| names))
+}
+
+/// [`read`], with the bundle's config.json it read.
+pub fn read_file(
+    state: &Path,
+    namespaces: &[String],
+    id: &ContainerId,
+) -> Result<Option<(Names, StateFile)>, RuntimeError> {
     for namespace in namespaces {
         let relative = bundle_config(namespace, id);
-        if let Some(text) = read_state(state, &relative, bounded::RUNTIME_STATE_LIMIT)? {
-            return parse(&text).map(Some).map_err(|error| RuntimeError::Parse {
-                path: state.join(relative),
-                error,
-            });
+        if let Some((text, file)) = read_state(state, &relative, bounded::RUNTIME_STATE_LIMIT)? {
+            return match parse(&text) {
+                Ok(names) => Ok(Some((names, file))),
+                Err(error) => Err(RuntimeError::Parse {
+                    path: file.path,
+                    error,
+                }),
+            };
         }
     }
     Ok(None)

@@ -16,6 +16,7 @@ use crate::source::bounded;
 use crate::source::cgroup::ContainerId;
 use crate::source::runtime::oci::{self, non_empty};
 use crate::source::runtime::{read_state, Names, RuntimeError};
+use crate::source::state_cache::StateFile;
 
 /// The kubelet's pod labels, which CRI-O copies into every container's annotations.
 pub const POD_NAME: &str = "io.kubernetes.pod.name";
@@ -56,14 +57,25 @@ pub fn userdata(id: &ContainerId, file: &str) -> PathBuf {
 
 /// The names of container `id`; `None` when the run root has no spec for it.
 pub fn read(run_root: &Path, id: &ContainerId) -> Result<Option<Names>, RuntimeError> {
+    read_file(run_root, id).map(|read| read.map(|(names, _)| names))
+}
+
+/// [`read`], with the spec it read.
+pub fn read_file(
+    run_root: &Path,
+    id: &ContainerId,
+) -> Result<Option<(Names, StateFile)>, RuntimeError> {
     let relative = userdata(id, "config.json");
-    let Some(text) = read_state(run_root, &relative, bounded::RUNTIME_STATE_LIMIT)? else {
+    let Some((text, file)) = read_state(run_root, &relative, bounded::RUNTIME_STATE_LIMIT)? else {
         return Ok(None);
     };
-    parse(&text).map(Some).map_err(|error| RuntimeError::Parse {
-        path: run_root.join(relative),
-        error,
-    })
+    match parse(&text) {
+        Ok(names) => Ok(Some((names, file))),
+        Err(error) => Err(RuntimeError::Parse {
+            path: file.path,
+            error,
+        }),
+    }
 }
 
 #[cfg(test)]

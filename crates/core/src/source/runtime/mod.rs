@@ -20,7 +20,8 @@
 //! followed). A file that does not exist is `None` (another runtime's container, or one
 //! that just stopped); one that exists but cannot be read or parsed is an error naming
 //! it. Every name is cut to [`label_cap::CONTAINER_NAME`]. [`cache::StateCache`]
-//! remembers the failures, so that a broken file is read, counted and logged once.
+//! remembers what each file gave, names or a failure, so that an unchanged file costs a
+//! stat a poll and a broken one is read, counted and logged once.
 //!
 //! [`cgroup`]: crate::source::cgroup
 //! [`docker`]: crate::source::docker
@@ -37,6 +38,7 @@ use std::path::{Path, PathBuf};
 use crate::source::bounded::{self, BoundedReadError};
 use crate::source::cgroup::{ContainerId, Runtime};
 use crate::source::label_cap;
+use crate::source::state_cache::StateFile;
 
 /// containerd's state directory of v2 shims (`state` in config.toml, plus the plugin's
 /// directory): one directory per containerd namespace, one bundle per container in it.
@@ -146,40 +148,62 @@ pub fn lookup(
     id: &ContainerId,
     hint: Option<Runtime>,
 ) -> Result<Option<Found>, RuntimeError> {
-    let found = |runtime, names: Option<Names>| names.map(|names| Found { runtime, names });
+    lookup_read(roots, containerd_namespaces, id, hint).map(|read| read.map(|(found, _)| found))
+}
+
+/// [`lookup`], with the state file that named the container (for [`cache::StateCache`]).
+pub fn lookup_read(
+    roots: &Roots,
+    containerd_namespaces: &[String],
+    id: &ContainerId,
+    hint: Option<Runtime>,
+) -> Result<Option<(Found, StateFile)>, RuntimeError> {
+    let found = |runtime, read: Option<(Names, StateFile)>| {
+        read.map(|(names, file)| (Found { runtime, names }, file))
+    };
     match hint {
         Some(Runtime::Containerd) => Ok(found(
             Runtime::Containerd,
-            containerd::read(&roots.containerd_state, containerd_namespaces, id)?,
+            containerd::read_file(&roots.containerd_state, containerd_namespaces, id)?,
         )),
         Some(Runtime::Crio) => Ok(found(
             Runtime::Crio,
-            crio::read(&roots.containers_run_root, id)?,
+            crio::read_file(&roots.containers_run_root, id)?,
         )),
         Some(Runtime::Podman) => Ok(found(
             Runtime::Podman,
-            podman::read(&roots.containers_run_root, &roots.proc_root, id)?,
+            podman::read_file(&roots.containers_run_root, &roots.proc_root, id)?,
         )),
         Some(Runtime::Docker) => Ok(None),
         None => {
-            if let Some(names) =
-                containerd::read(&roots.containerd_state, containerd_namespaces, id)?
+            if let Some(read) =
+                containerd::read_file(&roots.containerd_state, containerd_namespaces, id)?
             {
-                return Ok(found(Runtime::Containerd, Some(names)));
+                return Ok(found(Runtime::Containerd, Some(read)));
             }
             Ok(found(
                 Runtime::Crio,
-                crio::read(&roots.containers_run_root, id)?,
+                crio::read_file(&roots.containers_run_root, id)?,
             ))
         }
     }
 }
 
-/// The text of `relative` beneath `root` (never leaving it), or `None` when it does not
-/// exist.
-fn read_state(root: &Path, relative: &Path, limit: u64) -> Result<Option<String>, RuntimeError> {
-    match bounded::read_beneath_to_string(root, relative, limit) {
-        Ok(text) => Ok(Some(text)),
+/// The text of `relative` beneath `root` (never leaving it) and the file it came from, or
+/// `None` when it does not exist.
+fn read_state(
+    root: &Path,
+    relative: &Path,
+    limit: u64,
+) -> Result<Option<(String, StateFile)>, RuntimeError> {
+    match bounded::read_beneath_with_identity(root, relative, limit) {
+        Ok((text, identity)) => Ok(Some((
+            text,
+            StateFile {
+                path: root.join(relative),
+                identity,
+            },
+        ))),
         Err(error) if error.io_kind() == Some(io::ErrorKind::NotFound) => Ok(None),
         Err(error) => Err(error.into()),
     }

@@ -18,6 +18,7 @@ use crate::source::bounded;
 use crate::source::cgroup::ContainerId;
 use crate::source::runtime::crio::userdata;
 use crate::source::runtime::{read_state, Names, RuntimeError};
+use crate::source::state_cache::StateFile;
 
 /// The pid in the text of a `conmon.pid` file.
 pub fn parse_pid(text: &str) -> Option<u32> {
@@ -65,12 +66,23 @@ pub fn read(
     proc_root: &Path,
     id: &ContainerId,
 ) -> Result<Option<Names>, RuntimeError> {
+    read_file(run_root, proc_root, id).map(|read| read.map(|(names, _)| names))
+}
+
+/// [`read`], with the pid file it read: what names the container stays the same while
+/// that file does (Podman starts a new conmon, which writes a new file, when the
+/// container restarts).
+pub fn read_file(
+    run_root: &Path,
+    proc_root: &Path,
+    id: &ContainerId,
+) -> Result<Option<(Names, StateFile)>, RuntimeError> {
     let relative = userdata(id, "conmon.pid");
-    let Some(text) = read_state(run_root, &relative, bounded::RUNTIME_STATE_LIMIT)? else {
+    let Some((text, file)) = read_state(run_root, &relative, bounded::RUNTIME_STATE_LIMIT)? else {
         return Ok(None);
     };
     let pid = parse_pid(&text).ok_or_else(|| RuntimeError::Pid {
-        path: run_root.join(&relative),
+        path: file.path.clone(),
     })?;
     let cmdline = cmdline_path(proc_root, pid);
     let container_name = match bounded::read(&cmdline, bounded::PROC_LIMIT) {
@@ -79,13 +91,11 @@ pub fn read(
         Err(error) if error.io_kind() == Some(io::ErrorKind::NotFound) => None,
         Err(error) => return Err(error.into()),
     };
-    Ok(Some(
-        Names {
-            container_name,
-            ..Names::default()
-        }
-        .capped(),
-    ))
+    let names = Names {
+        container_name,
+        ..Names::default()
+    };
+    Ok(Some((names.capped(), file)))
 }
 
 fn cmdline_path(proc_root: &Path, pid: u32) -> PathBuf {

@@ -105,7 +105,9 @@ pub fn decode_datagram(
         }
         let body = &rest[NLMSG_HEADER_LEN..length];
         match message.message_type() {
-            SOCK_DIAG_BY_FAMILY => payload(body, offset)?,
+            // A reply carries its request's type: TCPDIAG_GETSOCK for the TCP dump of both
+            // families at once (super::TCPDIAG_GETSOCK).
+            SOCK_DIAG_BY_FAMILY | super::TCPDIAG_GETSOCK => payload(body, offset)?,
             NLMSG_DONE => {
                 // A dump that failed after it started ends in DONE with a negative errno.
                 let code = DoneBuffer::new_checked(body)

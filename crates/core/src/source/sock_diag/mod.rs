@@ -17,6 +17,12 @@
 //! with one ([`Opener::netlink`] in production).
 
 pub mod frame;
+
+/// The netlink message type of the TCP dump request that predates SOCK_DIAG_BY_FAMILY
+/// (`struct inet_diag_req`, include/uapi/linux/inet_diag.h), still served by
+/// inet_diag_rcv_msg_compat: the kernel answers it with the sockets of both families from
+/// one walk of its hash tables, where SOCK_DIAG_BY_FAMILY takes one walk per family.
+pub const TCPDIAG_GETSOCK: u16 = 18;
 #[cfg(any(test, feature = "test-support"))]
 pub mod script;
 
@@ -206,6 +212,16 @@ impl SockDiag {
         let sequence = self.sequence;
         self.send_request(request, sequence)
             .map_err(|source| SockDiagError::Send { family, source })?;
+        self.receive(family, sequence, payload)
+    }
+
+    /// Receives the dump of request `sequence` until it ends.
+    fn receive(
+        &mut self,
+        family: &'static str,
+        sequence: u32,
+        payload: &mut impl FnMut(&[u8], usize) -> Result<(), DecodeError>,
+    ) -> Result<(), SockDiagError> {
         loop {
             self.buffer.clear();
             let length = match self.transport.recv(&mut self.buffer) {
@@ -226,6 +242,32 @@ impl SockDiag {
                 Err(source) => return Err(SockDiagError::Decode { family, source }),
             }
         }
+    }
+
+    /// [`SockDiag::dump_raw`] for a request netlink-packet-sock_diag does not build: a
+    /// netlink message of type `message_type` whose payload is `body`.
+    pub fn dump_raw_bytes(
+        &mut self,
+        family: &'static str,
+        message_type: u16,
+        body: &[u8],
+        payload: &mut impl FnMut(&[u8], usize) -> Result<(), DecodeError>,
+    ) -> Result<(), SockDiagError> {
+        self.sequence = self.sequence.wrapping_add(1);
+        let sequence = self.sequence;
+        // struct nlmsghdr: length, type, flags, sequence, port id (0: the kernel).
+        let length = u32::try_from(frame::NLMSG_HEADER_LEN + body.len()).unwrap_or(u32::MAX);
+        let mut bytes = Vec::with_capacity(frame::NLMSG_HEADER_LEN + body.len());
+        bytes.extend_from_slice(&length.to_ne_bytes());
+        bytes.extend_from_slice(&message_type.to_ne_bytes());
+        bytes.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+        bytes.extend_from_slice(&sequence.to_ne_bytes());
+        bytes.extend_from_slice(&0u32.to_ne_bytes());
+        bytes.extend_from_slice(body);
+        self.transport
+            .send(&bytes)
+            .map_err(|source| SockDiagError::Send { family, source })?;
+        self.receive(family, sequence, payload)
     }
 
     fn send_request(&mut self, request: SockDiagMessage, sequence: u32) -> std::io::Result<()> {

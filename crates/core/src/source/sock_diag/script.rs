@@ -1,7 +1,8 @@
 //! A scripted [`Transport`] for tests: it answers every dump request with the messages of
 //! a real capture (`inet_diag/testdata/loopback-v4-v6.bin`, made by `capture.py` there)
-//! that match the request's family and state mask, a few messages per datagram, with the
-//! request's sequence number, then NLMSG_DONE; UNIX and UDP requests get an empty dump. One
+//! that match the request's family and state mask (both families, listeners first, for a
+//! TCPDIAG_GETSOCK request), a few messages per datagram, with the request's sequence
+//! number and type, then NLMSG_DONE; UNIX and UDP requests get an empty dump. One
 //! [`Fault`] can be armed to hit the k-th datagram received after it was armed, on any
 //! socket the [`Script`] opened.
 
@@ -14,7 +15,7 @@ use netlink_packet_sock_diag::constants::{IPPROTO_UDP, SOCK_DIAG_BY_FAMILY};
 
 use super::frame::testing::nlmsg;
 use super::frame::NLMSG_HEADER_LEN;
-use super::{Opener, SockDiag, Transport, RECV_BUFFER_BYTES};
+use super::{Opener, SockDiag, Transport, RECV_BUFFER_BYTES, TCPDIAG_GETSOCK};
 
 /// The datagrams of a real dump of both families: each a native-endian u32 length and
 /// the bytes.
@@ -108,8 +109,8 @@ impl Script {
         self.state().opens
     }
 
-    /// The address family (`AF_INET`, `AF_INET6`, `AF_UNIX`) of every dump request sent
-    /// so far, in order.
+    /// The address family (`AF_INET`, `AF_INET6`, `AF_UNIX`; `AF_UNSPEC` for the TCP dump
+    /// of both families) of every dump request sent so far, in order.
     pub fn requests(&self) -> Vec<u8> {
         self.state().requests.clone()
     }
@@ -147,28 +148,42 @@ struct Scripted {
 impl Transport for Scripted {
     fn send(&mut self, request: &[u8]) -> io::Result<()> {
         let seq = u32::from_ne_bytes(request[8..12].try_into().expect("nlmsg_seq"));
+        let kind = u16::from_ne_bytes(request[4..6].try_into().expect("nlmsg_type"));
         let body = &request[NLMSG_HEADER_LEN..];
-        let (family, states) = (body[0], u32::from_ne_bytes(body[4..8].try_into().unwrap()));
+        // TCPDIAG_GETSOCK (struct inet_diag_req): both families, states at byte 52, the
+        // listeners first as the kernel sends them. Else inet_diag_req_v2 or
+        // unix_diag_req: family at 0, protocol at 1, states at 4.
+        let compat = kind == TCPDIAG_GETSOCK;
+        let (family, states) = match compat {
+            true => (0, u32::from_ne_bytes(body[52..56].try_into().unwrap())),
+            false => (body[0], u32::from_ne_bytes(body[4..8].try_into().unwrap())),
+        };
         // The capture is TCP's: a UDP request (inet_diag_req_v2's protocol) finds no socket.
-        let udp = i32::from(family) != libc::AF_UNIX && body[1] == IPPROTO_UDP;
+        let udp = !compat && i32::from(family) != libc::AF_UNIX && body[1] == IPPROTO_UDP;
         let mut state = self.script.state();
         state.requests.push(family);
-        let matching: Vec<&Vec<u8>> = state
+        let mut matching: Vec<&Vec<u8>> = state
             .messages
             .iter()
             .filter(|m| {
                 let payload = &m[NLMSG_HEADER_LEN..];
                 i32::from(family) != libc::AF_UNIX
                     && !udp
-                    && payload[0] == family
+                    && (compat || payload[0] == family)
                     && states & (1 << payload[1]) != 0
             })
             .collect();
+        if compat {
+            // TCP_LISTEN is 10; a stable sort keeps the capture's order otherwise.
+            matching.sort_by_key(|m| m[NLMSG_HEADER_LEN + 1] != 10);
+        }
         self.pending.clear();
         for chunk in matching.chunks(state.per_datagram) {
             let mut datagram = Vec::new();
             for message in chunk {
                 let mut message = message.to_vec();
+                // A reply carries its request's type.
+                message[4..6].copy_from_slice(&kind.to_ne_bytes());
                 message[6..8].copy_from_slice(&NLM_F_MULTIPART.to_ne_bytes());
                 message[8..12].copy_from_slice(&seq.to_ne_bytes());
                 datagram.extend(message);
