@@ -11,10 +11,21 @@
 //!   that scan readlinks only the fd slots it has not cached (phase 1);
 //! - an inode the dump no longer shows is dead: its owner entry and fd slot are dropped
 //!   before the scan, so a reused fd number is read again;
-//! - if phase 1 leaves a dumped inode unresolved (an fd slot reused between polls by a
-//!   different kind of object), one full pass re-reads every slot (phase 2); inodes even
-//!   that cannot find (other users' processes without privileges, sockets in flight over
-//!   a unix socket) are remembered and not chased again until a later full pass.
+//! - a dumped inode phase 1 leaves unresolved is *pending* for this poll (label
+//!   `process="pending"`): most are sockets that closed, or whose process exited, between
+//!   the dump and the scan, and the next dump no longer shows them. One the next dump
+//!   still shows, and phase 1 still does not find, is in an fd slot reused by a
+//!   different kind of object (or by a socket whose predecessor no dump ever saw): only
+//!   then does a full pass mark every slot for reading again and re-read them (phase 2);
+//!   inodes even that cannot find (other users' processes without privileges, sockets
+//!   in flight over a unix socket) are remembered as unresolvable (`unknown`) and not
+//!   chased again until a later full pass;
+//! - the first poll is exact: its warm-up before the dumps was already a full pass, so
+//!   an inode phase 1 does not find is unresolvable at once, with no second full pass;
+//! - the readlinks of every later poll are bounded by [`readlink_budget`]: past it the
+//!   scan stops, what it did not reach is pending, and the next poll resumes at the
+//!   process where it stopped (round robin over pids, so no process starves). A full pass
+//!   cut short goes on the same way, since its slots stay marked for reading.
 //!
 //! So the steady-state cost follows the number of new sockets, not the number of fds.
 //!
@@ -61,8 +72,26 @@ pub struct ScanReport {
     pub readlinks: u64,
     /// Processes whose fd directory could not be read for lack of permission.
     pub permission_denied: u32,
-    /// Dumped inodes still without an owner after the scans.
+    /// Dumped inodes that became unresolvable (`unknown`): a full pass did not find them.
     pub unresolved: u32,
+    /// Dumped inodes left pending (`pending`): not found by this poll's scan, which was
+    /// not a full pass (or was cut short by the budget).
+    pub pending: u32,
+    /// Full passes run or finished in this poll: the first poll's warm-up, or every slot
+    /// marked for reading again because an inode stayed pending.
+    pub full_passes: u32,
+    /// The scan stopped at [`readlink_budget`]; the next poll resumes it.
+    pub budget_stopped: bool,
+}
+
+/// Readlinks a poll may spend on its /proc scan beyond the first poll, at least: the
+/// budget is this or twice the poll's new sockets (dumped inodes without a cached owner),
+/// whichever is larger. 10,000 readlinks cost about 15 ms of CPU.
+pub const READLINK_BUDGET_FLOOR: u64 = 10_000;
+
+/// The readlinks a poll with `new_sockets` dumped inodes without an owner may spend.
+pub fn readlink_budget(new_sockets: usize) -> u64 {
+    READLINK_BUDGET_FLOOR.max(2 * new_sockets as u64)
 }
 
 #[derive(Debug)]
@@ -86,6 +115,16 @@ pub struct ProcIndex {
     unknown: Arc<str>,
     /// Dumped inodes a full pass could not find, by the poll generation that last saw them.
     unresolvable: FxHashMap<u32, AtomicU32>,
+    /// Dumped inodes the last resolve left pending: the next poll that still finds one
+    /// missing after phase 1 makes a full pass for it.
+    pending: FxHashSet<u32>,
+    /// The pid the next scan starts at: where the budget stopped the last one.
+    cursor: Option<u32>,
+    /// A full pass is under way: every slot was marked for reading again and the round
+    /// that re-reads them has not reached every process yet.
+    full_round: bool,
+    /// The poll generation whose warm-up made a full pass before the dumps.
+    warmed: u32,
     poll: u32,
     scan: u32,
     link: Vec<u8>,
@@ -118,6 +157,10 @@ impl ProcIndex {
             names: Names::default(),
             unknown: Arc::from("unknown"),
             unresolvable: FxHashMap::default(),
+            pending: FxHashSet::default(),
+            cursor: None,
+            full_round: false,
+            warmed: 0,
             poll: 0,
             scan: 0,
             link: vec![0; 64],
@@ -186,6 +229,11 @@ impl ProcIndex {
         self.names.len()
     }
 
+    /// True when `inode` was left pending by this poll's resolve.
+    pub fn is_pending(&self, inode: u32) -> bool {
+        self.pending.contains(&inode)
+    }
+
     /// Ends the dump part of a poll: forgets inodes the dump no longer showed, and frees
     /// their fd slots so that a reused fd number is read again.
     pub fn sweep(&mut self) {
@@ -205,27 +253,58 @@ impl ProcIndex {
         self.unresolvable.retain(|_, seen| *seen.get_mut() == poll);
     }
 
-    /// Finds the owners of `missing` (dumped inodes without one): phase 1 reads the fd
-    /// slots not cached; if some stay unresolved, phase 2 re-reads every slot.
+    /// Finds the owners of `missing` (dumped inodes without one). Phase 1 reads the fd
+    /// slots not cached, within [`readlink_budget`] unless the poll is exact (the first,
+    /// or one on a cache that never scanned). An inode it leaves unresolved is pending,
+    /// unless the last resolve left it pending too: then, once phase 1 has reached every
+    /// process, a full pass marks every slot for reading again and re-reads them (phase
+    /// 2). An inode a full pass does not find is unresolvable.
     pub fn resolve(&mut self, missing: &[u32]) -> Result<ScanReport, ProcIndexError> {
         let mut report = ScanReport::default();
+        let before = std::mem::take(&mut self.pending);
         if missing.is_empty() {
             return Ok(report);
         }
-        self.scan_all(false, &mut report)?;
-        let unresolved = self.unresolved(missing);
-        if !unresolved.is_empty() {
-            self.scan_all(true, &mut report)?;
+        // Exact: every slot was read in this poll, by the warm-up or by this very scan.
+        let exact = self.is_cold() || self.warmed == self.poll;
+        let mut unresolved = self.unresolved(missing);
+        let limit = (!exact).then(|| readlink_budget(unresolved.len()));
+        let resumed_full = self.full_round;
+        let mut complete = self.scan_all(limit, &mut report)?;
+        // A full pass cut short by an earlier poll's budget that phase 1 just finished.
+        let mut full_done = complete && resumed_full;
+        let mut fresh_full = exact;
+        unresolved = self.unresolved(missing);
+        if complete && !exact && !full_done && unresolved.iter().any(|inode| before.contains(inode))
+        {
+            self.invalidate();
+            report.full_passes += 1;
+            complete = self.scan_all(limit, &mut report)?;
+            full_done = complete;
+            fresh_full = complete;
+            unresolved = self.unresolved(missing);
+        } else if full_done {
+            report.full_passes += 1;
         }
+        report.budget_stopped = !complete;
         let poll = self.poll;
         for inode in missing {
             if let Some(owner) = self.owners.get_mut(*inode) {
                 *owner.seen.get_mut() = poll;
             }
         }
-        for inode in self.unresolved(missing) {
-            self.unresolvable.insert(inode, AtomicU32::new(poll));
-            report.unresolved += 1;
+        for inode in unresolved {
+            // A full pass finished in this poll after the dump read every slot: what it
+            // did not find is beyond reach. One finished by this poll but begun before
+            // read some slots before this dump: only the inodes already pending then
+            // are settled by it, a new one gets its own poll of grace.
+            if fresh_full || (full_done && before.contains(&inode)) {
+                self.unresolvable.insert(inode, AtomicU32::new(poll));
+                report.unresolved += 1;
+            } else {
+                self.pending.insert(inode);
+                report.pending += 1;
+            }
         }
         Ok(report)
     }
@@ -233,8 +312,19 @@ impl ProcIndex {
     /// A full scan without a dump (the first poll's warm-up).
     pub fn warm(&mut self) -> Result<ScanReport, ProcIndexError> {
         let mut report = ScanReport::default();
-        self.scan_all(false, &mut report)?;
+        self.cursor = None;
+        self.scan_all(None, &mut report)?;
+        self.warmed = self.poll;
+        report.full_passes += 1;
         Ok(report)
+    }
+
+    /// Marks every cached fd slot for reading again: the start of a full pass.
+    fn invalidate(&mut self) {
+        for process in self.processes.values_mut() {
+            process.fds.invalidate();
+        }
+        self.full_round = true;
     }
 
     fn unresolved(&self, missing: &[u32]) -> Vec<u32> {

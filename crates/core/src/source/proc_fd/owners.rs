@@ -113,6 +113,20 @@ impl OwnerMap {
             .chain(self.recent.values())
     }
 
+    /// Gives back the room a peak left (see [`super::scan::shrinkable`]). Run after a
+    /// merge, when `recent` is empty and `sorted` holds no tombstone.
+    pub(super) fn shrink(&mut self) {
+        if super::scan::shrinkable(self.sorted.capacity(), self.sorted.len()) {
+            self.sorted.shrink_to(2 * self.sorted.len());
+        }
+    }
+
+    /// Capacity of the sorted vector (the tests check the shrink).
+    #[cfg(test)]
+    pub(super) fn capacity(&self) -> usize {
+        self.sorted.capacity()
+    }
+
     /// Moves the recent owners into the sorted vector (a merge from the back, in place)
     /// and drops the tombstones: after a scan, before the next dumps look owners up.
     pub(super) fn merge(&mut self) {
