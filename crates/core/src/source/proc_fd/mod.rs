@@ -28,6 +28,8 @@
 //!   cut short goes on the same way, since its slots stay marked for reading.
 //!
 //! So the steady-state cost follows the number of new sockets, not the number of fds.
+//! Each round that reaches every process also gives back the memory of peaks past (the
+//! fd-slot vectors and the owner vector shrink on low water).
 //!
 //! A socket held by several processes (prefork servers, inherited fds) belongs to the
 //! holder with the lowest pid among those seen when it was first found. Every poll
