@@ -293,4 +293,22 @@ mod tests {
         }
         assert_eq!(pid(&map, u32::MAX), None);
     }
+
+    #[test]
+    fn a_peak_of_owners_is_given_back_once_they_die() {
+        let mut map = OwnerMap::default();
+        for inode in 1..=100_000 {
+            map.insert(inode, owner(inode, 3));
+        }
+        map.merge();
+        map.retain(|inode, _| inode % 10_000 == 0);
+        map.merge();
+        assert!(map.capacity() >= 100_000);
+        map.shrink();
+        assert!(map.capacity() < 4096, "capacity {}", map.capacity());
+        for inode in 1..=100_000 {
+            let expected = (inode % 10_000 == 0).then_some(inode);
+            assert_eq!(pid(&map, inode), expected, "inode {inode}");
+        }
+    }
 }

@@ -238,4 +238,64 @@ mod tests {
         assert_eq!(slots.get(MAX_CACHED_FD), None);
         assert_eq!(slots.sockets().count(), 0);
     }
+
+    #[test]
+    fn a_peak_of_fds_is_given_back_once_they_close() {
+        let mut slots = FdSlots::default();
+        for fd in 0..100_000 {
+            slots.set(fd, None);
+        }
+        slots.set(3, Some(7));
+        slots.set(40, Some(8));
+        let mut listed = Bitset::default();
+        listed.insert(3);
+        listed.insert(40);
+        assert_eq!(slots.keep_listed(&listed), []);
+        assert!(slots.capacity() >= 100_000);
+        slots.shrink();
+        assert!(slots.capacity() <= 64, "capacity {}", slots.capacity());
+        assert_eq!(slots.get(3), Some(Some(7)));
+        assert_eq!(slots.get(40), Some(Some(8)));
+        assert_eq!(slots.get(41), None);
+        assert_eq!(slots.sockets().collect::<Vec<_>>(), [(3, 7), (40, 8)]);
+    }
+
+    #[test]
+    fn slots_marked_for_reading_keep_their_socket_until_read_or_closed() {
+        let mut slots = FdSlots::default();
+        slots.set(3, Some(7));
+        slots.set(4, None);
+        slots.invalidate();
+        assert_eq!(slots.get(3), None, "to be read again");
+        assert_eq!(slots.sockets().collect::<Vec<_>>(), [(3, 7)]);
+        assert_eq!(slots.set(3, None), Some(7), "the owner it gave is dropped");
+        slots.invalidate();
+        slots.set(5, Some(9));
+        slots.invalidate();
+        let mut listed = Bitset::default();
+        listed.insert(3);
+        assert_eq!(slots.keep_listed(&listed), [(5, 9)], "closed while marked");
+        assert_eq!(slots.sockets().count(), 0);
+    }
+
+    #[test]
+    fn few_slots_or_a_high_fd_in_use_are_not_reallocated() {
+        let mut slots = FdSlots::default();
+        for fd in 0..500 {
+            slots.set(fd, None);
+        }
+        let before = slots.capacity();
+        slots.clear(499);
+        slots.shrink();
+        assert_eq!(slots.capacity(), before, "under the floor");
+        let mut slots = FdSlots::default();
+        for fd in 0..10_000 {
+            slots.set(fd, None);
+        }
+        slots.set(9_999, Some(1));
+        let before = slots.capacity();
+        slots.shrink();
+        assert_eq!(slots.capacity(), before, "fd 9999 still in use");
+        assert_eq!(slots.get(9_999), Some(Some(1)));
+    }
 }
