@@ -311,16 +311,6 @@ impl ProcIndex {
         Ok(report)
     }
 
-    /// A full scan without a dump (the first poll's warm-up).
-    pub fn warm(&mut self) -> Result<ScanReport, ProcIndexError> {
-        let mut report = ScanReport::default();
-        self.cursor = None;
-        self.scan_all(None, &mut report)?;
-        self.warmed = self.poll;
-        report.full_passes += 1;
-        Ok(report)
-    }
-
     /// Marks every cached fd slot for reading again: the start of a full pass.
     fn invalidate(&mut self) {
         for process in self.processes.values_mut() {
@@ -375,6 +365,7 @@ mod owners;
 mod read;
 mod scan;
 mod slots;
+mod warm;
 
 use names::Names;
 use owners::{Owner, OwnerMap};

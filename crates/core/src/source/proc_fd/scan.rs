@@ -81,26 +81,11 @@ impl ProcIndex {
         limit: Option<u64>,
         report: &mut ScanReport,
     ) -> Result<bool, ProcIndexError> {
+        let (proc, pids) = self.list_pids()?;
+        // Counted once /proc could be listed: an index whose scans all failed is still
+        // cold, and its next poll warms it up.
         self.scan = self.scan.wrapping_add(1).max(1);
         report.scans += 1;
-        let root_error = |source: Errno| ProcIndexError::Root {
-            path: self.root.clone(),
-            source: source.into(),
-        };
-        let proc = rustix::fs::open(
-            &self.root,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(root_error)?;
-        let mut pids = Vec::new();
-        for entry in Dir::read_from(&proc).map_err(root_error)? {
-            let entry = entry.map_err(root_error)?;
-            if let Some(pid) = parse_u32(entry.file_name()) {
-                pids.push(pid);
-            }
-        }
-        pids.sort_unstable();
         // Processes gone since the last scan take their cached slots with them; their
         // sockets, if still alive elsewhere, are found again below.
         let live: FxHashSet<u32> = pids.iter().copied().collect();
@@ -148,6 +133,29 @@ impl ProcIndex {
         if shrinkable(self.unresolvable.capacity(), self.unresolvable.len()) {
             self.unresolvable.shrink_to(2 * self.unresolvable.len());
         }
+    }
+
+    /// The open /proc directory and the pids it lists, sorted.
+    pub(super) fn list_pids(&self) -> Result<(OwnedFd, Vec<u32>), ProcIndexError> {
+        let root_error = |source: Errno| ProcIndexError::Root {
+            path: self.root.clone(),
+            source: source.into(),
+        };
+        let proc = rustix::fs::open(
+            &self.root,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(root_error)?;
+        let mut pids = Vec::new();
+        for entry in Dir::read_from(&proc).map_err(root_error)? {
+            let entry = entry.map_err(root_error)?;
+            if let Some(pid) = parse_u32(entry.file_name()) {
+                pids.push(pid);
+            }
+        }
+        pids.sort_unstable();
+        Ok((proc, pids))
     }
 
     pub(super) fn forget_process(&mut self, pid: u32) {
