@@ -79,8 +79,9 @@ pub struct ScanReport {
     /// Dumped inodes left pending (`pending`): not found by this poll's scan, which was
     /// not a full pass (or was cut short by the budget).
     pub pending: u32,
-    /// Full passes run or finished in this poll: the first poll's warm-up, or every slot
-    /// marked for reading again because an inode stayed pending.
+    /// Full passes begun in this poll: the first poll's warm-up, or every slot marked for
+    /// reading again because an inode stayed pending (one cut short by the budget goes on
+    /// in the next polls, not counted again).
     pub full_passes: u32,
     /// The scan stopped at [`readlink_budget`]; the next poll resumes it.
     pub budget_stopped: bool,
@@ -285,8 +286,6 @@ impl ProcIndex {
             full_done = complete;
             fresh_full = complete;
             unresolved = self.unresolved(missing);
-        } else if full_done {
-            report.full_passes += 1;
         }
         report.budget_stopped = !complete;
         let poll = self.poll;
