@@ -256,11 +256,18 @@ impl ProcIndex {
             if let Some(hook) = &mut self.before_readlink {
                 (hook.0)(pid, fd);
             }
-            let Ok(len) =
-                rustix::fs::readlinkat_raw(&fd_dir, entry.file_name(), &mut self.link[..])
-            else {
-                continue; // closed between readdir and readlink
-            };
+            let len =
+                match rustix::fs::readlinkat_raw(&fd_dir, entry.file_name(), &mut self.link[..]) {
+                    Ok(len) => len,
+                    Err(Errno::ACCESS) | Err(Errno::PERM) => {
+                        // Listable but not readable (a process that is not dumpable, or a
+                        // security module's rule): every fd would fail alike, and none is
+                        // cached, so each scan would pay them all again.
+                        report.permission_denied += 1;
+                        return true;
+                    }
+                    Err(_) => continue, // closed between readdir and readlink
+                };
             let slot = parse_socket_link(&self.link[..len]);
             if let Some(old) = process.fds.set(fd, slot) {
                 if Some(old) != slot

@@ -30,6 +30,8 @@ struct Read {
     /// than a socket. An fd closed between readdir and readlink is absent.
     slots: Vec<(u32, Slot)>,
     readlinks: u64,
+    /// A readlink was refused: the rest of its fds were not tried.
+    denied: bool,
 }
 
 /// What reading one process gave.
@@ -111,6 +113,7 @@ impl ProcIndex {
     /// Adds a process read by a warm-up thread: its slots, and the sockets it holds.
     fn join(&mut self, read: Read, report: &mut ScanReport) {
         report.readlinks += read.readlinks;
+        report.permission_denied += u32::from(read.denied);
         let name = self.intern(read.comm.as_deref().unwrap_or("unknown"));
         let mut fds = FdSlots::default();
         for &(fd, slot) in &read.slots {
@@ -171,6 +174,7 @@ fn read_process(proc: &OwnedFd, pid: u32, link: &mut [u8], hook: &Hook) -> Outco
         comm,
         slots: Vec::new(),
         readlinks: 0,
+        denied: false,
     };
     let Ok(entries) = Dir::read_from(&fd_dir) else {
         return Outcome::Read(read);
@@ -185,8 +189,14 @@ fn read_process(proc: &OwnedFd, pid: u32, link: &mut [u8], hook: &Hook) -> Outco
         if let Some(hook) = &mut *hook.lock().unwrap_or_else(|p| p.into_inner()) {
             (hook.0)(pid, fd);
         }
-        let Ok(len) = rustix::fs::readlinkat_raw(&fd_dir, entry.file_name(), &mut *link) else {
-            continue; // closed between readdir and readlink
+        let len = match rustix::fs::readlinkat_raw(&fd_dir, entry.file_name(), &mut *link) {
+            Ok(len) => len,
+            // Listable but not readable: every fd would fail alike (see the scan).
+            Err(Errno::ACCESS) | Err(Errno::PERM) => {
+                read.denied = true;
+                break;
+            }
+            Err(_) => continue, // closed between readdir and readlink
         };
         read.slots.push((fd, parse_socket_link(&link[..len])));
     }
