@@ -14,9 +14,11 @@
 //! - a dumped inode phase 1 leaves unresolved is *pending* for this poll (label
 //!   `process="pending"`): most are sockets that closed, or whose process exited, between
 //!   the dump and the scan, and the next dump no longer shows them. One the next dump
-//!   still shows, and phase 1 still does not find, is in an fd slot reused by a
-//!   different kind of object (or by a socket whose predecessor no dump ever saw): only
-//!   then does a full pass mark every slot for reading again and re-read them (phase 2);
+//!   still shows is mostly in the cached slot of a socket no dump ever saw (it lived
+//!   between two dumps, and its fd number was reused): that poll's phase 1 reads those
+//!   slots again. If it still does not find it (an fd slot reused by a different kind
+//!   of object), a full pass marks every slot for reading again and re-reads them
+//!   (phase 2);
 //!   inodes even that cannot find (other users' processes without privileges, sockets
 //!   in flight over a unix socket) are remembered as unresolvable (`unknown`) and not
 //!   chased again until a later full pass;
@@ -272,6 +274,12 @@ impl ProcIndex {
         let exact = self.is_cold() || self.warmed == self.poll;
         let mut unresolved = self.unresolved(missing);
         let limit = (!exact).then(|| readlink_budget(unresolved.len()));
+        if !exact && unresolved.iter().any(|inode| before.contains(inode)) {
+            // Most sockets still missing a poll later hide behind the cached slot of a
+            // socket no dump ever showed (it lived between two dumps, and its fd number
+            // was reused): those few slots are read again before a full pass is tried.
+            self.invalidate_never_dumped();
+        }
         let resumed_full = self.full_round;
         let mut complete = self.scan_all(limit, &mut report)?;
         // A full pass cut short by an earlier poll's budget that phase 1 just finished.
@@ -308,6 +316,19 @@ impl ProcIndex {
             }
         }
         Ok(report)
+    }
+
+    /// Marks for reading again the slots of the sockets no dump has shown (owner `seen` 0).
+    fn invalidate_never_dumped(&mut self) {
+        let processes = &mut self.processes;
+        self.owners.retain(|_, owner| {
+            if *owner.seen.get_mut() == 0 {
+                if let Some(process) = processes.get_mut(&owner.pid) {
+                    process.fds.invalidate_one(owner.fd);
+                }
+            }
+            true
+        });
     }
 
     /// Marks every cached fd slot for reading again: the start of a full pass.

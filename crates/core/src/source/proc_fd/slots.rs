@@ -78,6 +78,11 @@ impl FdSlots {
         self.read.clear();
     }
 
+    /// Marks `fd` for reading again, keeping what it held (see [`FdSlots::invalidate`]).
+    pub(super) fn invalidate_one(&mut self, fd: u32) {
+        self.read.remove(fd);
+    }
+
     /// True when some slot holds a socket as last read.
     pub(super) fn holds_socket(&self) -> bool {
         self.inodes.iter().any(|&inode| inode != 0)
