@@ -359,3 +359,42 @@ fn a_full_pass_cut_short_by_the_budget_resumes_and_settles() {
     );
     assert_eq!(rig.named(&owners), ["app", "app", "app"]);
 }
+
+/// With `namespaces = "own"` the sockets of the other namespaces are never dumped: more
+/// of them than the budget. Their slots are read again once for a socket pending a
+/// second poll, over as many polls as the budget needs, not marked again at every poll
+/// (which restarted the round forever, the pending socket never named).
+#[test]
+fn never_dumped_slots_beyond_the_budget_are_read_again_once_not_every_poll() {
+    let mut rig = Rig::new("never-dumped-many");
+    rig.proc.process(100, "other-ns", 1);
+    let foreign = 3 * READLINK_BUDGET_FLOOR / 2;
+    for fd in 0..foreign as u32 {
+        rig.proc
+            .fd(100, 10 + fd, &format!("socket:[{}]", 100_000 + fd));
+    }
+    rig.proc.process(200, "app", 2);
+    rig.proc.fd(200, 3, "socket:[1000]");
+    rig.proc.fd(200, 4, "socket:[5]");
+    rig.poll(&[1000]);
+    rig.proc.fd(200, 4, "socket:[6]");
+    let (report, owners) = rig.poll(&[1000, 6]);
+    assert_eq!(figures(&report), (1, 0, 0, 1, 0, false));
+    assert_eq!(rig.named(&owners), ["app", "pending"]);
+
+    let (report, owners) = rig.poll(&[1000, 6]);
+    assert_eq!(
+        figures(&report),
+        (1, READLINK_BUDGET_FLOOR, 0, 1, 0, true),
+        "the foreign slots first, stopped by the budget"
+    );
+    assert_eq!(rig.named(&owners), ["app", "pending"]);
+
+    let (report, owners) = rig.poll(&[1000, 6]);
+    assert_eq!(
+        figures(&report),
+        (1, foreign - READLINK_BUDGET_FLOOR + 1, 0, 0, 0, false),
+        "the rest of them, then fd 4 of pid 200"
+    );
+    assert_eq!(rig.named(&owners), ["app", "app"]);
+}

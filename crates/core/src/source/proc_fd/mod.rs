@@ -274,10 +274,13 @@ impl ProcIndex {
         let exact = self.is_cold() || self.warmed == self.poll;
         let mut unresolved = self.unresolved(missing);
         let limit = (!exact).then(|| readlink_budget(unresolved.len()));
-        if !exact && unresolved.iter().any(|inode| before.contains(inode)) {
+        if !exact && self.cursor.is_none() && unresolved.iter().any(|i| before.contains(i)) {
             // Most sockets still missing a poll later hide behind the cached slot of a
             // socket no dump ever showed (it lived between two dumps, and its fd number
             // was reused): those few slots are read again before a full pass is tried.
+            // Not while a round the budget stopped is under way: marking them again at
+            // every poll would restart it (with `namespaces = "own"` every socket of the
+            // other namespaces is never dumped) and it would never end.
             self.invalidate_never_dumped();
         }
         let resumed_full = self.full_round;
