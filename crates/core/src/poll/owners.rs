@@ -58,6 +58,7 @@ pub fn begin(index: &mut ProcIndex, notes: &mut PollNotes) {
 pub fn resolve(index: &mut ProcIndex, missing: &[u32], notes: &mut PollNotes) {
     index.sweep();
     if notes.proc_index_error.is_some() {
+        index.forget_pending();
         return;
     }
     match index.resolve(missing) {

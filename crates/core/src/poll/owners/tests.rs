@@ -398,3 +398,31 @@ fn never_dumped_slots_beyond_the_budget_are_read_again_once_not_every_poll() {
     );
     assert_eq!(rig.named(&owners), ["app", "app"]);
 }
+
+/// A poll whose /proc cannot be read labels every socket it cannot name `unknown`, those
+/// the last poll left pending too (they are not being looked for).
+#[test]
+fn a_poll_without_proc_settles_the_pending_sockets_unknown() {
+    let mut rig = Rig::new("pending-no-proc");
+    rig.proc.process(100, "app", 1);
+    rig.proc.fd(100, 3, "/etc/hosts");
+    rig.proc.fd(100, 4, "socket:[9]");
+    rig.poll(&[9]);
+    rig.proc.fd(100, 3, "socket:[7]");
+    let (_, owners) = rig.poll(&[9, 7]);
+    assert_eq!(rig.named(&owners), ["app", "pending"]);
+    let moved = rig.proc.0.with_extension("moved");
+    std::fs::rename(&rig.proc.0, &moved).unwrap();
+    let mut notes = PollNotes::default();
+    begin(&mut rig.index, &mut notes);
+    assert!(notes.proc_index_error.is_some(), "the revalidation failed");
+    let missing: Vec<u32> = [9, 7]
+        .into_iter()
+        .filter(|&i| rig.index.owner(i).is_none())
+        .collect();
+    assert_eq!(missing, [9, 7], "no cached owner kept without /proc");
+    resolve(&mut rig.index, &missing, &mut notes);
+    std::fs::rename(&moved, &rig.proc.0).unwrap();
+    assert_eq!(rig.index.settle(9), Owner::Unknown);
+    assert_eq!(rig.index.settle(7), Owner::Unknown);
+}

@@ -234,6 +234,12 @@ impl ProcIndex {
         self.names.len()
     }
 
+    /// Drops what the last resolve left pending: a poll that could not scan labels those
+    /// sockets `unknown`, as every socket it cannot name.
+    pub fn forget_pending(&mut self) {
+        self.pending.clear();
+    }
+
     /// True when `inode` was left pending by this poll's resolve.
     pub fn is_pending(&self, inode: u32) -> bool {
         self.pending.contains(&inode)
