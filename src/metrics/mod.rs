@@ -21,7 +21,7 @@ use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
 use crate::build_info::BuildInfo;
-use crate::snapshot::{Published, Stage};
+use crate::snapshot::{OwnerFigures, Published, Stage};
 
 mod kernel;
 mod labels;
@@ -171,6 +171,7 @@ fn encode_published(
         "Socket records read from the kernel in the last successful poll.",
         snapshot.sockets_scanned,
     )?;
+    encode_owners(&snapshot.owners, encoder)?;
     gauge(
         encoder,
         "sockdiag_netns_info",
@@ -227,6 +228,38 @@ fn encode_published(
         udp::encode_udp(snapshot, encoder)?;
     }
     kernel::encode_kernel(&snapshot.namespaces, snapshot.collectors, encoder)
+}
+
+/// The /proc owner lookup's own figures: `sockdiag_owner_*`.
+fn encode_owners(owners: &OwnerFigures, encoder: &mut DescriptorEncoder) -> fmt::Result {
+    gauge_value(
+        encoder,
+        "sockdiag_owner_pending_sockets",
+        "Sockets labelled process=\"pending\" in the last poll: not found by its /proc scan, which was not a full pass or stopped at its readlink budget; the next poll names them (or labels them unknown).",
+        owners.pending,
+    )?;
+    gauge_value(
+        encoder,
+        "sockdiag_owner_readlinks",
+        "fd symlinks (/proc/PID/fd/N) read by the last poll's owner lookup; a poll after the first reads only fd slots not cached, within a budget (see docs/metrics.md).",
+        owners.readlinks,
+    )?;
+    for (name, help, value) in [
+        (
+            "sockdiag_owner_full_passes",
+            "Full passes over every process's fd slots since start: the first poll's, then one in each poll that still finds a socket the previous poll left pending.",
+            owners.full_passes_total,
+        ),
+        (
+            "sockdiag_owner_budget_stops",
+            "Polls whose /proc scan stopped at its readlink budget since start; the next poll resumes it.",
+            owners.budget_stops_total,
+        ),
+    ] {
+        let family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+        ConstCounter::new(value).encode(family)?;
+    }
+    Ok(())
 }
 
 /// Encodes the registry in `format`.

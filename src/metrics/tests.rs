@@ -303,6 +303,12 @@ fn fixed() -> Published {
                 error: 0,
             },
             sockets_scanned: 9,
+            owners: OwnerFigures {
+                pending: 2,
+                readlinks: 40,
+                full_passes_total: 1,
+                budget_stops_total: 3,
+            },
             poll_duration: Duration::from_micros(1250),
             completed_at: UNIX_EPOCH + Duration::from_secs(1_795_000_000),
             // One collector off, to show both values of sockdiag_collector_enabled; the

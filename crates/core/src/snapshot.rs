@@ -395,6 +395,20 @@ pub struct NetnsSkipped {
     pub error: u64,
 }
 
+/// What the /proc owner lookup did: the `sockdiag_owner_*` families. Counts of the
+/// last poll, and totals since start that the poll carries from one poll to the next.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OwnerFigures {
+    /// Distinct sockets labelled `process="pending"` by the last poll.
+    pub pending: u64,
+    /// fd symlinks the last poll's /proc scans read (the first poll's warm-up included).
+    pub readlinks: u64,
+    /// Full /proc passes since start (the first poll's warm-up included).
+    pub full_passes_total: u64,
+    /// Polls since start whose /proc scan stopped at the readlink budget.
+    pub budget_stops_total: u64,
+}
+
 /// Namespaces beyond `netns.max_namespaces`: only their state counts are kept, summed
 /// under `netns="other"`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -420,6 +434,8 @@ pub struct Snapshot {
     pub skipped: NetnsSkipped,
     /// Records read from the kernel in this poll, every namespace and dump together.
     pub sockets_scanned: u64,
+    /// What the /proc owner lookup did.
+    pub owners: OwnerFigures,
     /// Wall time of the poll, dumps and aggregation included.
     pub poll_duration: Duration,
     /// When the poll finished.
@@ -438,6 +454,7 @@ impl Default for Snapshot {
             netns_info: Vec::new(),
             skipped: NetnsSkipped::default(),
             sockets_scanned: 0,
+            owners: OwnerFigures::default(),
             poll_duration: Duration::ZERO,
             completed_at: SystemTime::UNIX_EPOCH,
             collectors: Collectors::default(),

@@ -19,16 +19,23 @@ pub enum Owner {
     Nobody,
     /// Has an owner that was not found. Label `unknown`.
     Unknown,
+    /// Has an owner not looked for yet: the /proc scan of this poll did not find it but
+    /// was not a full pass (or stopped at its budget); the next poll names it, or, if a
+    /// full pass cannot find it either, makes it `Unknown`. Label [`PENDING`].
+    Pending,
     /// A process, by interned comm.
     Process(NameId),
 }
+
+/// The `process` label of [`Owner::Pending`].
+pub const PENDING: &str = "pending";
 
 /// Owner lookup during a dump. Shared (`&self`): the dumps of several network namespaces
 /// ask the same lookup at once from their own threads.
 pub trait Owners {
     /// `Some(owner)` when settled now, `None` when the inode must wait for a /proc scan.
     fn owner(&self, inode: u32) -> Option<Owner>;
-    /// After the scan: the owner, or `Unknown`.
+    /// After the scan: the owner, `Pending`, or `Unknown`.
     fn settle(&self, inode: u32) -> Owner;
     /// The label of a process.
     fn name(&self, id: NameId) -> Arc<str>;

@@ -25,7 +25,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use self::drops::{DropTracker, SeriesKey};
 use super::anomaly;
-use super::owners::{Owner, Owners};
+use super::owners::{Owner, Owners, PENDING};
 use super::settings::Settings;
 use crate::snapshot::{Direction, PortLabel, UdpFigures, UdpSeries};
 use crate::source::proc_sys_net::PortRange;
@@ -127,6 +127,7 @@ impl UdpAggregator {
                     Owner::Process(id) => owners.name(id),
                     Owner::Nobody => Arc::clone(&nobody),
                     Owner::Unknown => Arc::clone(&unknown),
+                    Owner::Pending => Arc::from(PENDING),
                 },
                 sockets: 0,
                 queue_bytes: 0,

@@ -24,7 +24,7 @@ use rustc_hash::FxHashMap;
 
 use super::anomaly::{self, cmp_fill};
 use super::listen::{ListenSample, Listener};
-use super::owners::{Owner, Owners};
+use super::owners::{Owner, Owners, PENDING};
 use super::settings::Settings;
 use crate::snapshot::{UnixCounts, UnixFigures, UnixListenerSeries};
 use crate::source::unix_diag::{Name, Record, UnixState};
@@ -111,6 +111,7 @@ impl UnixAggregator {
             Owner::Process(id) => owners.name(id),
             Owner::Nobody => Arc::from(""),
             Owner::Unknown => Arc::clone(&unknown),
+            Owner::Pending => Arc::from(PENDING),
         };
         let (mut candidates, mut duplicates, mut unattributed) = (Vec::new(), Vec::new(), 0);
         let groups = self

@@ -34,7 +34,7 @@ use crate::fold::close_wait::CloseWaitTracker;
 use crate::fold::netns::cap_namespaces;
 use crate::fold::udp::drops::{self, DropTracker};
 use crate::fold::Settings;
-use crate::snapshot::{NetnsFigures, NetnsInfo, NetnsSkipped, Snapshot};
+use crate::snapshot::{NetnsFigures, NetnsInfo, NetnsSkipped, OwnerFigures, Snapshot};
 use crate::source::netns::{self, EnterError, HomeNetns, MissingPrivileges};
 use crate::source::proc_fd::{ProcIndex, ProcIndexError, ScanReport};
 use crate::source::proc_sys_net::NetSysctls;
@@ -104,6 +104,8 @@ pub struct Collector {
     max_namespaces: usize,
     peaks: Peaks,
     targets: Targets,
+    /// Totals since start of `sockdiag_owner_*`: (full passes, budget stops).
+    owner_totals: (u64, u64),
     /// Our own namespace as the last successful discovery named it (and whether it was
     /// the host's), so that a poll whose discovery fails keeps its label and info instead
     /// of jumping to `ns-<inode>` (or `ns-0`) for one poll.
@@ -158,6 +160,7 @@ impl Collector {
             max_namespaces: config.max_namespaces.max(1),
             peaks,
             targets,
+            owner_totals: (0, 0),
             own: None,
         }
     }
@@ -271,12 +274,20 @@ impl Collector {
                     anomaly::holds_udp_anomaly(&ns.udp),
                 )
             });
+        self.owner_totals.0 += u64::from(notes.scan.full_passes);
+        self.owner_totals.1 += u64::from(notes.scan.budget_stopped);
         let snapshot = Snapshot {
             namespaces,
             folded,
             netns_info: infos,
             skipped,
             sockets_scanned,
+            owners: OwnerFigures {
+                pending: u64::from(notes.scan.pending),
+                readlinks: notes.scan.readlinks,
+                full_passes_total: self.owner_totals.0,
+                budget_stops_total: self.owner_totals.1,
+            },
             poll_duration: started.elapsed(),
             completed_at: SystemTime::now(),
             collectors: self.collectors,

@@ -21,6 +21,7 @@ impl Owners for ProcIndex {
     fn settle(&self, inode: u32) -> Owner {
         match self.lookup(inode) {
             Some(id) => Owner::Process(NameId(id)),
+            None if self.is_pending(inode) => Owner::Pending,
             None => Owner::Unknown,
         }
     }
@@ -57,6 +58,7 @@ pub fn begin(index: &mut ProcIndex, notes: &mut PollNotes) {
 pub fn resolve(index: &mut ProcIndex, missing: &[u32], notes: &mut PollNotes) {
     index.sweep();
     if notes.proc_index_error.is_some() {
+        index.forget_pending();
         return;
     }
     match index.resolve(missing) {
@@ -66,7 +68,13 @@ pub fn resolve(index: &mut ProcIndex, missing: &[u32], notes: &mut PollNotes) {
             notes.scan.permission_denied =
                 notes.scan.permission_denied.max(report.permission_denied);
             notes.scan.unresolved = report.unresolved;
+            notes.scan.pending = report.pending;
+            notes.scan.full_passes += report.full_passes;
+            notes.scan.budget_stopped = report.budget_stopped;
         }
         Err(error) => notes.proc_index_error = Some(error),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -24,7 +24,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use super::{Aggregator, PortKey, PortStats};
 use crate::fold::anomaly::{self, cmp_fill};
 use crate::fold::listen::ListenSample;
-use crate::fold::owners::{NameId, Owner, Owners};
+use crate::fold::owners::{NameId, Owner, Owners, PENDING};
 use crate::fold::settings::Settings;
 use crate::fold::top::{top_destinations, top_peers};
 use crate::snapshot::{
@@ -68,7 +68,7 @@ impl Kept {
                 && self.time_wait.contains(&(key.direction, key.port)));
         let process = match key.owner {
             Owner::Process(id) => holder || self.processes.contains(&id),
-            Owner::Nobody | Owner::Unknown => true,
+            Owner::Nobody | Owner::Unknown | Owner::Pending => true,
         };
         (port.then_some(key.port), process.then_some(key.owner))
     }
@@ -80,6 +80,7 @@ struct Names<'a, O: Owners> {
     other: Arc<str>,
     nobody: Arc<str>,
     unknown: Arc<str>,
+    pending: Arc<str>,
 }
 
 impl<O: Owners> Names<'_, O> {
@@ -88,6 +89,7 @@ impl<O: Owners> Names<'_, O> {
             None => Arc::clone(&self.other),
             Some(Owner::Nobody) => Arc::clone(&self.nobody),
             Some(Owner::Unknown) => Arc::clone(&self.unknown),
+            Some(Owner::Pending) => Arc::clone(&self.pending),
             Some(Owner::Process(id)) => self.owners.name(id),
         }
     }
@@ -117,6 +119,7 @@ impl Aggregator {
             other: Arc::from("other"),
             nobody: Arc::from(""),
             unknown: Arc::from("unknown"),
+            pending: Arc::from(PENDING),
         };
         let mut folded_anomalies = FoldedAnomalies::default();
         let (close_wait, folded) = self.close_wait_holders(owners, settings);
@@ -420,7 +423,8 @@ fn holder_order(owners: &impl Owners, a: &Holder, b: &Holder) -> Ordering {
     let label = |owner: Owner| match owner {
         Owner::Nobody => (0, None),
         Owner::Unknown => (1, None),
-        Owner::Process(id) => (2, Some(owners.name(id))),
+        Owner::Pending => (2, None),
+        Owner::Process(id) => (3, Some(owners.name(id))),
     };
     (a.0, a.1)
         .cmp(&(b.0, b.1))

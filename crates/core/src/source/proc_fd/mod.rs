@@ -11,12 +11,27 @@
 //!   that scan readlinks only the fd slots it has not cached (phase 1);
 //! - an inode the dump no longer shows is dead: its owner entry and fd slot are dropped
 //!   before the scan, so a reused fd number is read again;
-//! - if phase 1 leaves a dumped inode unresolved (an fd slot reused between polls by a
-//!   different kind of object), one full pass re-reads every slot (phase 2); inodes even
-//!   that cannot find (other users' processes without privileges, sockets in flight over
-//!   a unix socket) are remembered and not chased again until a later full pass.
+//! - a dumped inode phase 1 leaves unresolved is *pending* for this poll (label
+//!   `process="pending"`): most are sockets that closed, or whose process exited, between
+//!   the dump and the scan, and the next dump no longer shows them. One the next dump
+//!   still shows is mostly in the cached slot of a socket no dump ever saw (it lived
+//!   between two dumps, and its fd number was reused): that poll's phase 1 reads those
+//!   slots again. If it still does not find it (an fd slot reused by a different kind
+//!   of object), a full pass marks every slot for reading again and re-reads them
+//!   (phase 2);
+//!   inodes even that cannot find (other users' processes without privileges, sockets
+//!   in flight over a unix socket) are remembered as unresolvable (`unknown`) and not
+//!   chased again until a later full pass;
+//! - the first poll is exact: its warm-up before the dumps was already a full pass, so
+//!   an inode phase 1 does not find is unresolvable at once, with no second full pass;
+//! - the readlinks of every later poll are bounded by [`readlink_budget`]: past it the
+//!   scan stops, what it did not reach is pending, and the next poll resumes at the
+//!   process where it stopped (round robin over pids, so no process starves). A full pass
+//!   cut short goes on the same way, since its slots stay marked for reading.
 //!
 //! So the steady-state cost follows the number of new sockets, not the number of fds.
+//! Each round that reaches every process also gives back the memory of peaks past (the
+//! fd-slot vectors and the owner vector shrink on low water).
 //!
 //! A socket held by several processes (prefork servers, inherited fds) belongs to the
 //! holder with the lowest pid among those seen when it was first found. Every poll
@@ -61,8 +76,27 @@ pub struct ScanReport {
     pub readlinks: u64,
     /// Processes whose fd directory could not be read for lack of permission.
     pub permission_denied: u32,
-    /// Dumped inodes still without an owner after the scans.
+    /// Dumped inodes that became unresolvable (`unknown`): a full pass did not find them.
     pub unresolved: u32,
+    /// Dumped inodes left pending (`pending`): not found by this poll's scan, which was
+    /// not a full pass (or was cut short by the budget).
+    pub pending: u32,
+    /// Full passes begun in this poll: the first poll's warm-up, or every slot marked for
+    /// reading again because an inode stayed pending (one cut short by the budget goes on
+    /// in the next polls, not counted again).
+    pub full_passes: u32,
+    /// The scan stopped at [`readlink_budget`]; the next poll resumes it.
+    pub budget_stopped: bool,
+}
+
+/// Readlinks a poll may spend on its /proc scan beyond the first poll, at least: the
+/// budget is this or twice the poll's new sockets (dumped inodes without a cached owner),
+/// whichever is larger. 10,000 readlinks cost about 15 ms of CPU.
+pub const READLINK_BUDGET_FLOOR: u64 = 10_000;
+
+/// The readlinks a poll with `new_sockets` dumped inodes without an owner may spend.
+pub fn readlink_budget(new_sockets: usize) -> u64 {
+    READLINK_BUDGET_FLOOR.max(2 * new_sockets as u64)
 }
 
 #[derive(Debug)]
@@ -86,6 +120,16 @@ pub struct ProcIndex {
     unknown: Arc<str>,
     /// Dumped inodes a full pass could not find, by the poll generation that last saw them.
     unresolvable: FxHashMap<u32, AtomicU32>,
+    /// Dumped inodes the last resolve left pending: the next poll that still finds one
+    /// missing after phase 1 makes a full pass for it.
+    pending: FxHashSet<u32>,
+    /// The pid the next scan starts at: where the budget stopped the last one.
+    cursor: Option<u32>,
+    /// A full pass is under way: every slot was marked for reading again and the round
+    /// that re-reads them has not reached every process yet.
+    full_round: bool,
+    /// The poll generation whose warm-up made a full pass before the dumps.
+    warmed: u32,
     poll: u32,
     scan: u32,
     link: Vec<u8>,
@@ -118,6 +162,10 @@ impl ProcIndex {
             names: Names::default(),
             unknown: Arc::from("unknown"),
             unresolvable: FxHashMap::default(),
+            pending: FxHashSet::default(),
+            cursor: None,
+            full_round: false,
+            warmed: 0,
             poll: 0,
             scan: 0,
             link: vec![0; 64],
@@ -186,6 +234,17 @@ impl ProcIndex {
         self.names.len()
     }
 
+    /// Drops what the last resolve left pending: a poll that could not scan labels those
+    /// sockets `unknown`, as every socket it cannot name.
+    pub fn forget_pending(&mut self) {
+        self.pending.clear();
+    }
+
+    /// True when `inode` was left pending by this poll's resolve.
+    pub fn is_pending(&self, inode: u32) -> bool {
+        self.pending.contains(&inode)
+    }
+
     /// Ends the dump part of a poll: forgets inodes the dump no longer showed, and frees
     /// their fd slots so that a reused fd number is read again.
     pub fn sweep(&mut self) {
@@ -205,36 +264,88 @@ impl ProcIndex {
         self.unresolvable.retain(|_, seen| *seen.get_mut() == poll);
     }
 
-    /// Finds the owners of `missing` (dumped inodes without one): phase 1 reads the fd
-    /// slots not cached; if some stay unresolved, phase 2 re-reads every slot.
+    /// Finds the owners of `missing` (dumped inodes without one). Phase 1 reads the fd
+    /// slots not cached, within [`readlink_budget`] unless the poll is exact (the first,
+    /// or one on a cache that never scanned). An inode it leaves unresolved is pending,
+    /// unless the last resolve left it pending too: then, once phase 1 has reached every
+    /// process, a full pass marks every slot for reading again and re-reads them (phase
+    /// 2). An inode a full pass does not find is unresolvable.
     pub fn resolve(&mut self, missing: &[u32]) -> Result<ScanReport, ProcIndexError> {
         let mut report = ScanReport::default();
+        let before = std::mem::take(&mut self.pending);
         if missing.is_empty() {
             return Ok(report);
         }
-        self.scan_all(false, &mut report)?;
-        let unresolved = self.unresolved(missing);
-        if !unresolved.is_empty() {
-            self.scan_all(true, &mut report)?;
+        // Exact: every slot was read in this poll, by the warm-up or by this very scan.
+        let exact = self.is_cold() || self.warmed == self.poll;
+        let mut unresolved = self.unresolved(missing);
+        let limit = (!exact).then(|| readlink_budget(unresolved.len()));
+        if !exact && self.cursor.is_none() && unresolved.iter().any(|i| before.contains(i)) {
+            // Most sockets still missing a poll later hide behind the cached slot of a
+            // socket no dump ever showed (it lived between two dumps, and its fd number
+            // was reused): those few slots are read again before a full pass is tried.
+            // Not while a round the budget stopped is under way: marking them again at
+            // every poll would restart it (with `namespaces = "own"` every socket of the
+            // other namespaces is never dumped) and it would never end.
+            self.invalidate_never_dumped();
         }
+        let resumed_full = self.full_round;
+        let mut complete = self.scan_all(limit, &mut report)?;
+        // A full pass cut short by an earlier poll's budget that phase 1 just finished.
+        let mut full_done = complete && resumed_full;
+        let mut fresh_full = exact;
+        unresolved = self.unresolved(missing);
+        if complete && !exact && !full_done && unresolved.iter().any(|inode| before.contains(inode))
+        {
+            self.invalidate();
+            report.full_passes += 1;
+            complete = self.scan_all(limit, &mut report)?;
+            full_done = complete;
+            fresh_full = complete;
+            unresolved = self.unresolved(missing);
+        }
+        report.budget_stopped = !complete;
         let poll = self.poll;
         for inode in missing {
             if let Some(owner) = self.owners.get_mut(*inode) {
                 *owner.seen.get_mut() = poll;
             }
         }
-        for inode in self.unresolved(missing) {
-            self.unresolvable.insert(inode, AtomicU32::new(poll));
-            report.unresolved += 1;
+        for inode in unresolved {
+            // A full pass finished in this poll after the dump read every slot: what it
+            // did not find is beyond reach. One finished by this poll but begun before
+            // read some slots before this dump: only the inodes already pending then
+            // are settled by it, a new one gets its own poll of grace.
+            if fresh_full || (full_done && before.contains(&inode)) {
+                self.unresolvable.insert(inode, AtomicU32::new(poll));
+                report.unresolved += 1;
+            } else {
+                self.pending.insert(inode);
+                report.pending += 1;
+            }
         }
         Ok(report)
     }
 
-    /// A full scan without a dump (the first poll's warm-up).
-    pub fn warm(&mut self) -> Result<ScanReport, ProcIndexError> {
-        let mut report = ScanReport::default();
-        self.scan_all(false, &mut report)?;
-        Ok(report)
+    /// Marks for reading again the slots of the sockets no dump has shown (owner `seen` 0).
+    fn invalidate_never_dumped(&mut self) {
+        let processes = &mut self.processes;
+        self.owners.retain(|_, owner| {
+            if *owner.seen.get_mut() == 0 {
+                if let Some(process) = processes.get_mut(&owner.pid) {
+                    process.fds.invalidate_one(owner.fd);
+                }
+            }
+            true
+        });
+    }
+
+    /// Marks every cached fd slot for reading again: the start of a full pass.
+    fn invalidate(&mut self) {
+        for process in self.processes.values_mut() {
+            process.fds.invalidate();
+        }
+        self.full_round = true;
     }
 
     fn unresolved(&self, missing: &[u32]) -> Vec<u32> {
@@ -283,6 +394,7 @@ mod owners;
 mod read;
 mod scan;
 mod slots;
+mod warm;
 
 use names::Names;
 use owners::{Owner, OwnerMap};

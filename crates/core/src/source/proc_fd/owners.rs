@@ -113,6 +113,20 @@ impl OwnerMap {
             .chain(self.recent.values())
     }
 
+    /// Gives back the room a peak left (see [`super::scan::shrinkable`]). Run after a
+    /// merge, when `recent` is empty and `sorted` holds no tombstone.
+    pub(super) fn shrink(&mut self) {
+        if super::scan::shrinkable(self.sorted.capacity(), self.sorted.len()) {
+            self.sorted.shrink_to(2 * self.sorted.len());
+        }
+    }
+
+    /// Capacity of the sorted vector (the tests check the shrink).
+    #[cfg(test)]
+    pub(super) fn capacity(&self) -> usize {
+        self.sorted.capacity()
+    }
+
     /// Moves the recent owners into the sorted vector (a merge from the back, in place)
     /// and drops the tombstones: after a scan, before the next dumps look owners up.
     pub(super) fn merge(&mut self) {
@@ -278,5 +292,23 @@ mod tests {
             assert_eq!(pid(&map, inode), expected, "inode {inode}");
         }
         assert_eq!(pid(&map, u32::MAX), None);
+    }
+
+    #[test]
+    fn a_peak_of_owners_is_given_back_once_they_die() {
+        let mut map = OwnerMap::default();
+        for inode in 1..=100_000 {
+            map.insert(inode, owner(inode, 3));
+        }
+        map.merge();
+        map.retain(|inode, _| inode % 10_000 == 0);
+        map.merge();
+        assert!(map.capacity() >= 100_000);
+        map.shrink();
+        assert!(map.capacity() < 4096, "capacity {}", map.capacity());
+        for inode in 1..=100_000 {
+            let expected = (inode % 10_000 == 0).then_some(inode);
+            assert_eq!(pid(&map, inode), expected, "inode {inode}");
+        }
     }
 }

@@ -72,13 +72,71 @@ impl ProcIndex {
         Ok(forgotten)
     }
 
+    /// One round over every process, reading the fd slots not cached, from the process
+    /// the last round stopped at. `limit` caps `report.readlinks`: past it the round
+    /// stops at a process, which the next round starts with. Returns whether the round
+    /// reached every process.
     pub(super) fn scan_all(
         &mut self,
-        full: bool,
+        limit: Option<u64>,
         report: &mut ScanReport,
-    ) -> Result<(), ProcIndexError> {
+    ) -> Result<bool, ProcIndexError> {
+        let (proc, pids) = self.list_pids()?;
+        // Counted once /proc could be listed: an index whose scans all failed is still
+        // cold, and its next poll warms it up.
         self.scan = self.scan.wrapping_add(1).max(1);
         report.scans += 1;
+        // Processes gone since the last scan take their cached slots with them; their
+        // sockets, if still alive elsewhere, are found again below.
+        let live: FxHashSet<u32> = pids.iter().copied().collect();
+        let gone: Vec<u32> = self
+            .processes
+            .keys()
+            .copied()
+            .filter(|pid| !live.contains(pid))
+            .collect();
+        for pid in gone {
+            self.forget_process(pid);
+        }
+        // Round robin: from where the budget stopped the last round, then the pids below.
+        let start = self
+            .cursor
+            .map_or(0, |cursor| pids.partition_point(|&pid| pid < cursor));
+        let (below, from) = pids.split_at(start);
+        let mut complete = true;
+        for &pid in from.iter().chain(below) {
+            if !self.scan_process(&proc, pid, limit, report) {
+                self.cursor = Some(pid);
+                complete = false;
+                break;
+            }
+        }
+        self.owners.merge();
+        if complete {
+            self.cursor = None;
+            self.full_round = false;
+            self.shrink();
+        }
+        Ok(complete)
+    }
+
+    /// Gives back the memory of peaks past, once per round that reached every process:
+    /// each process's fd slots, and the owner map (see their `shrink`).
+    fn shrink(&mut self) {
+        for process in self.processes.values_mut() {
+            process.fds.shrink();
+        }
+        self.owners.shrink();
+        if shrinkable(self.processes.capacity(), self.processes.len()) {
+            self.processes.shrink_to(2 * self.processes.len());
+        }
+        if shrinkable(self.unresolvable.capacity(), self.unresolvable.len()) {
+            self.unresolvable.shrink_to(2 * self.unresolvable.len());
+        }
+    }
+
+    /// The open /proc directory and the pids it lists, sorted.
+    pub(super) fn list_pids(&self) -> Result<(OwnedFd, Vec<u32>), ProcIndexError> {
         let root_error = |source: Errno| ProcIndexError::Root {
             path: self.root.clone(),
             source: source.into(),
@@ -97,23 +155,7 @@ impl ProcIndex {
             }
         }
         pids.sort_unstable();
-        // Processes gone since the last scan take their cached slots with them; their
-        // sockets, if still alive elsewhere, are found again below.
-        let live: FxHashSet<u32> = pids.iter().copied().collect();
-        let gone: Vec<u32> = self
-            .processes
-            .keys()
-            .copied()
-            .filter(|pid| !live.contains(pid))
-            .collect();
-        for pid in gone {
-            self.forget_process(pid);
-        }
-        for pid in pids {
-            self.scan_process(&proc, pid, full, report);
-        }
-        self.owners.merge();
-        Ok(())
+        Ok((proc, pids))
     }
 
     pub(super) fn forget_process(&mut self, pid: u32) {
@@ -126,19 +168,28 @@ impl ProcIndex {
         }
     }
 
-    /// Scans one process. Every error here is a normal event (the process exited, closed
-    /// an fd mid-read, or is not ours to read) and only ends this process's scan.
-    fn scan_process(&mut self, proc: &OwnedFd, pid: u32, full: bool, report: &mut ScanReport) {
+    /// Scans one process: readlinks its fd slots not cached while `report.readlinks`
+    /// stays under `limit`. Returns false when the limit left some unread (the process
+    /// is still listed whole, so that its closed fds are dropped). Every error here is a
+    /// normal event (the process exited, closed an fd mid-read, or is not ours to read)
+    /// and only ends this process's scan.
+    fn scan_process(
+        &mut self,
+        proc: &OwnedFd,
+        pid: u32,
+        limit: Option<u64>,
+        report: &mut ScanReport,
+    ) -> bool {
         let Ok(dir) = rustix::fs::openat(
             proc,
             pid.to_string(),
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         ) else {
-            return;
+            return true;
         };
         let Some(start_time) = read_start_time(&dir) else {
-            return;
+            return true;
         };
         if self
             .processes
@@ -157,9 +208,9 @@ impl ProcIndex {
             Ok(fd_dir) => fd_dir,
             Err(Errno::ACCESS) | Err(Errno::PERM) => {
                 report.permission_denied += 1;
-                return;
+                return true;
             }
-            Err(_) => return,
+            Err(_) => return true,
         };
         if !self.processes.contains_key(&pid) {
             let name = self.intern(read_comm(&dir).as_deref().unwrap_or("unknown"));
@@ -173,9 +224,10 @@ impl ProcIndex {
             );
         }
         let Ok(entries) = Dir::read_from(&fd_dir) else {
-            return;
+            return true;
         };
         let mut found_socket = false;
+        let mut finished = true;
         self.listed.clear();
         for entry in entries {
             let Ok(entry) = entry else { break };
@@ -185,29 +237,39 @@ impl ProcIndex {
             self.listed.insert(fd);
             let process = self.processes.get_mut(&pid).expect("inserted above");
             if let Some(cached) = process.fds.get(fd) {
-                if !full {
-                    // A cached socket whose owner was dropped (the lower-pid holder
-                    // exited) is claimed again from the cache, without a readlink.
-                    if let Some(inode) = cached {
-                        if !self.owners.contains(inode) {
-                            self.claim(inode, pid, fd);
-                        }
+                // A cached socket whose owner was dropped (the lower-pid holder exited) is
+                // claimed again from the cache, without a readlink.
+                if let Some(inode) = cached {
+                    if !self.owners.contains(inode) {
+                        self.claim(inode, pid, fd);
                     }
-                    continue;
                 }
+                continue;
+            }
+            if limit.is_some_and(|limit| report.readlinks >= limit) {
+                // Listed, not read: the next round reads it.
+                finished = false;
+                continue;
             }
             report.readlinks += 1;
             #[cfg(any(test, feature = "test-support"))]
             if let Some(hook) = &mut self.before_readlink {
                 (hook.0)(pid, fd);
             }
-            let Ok(len) =
-                rustix::fs::readlinkat_raw(&fd_dir, entry.file_name(), &mut self.link[..])
-            else {
-                continue; // closed between readdir and readlink
-            };
+            let len =
+                match rustix::fs::readlinkat_raw(&fd_dir, entry.file_name(), &mut self.link[..]) {
+                    Ok(len) => len,
+                    Err(Errno::ACCESS) | Err(Errno::PERM) => {
+                        // Listable but not readable (a process that is not dumpable, or a
+                        // security module's rule): every fd would fail alike, and none is
+                        // cached, so each scan would pay them all again.
+                        report.permission_denied += 1;
+                        return true;
+                    }
+                    Err(_) => continue, // closed between readdir and readlink
+                };
             let slot = parse_socket_link(&self.link[..len]);
-            if let Some(Some(old)) = process.fds.set(fd, slot) {
+            if let Some(old) = process.fds.set(fd, slot) {
                 if Some(old) != slot
                     && self
                         .owners
@@ -243,5 +305,16 @@ impl ProcIndex {
                 }
             }
         }
+        finished
     }
+}
+
+/// Below this capacity a table is never shrunk: not worth a reallocation.
+pub(super) const SHRINK_FLOOR: usize = 4096;
+
+/// Low water: a table holding under a quarter of what it has room for, and room for
+/// more than [`SHRINK_FLOOR`]. A hash table or vector only grows otherwise, so a burst
+/// (a million sockets for a minute) would be held for the exporter's lifetime.
+pub(super) fn shrinkable(capacity: usize, len: usize) -> bool {
+    capacity > SHRINK_FLOOR.max(4 * len)
 }

@@ -13,36 +13,48 @@ pub(super) const MAX_CACHED_FD: u32 = 1 << 20;
 
 #[derive(Debug, Default)]
 pub(super) struct FdSlots {
-    /// Socket inode per fd number; 0 when the slot holds something else or is not read.
+    /// Socket inode per fd number, as last read; 0 when the slot holds something else or
+    /// was never read. Kept when the slot is marked for reading again
+    /// ([`FdSlots::invalidate`]), so that the owner it gave can be dropped if the slot
+    /// turns out to hold something else.
     inodes: Vec<u32>,
-    /// Bit `fd` set when the slot was read.
+    /// Bit `fd` set when the slot's cached content is trusted (read, and not marked for
+    /// reading again since).
     read: Bitset,
 }
 
 /// What a read slot holds: `Some(inode)` for a socket, `None` for anything else.
 pub(super) type Slot = Option<u32>;
 
+/// Below this many fd numbers a process's slots are never shrunk: the vectors are a few
+/// hundred bytes, not worth a reallocation.
+const SHRINK_FLOOR: usize = 1024;
+
 impl FdSlots {
-    /// The slot of `fd`, if it was read.
+    /// The slot of `fd`, if its cached content is trusted.
     pub(super) fn get(&self, fd: u32) -> Option<Slot> {
         if !self.read.contains(fd) {
             return None;
         }
-        Some(
-            self.inodes
-                .get(fd as usize)
-                .copied()
-                .filter(|&inode| inode != 0),
-        )
+        Some(self.known(fd))
     }
 
-    /// Records what `fd` holds; returns what it held before, if it was read. An fd number
-    /// too large to cache is not recorded.
-    pub(super) fn set(&mut self, fd: u32, slot: Slot) -> Option<Slot> {
+    /// The socket inode `fd` held when last read, trusted or not.
+    fn known(&self, fd: u32) -> Option<u32> {
+        self.inodes
+            .get(fd as usize)
+            .copied()
+            .filter(|&inode| inode != 0)
+    }
+
+    /// Records what `fd` holds; returns the socket inode it held when last read, if any
+    /// (trusted or marked for reading again). An fd number too large to cache is not
+    /// recorded.
+    pub(super) fn set(&mut self, fd: u32, slot: Slot) -> Option<u32> {
         if fd >= MAX_CACHED_FD {
             return None;
         }
-        let previous = self.get(fd);
+        let previous = self.known(fd);
         let index = fd as usize;
         if self.inodes.len() <= index {
             self.inodes.resize(index + 1, 0);
@@ -54,38 +66,82 @@ impl FdSlots {
 
     /// Forgets `fd` (closed, or its socket died): the next scan reads it again.
     pub(super) fn clear(&mut self, fd: u32) {
-        if self.read.remove(fd) {
-            self.inodes[fd as usize] = 0;
+        self.read.remove(fd);
+        if let Some(inode) = self.inodes.get_mut(fd as usize) {
+            *inode = 0;
         }
     }
 
-    /// True when some read slot holds a socket (a slot not read, or holding anything
-    /// else, has inode 0).
+    /// Marks every slot for reading again (a full pass), keeping what each held so that
+    /// the owners the slots gave stay named until the slot is read again.
+    pub(super) fn invalidate(&mut self) {
+        self.read.clear();
+    }
+
+    /// Marks `fd` for reading again, keeping what it held (see [`FdSlots::invalidate`]).
+    pub(super) fn invalidate_one(&mut self, fd: u32) {
+        self.read.remove(fd);
+    }
+
+    /// True when some slot holds a socket as last read.
     pub(super) fn holds_socket(&self) -> bool {
         self.inodes.iter().any(|&inode| inode != 0)
     }
 
-    /// (fd, inode) of every read slot that holds a socket.
+    /// (fd, inode) of every slot that held a socket when last read.
     pub(super) fn sockets(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
-        self.read.iter().filter_map(|fd| Some((fd, self.get(fd)??)))
+        self.inodes
+            .iter()
+            .enumerate()
+            .filter(|(_, &inode)| inode != 0)
+            .map(|(fd, &inode)| (fd as u32, inode))
     }
 
-    /// Forgets every read slot whose fd number is not in `listed` (closed since it was
-    /// read); returns the (fd, inode) of the sockets among them.
+    /// Forgets every slot (read, or holding a socket as last read) whose fd number is not
+    /// in `listed` (closed since it was read); returns the (fd, inode) of the sockets
+    /// among them.
     pub(super) fn keep_listed(&mut self, listed: &Bitset) -> Vec<(u32, u32)> {
-        let closed: Vec<u32> = self
+        let mut closed: Vec<u32> = self
             .read
             .iter()
+            .chain(self.sockets().map(|(fd, _)| fd))
             .filter(|&fd| !listed.contains(fd))
             .collect();
+        closed.sort_unstable();
+        closed.dedup();
         let mut sockets = Vec::new();
         for fd in closed {
-            if let Some(Some(inode)) = self.get(fd) {
+            if let Some(inode) = self.known(fd) {
                 sockets.push((fd, inode));
             }
             self.clear(fd);
         }
         sockets
+    }
+
+    /// Gives back memory a peak left (a process that once held many more fds): the
+    /// vectors are cut after the highest slot in use and, when their capacity is over
+    /// four times that and over [`SHRINK_FLOOR`], reallocated to fit. Vectors only grow
+    /// otherwise, so a burst of fds would be held for the process's lifetime.
+    pub(super) fn shrink(&mut self) {
+        let used = self
+            .inodes
+            .iter()
+            .rposition(|&inode| inode != 0)
+            .map_or(0, |fd| fd + 1)
+            .max(self.read.end());
+        self.inodes.truncate(used);
+        self.read.truncate(used);
+        if self.inodes.capacity() > SHRINK_FLOOR.max(4 * self.inodes.len()) {
+            self.inodes.shrink_to_fit();
+            self.read.shrink_to_fit();
+        }
+    }
+
+    /// Bytes allocated (the tests check the shrink).
+    #[cfg(test)]
+    pub(super) fn capacity(&self) -> usize {
+        self.inodes.capacity()
     }
 }
 
@@ -121,6 +177,23 @@ impl Bitset {
         self.0.clear();
     }
 
+    /// One past the highest number in the set (0 when empty).
+    pub(super) fn end(&self) -> usize {
+        self.0
+            .iter()
+            .rposition(|&word| word != 0)
+            .map_or(0, |i| i * 64 + 64 - self.0[i].leading_zeros() as usize)
+    }
+
+    /// Drops the words above `end` (every number at or over it must be absent).
+    pub(super) fn truncate(&mut self, end: usize) {
+        self.0.truncate(end.div_ceil(64));
+    }
+
+    pub(super) fn shrink_to_fit(&mut self) {
+        self.0.shrink_to_fit();
+    }
+
     pub(super) fn iter(&self) -> impl Iterator<Item = u32> + '_ {
         self.0.iter().enumerate().flat_map(|(i, &word)| {
             (0..64)
@@ -142,7 +215,7 @@ mod tests {
         assert_eq!(slots.get(3), Some(Some(1000)));
         assert_eq!(slots.get(70), Some(None), "read, not a socket");
         assert_eq!(slots.get(4), None, "never read");
-        assert_eq!(slots.set(3, Some(1001)), Some(Some(1000)));
+        assert_eq!(slots.set(3, Some(1001)), Some(1000));
         assert_eq!(slots.sockets().collect::<Vec<_>>(), [(3, 1001)]);
         slots.clear(3);
         assert_eq!(slots.get(3), None);
@@ -169,5 +242,65 @@ mod tests {
         assert_eq!(slots.set(MAX_CACHED_FD, Some(9)), None);
         assert_eq!(slots.get(MAX_CACHED_FD), None);
         assert_eq!(slots.sockets().count(), 0);
+    }
+
+    #[test]
+    fn a_peak_of_fds_is_given_back_once_they_close() {
+        let mut slots = FdSlots::default();
+        for fd in 0..100_000 {
+            slots.set(fd, None);
+        }
+        slots.set(3, Some(7));
+        slots.set(40, Some(8));
+        let mut listed = Bitset::default();
+        listed.insert(3);
+        listed.insert(40);
+        assert_eq!(slots.keep_listed(&listed), []);
+        assert!(slots.capacity() >= 100_000);
+        slots.shrink();
+        assert!(slots.capacity() <= 64, "capacity {}", slots.capacity());
+        assert_eq!(slots.get(3), Some(Some(7)));
+        assert_eq!(slots.get(40), Some(Some(8)));
+        assert_eq!(slots.get(41), None);
+        assert_eq!(slots.sockets().collect::<Vec<_>>(), [(3, 7), (40, 8)]);
+    }
+
+    #[test]
+    fn slots_marked_for_reading_keep_their_socket_until_read_or_closed() {
+        let mut slots = FdSlots::default();
+        slots.set(3, Some(7));
+        slots.set(4, None);
+        slots.invalidate();
+        assert_eq!(slots.get(3), None, "to be read again");
+        assert_eq!(slots.sockets().collect::<Vec<_>>(), [(3, 7)]);
+        assert_eq!(slots.set(3, None), Some(7), "the owner it gave is dropped");
+        slots.invalidate();
+        slots.set(5, Some(9));
+        slots.invalidate();
+        let mut listed = Bitset::default();
+        listed.insert(3);
+        assert_eq!(slots.keep_listed(&listed), [(5, 9)], "closed while marked");
+        assert_eq!(slots.sockets().count(), 0);
+    }
+
+    #[test]
+    fn few_slots_or_a_high_fd_in_use_are_not_reallocated() {
+        let mut slots = FdSlots::default();
+        for fd in 0..500 {
+            slots.set(fd, None);
+        }
+        let before = slots.capacity();
+        slots.clear(499);
+        slots.shrink();
+        assert_eq!(slots.capacity(), before, "under the floor");
+        let mut slots = FdSlots::default();
+        for fd in 0..10_000 {
+            slots.set(fd, None);
+        }
+        slots.set(9_999, Some(1));
+        let before = slots.capacity();
+        slots.shrink();
+        assert_eq!(slots.capacity(), before, "fd 9999 still in use");
+        assert_eq!(slots.get(9_999), Some(Some(1)));
     }
 }

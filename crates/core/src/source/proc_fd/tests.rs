@@ -74,8 +74,11 @@ fn reused_fd_number_is_read_again_after_the_old_socket_dies() {
     assert_eq!(owner_name(&mut index, 1001).as_deref(), Some("app"));
 }
 
+/// The first poll is exact: its warm-up was the full pass, so a socket in a slot the
+/// warm-up read as something else is unknown at once, without a second pass (the later
+/// polls' way, pending then a full pass, is in `poll::owners::tests`).
 #[test]
-fn slot_reused_by_another_kind_needs_the_full_pass() {
+fn slot_reused_by_another_kind_on_the_first_poll_is_unresolvable_without_a_second_pass() {
     let proc = FakeProc::new("kind");
     proc.process(100, "app", 1);
     proc.fd(100, 3, "/etc/hosts");
@@ -85,8 +88,12 @@ fn slot_reused_by_another_kind_needs_the_full_pass() {
     proc.fd(100, 3, "socket:[7]");
     index.sweep();
     let report = index.resolve(&[7]).unwrap();
-    assert_eq!(report.scans, 2);
-    assert_eq!(owner_name(&mut index, 7).as_deref(), Some("app"));
+    assert_eq!(
+        (report.scans, report.readlinks, report.full_passes),
+        (1, 0, 0)
+    );
+    assert_eq!((report.unresolved, report.pending), (1, 0));
+    assert!(index.is_unresolvable(7));
 }
 
 #[test]
@@ -430,4 +437,41 @@ fn proc_stat_fifo_blocked_the_scan() {
     assert_eq!(owner_name(&mut index, 2).as_deref(), Some("app"));
     // A comm over 64 KiB is not read: the process is named `unknown`.
     assert_eq!(owner_name(&mut index, 3).as_deref(), Some("unknown"));
+}
+
+/// The warm-up reads processes on several threads: every slot once, each socket named
+/// after its lowest-pid holder whatever order the processes joined the index in, and
+/// nothing left for the next scan to read.
+#[test]
+fn warm_up_on_several_threads_reads_every_slot_once_and_names_the_lowest_pid() {
+    let proc = FakeProc::new("warm-threads");
+    for pid in (100..164).rev() {
+        proc.process(pid, &format!("p{pid}"), u64::from(pid));
+        proc.fd(pid, 3, &format!("socket:[{}]", pid * 10));
+        proc.fd(pid, 4, "/dev/null");
+        proc.fd(pid, 5, "socket:[7]");
+    }
+    let mut index = ProcIndex::new(&proc.0);
+    index.begin_poll();
+    let report = index.warm().unwrap();
+    assert_eq!(
+        (report.scans, report.readlinks, report.full_passes),
+        (1, 64 * 3, 1)
+    );
+    assert_eq!(report.permission_denied, 0);
+    for pid in 100..164 {
+        let name = format!("p{pid}");
+        assert_eq!(owner_name(&mut index, pid * 10).as_deref(), Some(&*name));
+    }
+    assert_eq!(owner_name(&mut index, 7).as_deref(), Some("p100"));
+    assert_eq!(index.processes.len(), 64);
+    index.sweep();
+    proc.fd(163, 6, "socket:[8]");
+    let report = index.resolve(&[8]).unwrap();
+    assert_eq!(
+        (report.readlinks, report.unresolved),
+        (1, 0),
+        "only the new slot"
+    );
+    assert_eq!(owner_name(&mut index, 8).as_deref(), Some("p163"));
 }
