@@ -6,13 +6,16 @@
 //! The binary also plays the child processes it starts (holders, TIME_WAIT generators,
 //! the measured poller, ...): `SOCKDIAG_BENCH_ROLE` selects the role.
 
+mod children;
 mod http;
 mod load;
 mod many;
 mod many_report;
 mod measure;
 mod netns;
+mod owned;
 mod report;
+mod targets;
 
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
@@ -29,6 +32,8 @@ use report::{Attribution, Sample, Scale, Scrape};
 pub struct Options {
     pub smoke: bool,
     pub scales: Vec<u64>,
+    /// Scales of the all-owned ESTABLISHED load (every socket held by a process).
+    pub owned: Vec<u64>,
     /// Size of the all-owned attribution load; 0 skips it.
     pub attribution: u64,
     pub reps: usize,
@@ -51,6 +56,7 @@ impl Options {
         let mut options = Options {
             smoke: false,
             scales: vec![10_000, 100_000, 1_100_000],
+            owned: Vec::new(),
             attribution: 100_000,
             reps: 5,
             scrape_seconds: 10,
@@ -64,6 +70,7 @@ impl Options {
         let mut explicit_pods = None;
         let mut explicit_scales = None;
         let mut explicit_attribution = None;
+        let mut explicit_owned = None;
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
             let (name, inline) = match arg.split_once('=') {
@@ -86,6 +93,15 @@ impl Options {
                             .map(parse_count)
                             .filter(|&n| n > 0)
                             .collect(),
+                    )
+                }
+                "--owned" => {
+                    explicit_owned = Some(
+                        value()
+                            .split(',')
+                            .map(parse_count)
+                            .filter(|&n| n > 0)
+                            .collect::<Vec<u64>>(),
                     )
                 }
                 "--attribution" => explicit_attribution = Some(parse_count(&value())),
@@ -125,6 +141,17 @@ impl Options {
         if let Some(scales) = explicit_scales {
             options.scales = scales;
         }
+        // The all-owned load runs beside the mixed one at the scales its targets name
+        // (100k and up), at 10k in the smoke variant.
+        let floor = if options.smoke { 0 } else { 100_000 };
+        options.owned = explicit_owned.unwrap_or_else(|| {
+            options
+                .scales
+                .iter()
+                .copied()
+                .filter(|&n| n >= floor)
+                .collect()
+        });
         if let Some(attribution) = explicit_attribution {
             options.attribution = attribution;
         }
@@ -138,7 +165,8 @@ fn usage(problem: &str) -> ! {
         eprintln!("poll bench: {problem}");
     }
     eprintln!(
-        "usage: poll [--smoke] [--scales 10k,100k,1.1M] [--attribution 100k|0] [--reps N] \
+        "usage: poll [--smoke] [--scales 10k,100k,1.1M] [--owned 100k,1.1M|0] [--attribution 100k|0] \
+         [--reps N] \
          [--scrape-seconds N] [--report docs/benchmarks.md] [--hold SECONDS] \
          [--namespaces 200x2k,20x50k|0] [--pods 200|0] [--quick]"
     );
@@ -199,6 +227,18 @@ fn main() {
         eprintln!("{}", report::scale_summary(&scale));
         scales.push(scale);
     }
+    let mut owned = Vec::new();
+    for &total in &options.owned {
+        eprintln!(
+            "== {} sockets, all ESTABLISHED and owned",
+            report::count_label(total)
+        );
+        let opts = options.clone();
+        owned.push(netns::in_netns(
+            netns::ehash_entries(total as usize),
+            move || owned::run(total, &opts),
+        ));
+    }
     let attribution = (options.attribution > 0).then(|| {
         let total = options.attribution;
         eprintln!(
@@ -236,6 +276,7 @@ fn main() {
     let text = report::render(
         &options,
         &scales,
+        &owned,
         attribution.as_ref(),
         &namespaces,
         pods.as_ref(),
@@ -384,6 +425,7 @@ fn run_scale(total: u64, options: &Options, with_node: bool) -> Scale {
         let (cold, extra) = sample(&poller.call("poll"));
         scale.poll_cold = cold;
         scale.cold_readlinks = extra.get(2).copied().unwrap_or(0);
+        scale.cold_unattributed = extra.get(3).copied().unwrap_or(0);
         for _ in 0..reps {
             scale.floor.push(sample(&floor.call("floor")).0);
             scale.raw.push(sample(&floor.call("raw")).0);
