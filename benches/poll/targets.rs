@@ -101,9 +101,14 @@ pub fn section(options: &Options, figures: &Figures) -> String {
     let _ = writeln!(out, "\n### Earlier targets\n");
     let mut table = Table::new(&["target", "measured", "verdict"].map(String::from));
     for check in earlier(figures) {
+        let measured = if check.cells.is_empty() {
+            "its scale or step not run".to_string()
+        } else {
+            check.cells.join("; ")
+        };
         table.row(vec![
             check.name,
-            check.cells.join("; "),
+            measured,
             match check.met {
                 _ if options.smoke => "not judged (smoke variant)".into(),
                 Some(true) => "met".into(),
