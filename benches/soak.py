@@ -266,20 +266,30 @@ def steady_phase(args, me, out, procs, holders, log_path, churn_window, checked)
     """The exporter's CPU per poll at the churn phase's socket count without churn: once
     the load has stopped and settled, holders fill up to the churn phase's median sockets
     per poll (ESTABLISHED pairs), and the polls of a quiet window are measured."""
-    since, until, cpu = churn_window
+    since, until, cpu, states = churn_window
     churn = polls_logged(log_path, since, until)
     if not churn:
         return None
     sockets_churn = statistics.median(p["sockets"] for p in churn)
     now = value(checked.get(), "sockdiag_sockets_scanned")
     filler = max(0, int(sockets_churn - now))
-    start_holders(me, out, filler, holders, procs)
-    # A poll that started after the filler was held (it reads the new sockets' fds), then
-    # one more, before the window opens.
+    # The churn phase's share of TIME_WAIT (cheaper to dump than an ESTABLISHED socket, and
+    # without an owner to find) is made at once; the rest is held ESTABLISHED pairs.
+    total = sum(states.values())
+    time_wait = int(filler * sum(v for (_, st), v in states.items() if st == "time_wait") / total) if total else 0
+    start_holders(me, out, filler - time_wait, holders, procs)
+    made_at = time.monotonic()
+    if time_wait:
+        ready = os.path.join(out, "tw.ready")
+        procs["hold-tw"] = subprocess.Popen([sys.executable, me, "tw", str(time_wait), ready])
+        wait_file(ready, 120, procs["hold-tw"])
+    # A poll that started after the filler was made (it reads the new sockets' fds), then
+    # one more, before the window opens; the window ends before the first TIME_WAIT made
+    # expires (60 s).
     after = time.time()
     for _ in range(2):
         after = poll_started_after(checked, after, args["poll"] / 1e3)
-    seconds = min(30.0, max(5.0, args["duration"] / 4))
+    seconds = min(55.0 - (time.monotonic() - made_at), 30.0, max(5.0, args["duration"] / 4))
     pid = procs["exporter"].pid
     began, cpu0 = time.time(), cpu_seconds(pid)
     while time.time() < began + seconds:
@@ -289,6 +299,7 @@ def steady_phase(args, me, out, procs, holders, log_path, churn_window, checked)
     steady = polls_logged(log_path, began, ended)
     return {
         "seconds": round(ended - began, 1), "filler_sockets": filler,
+        "filler_time_wait": time_wait,
         "churn_window_s": round(until - since, 1), "churn_polls": len(churn),
         "churn_sockets_median": sockets_churn,
         "churn_cpu_ms_per_poll": 1e3 * cpu / len(churn),
@@ -390,7 +401,7 @@ def run_main(args):
         cpu_now = cpu_seconds(procs["exporter"].pid)
         cpu_churn = cpu_now - cpu_at_start
         half = half or (load_started, cpu_at_start)
-        churn_window = (half[0], load_stopped, cpu_now - half[1])
+        churn_window = (half[0], load_stopped, cpu_now - half[1], exporter_counts(m)[0])
         rss_end, cpu_end, anon_end, fds_end = moment("end_of_load")
         log("load stopped; churn stops, then the final set")
         procs["churn"].send_signal(signal.SIGUSR1)
@@ -512,6 +523,8 @@ def main():
         soak_targets.selftest()
     elif mode == "load":
         soak_load.load_main(float(sys.argv[2]), sys.argv[3])
+    elif mode == "tw":
+        soak_load.time_wait_main(int(sys.argv[2]), sys.argv[3])
     elif mode == "hold":
         soak_load.hold_main(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
     elif mode == "churn":

@@ -22,6 +22,8 @@ LOAD_PORTS = (8001, 8002, 8003, 8004, 8005)
 # both ends held by holder K (comm soak_hold). One port, so that the held sockets fold into
 # a single port series however many holders there are.
 HOLD_PORT = 8100
+# The steady phase's TIME_WAIT: clients of 127.3.N.1 to 127.0.2.1:TW_PORT (no owner).
+TW_PORT = 8101
 LIBC = ctypes.CDLL(None, use_errno=True)
 PR_SET_NAME = 15
 
@@ -202,6 +204,35 @@ def hold_main(index, pairs, ready_path):
         held += [c, lst.accept()[0]]
     with open(ready_path, "w") as f:
         f.write(str(len(held)))
+    while True:
+        signal.pause()
+
+
+def time_wait_main(count, ready_path):
+    """Makes `count` TIME_WAIT sockets at once (the steady phase's share of the churn
+    phase's state mix), then waits for SIGTERM. Client i binds an explicit source of its
+    own (127.3.N.1, port 10000 + i mod 50000: an automatic port would be searched for past
+    every TIME_WAIT, quadratic), so no 4-tuple is recycled; the client closes first and
+    keeps the TIME_WAIT."""
+    set_comm("soak_tw")
+    lst = listener("127.0.2.1", TW_PORT)
+    made = 0
+    while made < count:
+        batch = []
+        for i in range(made, min(made + 128, count)):
+            c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            c.bind((f"127.3.{i // 50000}.1", 10000 + i % 50000))
+            c.connect(("127.0.2.1", TW_PORT))
+            batch.append(c)
+        servers = [lst.accept()[0] for _ in batch]
+        for c in batch:
+            c.close()
+        for s in servers:
+            s.close()
+        made += len(batch)
+    with open(ready_path, "w") as f:
+        f.write(str(made))
     while True:
         signal.pause()
 

@@ -88,8 +88,8 @@ def cpu_row(summary):
     measured = (f"{r:.2f}×: {s['churn_cpu_ms_per_poll']:.1f} ms per poll under churn "
                 f"({s['churn_polls']} polls, median {s['churn_sockets_median']:.0f} sockets) ÷ "
                 f"{s['steady_cpu_ms_per_poll']:.1f} ms steady ({s['steady_polls']} polls, median "
-                f"{s['steady_sockets_median']:.0f} sockets, {s['filler_sockets']} of them "
-                f"ESTABLISHED filler)")
+                f"{s['steady_sockets_median']:.0f} sockets, {s['filler_sockets']} of them filler: "
+                f"{s['filler_time_wait']} TIME_WAIT, the rest ESTABLISHED)")
     return row(target, measured, limit, r <= 1.5)
 
 
@@ -169,7 +169,7 @@ def selftest():
                "steady_phase": {"churn_cpu_ms_per_poll": 16.0, "steady_cpu_ms_per_poll": 10.0,
                                 "churn_polls": 3, "churn_sockets_median": 1000,
                                 "steady_polls": 9, "steady_sockets_median": 1000,
-                                "filler_sockets": 800}}
+                                "filler_sockets": 800, "filler_time_wait": 600}}
     # Starts 0.0, 1.0, 2.0 s: 1 s apart, 2 × (100 + 10) × 1 = 220 sockets and 10 processes
     # new, so 2 × 220 + 10 = 450 readlinks allowed.
     polls = [{"ended": s + 0.1, "duration_ms": 100.0, "readlinks": n, "scans": k}
