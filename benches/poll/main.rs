@@ -25,7 +25,7 @@ use sockdiag_exporter::source::sock_diag::SockDiag;
 
 use load::{Census, Load, Mix, Proc, ROLE_ENV};
 use measure::{NodeExporter, Run};
-use report::{Attribution, Sample, Scale, Scrape};
+use report::{Sample, Scale, Scrape};
 
 /// Command-line options (after cargo's own `--bench`).
 #[derive(Debug, Clone)]
@@ -247,7 +247,7 @@ fn main() {
         );
         let opts = options.clone();
         netns::in_netns(netns::ehash_entries(total as usize), move || {
-            run_attribution(total, &opts)
+            owned::run_attribution(total, &opts)
         })
     });
     let mut namespaces = Vec::new();
@@ -596,61 +596,4 @@ fn scrape_test(seconds: u64) -> Scrape {
         cpu_share: cpu.as_secs_f64() / wall.as_secs_f64(),
         exporter_rss_kib: rss,
     }
-}
-
-fn run_attribution(total: u64, options: &Options) -> Attribution {
-    let reps = options.reps;
-    let mut sd = SockDiag::open().expect("open sock_diag");
-    let mut load = Load::start();
-    let census = load.build(Mix::all_owned(total), &mut sd);
-    eprintln!(
-        "   built {} sockets in {:.1} s",
-        census.total(),
-        load.build_seconds
-    );
-    hold(&mut load, options.hold);
-    let mut floor = Proc::start("floor", &[]);
-    let mut poller = Proc::start("poller", &[]);
-    let mut attrib = Proc::start("attrib", &[]);
-    let mut result = Attribution {
-        total,
-        census,
-        processes: load.pids().len(),
-        ..Attribution::default()
-    };
-    for _ in 0..reps {
-        let run = measure::run_program("ss", &["-tanp", "-H"]);
-        result.ssp.push(run_sample(run));
-        result
-            .ss
-            .push(run_sample(measure::run_program("ss", &["-tan", "-H"])));
-        result.floor.push(sample(&floor.call("floor")).0);
-    }
-    let (cold, extra) = sample(&poller.call("poll"));
-    result.poll_cold = cold;
-    result.cold_readlinks = extra.get(2).copied().unwrap_or(0);
-    result.attrib_warm = sample(&attrib.call("warm")).0;
-    for _ in 0..reps {
-        result.poll.push(sample(&poller.call("poll")).0);
-        result.attrib.push(sample(&attrib.call("steady")).0);
-    }
-    // Churn: 1% new sockets (0.5% new pairs) between polls.
-    let new_pairs = (total / 200).max(1);
-    result.churn_sockets = 2 * new_pairs;
-    for _ in 0..reps {
-        load.churn(new_pairs, &mut sd);
-        let (poll, extra) = sample(&poller.call("poll"));
-        result.poll_churn.push(poll);
-        result.churn_readlinks = result
-            .churn_readlinks
-            .max(extra.get(2).copied().unwrap_or(0));
-        let (steady, extra) = sample(&attrib.call("steady"));
-        result.attrib_churn.push(steady);
-        result.attrib_churn_readlinks = result
-            .attrib_churn_readlinks
-            .max(extra.get(1).copied().unwrap_or(0));
-    }
-    result.poll_rss_kib = peak_rss(&mut poller);
-    drop((floor, poller, attrib));
-    result
 }

@@ -1,18 +1,23 @@
-//! The all-owned load (issue 27): every socket ESTABLISHED and held by one of the holder
-//! processes, at each scale beside the mixed load (74% TIME_WAIT, no owner), because that
-//! is what a service node looks like. Measured like the mixed load's first step: the
-//! floor and the steady poll interleaved, the first poll (full /proc scan) apart, and the
-//! poll's peak RSS. Nothing expires in this load, so no refresh is needed.
+//! The all-owned loads, where every socket has an owner in /proc:
+//!
+//! - the ESTABLISHED load (issue 27): every socket ESTABLISHED and held by one of the
+//!   holder processes, at each scale beside the mixed load (74% TIME_WAIT, no owner),
+//!   because that is what a service node looks like. Measured like the mixed load's first
+//!   step: the floor and the steady poll interleaved, the first poll (full /proc scan)
+//!   apart, and the poll's peak RSS. Nothing expires in it, so nothing is re-made;
+//! - the attribution load (issue 15): 80% ESTABLISHED, 10% CLOSE_WAIT, 10% FIN_WAIT2,
+//!   the poll and attribution alone against `ss -tanp`, steady and with 1% new sockets.
+
+use std::fmt::Write as _;
 
 use sockdiag_exporter::source::sock_diag::SockDiag;
 
 use crate::load::{self, Census, Load, Mix, Proc};
-use std::fmt::Write as _;
-
+use crate::measure;
 use crate::report::{
-    census_line, count_label, median, mib, ratio, t, wall_cpu, x, Sample, Scale, Table,
+    census_line, count_label, median, mib, ratio, t, wall_cpu, x, Attribution, Sample, Scale, Table,
 };
-use crate::{sample, Options};
+use crate::{hold, peak_rss, run_sample, sample, Options};
 
 /// One all-owned load's figures; `skipped` says why it was not built.
 #[derive(Debug, Clone, Default)]
@@ -75,7 +80,7 @@ pub fn run(total: u64, options: &Options) -> Owned {
         census.total(),
         load.build_seconds
     );
-    crate::hold(&mut load, options.hold);
+    hold(&mut load, options.hold);
     let mut floor = Proc::start("floor", &[]);
     let mut poller = Proc::start("poller", &[]);
     let mut owned = Owned {
@@ -97,7 +102,7 @@ pub fn run(total: u64, options: &Options) -> Owned {
             .steady_readlinks
             .max(extra.get(2).copied().unwrap_or(0));
     }
-    owned.poll_rss_kib = crate::peak_rss(&mut poller);
+    owned.poll_rss_kib = peak_rss(&mut poller);
     owned.after = Census::take(&mut sd).total();
     eprintln!(
         "   {} all owned: poll {:?} (floor {:?}, ×{:.2}), first poll {:?} ({} readlinks)",
@@ -199,4 +204,130 @@ pub fn steady_table(scales: &[Scale], owned: &[Owned]) -> String {
         );
     }
     out
+}
+
+/// The attribution load's table: the poll and attribution alone against `ss -tanp`.
+pub fn attribution_table(a: &Attribution) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n### Poll with attribution at {} sockets owned by {} processes vs `ss -tanp`\n",
+        count_label(a.total),
+        a.processes
+    );
+    let mut table = Table::new(&["".into(), "wall / CPU".into(), "÷ `ss -tanp`".into()]);
+    let ssp = median(&a.ssp).wall;
+    let line = |table: &mut Table, name: String, s: Sample| {
+        table.row(vec![
+            name,
+            wall_cpu(s),
+            format!("{:.1}%", 100.0 * ratio(s.wall, ssp)),
+        ]);
+    };
+    table.row(vec!["load".into(), census_line(&a.census), String::new()]);
+    line(&mut table, "`ss -tanp -H`".into(), median(&a.ssp));
+    line(&mut table, "`ss -tan -H`".into(), median(&a.ss));
+    line(&mut table, "floor (count only)".into(), median(&a.floor));
+    line(
+        &mut table,
+        format!("exporter poll, first ({} readlinks)", a.cold_readlinks),
+        a.poll_cold,
+    );
+    line(
+        &mut table,
+        "exporter poll, steady, no new sockets".into(),
+        median(&a.poll),
+    );
+    line(
+        &mut table,
+        format!(
+            "exporter poll, steady, {} new sockets per poll ({} readlinks)",
+            a.churn_sockets, a.churn_readlinks
+        ),
+        median(&a.poll_churn),
+    );
+    line(
+        &mut table,
+        "attribution alone, first full scan".into(),
+        a.attrib_warm,
+    );
+    line(
+        &mut table,
+        "attribution alone, steady, no new sockets".into(),
+        median(&a.attrib),
+    );
+    line(
+        &mut table,
+        format!(
+            "attribution alone, steady, {} new sockets ({} readlinks)",
+            a.churn_sockets, a.attrib_churn_readlinks
+        ),
+        median(&a.attrib_churn),
+    );
+    table.row(vec![
+        "poll peak RSS".into(),
+        mib(a.poll_rss_kib),
+        String::new(),
+    ]);
+    out.push_str(&table.text);
+    out
+}
+
+/// The attribution load (100k by default): all owned, 10% CLOSE_WAIT and 10% FIN_WAIT2,
+/// measured against `ss -tanp`, steady and with 1% new sockets per poll.
+pub fn run_attribution(total: u64, options: &Options) -> Attribution {
+    let reps = options.reps;
+    let mut sd = SockDiag::open().expect("open sock_diag");
+    let mut load = Load::start();
+    let census = load.build(Mix::all_owned(total), &mut sd);
+    eprintln!(
+        "   built {} sockets in {:.1} s",
+        census.total(),
+        load.build_seconds
+    );
+    hold(&mut load, options.hold);
+    let mut floor = Proc::start("floor", &[]);
+    let mut poller = Proc::start("poller", &[]);
+    let mut attrib = Proc::start("attrib", &[]);
+    let mut result = Attribution {
+        total,
+        census,
+        processes: load.pids().len(),
+        ..Attribution::default()
+    };
+    for _ in 0..reps {
+        let run = measure::run_program("ss", &["-tanp", "-H"]);
+        result.ssp.push(run_sample(run));
+        result
+            .ss
+            .push(run_sample(measure::run_program("ss", &["-tan", "-H"])));
+        result.floor.push(sample(&floor.call("floor")).0);
+    }
+    let (cold, extra) = sample(&poller.call("poll"));
+    result.poll_cold = cold;
+    result.cold_readlinks = extra.get(2).copied().unwrap_or(0);
+    result.attrib_warm = sample(&attrib.call("warm")).0;
+    for _ in 0..reps {
+        result.poll.push(sample(&poller.call("poll")).0);
+        result.attrib.push(sample(&attrib.call("steady")).0);
+    }
+    // Churn: 1% new sockets (0.5% new pairs) between polls.
+    let new_pairs = (total / 200).max(1);
+    result.churn_sockets = 2 * new_pairs;
+    for _ in 0..reps {
+        load.churn(new_pairs, &mut sd);
+        let (poll, extra) = sample(&poller.call("poll"));
+        result.poll_churn.push(poll);
+        result.churn_readlinks = result
+            .churn_readlinks
+            .max(extra.get(2).copied().unwrap_or(0));
+        let (steady, extra) = sample(&attrib.call("steady"));
+        result.attrib_churn.push(steady);
+        result.attrib_churn_readlinks = result
+            .attrib_churn_readlinks
+            .max(extra.get(1).copied().unwrap_or(0));
+    }
+    result.poll_rss_kib = peak_rss(&mut poller);
+    drop((floor, poller, attrib));
+    result
 }

@@ -536,67 +536,7 @@ pub fn render(
     out.push_str(&many_report::tables(namespaces, pods));
 
     if let Some(a) = attribution {
-        let _ = writeln!(
-            out,
-            "\n### Poll with attribution at {} sockets owned by {} processes vs `ss -tanp`\n",
-            count_label(a.total),
-            a.processes
-        );
-        let mut table = Table::new(&["".into(), "wall / CPU".into(), "÷ `ss -tanp`".into()]);
-        let ssp = median(&a.ssp).wall;
-        let line = |table: &mut Table, name: String, s: Sample| {
-            table.row(vec![
-                name,
-                wall_cpu(s),
-                format!("{:.1}%", 100.0 * ratio(s.wall, ssp)),
-            ]);
-        };
-        table.row(vec!["load".into(), census_line(&a.census), String::new()]);
-        line(&mut table, "`ss -tanp -H`".into(), median(&a.ssp));
-        line(&mut table, "`ss -tan -H`".into(), median(&a.ss));
-        line(&mut table, "floor (count only)".into(), median(&a.floor));
-        line(
-            &mut table,
-            format!("exporter poll, first ({} readlinks)", a.cold_readlinks),
-            a.poll_cold,
-        );
-        line(
-            &mut table,
-            "exporter poll, steady, no new sockets".into(),
-            median(&a.poll),
-        );
-        line(
-            &mut table,
-            format!(
-                "exporter poll, steady, {} new sockets per poll ({} readlinks)",
-                a.churn_sockets, a.churn_readlinks
-            ),
-            median(&a.poll_churn),
-        );
-        line(
-            &mut table,
-            "attribution alone, first full scan".into(),
-            a.attrib_warm,
-        );
-        line(
-            &mut table,
-            "attribution alone, steady, no new sockets".into(),
-            median(&a.attrib),
-        );
-        line(
-            &mut table,
-            format!(
-                "attribution alone, steady, {} new sockets ({} readlinks)",
-                a.churn_sockets, a.attrib_churn_readlinks
-            ),
-            median(&a.attrib_churn),
-        );
-        table.row(vec![
-            "poll peak RSS".into(),
-            mib(a.poll_rss_kib),
-            String::new(),
-        ]);
-        out.push_str(&table.text);
+        out.push_str(&crate::owned::attribution_table(a));
     }
 
     if let Some(s) = scales
