@@ -27,7 +27,8 @@
 # when --duration >= 1800) are judged in DIR/summary.json ("targets") and DIR/targets.md.
 # Writes DIR/series.csv, DIR/summary.json, DIR/targets.md, DIR/exporter.log; exits 1 if a
 # check fails (or, without --no-targets, a target is missed).
-# Needs root (namespaces). About 1 minute more than --duration: TIME_WAIT has to expire.
+# Needs root (namespaces). About 1.5 minutes more than --duration: TIME_WAIT has to
+# expire, then the steady phase (5 to 30 s, a quarter of --duration).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . tests/lib.sh
