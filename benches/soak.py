@@ -45,6 +45,7 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the work tree for the two modules below
 import soak_check  # noqa: E402
 import soak_load  # noqa: E402
+import soak_targets  # noqa: E402
 from soak_check import WEB_PORT, exporter_counts, parse, ss_read, wrong_names  # noqa: E402
 
 
@@ -166,8 +167,9 @@ def host_load():
         return f.read().split()[0]
 
 
-def poll_durations(path, since, until):
-    """Durations of the polls that ended between two wall-clock times, from the log."""
+def polls_logged(path, since, until):
+    """The "poll done" debug lines of the polls that ended between two wall-clock times:
+    their fields (duration_ms, sockets, scans, readlinks, ...) and `ended` (Unix time)."""
     out = []
     with open(path) as f:
         for line in f:
@@ -176,7 +178,7 @@ def poll_durations(path, since, until):
             entry = json.loads(line)
             ended = datetime.datetime.fromisoformat(entry["timestamp"].replace("Z", "+00:00"))
             if since <= ended.timestamp() <= until:
-                out.append(float(entry["fields"]["duration_ms"]))
+                out.append(dict(entry["fields"], ended=ended.timestamp()))
     return out
 
 
@@ -226,6 +228,87 @@ def compare_settled(scraper, netns_poll, limit):
     raise RuntimeError("ss never settled")
 
 
+def start_holders(me, out, count, first_index, procs):
+    """Holds `count` more ESTABLISHED sockets (pairs, both ends in one process), spread over
+    holder processes (soak_hold) of at most the pairs one may keep; waits until all are
+    held. Returns the next free holder index."""
+    per = soak_load.hold_pairs_per_process()
+    pairs = count // 2
+    index = first_index
+    started = []
+    while pairs > 0:
+        n = min(per, pairs)
+        ready = os.path.join(out, f"hold-{index}.ready")
+        procs[f"hold-{index}"] = subprocess.Popen([sys.executable, me, "hold", str(index), str(n), ready])
+        started.append((ready, procs[f"hold-{index}"]))
+        pairs -= n
+        index += 1
+        if index > 250:
+            raise RuntimeError(f"holding {count} sockets needs more than 250 holders")
+    for ready, proc in started:
+        wait_file(ready, 600, proc)
+    return index
+
+
+def poll_started_after(checked, moment, interval):
+    """Scrapes until the last poll published started after `moment`; returns its end."""
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        m = checked.get()
+        finished = value(m, "sockdiag_last_poll_success_timestamp_seconds")
+        if finished - value(m, "sockdiag_poll_duration_seconds") > moment:
+            return finished
+        time.sleep(interval)
+    raise RuntimeError("no poll finished within 600 s")
+
+
+def steady_phase(args, me, out, procs, holders, log_path, churn_window, checked):
+    """The exporter's CPU per poll at the churn phase's socket count without churn: once
+    the load has stopped and settled, holders fill up to the churn phase's median sockets
+    per poll (ESTABLISHED pairs), and the polls of a quiet window are measured."""
+    since, until, cpu, states = churn_window
+    churn = polls_logged(log_path, since, until)
+    if not churn:
+        return None
+    sockets_churn = statistics.median(p["sockets"] for p in churn)
+    now = value(checked.get(), "sockdiag_sockets_scanned")
+    filler = max(0, int(sockets_churn - now))
+    # The churn phase's share of TIME_WAIT (cheaper to dump than an ESTABLISHED socket, and
+    # without an owner to find) is made at once; the rest is held ESTABLISHED pairs.
+    total = sum(states.values())
+    time_wait = int(filler * sum(v for (_, st), v in states.items() if st == "time_wait") / total) if total else 0
+    start_holders(me, out, filler - time_wait, holders, procs)
+    made_at = time.monotonic()
+    if time_wait:
+        ready = os.path.join(out, "tw.ready")
+        procs["hold-tw"] = subprocess.Popen([sys.executable, me, "tw", str(time_wait), ready])
+        wait_file(ready, 120, procs["hold-tw"])
+    # A poll that started after the filler was made (it reads the new sockets' fds), then
+    # one more, before the window opens; the window ends before the first TIME_WAIT made
+    # expires (60 s).
+    after = time.time()
+    for _ in range(2):
+        after = poll_started_after(checked, after, args["poll"] / 1e3)
+    seconds = min(55.0 - (time.monotonic() - made_at), 30.0, max(5.0, args["duration"] / 4))
+    pid = procs["exporter"].pid
+    began, cpu0 = time.time(), cpu_seconds(pid)
+    while time.time() < began + seconds:
+        checked.get()  # as in the churn phase: one scrape a second, names checked
+        time.sleep(1)
+    ended, cpu1 = time.time(), cpu_seconds(pid)
+    steady = polls_logged(log_path, began, ended)
+    return {
+        "seconds": round(ended - began, 1), "filler_sockets": filler,
+        "filler_time_wait": time_wait,
+        "churn_window_s": round(until - since, 1), "churn_polls": len(churn),
+        "churn_sockets_median": sockets_churn,
+        "churn_cpu_ms_per_poll": 1e3 * cpu / len(churn),
+        "steady_polls": len(steady),
+        "steady_sockets_median": statistics.median(p["sockets"] for p in steady) if steady else None,
+        "steady_cpu_ms_per_poll": 1e3 * (cpu1 - cpu0) / len(steady) if steady else None,
+    }
+
+
 def run_main(args):
     soak_load.set_comm("soak_run")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -235,12 +318,17 @@ def run_main(args):
     with open("/proc/sys/net/ipv4/ip_local_port_range", "w") as f:
         f.write("10000 65000")
     procs = {}
+    me = os.path.abspath(__file__)
+    # Held sockets first, so that the exporter's first (full) scan finds them: the churn
+    # phase's polls then pay only for what is new.
+    holders = start_holders(me, out, args["held"], 0, procs) if args["held"] else 0
+    if args["held"]:
+        log(f"holding {args['held']} sockets in {holders} processes")
     exlog = open(os.path.join(out, "exporter.log"), "w")
     procs["exporter"] = subprocess.Popen(
         [args["binary"], f"--poll.interval={poll}ms", "--namespaces=own",
          f"--web.listen-address=127.0.0.1:{WEB_PORT}", "--log.level=debug",
          "--log.format=json"], stdout=exlog, stderr=subprocess.STDOUT)
-    me = os.path.abspath(__file__)
     try:
         scraper = Scraper()
         for _ in range(100):
@@ -259,6 +347,10 @@ def run_main(args):
                                            churn_stats, args["reuse"]])
         t0 = time.monotonic()
         load_started = time.time()
+        cpu_at_start = cpu_seconds(procs["exporter"].pid)
+        # The churn phase's CPU per poll is taken over the second half of the load, once
+        # the TIME_WAIT population has (mostly) built up.
+        half = None
         series = open(os.path.join(out, "series.csv"), "w")
         series.write("seconds,rss_kib,fds,threads,cpu_seconds,load_cpu_seconds,poll_duration_ms,"
                      "sockets_scanned,unattributed,poll_errors,scrapes,wrong_names,fds_in_poll,"
@@ -283,6 +375,8 @@ def run_main(args):
             if t >= duration:
                 break
             m = checked.get()
+            if half is None and t >= duration / 2:
+                half = (time.time(), cpu_seconds(procs["exporter"].pid))
             if args["malloc_stats"] and t >= 60 and "minute_1" not in heap:
                 heap["minute_1"] = malloc_stats(pid, exlog.name)
             if t >= next_sample:
@@ -304,6 +398,10 @@ def run_main(args):
                     raise RuntimeError(f"{name} exited early: {procs[name].returncode}")
             fdsampler.sleep_until(t0 + int(t) + 1)
         load_stopped = time.time()
+        cpu_now = cpu_seconds(procs["exporter"].pid)
+        cpu_churn = cpu_now - cpu_at_start
+        half = half or (load_started, cpu_at_start)
+        churn_window = (half[0], load_stopped, cpu_now - half[1], exporter_counts(m)[0])
         rss_end, cpu_end, anon_end, fds_end = moment("end_of_load")
         log("load stopped; churn stops, then the final set")
         procs["churn"].send_signal(signal.SIGUSR1)
@@ -326,6 +424,7 @@ def run_main(args):
         final = checked.check(settled["metrics"])
         rss_final, _, anon_final, fds_final = moment("settled")
         series.close()
+        steady = steady_phase(args, me, out, procs, holders, exlog.name, churn_window, checked)
         ss_states, ss_owners = settled["ss"]
         ex_states, ex_owners = settled["exporter"]
         state_diff = {f"{k[0]}/{k[1]}": [ss_states[k], ex_states[k]]
@@ -335,7 +434,8 @@ def run_main(args):
         rows = [r.split(",") for r in open(os.path.join(out, "series.csv")).read().split("\n")[1:] if r]
         at_min1 = [r for r in rows if float(r[0]) >= 60.0]
         base = at_min1[0] if at_min1 else None
-        durations = poll_durations(os.path.join(out, "exporter.log"), load_started, load_stopped)
+        churn_polls = polls_logged(os.path.join(out, "exporter.log"), load_started, load_stopped)
+        durations = [float(p["duration_ms"]) for p in churn_polls]
         with open(load_stats) as f:
             load = json.load(f)
         with open(churn_stats) as f:
@@ -360,6 +460,9 @@ def run_main(args):
             "poll_ms": {"p50": pct(durations, 50), "p99": pct(durations, 99),
                         "max": max(durations) if durations else None,
                         "mean": statistics.fmean(durations) if durations else None},
+            "exporter_cpu_seconds_churn_phase": cpu_churn,
+            "held_sockets": args["held"],
+            "steady_phase": steady,
             "poll_errors": errors,
             "scrapes": checked.scrapes, "scrape_connections": scraper.connects,
             "scrapes_with_unattributed": checked.with_unattributed,
@@ -372,9 +475,17 @@ def run_main(args):
                         "attempts": settled["attempts"],
                         "waited_after_stop_s": round(time.monotonic() - settle_start, 1)},
         }
+        summary["targets"] = soak_targets.evaluate(summary, churn_polls, rows, args)
         with open(os.path.join(out, "summary.json"), "w") as f:
             json.dump(summary, f, indent=1)
         print(json.dumps(summary, indent=1))
+        table = soak_targets.markdown(summary, args)
+        with open(os.path.join(out, "targets.md"), "w") as f:
+            f.write(table)
+        print(table)
+        if args["report"]:
+            soak_targets.write_report(args["report"], table)
+            log(f"wrote {args['report']}")
         failures = []
         if not load["connections"] or not churn["processes"] or not churn["pid_reused"]:
             failures.append(f"the load did not run: {load['connections']} connections, "
@@ -388,16 +499,18 @@ def run_main(args):
         if owner_diff:
             failures.append(f"counts per process differ from ss (ss, exporter): {owner_diff}")
         if args["targets"] and base:
-            for key, col in (("rss_kib", 1), ("fds", 2)):
-                b = int(base[col])
-                worst = max(int(r[col]) for r in at_min1)
-                if worst > b * 1.1:
-                    failures.append(f"{key} grew past 10% of minute 1: {b} -> max {worst}")
+            b = int(base[2])
+            worst = max(int(r[2]) for r in at_min1)
+            if worst > b * 1.1:
+                failures.append(f"fds grew past 10% of minute 1: {b} -> max {worst}")
+        if args["targets"]:
+            failures += [f"target missed: {t['target']}: {t['measured']} (limit {t['limit']})"
+                         for t in summary["targets"] if t["verdict"] == "missed"]
         for f in failures:
             print(f"FAIL: {f}")
         return 1 if failures else 0
     finally:
-        for name in ("churn", "load", "exporter"):
+        for name in ["churn", "load", "exporter"] + [n for n in procs if n.startswith("hold-")]:
             if name in procs:
                 stop_pid(procs[name])
         exlog.close()
@@ -407,15 +520,21 @@ def main():
     mode = sys.argv[1]
     if mode == "selftest":
         soak_check.selftest()
+        soak_targets.selftest()
     elif mode == "load":
         soak_load.load_main(float(sys.argv[2]), sys.argv[3])
+    elif mode == "tw":
+        soak_load.time_wait_main(int(sys.argv[2]), sys.argv[3])
+    elif mode == "hold":
+        soak_load.hold_main(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
     elif mode == "churn":
         soak_load.churn_main(float(sys.argv[2]), sys.argv[3], sys.argv[4])
     elif mode == "run":
         a = sys.argv[2:]
         args = {"binary": a[0], "out": a[1], "duration": float(a[2]), "rate": float(a[3]),
                 "procs": float(a[4]), "poll": int(a[5]), "sample": float(a[6]),
-                "targets": a[7] == "1", "reuse": a[8], "malloc_stats": a[9] == "1"}
+                "targets": a[7] == "1", "reuse": a[8], "malloc_stats": a[9] == "1",
+                "held": int(a[10]), "report": a[11]}
         sys.exit(run_main(args))
 
 

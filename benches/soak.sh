@@ -18,8 +18,17 @@
 # the same clock tick; fifo: the pid reaped longest ago, about 150 ms later),
 # --malloc-stats (glibc heap totals of the exporter at minute 1, the end of the load and
 # once settled, through gdb: each pauses the exporter for about a second).
-# Writes DIR/series.csv, DIR/summary.json, DIR/exporter.log; exits 1 if a check fails.
-# Needs root (namespaces). About 1 minute more than --duration: TIME_WAIT has to expire.
+# --held N (hold N more ESTABLISHED sockets throughout, spread over processes of at most
+# the fds one may have: the bounded-poll test is --rate 20000 --held 200000),
+# --report FILE (write the targets table into FILE's generated block: docs/reliability.md).
+# After the load: a steady phase at the churn phase's socket count (ESTABLISHED filler, no
+# churn) for the "poll CPU under churn" target. The churn targets of issue 27 (readlinks per
+# poll, full passes, poll CPU under churn, longest poll, RSS at minute 30 against minute 2
+# when --duration >= 1800) are judged in DIR/summary.json ("targets") and DIR/targets.md.
+# Writes DIR/series.csv, DIR/summary.json, DIR/targets.md, DIR/exporter.log; exits 1 if a
+# check fails (or, without --no-targets, a target is missed).
+# Needs root (namespaces). About 1.5 minutes more than --duration: TIME_WAIT has to
+# expire, then the steady phase (5 to 30 s, a quarter of --duration).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . tests/lib.sh
@@ -34,7 +43,8 @@ need_apt unshare util-linux
 need_apt python3 python3
 for arg in "$@"; do [ "$arg" = --malloc-stats ] && need_apt gdb gdb; done
 
-duration=600 rate=2000 procs=50 poll=100 sample=5 out="" binary="" targets=1 reuse=lifo heap=0
+export SOAK_COMMAND="benches/soak.sh${*:+ $*}"
+duration=600 rate=2000 procs=50 poll=100 sample=5 out="" binary="" targets=1 reuse=lifo heap=0 held=0 report=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) duration=$2; shift 2 ;;
@@ -47,6 +57,8 @@ while [ $# -gt 0 ]; do
     --no-targets) targets=0; shift ;;
     --pid-reuse) reuse=$2; shift 2 ;;
     --malloc-stats) heap=1; shift ;;
+    --held) held=$2; shift 2 ;;
+    --report) report=$(realpath "$2"); shift 2 ;;
     *) echo "benches/soak.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -59,13 +71,13 @@ binary=$(realpath "$binary")
 [ -n "$out" ] || out=$(mktemp -d /tmp/soak.XXXXXX)
 mkdir -p "$out"
 case "$reuse" in lifo|fifo) ;; *) echo "benches/soak.sh: --pid-reuse lifo|fifo" >&2; exit 2 ;; esac
-echo "soak: ${duration}s, ${rate} connections/s, ${procs} processes/s (pid reuse $reuse), poll ${poll}ms; output in $out"
+echo "soak: ${duration}s, ${rate} connections/s, ${procs} processes/s (pid reuse $reuse), ${held} held, poll ${poll}ms; output in $out"
 
 # PID 1 of the namespaces is benches/soak.py: when it ends, the kernel ends every process
 # left in its PID namespace, and --kill-child ends it if this script is killed.
 unshare --net --pid --fork --mount-proc --kill-child \
   python3 benches/soak.py run "$binary" "$out" "$duration" "$rate" "$procs" "$poll" \
-  "$sample" "$targets" "$reuse" "$heap" &
+  "$sample" "$targets" "$reuse" "$heap" "$held" "$report" &
 pid=$!
 # unshare blocks SIGTERM while it waits for its child: SIGKILL it, and --kill-child
 # then ends PID 1, which ends the whole PID namespace.

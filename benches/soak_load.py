@@ -18,6 +18,12 @@ import time
 WEB_PORT = 9900
 CHURN_PORT = {"churn_a": 7001, "churn_b": 7002}
 LOAD_PORTS = (8001, 8002, 8003, 8004, 8005)
+# Held sockets (--held, and the steady phase's): ESTABLISHED pairs to 127.0.1.K:HOLD_PORT,
+# both ends held by holder K (comm soak_hold). One port, so that the held sockets fold into
+# a single port series however many holders there are.
+HOLD_PORT = 8100
+# The steady phase's TIME_WAIT: clients of 127.3.N.1 to 127.0.2.1:TW_PORT (no owner).
+TW_PORT = 8101
 LIBC = ctypes.CDLL(None, use_errno=True)
 PR_SET_NAME = 15
 
@@ -171,6 +177,64 @@ def load_main(rate, stats_path):
     while not st.final:
         accept_churn(None)  # the final churn holders connect after the stop: hold them
         time.sleep(0.05)
+
+
+# ---------------------------------------------------------------- held (soak_hold)
+
+def hold_pairs_per_process():
+    """ESTABLISHED pairs one holder can keep (two fds each) under the hard fd limit, which
+    a process here may not raise: the held sockets are spread over processes."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard == resource.RLIM_INFINITY:
+        hard = 1 << 20
+    return max(1, min(20000, hard - 64) // 2)
+
+
+def hold_main(index, pairs, ready_path):
+    """Holder `index`: listens on 127.0.1.(index+1):HOLD_PORT, opens `pairs` connections to
+    itself, keeps both ends until SIGTERM, and writes `ready_path` once all are held."""
+    set_comm("soak_hold")
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    address = f"127.0.1.{index + 1}"
+    lst = listener(address, HOLD_PORT)
+    held = []
+    for _ in range(pairs):
+        c = socket.create_connection((address, HOLD_PORT))
+        held += [c, lst.accept()[0]]
+    with open(ready_path, "w") as f:
+        f.write(str(len(held)))
+    while True:
+        signal.pause()
+
+
+def time_wait_main(count, ready_path):
+    """Makes `count` TIME_WAIT sockets at once (the steady phase's share of the churn
+    phase's state mix), then waits for SIGTERM. Client i binds an explicit source of its
+    own (127.3.N.1, port 10000 + i mod 50000: an automatic port would be searched for past
+    every TIME_WAIT, quadratic), so no 4-tuple is recycled; the client closes first and
+    keeps the TIME_WAIT."""
+    set_comm("soak_tw")
+    lst = listener("127.0.2.1", TW_PORT)
+    made = 0
+    while made < count:
+        batch = []
+        for i in range(made, min(made + 128, count)):
+            c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            c.bind((f"127.3.{i // 50000}.1", 10000 + i % 50000))
+            c.connect(("127.0.2.1", TW_PORT))
+            batch.append(c)
+        servers = [lst.accept()[0] for _ in batch]
+        for c in batch:
+            c.close()
+        for s in servers:
+            s.close()
+        made += len(batch)
+    with open(ready_path, "w") as f:
+        f.write(str(made))
+    while True:
+        signal.pause()
 
 
 # ---------------------------------------------------------------- churn (soak_churn)

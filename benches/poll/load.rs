@@ -17,13 +17,12 @@
 //! Every child gets PR_SET_PDEATHSIG(SIGKILL) and is killed by pid when the [`Load`] drops.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub use crate::children::{child_setup, holder, listen, make_time_wait, twgen};
 use sockdiag_exporter::source::inet_diag::{Family, StateFilter, TcpState};
 use sockdiag_exporter::source::sock_diag::SockDiag;
-use socket2::{Domain, Socket, Type};
 
 pub const ROLE_ENV: &str = "SOCKDIAG_BENCH_ROLE";
 
@@ -32,12 +31,12 @@ pub const HOLDERS: usize = 120;
 const HOLDER_PORT_BASE: u16 = 2000;
 const TWGEN_PORT_BASE: u16 = 3000;
 /// Holder `i` also listens, idle, on 127.0.0.1:HOLDER_PORT_BASE + i + this.
-const ADMIN_PORT_OFFSET: u16 = 2000;
+pub(crate) const ADMIN_PORT_OFFSET: u16 = 2000;
 /// IPv6 TIME_WAIT 4-tuples share ::1, so they spread over this many listening ports.
-const V6_DPORTS: u64 = 16;
+pub(crate) const V6_DPORTS: u64 = 16;
 /// Explicit source ports of TIME_WAIT generators: [TW_SPORT_BASE, + TW_SPORTS).
-const TW_SPORT_BASE: u64 = 5000;
-const TW_SPORTS: u64 = 35_000;
+pub(crate) const TW_SPORT_BASE: u64 = 5000;
+pub(crate) const TW_SPORTS: u64 = 35_000;
 /// 4-tuples per TIME_WAIT batch (the unit of refresh).
 const TW_BATCH: u64 = 10_000;
 /// TIME_WAIT lasts TCP_TIMEWAIT_LEN = 60 s from its creation; count it as 57 s.
@@ -85,6 +84,58 @@ impl Mix {
             time_wait: 0,
         }
     }
+
+    /// `total` sockets, every one ESTABLISHED and held by a process (but the listeners):
+    /// what a service node looks like.
+    pub fn all_established(total: u64) -> Mix {
+        Mix {
+            established_pairs: total.saturating_sub(listeners()) / 2,
+            close_wait_pairs: 0,
+            time_wait: 0,
+        }
+    }
+
+    /// Descriptors the busiest holder needs for this mix: its own ends of the pairs it
+    /// opens and the accepted ends of those opened to it, plus its listeners.
+    pub fn holder_fds(&self) -> u64 {
+        let pairs = self.established_pairs + self.close_wait_pairs;
+        (0..HOLDERS)
+            .map(|i| {
+                let incoming: u64 = (0..HOLDERS)
+                    .flat_map(|from| {
+                        holder_targets(from)
+                            .into_iter()
+                            .enumerate()
+                            .filter(move |(_, to)| *to == i)
+                            .map(move |(t, _)| split(holder_share(pairs, from), 2, t as u64))
+                    })
+                    .sum();
+                holder_share(pairs, i) + incoming + 3
+            })
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// Holder `i`'s part of `total` pairs it opens: uneven shares (weights 1..10) so that the
+/// top-N process ranking means something.
+fn holder_share(total: u64, i: usize) -> u64 {
+    let weight = |i: u64| 1 + (i * 7) % 10;
+    let total_weight: u64 = (0..HOLDERS as u64).map(weight).sum();
+    let before: u64 = (0..i as u64).map(weight).sum();
+    total * (before + weight(i as u64)) / total_weight - total * before / total_weight
+}
+
+/// The holders that holder `i` connects to: half to the next, half to one 11 further.
+fn holder_targets(i: usize) -> [usize; 2] {
+    [(i + 1) % HOLDERS, (i + 11) % HOLDERS]
+}
+
+/// The hard limit of open files a child may raise itself to (see [`child_setup`]).
+pub fn fd_limit() -> u64 {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .maximum
+        .unwrap_or(u64::MAX)
 }
 
 /// Listening sockets of a load: three per holder, one IPv4 and 16 IPv6 per generator pair.
@@ -322,19 +373,13 @@ impl Load {
         if established == 0 && close_wait == 0 {
             return;
         }
-        // Uneven shares (weights 1..10) so that the top-N process ranking means something.
-        let weights: Vec<u64> = (0..HOLDERS as u64).map(|i| 1 + (i * 7) % 10).collect();
-        let total_weight: u64 = weights.iter().sum();
-        let share = |total: u64, i: usize| {
-            let before: u64 = weights[..i].iter().sum();
-            total * (before + weights[i]) / total_weight - total * before / total_weight
-        };
+        let share = holder_share;
         let mut commands = vec![Vec::new(); HOLDERS];
         for (i, holder_commands) in commands.iter_mut().enumerate() {
             let est = share(established, i);
             let cw = share(close_wait, i);
             // Half to the next holder, half to one 11 further; 1/4 of each over IPv6.
-            let targets = [(i + 1) % HOLDERS, (i + 11) % HOLDERS];
+            let targets = holder_targets(i);
             let mut parts = Vec::new();
             for (t, target) in targets.iter().enumerate() {
                 let est_t = split(est, 2, t as u64);
@@ -482,171 +527,4 @@ fn family_arg(family: Family) -> &'static str {
         Family::Ipv4 => "4",
         Family::Ipv6 => "6",
     }
-}
-
-/// Common set-up of every child: name, die with the parent, fd limit at its maximum.
-pub fn child_setup(name: &str) {
-    nix::sys::prctl::set_name(&std::ffi::CString::new(name).expect("name")).expect("prctl name");
-    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).expect("pdeathsig");
-    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
-    let _ = rustix::process::setrlimit(
-        rustix::process::Resource::Nofile,
-        rustix::process::Rlimit {
-            current: limit.maximum,
-            maximum: limit.maximum,
-        },
-    );
-}
-
-pub fn listen(address: SocketAddr, nonblocking: bool) -> TcpListener {
-    let socket = Socket::new(Domain::for_address(address), Type::STREAM, None).expect("socket");
-    socket.set_reuse_address(true).expect("SO_REUSEADDR");
-    if address.is_ipv6() {
-        socket.set_only_v6(true).expect("IPV6_V6ONLY");
-    }
-    socket
-        .bind(&address.into())
-        .unwrap_or_else(|e| panic!("bind {address}: {e}"));
-    socket.listen(4096).expect("listen");
-    socket.set_nonblocking(nonblocking).expect("nonblocking");
-    socket.into()
-}
-
-pub fn loopback(family: &str) -> IpAddr {
-    match family {
-        "4" => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        "6" => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        other => panic!("family {other}"),
-    }
-}
-
-/// Role `holder NAME PORT`.
-pub fn holder(args: &[String]) {
-    child_setup(&args[0]);
-    let port: u16 = args[1].parse().expect("port");
-    for family in ["4", "6"] {
-        let listener = listen(SocketAddr::new(loopback(family), port), false);
-        std::thread::spawn(move || {
-            let mut held = Vec::new();
-            loop {
-                match listener.accept() {
-                    Ok((stream, _)) => held.push(stream),
-                    Err(e) if e.raw_os_error() == Some(libc::EMFILE) => {
-                        panic!("holder out of fds with {} held", held.len())
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(1)),
-                }
-            }
-        });
-    }
-    // An idle admin port, as services have: listeners are series of their own.
-    let _admin = listen(
-        SocketAddr::new(loopback("4"), port + ADMIN_PORT_OFFSET),
-        false,
-    );
-    println!("ready");
-    let mut held: Vec<TcpStream> = Vec::new();
-    for line in std::io::stdin().lock().lines() {
-        let line = line.expect("stdin");
-        let words: Vec<&str> = line.split_whitespace().collect();
-        match words.as_slice() {
-            ["connect", family, port, established, close_wait] => {
-                let address = SocketAddr::new(loopback(family), port.parse().expect("port"));
-                let established: u64 = established.parse().expect("count");
-                let close_wait: u64 = close_wait.parse().expect("count");
-                for i in 0..established + close_wait {
-                    let stream = TcpStream::connect(address)
-                        .unwrap_or_else(|e| panic!("{} connect {address}: {e}", args[0]));
-                    if i >= established {
-                        // Our side goes to FIN_WAIT2 and stays (we keep the fd); the peer,
-                        // which never closes, sits in CLOSE_WAIT.
-                        stream.shutdown(Shutdown::Write).expect("shutdown");
-                    }
-                    held.push(stream);
-                }
-                println!("done");
-            }
-            _ => panic!("holder: unknown command {line:?}"),
-        }
-    }
-}
-
-/// Role `twgen FAMILY INDEX BASE_PORT`.
-pub fn twgen(args: &[String]) {
-    let family = args[0].as_str();
-    let index: u8 = args[1].parse().expect("index");
-    let base: u16 = args[2].parse().expect("port");
-    child_setup(&format!("twgen-{index}"));
-    let ip = loopback(family);
-    let listeners: Vec<TcpListener> = if family == "4" {
-        vec![listen(SocketAddr::new(ip, base), false)]
-    } else {
-        (0..V6_DPORTS as u16)
-            .map(|j| listen(SocketAddr::new(ip, base + 1 + j), false))
-            .collect()
-    };
-    // 4-tuple number c -> (source, listener index).
-    let tuple = |c: u64| -> (SocketAddr, usize) {
-        let slot = c / TW_SPORTS;
-        let port = (TW_SPORT_BASE + c % TW_SPORTS) as u16;
-        if family == "4" {
-            let host = slot + 1;
-            let source = Ipv4Addr::new(127, 20 + index, (host >> 8) as u8, host as u8);
-            (SocketAddr::new(IpAddr::V4(source), port), 0)
-        } else {
-            (SocketAddr::new(ip, port), (slot % V6_DPORTS) as usize)
-        }
-    };
-    println!("ready");
-    for line in std::io::stdin().lock().lines() {
-        let line = line.expect("stdin");
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let ["make", from, to] = words.as_slice() else {
-            panic!("twgen: unknown command {line:?}");
-        };
-        let from: u64 = from.parse().expect("from");
-        let to: u64 = to.parse().expect("to");
-        let (made, failed) = make_time_wait(&listeners, &tuple, from, to);
-        println!("done {made} {failed}");
-    }
-}
-
-/// Makes (or re-makes) the TIME_WAIT 4-tuples [from, to): `tuple` gives each one's source
-/// and the index of its listener in `listeners`. Returns (made, failed connects).
-pub fn make_time_wait(
-    listeners: &[TcpListener],
-    tuple: &dyn Fn(u64) -> (SocketAddr, usize),
-    from: u64,
-    to: u64,
-) -> (u64, u64) {
-    let (mut made, mut failed) = (0u64, 0u64);
-    let mut c = from;
-    while c < to {
-        let end = (c + 128).min(to);
-        let mut clients = Vec::with_capacity(128);
-        for n in c..end {
-            let (source, listener) = tuple(n);
-            let socket =
-                Socket::new(Domain::for_address(source), Type::STREAM, None).expect("socket");
-            socket.set_reuse_address(true).expect("SO_REUSEADDR");
-            let destination = listeners[listener].local_addr().expect("address");
-            match socket
-                .bind(&source.into())
-                .and_then(|()| socket.connect(&destination.into()))
-            {
-                Ok(()) => clients.push((socket, listener)),
-                Err(_) => failed += 1,
-            }
-        }
-        let mut servers = Vec::with_capacity(clients.len());
-        for (_, listener) in &clients {
-            servers.push(listeners[*listener].accept().expect("accept").0);
-        }
-        // The client closes first, so the client end is the one left in TIME_WAIT.
-        made += clients.len() as u64;
-        drop(clients);
-        drop(servers);
-        c = end;
-    }
-    (made, failed)
 }

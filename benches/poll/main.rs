@@ -6,13 +6,16 @@
 //! The binary also plays the child processes it starts (holders, TIME_WAIT generators,
 //! the measured poller, ...): `SOCKDIAG_BENCH_ROLE` selects the role.
 
+mod children;
 mod http;
 mod load;
 mod many;
 mod many_report;
 mod measure;
 mod netns;
+mod owned;
 mod report;
+mod targets;
 
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
@@ -22,13 +25,15 @@ use sockdiag_exporter::source::sock_diag::SockDiag;
 
 use load::{Census, Load, Mix, Proc, ROLE_ENV};
 use measure::{NodeExporter, Run};
-use report::{Attribution, Sample, Scale, Scrape};
+use report::{Sample, Scale, Scrape};
 
 /// Command-line options (after cargo's own `--bench`).
 #[derive(Debug, Clone)]
 pub struct Options {
     pub smoke: bool,
     pub scales: Vec<u64>,
+    /// Scales of the all-owned ESTABLISHED load (every socket held by a process).
+    pub owned: Vec<u64>,
     /// Size of the all-owned attribution load; 0 skips it.
     pub attribution: u64,
     pub reps: usize,
@@ -51,6 +56,7 @@ impl Options {
         let mut options = Options {
             smoke: false,
             scales: vec![10_000, 100_000, 1_100_000],
+            owned: Vec::new(),
             attribution: 100_000,
             reps: 5,
             scrape_seconds: 10,
@@ -64,6 +70,7 @@ impl Options {
         let mut explicit_pods = None;
         let mut explicit_scales = None;
         let mut explicit_attribution = None;
+        let mut explicit_owned = None;
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
             let (name, inline) = match arg.split_once('=') {
@@ -86,6 +93,15 @@ impl Options {
                             .map(parse_count)
                             .filter(|&n| n > 0)
                             .collect(),
+                    )
+                }
+                "--owned" => {
+                    explicit_owned = Some(
+                        value()
+                            .split(',')
+                            .map(parse_count)
+                            .filter(|&n| n > 0)
+                            .collect::<Vec<u64>>(),
                     )
                 }
                 "--attribution" => explicit_attribution = Some(parse_count(&value())),
@@ -125,6 +141,17 @@ impl Options {
         if let Some(scales) = explicit_scales {
             options.scales = scales;
         }
+        // The all-owned load runs beside the mixed one at the scales its targets name
+        // (100k and up), at 10k in the smoke variant.
+        let floor = if options.smoke { 0 } else { 100_000 };
+        options.owned = explicit_owned.unwrap_or_else(|| {
+            options
+                .scales
+                .iter()
+                .copied()
+                .filter(|&n| n >= floor)
+                .collect()
+        });
         if let Some(attribution) = explicit_attribution {
             options.attribution = attribution;
         }
@@ -138,7 +165,8 @@ fn usage(problem: &str) -> ! {
         eprintln!("poll bench: {problem}");
     }
     eprintln!(
-        "usage: poll [--smoke] [--scales 10k,100k,1.1M] [--attribution 100k|0] [--reps N] \
+        "usage: poll [--smoke] [--scales 10k,100k,1.1M] [--owned 100k,1.1M|0] [--attribution 100k|0] \
+         [--reps N] \
          [--scrape-seconds N] [--report docs/benchmarks.md] [--hold SECONDS] \
          [--namespaces 200x2k,20x50k|0] [--pods 200|0] [--quick]"
     );
@@ -199,6 +227,18 @@ fn main() {
         eprintln!("{}", report::scale_summary(&scale));
         scales.push(scale);
     }
+    let mut owned = Vec::new();
+    for &total in &options.owned {
+        eprintln!(
+            "== {} sockets, all ESTABLISHED and owned",
+            report::count_label(total)
+        );
+        let opts = options.clone();
+        owned.push(netns::in_netns(
+            netns::ehash_entries(total as usize),
+            move || owned::run(total, &opts),
+        ));
+    }
     let attribution = (options.attribution > 0).then(|| {
         let total = options.attribution;
         eprintln!(
@@ -207,7 +247,7 @@ fn main() {
         );
         let opts = options.clone();
         netns::in_netns(netns::ehash_entries(total as usize), move || {
-            run_attribution(total, &opts)
+            owned::run_attribution(total, &opts)
         })
     });
     let mut namespaces = Vec::new();
@@ -236,6 +276,7 @@ fn main() {
     let text = report::render(
         &options,
         &scales,
+        &owned,
         attribution.as_ref(),
         &namespaces,
         pods.as_ref(),
@@ -384,6 +425,7 @@ fn run_scale(total: u64, options: &Options, with_node: bool) -> Scale {
         let (cold, extra) = sample(&poller.call("poll"));
         scale.poll_cold = cold;
         scale.cold_readlinks = extra.get(2).copied().unwrap_or(0);
+        scale.cold_unattributed = extra.get(3).copied().unwrap_or(0);
         for _ in 0..reps {
             scale.floor.push(sample(&floor.call("floor")).0);
             scale.raw.push(sample(&floor.call("raw")).0);
@@ -554,61 +596,4 @@ fn scrape_test(seconds: u64) -> Scrape {
         cpu_share: cpu.as_secs_f64() / wall.as_secs_f64(),
         exporter_rss_kib: rss,
     }
-}
-
-fn run_attribution(total: u64, options: &Options) -> Attribution {
-    let reps = options.reps;
-    let mut sd = SockDiag::open().expect("open sock_diag");
-    let mut load = Load::start();
-    let census = load.build(Mix::all_owned(total), &mut sd);
-    eprintln!(
-        "   built {} sockets in {:.1} s",
-        census.total(),
-        load.build_seconds
-    );
-    hold(&mut load, options.hold);
-    let mut floor = Proc::start("floor", &[]);
-    let mut poller = Proc::start("poller", &[]);
-    let mut attrib = Proc::start("attrib", &[]);
-    let mut result = Attribution {
-        total,
-        census,
-        processes: load.pids().len(),
-        ..Attribution::default()
-    };
-    for _ in 0..reps {
-        let run = measure::run_program("ss", &["-tanp", "-H"]);
-        result.ssp.push(run_sample(run));
-        result
-            .ss
-            .push(run_sample(measure::run_program("ss", &["-tan", "-H"])));
-        result.floor.push(sample(&floor.call("floor")).0);
-    }
-    let (cold, extra) = sample(&poller.call("poll"));
-    result.poll_cold = cold;
-    result.cold_readlinks = extra.get(2).copied().unwrap_or(0);
-    result.attrib_warm = sample(&attrib.call("warm")).0;
-    for _ in 0..reps {
-        result.poll.push(sample(&poller.call("poll")).0);
-        result.attrib.push(sample(&attrib.call("steady")).0);
-    }
-    // Churn: 1% new sockets (0.5% new pairs) between polls.
-    let new_pairs = (total / 200).max(1);
-    result.churn_sockets = 2 * new_pairs;
-    for _ in 0..reps {
-        load.churn(new_pairs, &mut sd);
-        let (poll, extra) = sample(&poller.call("poll"));
-        result.poll_churn.push(poll);
-        result.churn_readlinks = result
-            .churn_readlinks
-            .max(extra.get(2).copied().unwrap_or(0));
-        let (steady, extra) = sample(&attrib.call("steady"));
-        result.attrib_churn.push(steady);
-        result.attrib_churn_readlinks = result
-            .attrib_churn_readlinks
-            .max(extra.get(1).copied().unwrap_or(0));
-    }
-    result.poll_rss_kib = peak_rss(&mut poller);
-    drop((floor, poller, attrib));
-    result
 }

@@ -6,9 +6,8 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::many::NsScenario;
-use crate::report::{
-    count_label, median, mib, ratio, t, verdict, wall_cpu, x, Check, Table, POLL_RSS_ROW,
-};
+use crate::report::{count_label, median, mib, ratio, t, wall_cpu, x, Table, POLL_RSS_ROW};
+use crate::targets::{verdict, Check};
 
 /// Series of a node that holds only the bench's namespaces: every series but those of
 /// other namespaces that exist on this shared machine, the host's kept.
@@ -17,7 +16,7 @@ fn node_series(s: &NsScenario) -> u64 {
 }
 
 /// The poll's budget: 1.2× the summed floors plus 100 µs per namespace it sampled.
-fn budget(floors: Duration, namespaces: u64) -> Duration {
+pub fn budget(floors: Duration, namespaces: u64) -> Duration {
     floors.mul_f64(1.2) + Duration::from_micros(100) * namespaces as u32
 }
 

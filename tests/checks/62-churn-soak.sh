@@ -4,7 +4,8 @@
 # once under alternating names, the exporter polling every 100 ms, all in private network
 # and PID namespaces. Fails on any poll error, any wrong owner name in any scrape, a count
 # per family and state or per process that differs from `ss` once the load has stopped and
-# TIME_WAIT has expired, or a load that did not run. Asserts no timing, RSS or fd figure.
+# TIME_WAIT has expired, or a load that did not run. Asserts no timing, RSS or fd figure:
+# the churn targets of issue 27 are judged and printed (--no-targets), never asserted.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/lib.sh
