@@ -172,6 +172,10 @@ fn land(
         duration_ms = duration.as_secs_f64() * 1e3,
         scans = notes.scan.scans,
         readlinks = notes.scan.readlinks,
+        full_passes = notes.scan.full_passes,
+        pending = notes.scan.pending,
+        new_sockets = notes.scan.new_sockets,
+        new_processes = notes.scan.new_processes,
         forgotten = notes.forgotten,
         names = notes.names_interned,
         "poll done"

@@ -149,12 +149,22 @@ impl Exporter {
 
     /// Waits for a poll that started after this call: drops the log read so far, then
     /// waits for two "poll done" lines (the first may belong to a poll already running).
+    /// A poll that left sockets `pending` (owners its budgeted /proc scan did not reach
+    /// yet: other tests' processes churn beside this one) is followed by up to
+    /// `SETTLE_POLLS` more, so that tests asserting owners see the settled names.
     pub fn wait_for_fresh_poll(&mut self) {
+        const SETTLE_POLLS: usize = 5;
         while let Ok(line) = self.log.try_recv() {
             self.log_lines.push(line);
         }
         self.wait_for_poll();
-        self.wait_for_poll();
+        let mut done = self.wait_for_log("poll done", Duration::from_secs(20));
+        for _ in 0..SETTLE_POLLS {
+            if !done.contains(" pending=") || done.contains(" pending=0 ") {
+                break;
+            }
+            done = self.wait_for_log("poll done", Duration::from_secs(20));
+        }
     }
 
     /// Moves every line logged so far into `log_lines`.

@@ -71,6 +71,8 @@ pub fn resolve(index: &mut ProcIndex, missing: &[u32], notes: &mut PollNotes) {
             notes.scan.pending = report.pending;
             notes.scan.full_passes += report.full_passes;
             notes.scan.budget_stopped = report.budget_stopped;
+            notes.scan.new_sockets = report.new_sockets;
+            notes.scan.new_processes += report.new_processes;
         }
         Err(error) => notes.proc_index_error = Some(error),
     }

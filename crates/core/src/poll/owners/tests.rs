@@ -123,6 +123,11 @@ fn a_vanished_inode_triggers_no_full_pass() {
         (1, 1, 0, 1, 0, false),
         "one readlink (curl's fd 3, failed), no full pass"
     );
+    assert_eq!(
+        (report.new_sockets, report.new_processes),
+        (1, 1),
+        "what the budget and the soak measure readlinks against: socket 2000 and curl"
+    );
     assert_eq!(rig.named(&owners), ["nginx", "pending"]);
 
     // The next dump does not show it: nothing pending, nothing read.

@@ -87,6 +87,11 @@ pub struct ScanReport {
     pub full_passes: u32,
     /// The scan stopped at [`readlink_budget`]; the next poll resumes it.
     pub budget_stopped: bool,
+    /// Dumped inodes without a cached owner when the scan began: the sockets new since the
+    /// last poll, as far as attribution is concerned (what the budget is measured against).
+    pub new_sockets: u32,
+    /// Processes the scans met for the first time (their fd slots all had to be read).
+    pub new_processes: u32,
 }
 
 /// Readlinks a poll may spend on its /proc scan beyond the first poll, at least: the
@@ -279,6 +284,7 @@ impl ProcIndex {
         // Exact: every slot was read in this poll, by the warm-up or by this very scan.
         let exact = self.is_cold() || self.warmed == self.poll;
         let mut unresolved = self.unresolved(missing);
+        report.new_sockets = unresolved.len() as u32;
         let limit = (!exact).then(|| readlink_budget(unresolved.len()));
         if !exact && self.cursor.is_none() && unresolved.iter().any(|i| before.contains(i)) {
             // Most sockets still missing a poll later hide behind the cached slot of a

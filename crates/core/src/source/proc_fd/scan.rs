@@ -213,6 +213,7 @@ impl ProcIndex {
             Err(_) => return true,
         };
         if !self.processes.contains_key(&pid) {
+            report.new_processes += 1;
             let name = self.intern(read_comm(&dir).as_deref().unwrap_or("unknown"));
             self.processes.insert(
                 pid,

@@ -114,6 +114,7 @@ impl ProcIndex {
     fn join(&mut self, read: Read, report: &mut ScanReport) {
         report.readlinks += read.readlinks;
         report.permission_denied += u32::from(read.denied);
+        report.new_processes += 1;
         let name = self.intern(read.comm.as_deref().unwrap_or("unknown"));
         let mut fds = FdSlots::default();
         for &(fd, slot) in &read.slots {
