@@ -87,7 +87,7 @@ async fn scrape(State(state): State<AppState>, headers: HeaderMap) -> Response {
     };
     match (body, live_body(&state.live, format)) {
         (Ok(body), Ok(live)) => {
-            let body = join(&body, &live, format);
+            let body = axum::body::Body::new(join(&body, live, format));
             ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
         }
         (Err(error), _) | (_, Err(error)) => {
@@ -137,19 +137,62 @@ fn live_body(live: &Registry, format: Format) -> Result<String, std::fmt::Error>
 }
 
 /// The snapshot's families, then the live ones, then `# EOF` for OpenMetrics.
-fn join(snapshot: &Bytes, live: &str, format: Format) -> Bytes {
+fn join(snapshot: &Bytes, live: String, format: Format) -> Parts {
     const EOF: &[u8] = b"# EOF\n";
     let head = match format {
-        Format::OpenMetrics => snapshot.strip_suffix(EOF).unwrap_or(snapshot),
-        Format::Text004 => snapshot,
+        Format::OpenMetrics if snapshot.ends_with(EOF) => {
+            snapshot.slice(..snapshot.len() - EOF.len())
+        }
+        _ => snapshot.clone(),
     };
-    let mut body = Vec::with_capacity(snapshot.len() + live.len());
-    body.extend_from_slice(head);
-    body.extend_from_slice(live.as_bytes());
+    let mut parts = Parts::default();
+    parts.push(head);
+    parts.push(Bytes::from(live));
     if format == Format::OpenMetrics {
-        body.extend_from_slice(EOF);
+        parts.push(Bytes::from_static(EOF));
     }
-    Bytes::from(body)
+    parts
+}
+
+/// A scrape's body as the parts it is made of: the cached snapshot body, shared by every
+/// scrape of the publication (a reference count, not a copy), and this scrape's live
+/// families. They go out as successive frames, which hyper writes with one vectored
+/// write, with a Content-Length from the exact size. Joined into one buffer, 32
+/// concurrent scrapes held 32 copies of a 230 to 370 kB body and copied each once.
+#[derive(Debug, Default)]
+struct Parts(std::collections::VecDeque<Bytes>);
+
+impl Parts {
+    fn push(&mut self, part: Bytes) {
+        if !part.is_empty() {
+            self.0.push_back(part);
+        }
+    }
+}
+
+impl http_body::Body for Parts {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(
+            self.get_mut()
+                .0
+                .pop_front()
+                .map(|part| Ok(http_body::Frame::data(part))),
+        )
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.0.iter().map(|part| part.len() as u64).sum())
+    }
 }
 
 async fn healthy() -> &'static str {
@@ -309,6 +352,35 @@ mod tests {
             text.contains("# TYPE sockdiag_http_accept_errors_total counter\nsockdiag_http_accept_errors_total 0\n"),
             "{text}"
         );
+    }
+
+    /// The body goes out in parts (the shared cached body, then the live families); hyper
+    /// takes its Content-Length from the exact size hint, which must add up.
+    #[tokio::test]
+    async fn body_in_parts_has_the_exact_length_of_what_it_sends() {
+        use axum::body::HttpBody;
+        let (router, tx) = app();
+        publish(&tx);
+        for accept in [Some(PROMETHEUS_2_42_ACCEPT), None] {
+            let mut request = Request::get("/metrics");
+            if let Some(accept) = accept {
+                request = request.header(header::ACCEPT, accept);
+            }
+            let response = router
+                .clone()
+                .oneshot(request.body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            let hint = response.body().size_hint().exact();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(hint, Some(body.len() as u64), "{accept:?}");
+            let text = String::from_utf8(body.to_vec()).unwrap();
+            assert_eq!(text.matches("# EOF").count(), usize::from(accept.is_some()));
+            assert!(
+                text.contains("\nsockdiag_http_connections_open 0\n"),
+                "{text}"
+            );
+        }
     }
 
     #[tokio::test]
