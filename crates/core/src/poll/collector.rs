@@ -25,7 +25,7 @@ use std::time::{Instant, SystemTime};
 
 use super::discover::{self, DiscoverError, Namespace, Sources};
 use super::namespace::{self, NetnsDump};
-use super::{lower_priority, owners, Peaks, PollError, PollerConfig, Reopening, Target, Targets};
+use super::{owners, Peaks, PollError, PollerConfig, Reopening, Target, Targets};
 use crate::collectors::Collectors;
 use crate::fold::anomaly;
 use crate::fold::close_wait::CloseWaitTracker;
@@ -375,8 +375,8 @@ impl Collector {
         let (index, close_wait, proc_root) = (&*index, &*close_wait, &sources.proc_root);
         let own_result = std::thread::scope(|scope| {
             for _ in 0..workers {
+                // Each worker inherits the poll thread's nice value (`lower_priority`).
                 scope.spawn(|| {
-                    lower_priority();
                     let home = HomeNetns::open(proc_root);
                     loop {
                         let n = next.fetch_add(1, Ordering::Relaxed);
