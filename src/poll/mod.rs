@@ -21,6 +21,7 @@ pub use sockdiag_core::poll::*;
 
 use crate::snapshot::{Published, Snapshot, Stage};
 
+mod overrun;
 mod sampler;
 #[cfg(test)]
 mod tests;
@@ -108,12 +109,16 @@ pub async fn run(
     let mut collector = Some(fresh());
     let mut failure = Edge::default();
     let mut conditions = Conditions::default();
+    let mut overrun = overrun::Overrun::default();
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
         let result = thread.run(&mut collector, fresh, Collector::poll).await;
+        if let Ok((snapshot, notes)) = &result {
+            overrun.observe(snapshot.poll_duration, config.poll_interval, &notes.timings);
+        }
         land(result, &publish, &mut failure, &mut conditions);
     }
 }

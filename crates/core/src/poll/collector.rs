@@ -25,7 +25,7 @@ use std::time::{Instant, SystemTime};
 
 use super::discover::{self, DiscoverError, Namespace, Sources};
 use super::namespace::{self, NetnsDump};
-use super::{owners, Peaks, PollError, PollerConfig, Reopening, Target, Targets};
+use super::{owners, Peaks, PollError, PollTimings, PollerConfig, Reopening, Target, Targets};
 use crate::collectors::Collectors;
 use crate::fold::anomaly;
 use crate::fold::close_wait::CloseWaitTracker;
@@ -73,6 +73,8 @@ pub struct PollNotes {
     pub attribution_failures: u64,
     /// Namespaces sampled.
     pub namespaces: usize,
+    /// Where the poll's wall time went, by stage (the daemon logs it when a poll overruns).
+    pub timings: PollTimings,
 }
 
 /// The state a main poll carries from one poll to the next.
@@ -167,6 +169,7 @@ impl Collector {
         let started = Instant::now();
         let mut notes = PollNotes::default();
         let (jobs, mut skipped) = self.discover(&mut notes);
+        notes.timings.discovery = started.elapsed();
         notes.namespaces = jobs.len();
         *self.targets.lock().unwrap_or_else(|p| p.into_inner()) = jobs
             .iter()
@@ -177,12 +180,16 @@ impl Collector {
                 })
             })
             .collect();
+        let stage = Instant::now();
         owners::begin(&mut self.index, &mut notes);
+        notes.timings.proc_scan = stage.elapsed();
         self.close_wait
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .begin_poll(started);
+        let stage = Instant::now();
         let outcomes = self.dump_all(&jobs)?;
+        notes.timings.dumps = stage.elapsed();
 
         let mut dumped = Vec::with_capacity(jobs.len());
         let mut unsampled = Vec::new();
@@ -210,7 +217,10 @@ impl Collector {
                 missing
             })
             .collect();
+        let stage = Instant::now();
         owners::resolve(&mut self.index, &missing, &mut notes);
+        notes.timings.proc_scan += stage.elapsed();
+        let stage = Instant::now();
 
         self.udp_drops.begin_poll(started);
         let mut peaks = std::mem::take(&mut *self.peaks.lock().unwrap_or_else(|p| p.into_inner()));
@@ -219,6 +229,7 @@ impl Collector {
         let mut infos = Vec::with_capacity(dumped.len());
         for (job, dump) in dumped {
             let label: Arc<str> = Arc::from(job.namespace.label.as_str());
+            notes.timings.kernel_files += dump.kernel_time;
             for error in &dump.kernel_errors {
                 notes.kernel_errors.push(format!("netns {label}: {error}"));
             }
@@ -249,6 +260,7 @@ impl Collector {
                     anomaly::holds_udp_anomaly(&ns.udp),
                 )
             });
+        notes.timings.fold = stage.elapsed();
         let snapshot = Snapshot {
             namespaces,
             folded,

@@ -25,9 +25,11 @@ pub mod discover;
 pub mod listen;
 pub mod namespace;
 mod owners;
+pub mod timings;
 
 pub use collector::{Collector, PollNotes, Scope};
 pub use listen::ListenSampler;
+pub use timings::PollTimings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PollError {

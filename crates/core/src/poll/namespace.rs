@@ -7,6 +7,7 @@
 
 use std::path::Path;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use crate::collectors::{CollectorKind, Collectors};
 use crate::fold::close_wait::CloseWaitTracker;
@@ -32,6 +33,8 @@ pub struct NetnsDump {
     pub kernel: KernelStats,
     /// Kernel counter or sysctl files that could not be read (the values are missing).
     pub kernel_errors: Vec<String>,
+    /// Time spent reading the kernel counter and sysctl files (the poll's timings).
+    pub kernel_time: Duration,
 }
 
 /// The recipe. `netns` is the namespace's inode, which keys its CLOSE_WAIT sockets.
@@ -44,7 +47,9 @@ pub fn dump(
     collectors: Collectors,
 ) -> Result<NetnsDump, SockDiagError> {
     let mut kernel_errors = Vec::new();
+    let started = Instant::now();
     let kernel = read_kernel(collectors, &mut kernel_errors);
+    let kernel_time = started.elapsed();
     let mut aggregator = Aggregator::new(settings, kernel.sysctls.ip_local_port_range);
     for family in Family::ALL {
         sock_diag.dump(family, StateFilter::Listen, &mut |record| {
@@ -82,6 +87,7 @@ pub fn dump(
         udp,
         kernel,
         kernel_errors,
+        kernel_time,
     })
 }
 
