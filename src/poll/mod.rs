@@ -162,6 +162,7 @@ fn land(
         readlinks = notes.scan.readlinks,
         forgotten = notes.forgotten,
         names = notes.names_interned,
+        spent = %notes.timings,
         "poll done"
     );
 }

@@ -41,7 +41,8 @@ impl PollThreadMetrics {
         let metrics = PollThreadMetrics::default();
         registry.register(
             "sockdiag_poll_priority_lowered",
-            "1 when the poll thread (thread=\"poll\", \"listen_sampler\") runs at nice 10, below the HTTP workers; 0 when setpriority was refused (a seccomp filter such as systemd's SystemCallFilter=~@resources), so polls compete with scrapes for the CPU.",
+            "1 when the poll thread (thread=\"poll\", \"listen_sampler\") runs at nice 10, below the HTTP workers; 0 when setpriority was refused (a seccomp filter such as systemd's SystemCallFilter=~@resources), so polls compete with scrapes for the CPU",
+            // prometheus-client ends the help with a period of its own.
             metrics.lowered.clone(),
         );
         metrics
@@ -195,6 +196,34 @@ mod tests {
         assert_eq!(again.unwrap(), expected);
         assert_eq!(state, Some(2), "the state came back and went in again");
         assert_eq!(read_nice(), ours, "the test's own thread was not lowered");
+    }
+
+    #[test]
+    fn a_refused_priority_is_exported_per_thread() {
+        let mut registry = Registry::default();
+        let metrics = PollThreadMetrics::register(&mut registry);
+        metrics.record("poll", None);
+        let refused = PriorityError {
+            nice: POLL_NICE,
+            source: rustix::io::Errno::PERM,
+        };
+        metrics.record("listen_sampler", Some(&refused));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        // A family's series come in hash order.
+        let mut samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        samples.sort_unstable();
+        assert_eq!(
+            samples,
+            [
+                "sockdiag_poll_priority_lowered{thread=\"listen_sampler\"} 0",
+                "sockdiag_poll_priority_lowered{thread=\"poll\"} 1",
+            ]
+        );
+        assert_eq!(
+            refused.to_string(),
+            "cannot lower the poll thread's priority to nice 10: Operation not permitted (os error 1)"
+        );
     }
 
     #[tokio::test]
