@@ -6,6 +6,7 @@
 //! the Accept header: OpenMetrics when the client prefers it (Prometheus does), text
 //! 0.0.4 otherwise (curl, promtool, browsers).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -32,6 +33,27 @@ struct AppState {
     scrapes: Option<Arc<Semaphore>>,
     /// The last body encoded per format, with the publication it was encoded for.
     bodies: Arc<[BodyCache; 2]>,
+    /// Per format, whether it was scraped since the last publication: those are encoded
+    /// as soon as the next one lands ([`encode_on_publish`]).
+    asked: Arc<[AtomicBool; 2]>,
+}
+
+impl AppState {
+    fn new(
+        registry: Arc<Registry>,
+        live: Arc<Registry>,
+        published: watch::Receiver<Arc<Published>>,
+        max_requests: usize,
+    ) -> AppState {
+        AppState {
+            registry,
+            live,
+            published,
+            scrapes: (max_requests > 0).then(|| Arc::new(Semaphore::new(max_requests))),
+            bodies: Arc::new([BodyCache::default(), BodyCache::default()]),
+            asked: Arc::new([AtomicBool::new(false), AtomicBool::new(false)]),
+        }
+    }
 }
 
 /// The registry holds only the snapshot collector, so a body is a function of the
@@ -48,13 +70,8 @@ pub fn router(
     telemetry_path: &str,
     max_requests: usize,
 ) -> Router {
-    let state = AppState {
-        registry,
-        live,
-        published,
-        scrapes: (max_requests > 0).then(|| Arc::new(Semaphore::new(max_requests))),
-        bodies: Arc::new([BodyCache::default(), BodyCache::default()]),
-    };
+    let state = AppState::new(registry, live, published, max_requests);
+    tokio::spawn(encode_on_publish(state.clone()));
     let views = crate::view::web::routes(state.published.clone(), telemetry_path);
     Router::new()
         .merge(views)
@@ -67,6 +84,7 @@ pub fn router(
 
 async fn scrape(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let format = negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+    state.asked[format as usize].store(true, Ordering::Relaxed);
     let published = Arc::clone(&state.published.borrow());
     let body = snapshot_body(&state, format, published).await;
     // Taken once the shared body is in hand: scrapes waiting for another one's encoding
@@ -97,6 +115,32 @@ async fn scrape(State(state): State<AppState>, headers: HeaderMap) -> Response {
                 "encoding metrics failed\n",
             )
                 .into_response()
+        }
+    }
+}
+
+/// Encodes each publication as soon as it lands, in the formats scraped since the one
+/// before, so that no scrape waits for the encoding. With polls back to back and 32
+/// scrapers, the first scrape after each publication encoded the body while the other 31
+/// waited on the cache's lock: scrape p99 at 100k was 9-12 ms with polls every 100 ms,
+/// 5 ms with polls off, on the same loaded machine. Ends when the poller's sender is gone.
+async fn encode_on_publish(state: AppState) {
+    let mut published = state.published.clone();
+    loop {
+        match published.changed().await {
+            Ok(()) => {}
+            // The poller's sender is gone: the daemon is stopping.
+            Err(_closed) => return,
+        }
+        let current = Arc::clone(&published.borrow_and_update());
+        for format in [Format::OpenMetrics, Format::Text004] {
+            if !state.asked[format as usize].swap(false, Ordering::Relaxed) {
+                continue;
+            }
+            // A failure is the scrape's to report: it encodes again and answers 500.
+            if let Err(error) = snapshot_body(&state, format, Arc::clone(&current)).await {
+                tracing::debug!(%error, "encoding a new publication failed");
+            }
         }
     }
 }
@@ -381,6 +425,50 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    /// A format scraped since the last publication is encoded when the next one lands,
+    /// before any scrape asks; a format nobody scraped is not.
+    #[tokio::test]
+    async fn a_new_publication_is_encoded_before_the_next_scrape() {
+        let (tx, rx) = crate::poll::channel();
+        let mut registry = Registry::default();
+        SnapshotCollector::register(&mut registry, rx.clone());
+        let state = AppState::new(Arc::new(registry), Arc::default(), rx, 0);
+        let encoder = tokio::spawn(encode_on_publish(state.clone()));
+        let cached = |format: Format| {
+            state.bodies[format as usize]
+                .try_lock()
+                .unwrap()
+                .as_ref()
+                .map(|(for_, body)| (Arc::clone(for_), body.clone()))
+        };
+        state.asked[Format::OpenMetrics as usize].store(true, Ordering::Relaxed);
+        publish(&tx);
+        let current = Arc::clone(&tx.borrow());
+        // The encoder runs when this task yields (a current-thread runtime).
+        for _ in 0..10 {
+            if cached(Format::OpenMetrics).is_some() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        let (encoded_for, body) = cached(Format::OpenMetrics).expect("encoded on publication");
+        assert!(Arc::ptr_eq(&encoded_for, &current));
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        assert!(
+            text.contains(
+                "sockdiag_tcp_sockets{netns=\"host\",family=\"ipv6\",state=\"close_wait\"} 0\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            cached(Format::Text004).is_none(),
+            "text 0.0.4 was not scraped"
+        );
+        assert!(!state.asked[Format::OpenMetrics as usize].load(Ordering::Relaxed));
+        drop(tx);
+        encoder.await.unwrap();
     }
 
     #[tokio::test]
