@@ -119,10 +119,14 @@ impl PollThread {
             // A dropped receiver means the loop stopped waiting (shutdown).
             let _ = reply.send(ran.map(|result| (owned, result)).map_err(panic_text));
         });
-        self.jobs.send(job).map_err(|_closed| LoopError::Task {
-            thread: self.name,
-            reason: "the thread has exited".into(),
-        })?;
+        // The send fails only when the thread's receiver is gone (the thread ended); the
+        // error holds nothing but the job handed back.
+        if let Err(mpsc::SendError(_job)) = self.jobs.send(job) {
+            return Err(LoopError::Task {
+                thread: self.name,
+                reason: "the thread has exited".into(),
+            });
+        }
         match outcome.await {
             Ok(Ok((owned, result))) => {
                 *state = Some(owned);
