@@ -95,7 +95,7 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     };
-    // A poll may still be running in a blocking thread: its result is no longer wanted,
+    // A poll may still be running on its thread: its result is no longer wanted,
     // and waiting for it (a /proc scan on a large host) would stretch the shutdown.
     runtime.shutdown_background();
     code
@@ -151,6 +151,7 @@ async fn run(
     let mut live = Registry::default();
     let http_metrics = http::HttpMetrics::register(&mut live);
     let web_metrics = WebConfigMetrics::register(&mut live);
+    let poll_metrics = poller::PollThreadMetrics::register(&mut live);
     let (server, limits) = server(&config, &security, nofile, published, live, http_metrics);
 
     let (stop, stopping) = watch::channel(false);
@@ -170,7 +171,7 @@ async fn run(
         );
         servers.spawn(http::serve(listener, server.clone(), stopping.clone()));
     }
-    let collectors_off = start_polls(&config, publish, &stopping);
+    let collectors_off = start_polls(&config, publish, &poll_metrics, &stopping)?;
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         revision = sockdiag_exporter::build_info::BuildInfo::CURRENT.revision,
@@ -222,24 +223,31 @@ fn server(
     (server, limits)
 }
 
-/// Starts the main poll and, when on, the listener sampler; returns the collectors turned
-/// off, for the start line.
+/// Starts the main poll and, when on, the listener sampler, each on a poll thread of its
+/// own; returns the collectors turned off, for the start line.
 fn start_polls(
     config: &Config,
     publish: watch::Sender<Arc<sockdiag_exporter::snapshot::Published>>,
+    metrics: &poller::PollThreadMetrics,
     stopping: &watch::Receiver<bool>,
-) -> String {
+) -> anyhow::Result<String> {
     let peaks = poller::Peaks::default();
     let targets = poller::Targets::default();
     let poller_config = poller::PollerConfig::from(config);
     if let Some(interval) = poller_config.listen_poll_interval {
+        let thread = poll_thread("sockdiag-listen", "listen_sampler", metrics)?;
+        let unix = poller_config.collectors.enabled(CollectorKind::Unix);
+        let (peaks, targets) = (Arc::clone(&peaks), Arc::clone(&targets));
+        let proc_root = poller_config.sources.proc_root.clone();
+        let fresh = move || {
+            poller::ListenSampler::new(Arc::clone(&peaks), Arc::clone(&targets), proc_root.clone())
+                .with_unix(unix)
+        };
         tokio::spawn(poller::run_listen_sampler(
             interval,
-            poller_config.collectors.enabled(CollectorKind::Unix),
             publish.clone(),
-            Arc::clone(&peaks),
-            Arc::clone(&targets),
-            poller_config.sources.proc_root.clone(),
+            fresh,
+            thread,
             stopping.clone(),
         ));
     }
@@ -250,14 +258,36 @@ fn start_polls(
         .map(|(kind, _)| kind.label())
         .collect();
     let collectors_off = collectors_off.join(",");
+    let thread = poll_thread("sockdiag-poll", "poll", metrics)?;
     tokio::spawn(poller::run(
         poller_config,
         publish,
         peaks,
         targets,
+        thread,
         stopping.clone(),
     ));
-    collectors_off
+    Ok(collectors_off)
+}
+
+/// Starts a poll thread; a priority that could not be lowered is logged (once: the
+/// thread keeps its priority for life) and exported, not fatal.
+fn poll_thread(
+    name: &'static str,
+    label: &'static str,
+    metrics: &poller::PollThreadMetrics,
+) -> anyhow::Result<poller::PollThread> {
+    let (thread, lowered) = poller::PollThread::spawn(name)?;
+    metrics.record(label, lowered.as_ref());
+    if let Some(error) = lowered {
+        tracing::warn!(
+            thread = name,
+            %error,
+            "polls run at the priority of the HTTP workers; scrapes can wait for them \
+             (allow setpriority: see docs/deploy.md)"
+        );
+    }
+    Ok(thread)
 }
 
 /// The HTTP servers, one per listening address.

@@ -6,6 +6,7 @@
 //! the Accept header: OpenMetrics when the client prefers it (Prometheus does), text
 //! 0.0.4 otherwise (curl, promtool, browsers).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -32,6 +33,27 @@ struct AppState {
     scrapes: Option<Arc<Semaphore>>,
     /// The last body encoded per format, with the publication it was encoded for.
     bodies: Arc<[BodyCache; 2]>,
+    /// Per format, whether it was scraped since the last publication: those are encoded
+    /// as soon as the next one lands ([`encode_on_publish`]).
+    asked: Arc<[AtomicBool; 2]>,
+}
+
+impl AppState {
+    fn new(
+        registry: Arc<Registry>,
+        live: Arc<Registry>,
+        published: watch::Receiver<Arc<Published>>,
+        max_requests: usize,
+    ) -> AppState {
+        AppState {
+            registry,
+            live,
+            published,
+            scrapes: (max_requests > 0).then(|| Arc::new(Semaphore::new(max_requests))),
+            bodies: Arc::new([BodyCache::default(), BodyCache::default()]),
+            asked: Arc::new([AtomicBool::new(false), AtomicBool::new(false)]),
+        }
+    }
 }
 
 /// The registry holds only the snapshot collector, so a body is a function of the
@@ -48,13 +70,8 @@ pub fn router(
     telemetry_path: &str,
     max_requests: usize,
 ) -> Router {
-    let state = AppState {
-        registry,
-        live,
-        published,
-        scrapes: (max_requests > 0).then(|| Arc::new(Semaphore::new(max_requests))),
-        bodies: Arc::new([BodyCache::default(), BodyCache::default()]),
-    };
+    let state = AppState::new(registry, live, published, max_requests);
+    tokio::spawn(encode_on_publish(state.clone()));
     let views = crate::view::web::routes(state.published.clone(), telemetry_path);
     Router::new()
         .merge(views)
@@ -67,6 +84,7 @@ pub fn router(
 
 async fn scrape(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let format = negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+    state.asked[format as usize].store(true, Ordering::Relaxed);
     let published = Arc::clone(&state.published.borrow());
     let body = snapshot_body(&state, format, published).await;
     // Taken once the shared body is in hand: scrapes waiting for another one's encoding
@@ -87,7 +105,7 @@ async fn scrape(State(state): State<AppState>, headers: HeaderMap) -> Response {
     };
     match (body, live_body(&state.live, format)) {
         (Ok(body), Ok(live)) => {
-            let body = join(&body, &live, format);
+            let body = axum::body::Body::new(join(&body, live, format));
             ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
         }
         (Err(error), _) | (_, Err(error)) => {
@@ -97,6 +115,32 @@ async fn scrape(State(state): State<AppState>, headers: HeaderMap) -> Response {
                 "encoding metrics failed\n",
             )
                 .into_response()
+        }
+    }
+}
+
+/// Encodes each publication as soon as it lands, in the formats scraped since the one
+/// before, so that no scrape waits for the encoding. With polls back to back and 32
+/// scrapers, the first scrape after each publication encoded the body while the other 31
+/// waited on the cache's lock: scrape p99 at 100k was 9-12 ms with polls every 100 ms,
+/// 5 ms with polls off, on the same loaded machine. Ends when the poller's sender is gone.
+async fn encode_on_publish(state: AppState) {
+    let mut published = state.published.clone();
+    loop {
+        match published.changed().await {
+            Ok(()) => {}
+            // The poller's sender is gone: the daemon is stopping.
+            Err(_closed) => return,
+        }
+        let current = Arc::clone(&published.borrow_and_update());
+        for format in [Format::OpenMetrics, Format::Text004] {
+            if !state.asked[format as usize].swap(false, Ordering::Relaxed) {
+                continue;
+            }
+            // A failure is the scrape's to report: it encodes again and answers 500.
+            if let Err(error) = snapshot_body(&state, format, Arc::clone(&current)).await {
+                tracing::debug!(%error, "encoding a new publication failed");
+            }
         }
     }
 }
@@ -137,19 +181,62 @@ fn live_body(live: &Registry, format: Format) -> Result<String, std::fmt::Error>
 }
 
 /// The snapshot's families, then the live ones, then `# EOF` for OpenMetrics.
-fn join(snapshot: &Bytes, live: &str, format: Format) -> Bytes {
+fn join(snapshot: &Bytes, live: String, format: Format) -> Parts {
     const EOF: &[u8] = b"# EOF\n";
     let head = match format {
-        Format::OpenMetrics => snapshot.strip_suffix(EOF).unwrap_or(snapshot),
-        Format::Text004 => snapshot,
+        Format::OpenMetrics if snapshot.ends_with(EOF) => {
+            snapshot.slice(..snapshot.len() - EOF.len())
+        }
+        _ => snapshot.clone(),
     };
-    let mut body = Vec::with_capacity(snapshot.len() + live.len());
-    body.extend_from_slice(head);
-    body.extend_from_slice(live.as_bytes());
+    let mut parts = Parts::default();
+    parts.push(head);
+    parts.push(Bytes::from(live));
     if format == Format::OpenMetrics {
-        body.extend_from_slice(EOF);
+        parts.push(Bytes::from_static(EOF));
     }
-    Bytes::from(body)
+    parts
+}
+
+/// A scrape's body as the parts it is made of: the cached snapshot body, shared by every
+/// scrape of the publication (a reference count, not a copy), and this scrape's live
+/// families. They go out as successive frames, which hyper writes with one vectored
+/// write, with a Content-Length from the exact size. Joined into one buffer, 32
+/// concurrent scrapes held 32 copies of a 230 to 370 kB body and copied each once.
+#[derive(Debug, Default)]
+struct Parts(std::collections::VecDeque<Bytes>);
+
+impl Parts {
+    fn push(&mut self, part: Bytes) {
+        if !part.is_empty() {
+            self.0.push_back(part);
+        }
+    }
+}
+
+impl http_body::Body for Parts {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(
+            self.get_mut()
+                .0
+                .pop_front()
+                .map(|part| Ok(http_body::Frame::data(part))),
+        )
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.0.iter().map(|part| part.len() as u64).sum())
+    }
 }
 
 async fn healthy() -> &'static str {
@@ -309,6 +396,79 @@ mod tests {
             text.contains("# TYPE sockdiag_http_accept_errors_total counter\nsockdiag_http_accept_errors_total 0\n"),
             "{text}"
         );
+    }
+
+    /// The body goes out in parts (the shared cached body, then the live families); hyper
+    /// takes its Content-Length from the exact size hint, which must add up.
+    #[tokio::test]
+    async fn body_in_parts_has_the_exact_length_of_what_it_sends() {
+        use axum::body::HttpBody;
+        let (router, tx) = app();
+        publish(&tx);
+        for accept in [Some(PROMETHEUS_2_42_ACCEPT), None] {
+            let mut request = Request::get("/metrics");
+            if let Some(accept) = accept {
+                request = request.header(header::ACCEPT, accept);
+            }
+            let response = router
+                .clone()
+                .oneshot(request.body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            let hint = response.body().size_hint().exact();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(hint, Some(body.len() as u64), "{accept:?}");
+            let text = String::from_utf8(body.to_vec()).unwrap();
+            assert_eq!(text.matches("# EOF").count(), usize::from(accept.is_some()));
+            assert!(
+                text.contains("\nsockdiag_http_connections_open 0\n"),
+                "{text}"
+            );
+        }
+    }
+
+    /// A format scraped since the last publication is encoded when the next one lands,
+    /// before any scrape asks; a format nobody scraped is not.
+    #[tokio::test]
+    async fn a_new_publication_is_encoded_before_the_next_scrape() {
+        let (tx, rx) = crate::poll::channel();
+        let mut registry = Registry::default();
+        SnapshotCollector::register(&mut registry, rx.clone());
+        let state = AppState::new(Arc::new(registry), Arc::default(), rx, 0);
+        let encoder = tokio::spawn(encode_on_publish(state.clone()));
+        let cached = |format: Format| {
+            state.bodies[format as usize]
+                .try_lock()
+                .unwrap()
+                .as_ref()
+                .map(|(for_, body)| (Arc::clone(for_), body.clone()))
+        };
+        state.asked[Format::OpenMetrics as usize].store(true, Ordering::Relaxed);
+        publish(&tx);
+        let current = Arc::clone(&tx.borrow());
+        // The encoder runs when this task yields (a current-thread runtime).
+        for _ in 0..10 {
+            if cached(Format::OpenMetrics).is_some() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        let (encoded_for, body) = cached(Format::OpenMetrics).expect("encoded on publication");
+        assert!(Arc::ptr_eq(&encoded_for, &current));
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        assert!(
+            text.contains(
+                "sockdiag_tcp_sockets{netns=\"host\",family=\"ipv6\",state=\"close_wait\"} 0\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            cached(Format::Text004).is_none(),
+            "text 0.0.4 was not scraped"
+        );
+        assert!(!state.asked[Format::OpenMetrics as usize].load(Ordering::Relaxed));
+        drop(tx);
+        encoder.await.unwrap();
     }
 
     #[tokio::test]

@@ -272,5 +272,8 @@ pub fn encode(registry: &Registry, format: Format) -> Result<String, fmt::Error>
             out = to_text_004(&out);
         }
     }
+    // Grown by doubling: up to half of it is slack, which the body cache would keep for
+    // the whole interval (once per format).
+    out.shrink_to_fit();
     Ok(out)
 }

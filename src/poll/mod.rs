@@ -1,7 +1,8 @@
 //! The poll loops, and what they publish.
 //!
 //! The main poll, every `poll_interval`, runs a [`Collector`] (the synchronous recipe of
-//! `sockdiag_core::poll`) in the blocking pool, then publishes its [`Snapshot`] here.
+//! `sockdiag_core::poll`) on a [`PollThread`] of its own at nice 10, never on the async
+//! runtime's workers, which answer scrapes; then publishes its [`Snapshot`] here.
 //! The listener sampler ([`sampler`]) runs beside it every `listen_poll_interval`.
 //!
 //! Missed ticks are delayed (`MissedTickBehavior::Delay`): a poll that overruns its
@@ -20,26 +21,32 @@ pub use sockdiag_core::poll::*;
 
 use crate::snapshot::{Published, Snapshot, Stage};
 
+mod overrun;
 mod sampler;
 #[cfg(test)]
 mod tests;
+mod thread;
 
 pub use sampler::run_listen_sampler;
+pub use thread::{PollThread, PollThreadError, PollThreadMetrics};
 
-/// A poll loop's failure: the poll's own, or the blocking task that ran it died.
+/// A poll loop's failure: the poll's own, or the thread that ran it lost it (a panic).
 #[derive(Debug, thiserror::Error)]
 pub enum LoopError {
     #[error(transparent)]
     Poll(#[from] PollError),
-    #[error("poll task failed: {0}")]
-    Task(tokio::task::JoinError),
+    #[error("poll thread {thread} failed: {reason}")]
+    Task {
+        thread: &'static str,
+        reason: String,
+    },
 }
 
 impl LoopError {
     pub fn stage(&self) -> Stage {
         match self {
             LoopError::Poll(error) => error.stage(),
-            LoopError::Task(_) => Stage::Task,
+            LoopError::Task { .. } => Stage::Task,
         }
     }
 }
@@ -50,30 +57,6 @@ pub fn channel() -> (
     watch::Receiver<Arc<Published>>,
 ) {
     watch::channel(Arc::new(Published::default()))
-}
-
-/// Runs `work` on `state` in the blocking pool, at lowered priority. The state goes into
-/// the task and comes back with it; if the task dies, `state` is left empty and the next
-/// call starts from `fresh()`.
-async fn in_blocking_pool<S: Send + 'static, T: Send + 'static>(
-    state: &mut Option<S>,
-    fresh: impl FnOnce() -> S,
-    work: fn(&mut S) -> Result<T, PollError>,
-) -> Result<T, LoopError> {
-    let mut owned = state.take().unwrap_or_else(fresh);
-    let outcome = tokio::task::spawn_blocking(move || {
-        lower_priority();
-        let result = work(&mut owned);
-        (owned, result)
-    })
-    .await;
-    match outcome {
-        Ok((owned, result)) => {
-            *state = Some(owned);
-            Ok(result?)
-        }
-        Err(join) => Err(LoopError::Task(join)),
-    }
 }
 
 /// Logs changes of a condition once, not every poll.
@@ -117,6 +100,7 @@ pub async fn run(
     publish: watch::Sender<Arc<Published>>,
     peaks: Peaks,
     targets: Targets,
+    thread: PollThread,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut ticker = tokio::time::interval(config.poll_interval);
@@ -125,12 +109,16 @@ pub async fn run(
     let mut collector = Some(fresh());
     let mut failure = Edge::default();
     let mut conditions = Conditions::default();
+    let mut overrun = overrun::Overrun::default();
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
-        let result = in_blocking_pool(&mut collector, fresh, Collector::poll).await;
+        let result = thread.run(&mut collector, fresh, Collector::poll).await;
+        if let Ok((snapshot, notes)) = &result {
+            overrun.observe(snapshot.poll_duration, config.poll_interval, &notes.timings);
+        }
         land(result, &publish, &mut failure, &mut conditions);
     }
 }
@@ -178,6 +166,7 @@ fn land(
         new_processes = notes.scan.new_processes,
         forgotten = notes.forgotten,
         names = notes.names_interned,
+        spent = %notes.timings,
         "poll done"
     );
 }

@@ -1,26 +1,23 @@
 //! The listener sampler's loop: every `listen_poll_interval`, one
-//! [`ListenSampler::sample`] on the blocking pool; a failure is counted by stage and
-//! logged when it changes.
+//! [`ListenSampler::sample`] on its own [`PollThread`] (nice 10); a failure is counted by
+//! stage and logged when it changes.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 
-use super::{count_error, in_blocking_pool, Edge, ListenSampler, Peaks, Targets};
+use super::{count_error, Edge, ListenSampler, PollThread};
 use crate::snapshot::{Published, Stage};
 
-/// Samples LISTEN queues every `interval` into `peaks` until `shutdown` turns true; UNIX
-/// listeners too when `unix` (the unix collector is on).
+/// Samples LISTEN queues every `interval` until `shutdown` turns true, with the sampler
+/// `fresh` makes (again after a sample panicked).
 pub async fn run_listen_sampler(
     interval: Duration,
-    unix: bool,
     publish: watch::Sender<Arc<Published>>,
-    peaks: Peaks,
-    targets: Targets,
-    proc_root: PathBuf,
+    fresh: impl Fn() -> ListenSampler,
+    thread: PollThread,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut ticker = tokio::time::interval(interval);
@@ -33,15 +30,9 @@ pub async fn run_listen_sampler(
 
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
-        let result = in_blocking_pool(
-            &mut sampler,
-            || {
-                ListenSampler::new(Arc::clone(&peaks), Arc::clone(&targets), proc_root.clone())
-                    .with_unix(unix)
-            },
-            ListenSampler::sample,
-        )
-        .await;
+        let result = thread
+            .run(&mut sampler, &fresh, ListenSampler::sample)
+            .await;
         match result {
             Ok(()) => {
                 if failure.changed(None) {

@@ -326,6 +326,7 @@ for required in 'DynamicUser=yes' 'NoNewPrivileges=yes' 'ProtectSystem=strict' \
   'AmbientCapabilities=CAP_DAC_READ_SEARCH CAP_SYS_PTRACE CAP_SYS_ADMIN' \
   'CapabilityBoundingSet=CAP_DAC_READ_SEARCH CAP_SYS_PTRACE CAP_SYS_ADMIN' 'RestrictNamespaces=net' \
   'RestrictAddressFamilies=AF_NETLINK AF_UNIX AF_INET AF_INET6' 'SystemCallFilter=@system-service' \
+  'SystemCallFilter=setpriority' \
   'EnvironmentFile=-/etc/default/sockdiag_exporter' 'ExecStart=/usr/local/bin/sockdiag_exporter $ARGS'; do
   grep -qxF "$required" "$unit" || unit_errors+=" lacks '$required';"
 done

@@ -191,10 +191,17 @@ def expand(names):
         out |= expand(groups[n]) if n.startswith("@") else {n}
     return out
 
+# systemd.exec(5): the first line sets the mode (an allow list here); each later line, in
+# order, removes (~) names from the set or adds them back, so `~@resources` then
+# `setpriority` leaves setpriority allowed.
 allow, deny = None, set()
 for value in settings.get("SystemCallFilter", []):
     if value.startswith("~"):
-        deny |= expand(value[1:].split())
+        names = expand(value[1:].split())
+        if allow is None:
+            sys.exit("sandbox: the unit's first SystemCallFilter is a deny list")
+        deny |= names & allow
+        allow -= names
     else:
         allow = expand(value.split()) | (allow or set())
 if not allow:
@@ -202,7 +209,7 @@ if not allow:
 err = getattr(errno, settings.get("SystemCallErrorNumber", ["EPERM"])[-1])
 f = seccomp.SyscallFilter(defaction=seccomp.ERRNO(err))
 allowed = 0
-for name in sorted(allow - deny - {"socket"}):
+for name in sorted(allow - {"socket"}):
     try:
         f.add_rule(seccomp.ALLOW, name)
         allowed += 1
@@ -214,7 +221,7 @@ if not families:
 for family in families:
     f.add_rule(seccomp.ALLOW, "socket", seccomp.Arg(0, seccomp.EQ, getattr(socket, family)))
 print("sandbox: %d syscalls allowed, %d removed by ~groups, socket() for %s only"
-      % (allowed, len(allow & deny), " ".join(families)), file=sys.stderr)
+      % (allowed, len(deny - allow), " ".join(families)), file=sys.stderr)
 f.load()
 os.execv(argv[0], argv)
 PY
@@ -263,6 +270,9 @@ grep -qE '^sockdiag_unattributed_sockets\{netns="[^"]+"\} 0$' "$sandboxed" \
   || sandbox_errors+=" not sockdiag_unattributed_sockets 0 but '$(grep '^sockdiag_unattributed_sockets' "$sandboxed" || true)';"
 nonzero=$(grep '^sockdiag_poll_errors_total' "$sandboxed" | grep -v ' 0$' || true)
 [ -z "$nonzero" ] || sandbox_errors+=" poll errors: $nonzero;"
+# The unit gives setpriority back after ~@resources: polls run below the HTTP workers.
+grep -qx 'sockdiag_poll_priority_lowered{thread="poll"} 1' "$sandboxed" \
+  || sandbox_errors+=" not sockdiag_poll_priority_lowered{thread=\"poll\"} 1 but '$(grep '^sockdiag_poll_priority_lowered' "$sandboxed" || true)';"
 warnings=$(grep -E ' (WARN|ERROR) ' "$sandboxed.stderr" || true)
 [ -z "$warnings" ] || sandbox_errors+=" it logged: $warnings;"
 if [ -n "$sandbox_errors" ]; then

@@ -85,6 +85,14 @@ impl CloseWaitTracker {
         let generation = self.generation;
         self.entries
             .retain(|(netns, _), entry| entry.seen == generation || unsampled.contains(netns));
+        // After a pile-up clears, the table would otherwise keep its peak's memory.
+        super::shrink::map(&mut self.entries);
+    }
+
+    /// Entries the table has room for without growing (the low-water tests).
+    #[cfg(test)]
+    pub(crate) fn table_capacity(&self) -> usize {
+        self.entries.capacity()
     }
 
     /// CLOSE_WAIT sockets of the last poll whose age is unknown (tracker full).
@@ -134,6 +142,34 @@ mod tests {
             Some(Duration::ZERO),
             "a returning cookie does not inherit its old age"
         );
+    }
+
+    /// A CLOSE_WAIT pile-up of 50k sockets that clears leaves a table sized for what
+    /// remains, and the ages of what remains intact.
+    #[test]
+    fn a_cleared_pile_up_gives_its_table_back() {
+        let start = Instant::now();
+        let mut tracker = CloseWaitTracker::new(100_000);
+        tracker.begin_poll(start);
+        for cookie in 0..50_000 {
+            tracker.observe((1, cookie));
+        }
+        tracker.end_poll(&[]);
+        let peak = tracker.table_capacity();
+        assert!(peak >= 50_000, "{peak}");
+        tracker.begin_poll(start + Duration::from_secs(10));
+        for cookie in 0..100 {
+            tracker.observe((1, cookie));
+        }
+        tracker.end_poll(&[]);
+        assert_eq!(tracker.len(), 100);
+        assert!(
+            tracker.table_capacity() <= 2 * crate::fold::shrink::FLOOR,
+            "{}",
+            tracker.table_capacity()
+        );
+        tracker.begin_poll(start + Duration::from_secs(20));
+        assert_eq!(tracker.observe((1, 7)), Some(Duration::from_secs(20)));
     }
 
     #[test]

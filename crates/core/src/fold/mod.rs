@@ -10,6 +10,7 @@
 //! - [`close_wait`]: CLOSE_WAIT ages by socket cookie, kept between polls;
 //! - [`owners`]: the owner lookup the folds ask, and its answers;
 //! - [`settings`]: the caps and thresholds;
+//! - [`shrink`]: tables kept between polls give memory back on low water;
 //! - [`top`]: the top-K tables with `other`;
 //! - [`unix`]: unix_diag records into type and state counts and listeners;
 //! - [`udp`]: udp_diag records into queues per port and process, and drop counters kept
@@ -21,6 +22,7 @@ pub mod listen;
 pub mod netns;
 pub mod owners;
 pub mod settings;
+pub mod shrink;
 pub mod tcp;
 pub mod top;
 pub mod udp;

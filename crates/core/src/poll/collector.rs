@@ -27,7 +27,7 @@ use std::time::{Instant, SystemTime};
 use super::discover::{self, DiscoverError, Namespace, Sources};
 use super::namespace::{self, NetnsDump};
 use super::sysctls::SysctlCache;
-use super::{lower_priority, owners, Peaks, PollError, PollerConfig, Reopening, Target, Targets};
+use super::{owners, Peaks, PollError, PollTimings, PollerConfig, Reopening, Target, Targets};
 use crate::collectors::Collectors;
 use crate::fold::anomaly;
 use crate::fold::close_wait::CloseWaitTracker;
@@ -76,6 +76,8 @@ pub struct PollNotes {
     pub attribution_failures: u64,
     /// Namespaces sampled.
     pub namespaces: usize,
+    /// Where the poll's wall time went, by stage (the daemon logs it when a poll overruns).
+    pub timings: PollTimings,
 }
 
 /// The state a main poll carries from one poll to the next.
@@ -183,6 +185,7 @@ impl Collector {
         let started = Instant::now();
         let mut notes = PollNotes::default();
         let (jobs, mut skipped) = self.discover(&mut notes);
+        notes.timings.discovery = started.elapsed();
         notes.namespaces = jobs.len();
         *self.targets.lock().unwrap_or_else(|p| p.into_inner()) = jobs
             .iter()
@@ -193,12 +196,16 @@ impl Collector {
                 })
             })
             .collect();
+        let stage = Instant::now();
         owners::begin(&mut self.index, &mut notes);
+        notes.timings.proc_scan = stage.elapsed();
         self.close_wait
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .begin_poll(started);
+        let stage = Instant::now();
         let outcomes = self.dump_all(&jobs, started)?;
+        notes.timings.dumps = stage.elapsed();
 
         let mut dumped = Vec::with_capacity(jobs.len());
         let mut unsampled = Vec::new();
@@ -235,7 +242,10 @@ impl Collector {
                 missing
             })
             .collect();
+        let stage = Instant::now();
         owners::resolve(&mut self.index, &missing, &mut notes);
+        notes.timings.proc_scan += stage.elapsed();
+        let stage = Instant::now();
 
         self.udp_drops.begin_poll(started);
         let mut peaks = std::mem::take(&mut *self.peaks.lock().unwrap_or_else(|p| p.into_inner()));
@@ -244,6 +254,7 @@ impl Collector {
         let mut infos = Vec::with_capacity(dumped.len());
         for (job, dump) in dumped {
             let label: Arc<str> = Arc::from(job.namespace.label.as_str());
+            notes.timings.kernel_files += dump.kernel_time;
             for error in &dump.kernel_errors {
                 notes.kernel_errors.push(format!("netns {label}: {error}"));
             }
@@ -276,6 +287,7 @@ impl Collector {
             });
         self.owner_totals.0 += u64::from(notes.scan.full_passes);
         self.owner_totals.1 += u64::from(notes.scan.budget_stopped);
+        notes.timings.fold = stage.elapsed();
         let snapshot = Snapshot {
             namespaces,
             folded,
@@ -411,8 +423,8 @@ impl Collector {
         let (index, close_wait, proc_root) = (&*index, &*close_wait, &sources.proc_root);
         let own_result = std::thread::scope(|scope| {
             for _ in 0..workers {
+                // Each worker inherits the poll thread's nice value (`lower_priority`).
                 scope.spawn(|| {
-                    lower_priority();
                     let home = HomeNetns::open(proc_root);
                     loop {
                         let n = next.fetch_add(1, Ordering::Relaxed);

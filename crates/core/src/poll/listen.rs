@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{lower_priority, Peaks, PollError, Reopening, Target, Targets};
+use super::{Peaks, PollError, Reopening, Target, Targets};
 use crate::fold::listen::{self, ListenSample};
 use crate::source::inet_diag::StateFilter;
 use crate::source::netns::{EnterError, HomeNetns};
@@ -121,7 +121,7 @@ fn sample_others(
     targets: &[Target],
     unix: bool,
 ) -> (Vec<(u64, ListenSample)>, Option<PollError>) {
-    lower_priority();
+    // This thread inherits the sampler thread's nice value (`super::lower_priority`).
     let home = match HomeNetns::open(proc_root) {
         Ok(home) => home,
         Err(error) => return (Vec::new(), Some(PollError::Namespace(error))),

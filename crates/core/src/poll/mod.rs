@@ -26,9 +26,11 @@ pub mod listen;
 pub mod namespace;
 mod owners;
 pub mod sysctls;
+pub mod timings;
 
 pub use collector::{Collector, PollNotes, Scope};
 pub use listen::ListenSampler;
+pub use timings::PollTimings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PollError {
@@ -157,13 +159,34 @@ impl Reopening {
     }
 }
 
-/// Runs the calling (blocking pool) thread at nice 10, so that scrapes preempt a long poll
-/// on a busy CPU instead of queueing behind it (scrape p99 at 100k sockets and 32
-/// concurrent scrapers: 26 ms -> 5 ms, docs/benchmarks.md). Only polls run on the blocking
-/// pool. Best effort: a seccomp filter without setpriority (systemd's @resources) makes
-/// it fail, and the poll runs at normal priority.
-pub fn lower_priority() {
-    if let Err(error) = rustix::process::setpriority_process(None, 10) {
-        tracing::debug!(%error, "cannot lower the poll thread's priority");
+/// The nice value polls run at: below the HTTP workers (nice 0), so that a scrape
+/// preempts a long poll on a busy CPU instead of queueing behind it.
+pub const POLL_NICE: i32 = 10;
+
+/// The poll thread's priority could not be lowered (a seccomp filter without
+/// setpriority, such as systemd's `SystemCallFilter=~@resources`): polls then compete
+/// with scrapes for the CPU at the same priority.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot lower the poll thread's priority to nice {nice}: {source}")]
+pub struct PriorityError {
+    pub nice: i32,
+    #[source]
+    pub source: rustix::io::Errno,
+}
+
+/// Sets the calling thread's nice value to [`POLL_NICE`] (on Linux, `setpriority` with
+/// `PRIO_PROCESS` and pid 0 names the calling thread only). Threads it spawns afterwards
+/// inherit the value, so the namespace workers of a poll need no call of their own. The
+/// daemon calls this once, first thing in each of its poll threads, and reports a failure.
+/// A thread already at [`POLL_NICE`] or lower priority (the exporter started under `nice`)
+/// is left as it is: raising it would need a privilege and is not the point.
+pub fn lower_priority() -> Result<(), PriorityError> {
+    let failed = |source| PriorityError {
+        nice: POLL_NICE,
+        source,
+    };
+    if rustix::process::getpriority_process(None).map_err(failed)? >= POLL_NICE {
+        return Ok(());
     }
+    rustix::process::setpriority_process(None, POLL_NICE).map_err(failed)
 }

@@ -8,6 +8,7 @@
 
 use std::path::Path;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use crate::collectors::{CollectorKind, Collectors};
 use crate::fold::close_wait::CloseWaitTracker;
@@ -37,6 +38,8 @@ pub struct NetnsDump {
     /// The sysctls were read by this recipe, without error: the collector keeps them.
     /// False when they came from the cache, or a file failed.
     pub sysctls_read: bool,
+    /// Time spent reading the kernel counter and sysctl files (the poll's timings).
+    pub kernel_time: Duration,
 }
 
 /// The recipe. `netns` is the namespace's inode, which keys its CLOSE_WAIT sockets;
@@ -51,7 +54,9 @@ pub fn dump(
     sysctls: Option<NetSysctls>,
 ) -> Result<NetnsDump, SockDiagError> {
     let mut kernel_errors = Vec::new();
+    let started = Instant::now();
     let (kernel, sysctls_read) = read_kernel(collectors, sysctls, &mut kernel_errors);
+    let kernel_time = started.elapsed();
     let mut aggregator = Aggregator::new(settings, kernel.sysctls.ip_local_port_range);
     // One dump of both families: the kernel sends every listener first, so the fold
     // knows the listening ports before the first other socket.
@@ -89,6 +94,7 @@ pub fn dump(
         kernel,
         kernel_errors,
         sysctls_read,
+        kernel_time,
     })
 }
 

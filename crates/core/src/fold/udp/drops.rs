@@ -164,6 +164,15 @@ impl DropTracker {
             }
             now.saturating_duration_since(series.alive_at) <= RETENTION
         });
+        // After a burst of dropping sockets, the tables would otherwise keep its memory.
+        crate::fold::shrink::map(&mut self.sockets);
+        crate::fold::shrink::map(&mut self.series);
+    }
+
+    /// Sockets the table has room for without growing (the low-water tests).
+    #[cfg(test)]
+    pub(crate) fn table_capacity(&self) -> usize {
+        self.sockets.capacity()
     }
 
     /// The drop series of namespace `netns`, sorted by labels.
@@ -224,6 +233,30 @@ mod tests {
             assert!(tracker.observe(1, *cookie, *drops, series));
         }
         tracker.end_poll(&[]);
+    }
+
+    /// A burst of 20k dropping sockets that close leaves a table sized for what remains;
+    /// the series they counted into keep their totals.
+    #[test]
+    fn a_burst_of_dropping_sockets_gives_its_table_back() {
+        let start = Instant::now();
+        let mut tracker = DropTracker::new(100_000);
+        let burst: Vec<_> = (0..20_000)
+            .map(|cookie| (cookie, 1, key(53, "dns")))
+            .collect();
+        poll(&mut tracker, start, &burst);
+        assert!(tracker.table_capacity() >= 20_000);
+        poll(&mut tracker, start + Duration::from_secs(1), &burst[..10]);
+        assert_eq!(tracker.len(), 10);
+        assert!(
+            tracker.table_capacity() <= 2 * crate::fold::shrink::FLOOR,
+            "{}",
+            tracker.table_capacity()
+        );
+        assert_eq!(
+            totals(&tracker, 1),
+            [(PortLabel::Port(53), "dns".to_string(), 20_000)]
+        );
     }
 
     #[test]
