@@ -273,7 +273,13 @@ nonzero=$(grep '^sockdiag_poll_errors_total' "$sandboxed" | grep -v ' 0$' || tru
 # The unit gives setpriority back after ~@resources: polls run below the HTTP workers.
 grep -qx 'sockdiag_poll_priority_lowered{thread="poll"} 1' "$sandboxed" \
   || sandbox_errors+=" not sockdiag_poll_priority_lowered{thread=\"poll\"} 1 but '$(grep '^sockdiag_poll_priority_lowered' "$sandboxed" || true)';"
-warnings=$(grep -E ' (WARN|ERROR) ' "$sandboxed.stderr" || true)
+# A warning the same binary also logged as root outside the sandbox (the smoke run above)
+# is the machine's, not the sandbox's: on some VMs pid 1's fds refuse readlink even to root.
+# Compared without the timestamp, word for word (the process count included).
+message_of() { grep -E ' (WARN|ERROR) ' "$1" | sed -E 's/^[^ ]+ +//' || true; }
+root_warnings=$(message_of "$smoke.stderr")
+warnings=$(message_of "$sandboxed.stderr" | grep -vxF -f <(printf '%s\n' "$root_warnings") || true)
+[ -z "$root_warnings" ] || echo "45-docker-build: logged as root outside the sandbox too, so not held against it: $root_warnings"
 [ -z "$warnings" ] || sandbox_errors+=" it logged: $warnings;"
 if [ -n "$sandbox_errors" ]; then
   cat "$sandboxed.stderr" >&2

@@ -59,12 +59,11 @@ impl Actor {
     /// [`ENV`] set, say) and waits for `ready`. The command's pid must be the actor's:
     /// wrappers exec, they do not fork.
     pub fn spawn(mut command: Command) -> Actor {
-        let mut child = command
+        command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn actor");
+            .stderr(Stdio::inherit());
+        let mut child = spawn_past_text_busy(&mut command);
         let stdin = child.stdin.take();
         let stdout = BufReader::new(child.stdout.take().expect("actor stdout"));
         let mut actor = Actor {
@@ -288,4 +287,21 @@ pub fn run(role: &str, args: &[String]) {
 fn announce() {
     println!("ready");
     std::io::stdout().flush().unwrap();
+}
+
+/// Spawns `command`, again while the kernel answers ETXTBSY: an executable a test has just
+/// written (a world-executable copy of this binary) stays "busy" while a child that another
+/// test thread forked meanwhile still holds the inherited write fd, until that child execs
+/// (CI failed once on it). Any other error fails the test at once.
+fn spawn_past_text_busy(command: &mut Command) -> std::process::Child {
+    let mut tries = 0;
+    loop {
+        match command.spawn() {
+            Err(error) if error.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            result => return result.expect("spawn actor"),
+        }
+    }
 }
