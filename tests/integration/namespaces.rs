@@ -13,7 +13,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rustix::thread::CapabilitySet;
-use sockdiag_exporter::poll::discover::{self, NetnsInfo, Sources};
+use sockdiag_exporter::poll::discover::{self, Sources};
+use sockdiag_exporter::snapshot::NetnsInfo;
 use sockdiag_exporter::source::netns::{
     self, EnterError, HomeNetns, MissingPrivileges, VanishedBecause,
 };

@@ -382,7 +382,7 @@ impl Collector {
             namespace: Namespace {
                 id,
                 label: format!("ns-{id}"),
-                info: discover::NetnsInfo {
+                info: NetnsInfo {
                     inode: id,
                     ..Default::default()
                 },
@@ -506,18 +506,10 @@ fn enter_and_dump(
     }
 }
 
+/// The namespace's `sockdiag_netns_info` under the label this poll gave it.
 fn info(label: &Arc<str>, namespace: &Namespace) -> NetnsInfo {
-    let info = &namespace.info;
     NetnsInfo {
         netns: Arc::clone(label),
-        inode: info.inode,
-        container_id: info.container_id.clone(),
-        container_name: info.container_name.clone(),
-        pod_name: info.pod_name.clone(),
-        pod_namespace: info.pod_namespace.clone(),
-        pod_uid: info.pod_uid.clone(),
-        runtime: info.runtime.clone(),
-        compose_project: info.compose_project.clone(),
-        compose_service: info.compose_service.clone(),
+        ..namespace.info.clone()
     }
 }

@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashSet;
 
-use crate::snapshot::Provenance;
+use crate::snapshot::{NetnsInfo, Provenance};
 use crate::source::cgroup::{self, CgroupError, Container, Runtime};
 use crate::source::docker::{self, ConfigCache, DockerError};
 use crate::source::netns::{self, Discovery, Netns, NetnsError};
@@ -99,30 +99,13 @@ pub struct Namespace {
     pub id: u64,
     /// The `netns` label value.
     pub label: String,
+    /// What `sockdiag_netns_info` says of it; its `netns` stays empty here: the poll sets
+    /// it to the label the namespace cap leaves the namespace.
     pub info: NetnsInfo,
     /// Whether a runtime or root made it, for the namespace cap's ranking.
     pub provenance: Provenance,
     /// The path to hand to [`netns::HomeNetns::enter`] with `id`.
     pub enter: PathBuf,
-}
-
-/// The labels of `sockdiag_netns_info` besides `netns`; empty strings where unknown.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct NetnsInfo {
-    pub inode: u64,
-    /// Full 64-hex id.
-    pub container_id: String,
-    /// Docker's or Podman's container name; empty for a pod's namespace.
-    pub container_name: String,
-    pub pod_name: String,
-    /// The pod's Kubernetes namespace.
-    pub pod_namespace: String,
-    pub pod_uid: String,
-    /// `docker`, `containerd`, `crio` or `podman`.
-    pub runtime: String,
-    /// Docker Compose's project and service.
-    pub compose_project: String,
-    pub compose_service: String,
 }
 
 /// The namespaces of one poll.
@@ -397,6 +380,7 @@ fn info(inode: u64, container: Option<&Container>, found: Option<&Found>) -> Net
             .unwrap_or_default(),
         compose_project: name(|n| &n.compose_project),
         compose_service: name(|n| &n.compose_service),
+        ..NetnsInfo::default()
     }
 }
 
