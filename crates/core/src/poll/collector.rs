@@ -207,26 +207,8 @@ impl Collector {
         let outcomes = self.dump_all(&jobs, started)?;
         notes.timings.dumps = stage.elapsed();
 
-        let mut dumped = Vec::with_capacity(jobs.len());
-        let mut unsampled = Vec::new();
-        for (job, outcome) in jobs.into_iter().zip(outcomes) {
-            match outcome {
-                Outcome::Dumped(dump) => {
-                    if dump.sysctls_read {
-                        // Read during this poll: `started` makes them, if anything, older.
-                        let sysctls = dump.kernel.sysctls;
-                        self.sysctls.store(job.namespace.id, sysctls, started);
-                    }
-                    dumped.push((job, dump));
-                }
-                Outcome::Vanished => skipped.vanished += 1,
-                Outcome::Failed(error) => {
-                    skipped.error += 1;
-                    unsampled.push(job.namespace.id);
-                    notes.netns_errors.push(error);
-                }
-            }
-        }
+        let (dumped, unsampled) =
+            self.sort_outcomes(jobs, outcomes, started, &mut skipped, &mut notes);
         self.close_wait
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -248,6 +230,78 @@ impl Collector {
         let stage = Instant::now();
 
         self.udp_drops.begin_poll(started);
+        let (figures, infos, sockets_scanned) = self.finish_all(dumped, &mut notes);
+        self.udp_drops.end_poll(&unsampled);
+        let (namespaces, infos, folded) =
+            cap_namespaces(figures, infos, self.max_namespaces, |ns| {
+                anomaly::combine(
+                    anomaly::holds_anomaly(&ns.tcp, &ns.unix, &self.settings.anomaly),
+                    anomaly::holds_udp_anomaly(&ns.udp),
+                )
+            });
+        self.owner_totals.0 += u64::from(notes.scan.full_passes);
+        self.owner_totals.1 += u64::from(notes.scan.budget_stopped);
+        notes.timings.fold = stage.elapsed();
+        let snapshot = Snapshot {
+            namespaces,
+            folded,
+            netns_info: infos,
+            skipped,
+            sockets_scanned,
+            owners: OwnerFigures {
+                pending: u64::from(notes.scan.pending),
+                readlinks: notes.scan.readlinks,
+                full_passes_total: self.owner_totals.0,
+                budget_stops_total: self.owner_totals.1,
+            },
+            poll_duration: started.elapsed(),
+            completed_at: SystemTime::now(),
+            collectors: self.collectors,
+        };
+        Ok((snapshot, notes))
+    }
+
+    /// Sorts the dump outcomes: the namespaces dumped (whose sysctls, when read in this
+    /// poll, go to the cache), and those that vanished or failed (counted in `skipped`;
+    /// the failed ones also returned, as not sampled, and noted).
+    fn sort_outcomes(
+        &mut self,
+        jobs: Vec<Job>,
+        outcomes: Vec<Outcome>,
+        started: Instant,
+        skipped: &mut NetnsSkipped,
+        notes: &mut PollNotes,
+    ) -> (Vec<(Job, Box<NetnsDump>)>, Vec<u64>) {
+        let mut dumped = Vec::with_capacity(jobs.len());
+        let mut unsampled = Vec::new();
+        for (job, outcome) in jobs.into_iter().zip(outcomes) {
+            match outcome {
+                Outcome::Dumped(dump) => {
+                    if dump.sysctls_read {
+                        // Read during this poll: `started` makes them, if anything, older.
+                        let sysctls = dump.kernel.sysctls;
+                        self.sysctls.store(job.namespace.id, sysctls, started);
+                    }
+                    dumped.push((job, dump));
+                }
+                Outcome::Vanished => skipped.vanished += 1,
+                Outcome::Failed(error) => {
+                    skipped.error += 1;
+                    unsampled.push(job.namespace.id);
+                    notes.netns_errors.push(error);
+                }
+            }
+        }
+        (dumped, unsampled)
+    }
+
+    /// Finishes every dumped namespace's folds with the owners the scan found: their
+    /// figures, infos and the sockets scanned.
+    fn finish_all(
+        &mut self,
+        dumped: Vec<(Job, Box<NetnsDump>)>,
+        notes: &mut PollNotes,
+    ) -> (Vec<NetnsFigures>, Vec<NetnsInfo>, u64) {
         let mut peaks = std::mem::take(&mut *self.peaks.lock().unwrap_or_else(|p| p.into_inner()));
         let mut sockets_scanned = 0;
         let mut figures = Vec::with_capacity(dumped.len());
@@ -277,34 +331,7 @@ impl Collector {
                 kernel: dump.kernel,
             });
         }
-        self.udp_drops.end_poll(&unsampled);
-        let (namespaces, infos, folded) =
-            cap_namespaces(figures, infos, self.max_namespaces, |ns| {
-                anomaly::combine(
-                    anomaly::holds_anomaly(&ns.tcp, &ns.unix, &self.settings.anomaly),
-                    anomaly::holds_udp_anomaly(&ns.udp),
-                )
-            });
-        self.owner_totals.0 += u64::from(notes.scan.full_passes);
-        self.owner_totals.1 += u64::from(notes.scan.budget_stopped);
-        notes.timings.fold = stage.elapsed();
-        let snapshot = Snapshot {
-            namespaces,
-            folded,
-            netns_info: infos,
-            skipped,
-            sockets_scanned,
-            owners: OwnerFigures {
-                pending: u64::from(notes.scan.pending),
-                readlinks: notes.scan.readlinks,
-                full_passes_total: self.owner_totals.0,
-                budget_stops_total: self.owner_totals.1,
-            },
-            poll_duration: started.elapsed(),
-            completed_at: SystemTime::now(),
-            collectors: self.collectors,
-        };
-        Ok((snapshot, notes))
+        (figures, infos, sockets_scanned)
     }
 
     /// The namespaces to dump: every one discovered, ours only with `Scope::Own`, without

@@ -180,17 +180,46 @@ impl ProcIndex {
         limit: Option<u64>,
         report: &mut ScanReport,
     ) -> bool {
-        let Ok(dir) = rustix::fs::openat(
+        let Some((dir, fd_dir)) = self.open_process(proc, pid, report) else {
+            return true;
+        };
+        let Ok(entries) = Dir::read_from(&fd_dir) else {
+            return true;
+        };
+        let Some(read) = self.read_slots(entries, &fd_dir, pid, limit, report) else {
+            return true;
+        };
+        self.drop_closed_slots(pid);
+        if read.found_socket {
+            // comm changes on exec (same pid, same start time): refresh it whenever the
+            // process shows a new socket, which is when its name starts to matter.
+            if let Some(comm) = read_comm(&dir) {
+                let name = self.intern(&comm);
+                if let Some(process) = self.processes.get_mut(&pid) {
+                    process.name = name;
+                }
+            }
+        }
+        read.finished
+    }
+
+    /// Opens `/proc/PID` and its fd directory, and makes sure the index holds the process
+    /// as it is now (a reused pid is forgotten first). `None` when there is nothing to read:
+    /// the process exited, or its fds are not ours to read (counted).
+    fn open_process(
+        &mut self,
+        proc: &OwnedFd,
+        pid: u32,
+        report: &mut ScanReport,
+    ) -> Option<(OwnedFd, OwnedFd)> {
+        let dir = rustix::fs::openat(
             proc,
             pid.to_string(),
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
-        ) else {
-            return true;
-        };
-        let Some(start_time) = read_start_time(&dir) else {
-            return true;
-        };
+        )
+        .ok()?;
+        let start_time = read_start_time(&dir)?;
         if self
             .processes
             .get(&pid)
@@ -208,9 +237,9 @@ impl ProcIndex {
             Ok(fd_dir) => fd_dir,
             Err(Errno::ACCESS) | Err(Errno::PERM) => {
                 report.permission_denied += 1;
-                return true;
+                return None;
             }
-            Err(_) => return true,
+            Err(_) => return None,
         };
         if !self.processes.contains_key(&pid) {
             report.new_processes += 1;
@@ -224,11 +253,24 @@ impl ProcIndex {
                 },
             );
         }
-        let Ok(entries) = Dir::read_from(&fd_dir) else {
-            return true;
+        Some((dir, fd_dir))
+    }
+
+    /// Reads the listed fd slots of `pid` the cache does not hold, within `limit`
+    /// readlinks, and marks every listed fd in `self.listed`. `None` when the links refuse
+    /// to be read (counted): the process's scan ends there.
+    fn read_slots(
+        &mut self,
+        entries: Dir,
+        fd_dir: &OwnedFd,
+        pid: u32,
+        limit: Option<u64>,
+        report: &mut ScanReport,
+    ) -> Option<SlotsRead> {
+        let mut read = SlotsRead {
+            found_socket: false,
+            finished: true,
         };
-        let mut found_socket = false;
-        let mut finished = true;
         self.listed.clear();
         for entry in entries {
             let Ok(entry) = entry else { break };
@@ -236,7 +278,10 @@ impl ProcIndex {
                 continue;
             };
             self.listed.insert(fd);
-            let process = self.processes.get_mut(&pid).expect("inserted above");
+            let process = self
+                .processes
+                .get_mut(&pid)
+                .expect("open_process inserted it");
             if let Some(cached) = process.fds.get(fd) {
                 // A cached socket whose owner was dropped (the lower-pid holder exited) is
                 // claimed again from the cache, without a readlink.
@@ -249,7 +294,7 @@ impl ProcIndex {
             }
             if limit.is_some_and(|limit| report.readlinks >= limit) {
                 // Listed, not read: the next round reads it.
-                finished = false;
+                read.finished = false;
                 continue;
             }
             report.readlinks += 1;
@@ -258,14 +303,14 @@ impl ProcIndex {
                 (hook.0)(pid, fd);
             }
             let len =
-                match rustix::fs::readlinkat_raw(&fd_dir, entry.file_name(), &mut self.link[..]) {
+                match rustix::fs::readlinkat_raw(fd_dir, entry.file_name(), &mut self.link[..]) {
                     Ok(len) => len,
                     Err(Errno::ACCESS) | Err(Errno::PERM) => {
                         // Listable but not readable (a process that is not dumpable, or a
                         // security module's rule): every fd would fail alike, and none is
                         // cached, so each scan would pay them all again.
                         report.permission_denied += 1;
-                        return true;
+                        return None;
                     }
                     Err(_) => continue, // closed between readdir and readlink
                 };
@@ -281,12 +326,18 @@ impl ProcIndex {
                 }
             }
             if let Some(inode) = slot {
-                found_socket = true;
+                read.found_socket = true;
                 self.claim(inode, pid, fd);
             }
         }
-        let process = self.processes.get_mut(&pid).expect("inserted above");
-        // Closed fds: drop their slots (and the owners they gave).
+        Some(read)
+    }
+
+    /// Closed fds (cached, no longer listed): drops their slots and the owners they gave.
+    fn drop_closed_slots(&mut self, pid: u32) {
+        let Some(process) = self.processes.get_mut(&pid) else {
+            return;
+        };
         for (fd, inode) in process.fds.keep_listed(&self.listed) {
             if self
                 .owners
@@ -296,17 +347,6 @@ impl ProcIndex {
                 self.owners.remove(inode);
             }
         }
-        if found_socket {
-            // comm changes on exec (same pid, same start time): refresh it whenever the
-            // process shows a new socket, which is when its name starts to matter.
-            if let Some(comm) = read_comm(&dir) {
-                let name = self.intern(&comm);
-                if let Some(process) = self.processes.get_mut(&pid) {
-                    process.name = name;
-                }
-            }
-        }
-        finished
     }
 }
 
@@ -318,4 +358,12 @@ pub(super) const SHRINK_FLOOR: usize = 4096;
 /// (a million sockets for a minute) would be held for the exporter's lifetime.
 pub(super) fn shrinkable(capacity: usize, len: usize) -> bool {
     capacity > SHRINK_FLOOR.max(4 * len)
+}
+
+/// What reading one process's fd slots found.
+struct SlotsRead {
+    /// A socket was read (the process's name is refreshed).
+    found_socket: bool,
+    /// Every listed slot not cached was read: the budget did not stop in this process.
+    finished: bool,
 }
