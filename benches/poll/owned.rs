@@ -73,14 +73,7 @@ pub fn run(total: u64, options: &Options) -> Owned {
     }
     let reps = options.reps;
     let mut sd = SockDiag::open().expect("open sock_diag");
-    let mut load = Load::start();
-    let census = load.build(Mix::all_established(total), &mut sd);
-    eprintln!(
-        "   built {} sockets in {:.1} s",
-        census.total(),
-        load.build_seconds
-    );
-    hold(&mut load, options.hold);
+    let (load, census) = build_and_hold(Mix::all_established(total), &mut sd, options);
     let mut floor = Proc::start("floor", &[]);
     let mut poller = Proc::start("poller", &[]);
     let mut owned = Owned {
@@ -278,14 +271,7 @@ pub fn attribution_table(a: &Attribution) -> String {
 pub fn run_attribution(total: u64, options: &Options) -> Attribution {
     let reps = options.reps;
     let mut sd = SockDiag::open().expect("open sock_diag");
-    let mut load = Load::start();
-    let census = load.build(Mix::all_owned(total), &mut sd);
-    eprintln!(
-        "   built {} sockets in {:.1} s",
-        census.total(),
-        load.build_seconds
-    );
-    hold(&mut load, options.hold);
+    let (mut load, census) = build_and_hold(Mix::all_owned(total), &mut sd, options);
     let mut floor = Proc::start("floor", &[]);
     let mut poller = Proc::start("poller", &[]);
     let mut attrib = Proc::start("attrib", &[]);
@@ -330,4 +316,17 @@ pub fn run_attribution(total: u64, options: &Options) -> Attribution {
     result.poll_rss_kib = peak_rss(&mut poller);
     drop((floor, poller, attrib));
     result
+}
+
+/// Builds `mix` in a new load, says how long it took, and holds it for `--hold` (profiling).
+fn build_and_hold(mix: Mix, sd: &mut SockDiag, options: &Options) -> (Load, Census) {
+    let mut load = Load::start();
+    let census = load.build(mix, sd);
+    eprintln!(
+        "   built {} sockets in {:.1} s",
+        census.total(),
+        load.build_seconds
+    );
+    hold(&mut load, options.hold);
+    (load, census)
 }
