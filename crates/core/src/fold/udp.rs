@@ -152,6 +152,11 @@ impl UdpAggregator {
                 // Never dropped and not held: nothing to count (the common case).
                 continue;
             }
+            if key.2 == Owner::Pending && !tracker.holds(netns, socket.cookie) {
+                // Not pinned to a `pending` series for its life: the next poll, which names
+                // its owner, counts it as seen for the first time, its whole count included.
+                continue;
+            }
             let series = if kept.contains(&key) {
                 labels[&key].clone()
             } else {
